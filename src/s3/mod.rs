@@ -1,0 +1,173 @@
+//! The S3 API as the filesystem sees it: the [`ObjectClient`] trait, one method per S3
+//! operation, each with a small params struct and a typed [`S3Error`].
+//!
+//! - `client`: the real implementation over HTTP (reqwest): addressing, signing with the
+//!   current credentials snapshot, retries, region discovery.
+//! - `xml`: S3's XML bodies (listings, multipart, errors) parsed into the types below.
+//! - `error`: [`S3Error`].
+//! - `memory`: an in-memory implementation with failure injection and per-operation counters,
+//!   for fast unit tests of the filesystem core.
+//!
+//! This module knows nothing of the filesystem (`fs`).
+
+
+pub mod error;
+
+
+
+use std::future::Future;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+
+pub use error::S3Error;
+
+/// What S3 says about one object (HeadObject, GetObject, or a listing entry).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectMeta {
+    pub key: String,
+    pub size: u64,
+    /// With its quotes, exactly as S3 sent it, so it can be echoed in `If-Match`.
+    pub etag: String,
+    pub last_modified: SystemTime,
+}
+
+/// GetObject.
+#[derive(Clone, Debug, Default)]
+pub struct GetObjectParams {
+    pub key: String,
+    /// Half-open byte range `start..end`; `None` for the whole object.
+    pub range: Option<std::ops::Range<u64>>,
+    /// Fail with [`S3Error::PreconditionFailed`] unless the object still has this ETag.
+    pub if_match: Option<String>,
+}
+
+/// The body of a GetObject, with the object's metadata.
+#[derive(Clone, Debug)]
+pub struct GetObjectOutput {
+    /// `size` is the whole object's size, not the range's.
+    pub meta: ObjectMeta,
+    pub body: Bytes,
+}
+
+/// ListObjectsV2 (one call lists every page).
+#[derive(Clone, Debug, Default)]
+pub struct ListObjectsParams {
+    pub prefix: String,
+    /// Usually `"/"`; `None` lists recursively.
+    pub delimiter: Option<String>,
+    pub start_after: Option<String>,
+    /// Stop after this many keys + prefixes in total (`None`: every page).
+    pub max_keys: Option<usize>,
+}
+
+/// One page of ListObjectsV2.
+#[derive(Clone, Debug, Default)]
+pub struct ListPage {
+    pub objects: Vec<ObjectMeta>,
+    pub common_prefixes: Vec<String>,
+    pub next_continuation_token: Option<String>,
+}
+
+/// A whole listing: every page concatenated.
+#[derive(Clone, Debug, Default)]
+pub struct Listing {
+    pub objects: Vec<ObjectMeta>,
+    pub common_prefixes: Vec<String>,
+}
+
+/// PutObject.
+#[derive(Clone, Debug, Default)]
+pub struct PutObjectParams {
+    pub key: String,
+    pub body: Bytes,
+}
+
+/// One completed part of a multipart upload.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CompletedPart {
+    pub part_number: u32,
+    pub etag: String,
+}
+
+/// The S3 operations s3rolefs uses. Implementations sign with the current credentials
+/// snapshot and retry what is retryable; callers see only final outcomes.
+pub trait ObjectClient: Send + Sync + 'static {
+    /// HeadBucket: `Ok` when the bucket exists and we may list it.
+    fn head_bucket(&self) -> impl Future<Output = Result<(), S3Error>> + Send;
+    fn head_object(&self, key: &str) -> impl Future<Output = Result<ObjectMeta, S3Error>> + Send;
+    fn get_object(
+        &self,
+        params: GetObjectParams,
+    ) -> impl Future<Output = Result<GetObjectOutput, S3Error>> + Send;
+    /// One page of ListObjectsV2.
+    fn list_objects_page(
+        &self,
+        params: &ListObjectsParams,
+        continuation_token: Option<&str>,
+    ) -> impl Future<Output = Result<ListPage, S3Error>> + Send;
+    fn put_object(
+        &self,
+        params: PutObjectParams,
+    ) -> impl Future<Output = Result<String, S3Error>> + Send;
+    fn delete_object(&self, key: &str) -> impl Future<Output = Result<(), S3Error>> + Send;
+    /// DeleteObjects: returns the keys that could not be deleted, with S3's reason.
+    fn delete_objects(
+        &self,
+        keys: &[String],
+    ) -> impl Future<Output = Result<Vec<(String, String)>, S3Error>> + Send;
+    /// CopyObject within the bucket; returns the new ETag.
+    fn copy_object(
+        &self,
+        from: &str,
+        to: &str,
+    ) -> impl Future<Output = Result<String, S3Error>> + Send;
+    /// CreateMultipartUpload: returns the upload id.
+    fn create_multipart_upload(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<String, S3Error>> + Send;
+    /// UploadPart: returns the part's ETag.
+    fn upload_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        part_number: u32,
+        body: Bytes,
+    ) -> impl Future<Output = Result<String, S3Error>> + Send;
+    /// CompleteMultipartUpload: returns the object's ETag.
+    fn complete_multipart_upload(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: &[CompletedPart],
+    ) -> impl Future<Output = Result<String, S3Error>> + Send;
+    fn abort_multipart_upload(
+        &self,
+        key: &str,
+        upload_id: &str,
+    ) -> impl Future<Output = Result<(), S3Error>> + Send;
+
+    /// Every page of a listing, concatenated (stops early at `max_keys`).
+    fn list_objects(
+        &self,
+        params: &ListObjectsParams,
+    ) -> impl Future<Output = Result<Listing, S3Error>> + Send {
+        async move {
+            let mut all = Listing::default();
+            let mut token: Option<String> = None;
+            loop {
+                let page = self.list_objects_page(params, token.as_deref()).await?;
+                all.objects.extend(page.objects);
+                all.common_prefixes.extend(page.common_prefixes);
+                let full = params
+                    .max_keys
+                    .is_some_and(|m| all.objects.len() + all.common_prefixes.len() >= m);
+                match page.next_continuation_token {
+                    Some(t) if !full => token = Some(t),
+                    _ => return Ok(all),
+                }
+            }
+        }
+    }
+}
