@@ -254,6 +254,7 @@ struct Context {
     service: String,
     time: SystemTime,
     sign_body: bool,
+    expires: Duration,
 }
 
 fn parse_context(path: &Path) -> Context {
@@ -272,11 +273,12 @@ fn parse_context(path: &Path) -> Context {
         service: text(&json["service"]),
         time: time.into(),
         sign_body: json["sign_body"].as_bool().unwrap_or(false),
+        expires: Duration::from_secs(json["expiration_in_seconds"].as_u64().unwrap()),
     }
 }
 
 /// A CRT-suite case: `request.txt` + `context.json`, checked in the header form
-/// (`header-*.txt`).
+/// (`header-*.txt`) and the presigned query form (`query-*.txt`).
 fn check_crt(dir: &Path, name: &str) -> Vec<Outcome> {
     let ctx = parse_context(&dir.join("context.json"));
     let req = parse_request(&read(&dir.join("request.txt")));
@@ -321,10 +323,70 @@ fn check_crt(dir: &Path, name: &str) -> Vec<Outcome> {
             &want_signature,
         ),
     ];
-    vec![Outcome {
+    let header_form = Outcome {
         name: format!("{name} [header]"),
         failures: failures.into_iter().flatten().collect(),
-    }]
+    };
+    vec![
+        header_form,
+        check_crt_query(dir, name, &req, &inputs, ctx.expires),
+    ]
+}
+
+/// The presigned form of a CRT case. The signed request lists the query in its own order;
+/// any order is valid on the wire, so the pairs are compared as sets.
+fn check_crt_query(
+    dir: &Path,
+    name: &str,
+    req: &ParsedRequest,
+    inputs: &SigningInputs<'_>,
+    expires: Duration,
+) -> Outcome {
+    let payload_hash = sigv4::sha256_hex(&req.body);
+    let presigned = sigv4::presign(&req.as_http(&payload_hash), inputs, expires);
+    let signed_request = read(&dir.join("query-signed-request.txt"));
+    let target = signed_request
+        .lines()
+        .next()
+        .and_then(|line| line.split_once(' '))
+        .and_then(|(_, rest)| rest.rsplit_once(" HTTP/"))
+        .map_or("", |(target, _)| target);
+    let mut want_query = decode_query(target.split_once('?').map_or("", |(_, q)| q));
+    want_query.sort();
+    let mut got_query = presigned.query.clone();
+    got_query.sort();
+    let as_lines = |q: &[(String, String)]| {
+        q.iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let failures = [
+        compare(
+            "canonical request",
+            &presigned.canonical_request,
+            &expected(&dir.join("query-canonical-request.txt")),
+        ),
+        compare(
+            "string to sign",
+            &presigned.string_to_sign,
+            &expected(&dir.join("query-string-to-sign.txt")),
+        ),
+        compare(
+            "signature",
+            &presigned.signature,
+            &expected(&dir.join("query-signature.txt")),
+        ),
+        compare(
+            "signed request query (sorted)",
+            &as_lines(&got_query),
+            &as_lines(&want_query),
+        ),
+    ];
+    Outcome {
+        name: format!("{name} [query]"),
+        failures: failures.into_iter().flatten().collect(),
+    }
 }
 
 /// Every case directory under `root`, recursively: one holding a `request.txt` or a
@@ -522,4 +584,137 @@ fn s3_single_chunk_header_examples() {
         println!("s3 example ok: {name}");
     }
     assert_eq!(cases.len(), 4, "all four single-chunk examples checked");
+}
+
+#[test]
+fn s3_presigned_url_example() {
+    let v = s3_vectors();
+    let (key_id, secret, region, service, time) = s3_inputs(&v);
+    let inputs = SigningInputs {
+        access_key_id: &key_id,
+        secret_access_key: &secret,
+        session_token: None,
+        region: &region,
+        service: &service,
+        time,
+    };
+    let cases = v["presigned"].as_array().unwrap();
+    for case in cases {
+        let name = case["name"].as_str().unwrap();
+        // The expected canonical query holds only the X-Amz-* parameters presign adds.
+        let want_query = vector_query(case, name);
+        let expires = want_query
+            .iter()
+            .find(|(k, _)| k == "X-Amz-Expires")
+            .map(|(_, v)| v.parse::<u64>().unwrap())
+            .unwrap();
+        let headers = vector_headers(case);
+        let path = vector_path(case, name);
+        let req = HttpRequest {
+            method: case["method"].as_str().unwrap(),
+            path: &path,
+            query: &[],
+            headers: &headers,
+            payload_hash: case["payload_hash"].as_str().unwrap(),
+        };
+        let signed = sigv4::presign(&req, &inputs, Duration::from_secs(expires));
+        assert_eq!(
+            sigv4::sha256_hex(signed.canonical_request.as_bytes()),
+            case["canonical_request_sha256"].as_str().unwrap(),
+            "{name}: canonical request hash; ours:\n{}",
+            signed.canonical_request
+        );
+        assert_eq!(
+            signed.signature,
+            case["signature"].as_str().unwrap(),
+            "{name}"
+        );
+        let mut wire = want_query.clone();
+        wire.push(("X-Amz-Signature".into(), signed.signature.clone()));
+        assert_eq!(
+            sigv4::encode_query(&signed.query),
+            sigv4::encode_query(&wire),
+            "{name}: query to put on the wire"
+        );
+        println!("s3 example ok: {name}");
+    }
+    assert_eq!(cases.len(), 1, "the presigned example checked");
+}
+
+#[test]
+fn s3_chunked_upload_example() {
+    let v = s3_vectors();
+    let (key_id, secret, region, service, time) = s3_inputs(&v);
+    let inputs = SigningInputs {
+        access_key_id: &key_id,
+        secret_access_key: &secret,
+        session_token: None,
+        region: &region,
+        service: &service,
+        time,
+    };
+    let case = &v["chunked_upload"];
+    let name = case["name"].as_str().unwrap();
+    let headers = vector_headers(case);
+    let path = vector_path(case, name);
+    assert_eq!(
+        case["payload_hash"].as_str().unwrap(),
+        sigv4::STREAMING_PAYLOAD
+    );
+    let req = HttpRequest {
+        method: case["method"].as_str().unwrap(),
+        path: &path,
+        query: &[],
+        headers: &headers,
+        payload_hash: sigv4::STREAMING_PAYLOAD,
+    };
+    let seed = sigv4::seed_signature(&req, &inputs);
+    assert_eq!(seed.amz_date, v["amz_date"].as_str().unwrap());
+    assert_eq!(seed.scope, v["scope"].as_str().unwrap());
+    assert_eq!(
+        seed.signed.signature,
+        case["seed_signature"].as_str().unwrap(),
+        "{name}: seed; canonical request:\n{}",
+        seed.signed.canonical_request
+    );
+    assert!(
+        header_value(&seed.signed, "authorization").contains(&format!(
+            "SignedHeaders={},",
+            case["signed_headers"].as_str().unwrap()
+        ))
+    );
+
+    let mut previous = seed.signed.signature.clone();
+    let mut decoded_len = 0u64;
+    let chunks = case["chunks"].as_array().unwrap();
+    for (i, chunk) in chunks.iter().enumerate() {
+        let size = usize::try_from(chunk["size"].as_u64().unwrap()).unwrap();
+        let data = vec![b'a'; size];
+        let signature = sigv4::chunk_signature(
+            &seed.signing_key,
+            &seed.amz_date,
+            &seed.scope,
+            &previous,
+            &data,
+        );
+        assert_eq!(
+            signature,
+            chunk["signature"].as_str().unwrap(),
+            "{name}: chunk {i}"
+        );
+        assert!(sigv4::chunk_header(size, &signature)
+            .ends_with(&format!(";chunk-signature={signature}\r\n")));
+        decoded_len += chunk["size"].as_u64().unwrap();
+        previous = signature;
+    }
+    assert_eq!(chunks.len(), 3, "all three chunks checked");
+    let header = |n: &str| case["headers"][n].as_str().unwrap().parse::<u64>().unwrap();
+    assert_eq!(decoded_len, header("x-amz-decoded-content-length"));
+    let first_chunk = chunks[0]["size"].as_u64().unwrap();
+    assert_eq!(
+        sigv4::chunked_encoded_length(decoded_len, first_chunk),
+        header("content-length"),
+        "{name}: encoded content-length"
+    );
+    println!("s3 example ok: {name} (seed + {} chunks)", chunks.len());
 }
