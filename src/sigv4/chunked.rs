@@ -93,12 +93,15 @@ pub fn chunk_header(chunk_len: usize, signature: &str) -> String {
 /// treated as 1 rather than dividing by zero.
 pub fn chunked_encoded_length(decoded_len: u64, chunk_size: u64) -> u64 {
     let chunk_size = chunk_size.max(1);
-    let framed = |len: u64| hex_digits(len) + CHUNK_OVERHEAD + len;
+    let framed = |len: u64| (hex_digits(len) + CHUNK_OVERHEAD).saturating_add(len);
     let full = decoded_len / chunk_size;
     let rest = decoded_len % chunk_size;
-    let mut total = full * framed(chunk_size) + framed(0);
+    // Saturating: a length near u64::MAX is not a real upload, but must not panic.
+    let mut total = full
+        .saturating_mul(framed(chunk_size))
+        .saturating_add(framed(0));
     if rest > 0 {
-        total += framed(rest);
+        total = total.saturating_add(framed(rest));
     }
     total
 }
