@@ -1,10 +1,31 @@
 //! # Layout
 //!
-//! - `sigv4`: AWS Signature Version 4 as pure functions (a leaf; no I/O).
+//! Imports run one way: `cli → mount → fs → cache → s3 → credentials → sigv4`.
+//!
+//! - `cli`: the command line (`mount`, `unmount`); prints failures as one line.
+//! - `config`: one validated `MountConfig` from flags and environment; every default, once.
+//! - `mount`: preflight checks, credentials and bucket, the kernel mount, background mode,
+//!   signals, unmount.
+//! - `fs`: the filesystem core (inodes, directories, handles, errno policy) and the thin
+//!   fuser adapter.
+//! - `cache`: read-ahead between the filesystem and S3.
+//! - `s3`: the `ObjectClient` trait (one method per S3 operation) and its HTTP implementation.
 //! - `credentials`: what credentials are, the sources that provide them, the atomically
 //!   swapped current snapshot.
-//! - `s3`: the `ObjectClient` trait (one method per S3 operation) and its HTTP implementation.
+//! - `sigv4`: AWS Signature Version 4 as pure functions (a leaf; no I/O).
 
+pub mod cache;
+pub mod cli;
+pub mod config;
 pub mod credentials;
+pub mod fs;
+pub mod mount;
 pub mod s3;
 pub mod sigv4;
+
+pub use config::MountConfig;
+
+/// Mounts as `config` says (the library entry point; the binary goes through `cli`).
+pub fn run(config: MountConfig) -> Result<(), mount::MountError> {
+    mount::mount(config)
+}

@@ -10,10 +10,7 @@
 //!
 //! This module knows nothing of the filesystem (`fs`).
 
-
 pub mod error;
-
-
 
 use std::future::Future;
 use std::time::SystemTime;

@@ -1,0 +1,143 @@
+//! The command line: `s3rolefs mount`, `s3rolefs unmount`. Parses arguments with clap,
+//! turns them into configuration, runs the command, and prints any failure as one line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{MountConfig, MountOptions};
+use crate::mount;
+
+/// Mount an S3 bucket as a directory, with credentials from the AWS environment.
+#[derive(Debug, Parser)]
+#[command(name = "s3rolefs", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Mount BUCKET (or BUCKET:PREFIX) on MOUNTPOINT.
+    Mount(MountArgs),
+    /// Unmount an s3rolefs mount point.
+    Unmount {
+        /// The mount point.
+        mountpoint: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+struct MountArgs {
+    /// The bucket, optionally with a key prefix to mount instead of the whole bucket.
+    #[arg(value_name = "BUCKET[:PREFIX]")]
+    source: String,
+    /// An existing empty directory.
+    mountpoint: PathBuf,
+
+    /// S3 endpoint URL (default: AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, else AWS S3).
+    #[arg(long, value_name = "URL", help_heading = "Bucket")]
+    endpoint_url: Option<String>,
+    /// Region of the bucket (default: AWS_REGION, AWS_DEFAULT_REGION, else discovered).
+    #[arg(long, help_heading = "Bucket")]
+    region: Option<String>,
+    /// Address the bucket in the URL path instead of the host name.
+    #[arg(long, help_heading = "Bucket")]
+    force_path_style: bool,
+
+    /// Send unsigned requests (public buckets); no credentials are looked up.
+    #[arg(long, help_heading = "Credentials")]
+    no_sign_request: bool,
+
+    /// Mount read-only.
+    #[arg(long, help_heading = "Mount")]
+    read_only: bool,
+    /// Stay in the foreground instead of returning once the mount is ready.
+    #[arg(long, short = 'f', help_heading = "Mount")]
+    foreground: bool,
+    /// Let other users access the mount (needs user_allow_other in /etc/fuse.conf unless root).
+    #[arg(long, help_heading = "Mount")]
+    allow_other: bool,
+    /// Owner of every file and directory (default: the mounting user).
+    #[arg(long, help_heading = "Mount")]
+    uid: Option<u32>,
+    /// Group of every file and directory (default: the mounting user's group).
+    #[arg(long, help_heading = "Mount")]
+    gid: Option<u32>,
+    /// Permission bits of files, octal (default 0644).
+    #[arg(long, value_name = "MODE", help_heading = "Mount")]
+    file_mode: Option<String>,
+    /// Permission bits of directories, octal (default 0755).
+    #[arg(long, value_name = "MODE", help_heading = "Mount")]
+    dir_mode: Option<String>,
+
+    /// Seconds that file attributes are trusted before S3 is asked again (default 1).
+    #[arg(long, value_name = "SECONDS", help_heading = "Cache")]
+    metadata_ttl: Option<f64>,
+
+    /// Attempts per S3 request, retries included (default: AWS_MAX_ATTEMPTS, else 5).
+    #[arg(long, help_heading = "Network")]
+    max_attempts: Option<u32>,
+
+    /// Log debug detail (same as RUST_LOG=s3rolefs=debug).
+    #[arg(long, help_heading = "Logging")]
+    debug: bool,
+    /// Write the background mount's log to this file.
+    #[arg(long, value_name = "PATH", help_heading = "Logging")]
+    log_file: Option<PathBuf>,
+}
+
+/// Parses the command line, runs the command, and returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let debug = matches!(&cli.command, Command::Mount(m) if m.debug);
+    init_logging(debug);
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("s3rolefs: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), String> {
+    match cli.command {
+        Command::Mount(args) => {
+            let options = MountOptions {
+                source: args.source,
+                mountpoint: args.mountpoint,
+                endpoint_url: args.endpoint_url,
+                region: args.region,
+                force_path_style: args.force_path_style,
+                no_sign_request: args.no_sign_request,
+                read_only: args.read_only,
+                foreground: args.foreground,
+                allow_other: args.allow_other,
+                uid: args.uid,
+                gid: args.gid,
+                file_mode: args.file_mode,
+                dir_mode: args.dir_mode,
+                metadata_ttl_secs: args.metadata_ttl,
+                max_attempts: args.max_attempts,
+                log_file: args.log_file,
+            };
+            let config = MountConfig::build(options, |k| std::env::var(k).ok())
+                .map_err(|e| e.to_string())?;
+            mount::mount(config).map_err(|e| e.to_string())
+        }
+        Command::Unmount { mountpoint } => mount::unmount(&mountpoint).map_err(|e| e.to_string()),
+    }
+}
+
+fn init_logging(debug: bool) {
+    let default = if debug {
+        "s3rolefs=debug,warn"
+    } else {
+        "s3rolefs=info,warn"
+    };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default))
+        .format_timestamp_millis()
+        .init();
+}

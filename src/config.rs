@@ -1,0 +1,332 @@
+//! One validated [`MountConfig`], built from the command line (and later `-o` options) and
+//! the environment. Every default is defined once, here, with its reason.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Every default, with why it is what it is.
+pub mod defaults {
+    use std::time::Duration;
+
+    /// Files are readable by the group and others, as on a local disk; the kernel enforces
+    /// it (`default_permissions`).
+    pub const FILE_MODE: u16 = 0o644;
+    /// Directories must be searchable to be usable.
+    pub const DIR_MODE: u16 = 0o755;
+    /// How long a `stat` answer is trusted: one second matches the peers' default and keeps
+    /// a file changed by another client visible within a second, while `ls -l` and builds
+    /// that stat the same file many times in a row ask S3 once.
+    pub const METADATA_TTL: Duration = Duration::from_secs(1);
+    /// Attempts per S3 request: the AWS SDKs' standard mode uses 3; a filesystem call that
+    /// fails costs a user's program an EIO, so try a little harder.
+    pub const MAX_ATTEMPTS: u32 = 5;
+    /// First retry waits up to this long (full jitter); doubles per attempt.
+    pub const INITIAL_BACKOFF: Duration = Duration::from_millis(100);
+    /// No retry waits longer than this: beyond it a user would rather see the error.
+    pub const MAX_BACKOFF: Duration = Duration::from_secs(5);
+    /// Connecting to S3 takes milliseconds; 10 s covers a congested path without hanging
+    /// a `mount` for long on a wrong endpoint.
+    pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+    /// A stalled response is abandoned (and retried) after this long without progress.
+    pub const READ_TIMEOUT: Duration = Duration::from_secs(30);
+    /// Region used to sign the first request when none is configured; S3 tells us the
+    /// bucket's real region in its answer.
+    pub const DISCOVERY_REGION: &str = "us-east-1";
+}
+
+/// Options as the user gave them, before validation (filled by `cli`).
+#[derive(Clone, Debug, Default)]
+pub struct MountOptions {
+    /// `BUCKET` or `BUCKET:PREFIX`.
+    pub source: String,
+    pub mountpoint: PathBuf,
+    pub endpoint_url: Option<String>,
+    pub region: Option<String>,
+    pub force_path_style: bool,
+    pub no_sign_request: bool,
+    pub read_only: bool,
+    pub foreground: bool,
+    pub allow_other: bool,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    /// Octal text, e.g. `"0644"`.
+    pub file_mode: Option<String>,
+    pub dir_mode: Option<String>,
+    pub metadata_ttl_secs: Option<f64>,
+    pub max_attempts: Option<u32>,
+    pub log_file: Option<PathBuf>,
+}
+
+/// A mount's whole configuration, validated.
+#[derive(Clone, Debug)]
+pub struct MountConfig {
+    pub bucket: String,
+    /// `""` or a prefix ending in `/`.
+    pub prefix: String,
+    pub mountpoint: PathBuf,
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub force_path_style: bool,
+    pub no_sign_request: bool,
+    pub read_only: bool,
+    pub foreground: bool,
+    pub allow_other: bool,
+    pub uid: u32,
+    pub gid: u32,
+    pub file_mode: u16,
+    pub dir_mode: u16,
+    pub metadata_ttl: Duration,
+    pub max_attempts: u32,
+    pub initial_backoff: Duration,
+    pub max_backoff: Duration,
+    pub connect_timeout: Duration,
+    pub read_timeout: Duration,
+    /// `AWS_CA_BUNDLE`: extra trusted roots (PEM), as in the AWS SDKs.
+    pub ca_bundle: Option<PathBuf>,
+    pub log_file: Option<PathBuf>,
+}
+
+/// A configuration that cannot work, with the fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("invalid bucket name {name:?}: {reason}; bucket names are 3-63 characters of lowercase letters, digits, dots and hyphens, starting and ending with a letter or digit")]
+    InvalidBucketName { name: String, reason: &'static str },
+    #[error("invalid {what} {value:?}: {fix}")]
+    InvalidValue {
+        what: &'static str,
+        value: String,
+        fix: &'static str,
+    },
+}
+
+impl MountConfig {
+    /// Validates `opts`, filling what they leave open from the environment (`env`) and the
+    /// defaults.
+    pub fn build(
+        opts: MountOptions,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<MountConfig, ConfigError> {
+        let env = |k: &str| env(k).filter(|v| !v.trim().is_empty());
+        let (bucket, prefix) = split_source(&opts.source);
+        validate_bucket_name(&bucket)?;
+        // An empty flag value means "not given" (as an unset variable does).
+        let given = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
+        let endpoint = given(opts.endpoint_url)
+            .or_else(|| env("AWS_ENDPOINT_URL_S3"))
+            .or_else(|| env("AWS_ENDPOINT_URL"));
+        if let Some(e) = &endpoint {
+            if !(e.starts_with("http://") || e.starts_with("https://")) {
+                return Err(ConfigError::InvalidValue {
+                    what: "endpoint URL",
+                    value: e.clone(),
+                    fix: "give a URL with its scheme, e.g. https://s3.example.com or http://127.0.0.1:9000",
+                });
+            }
+        }
+        let region = given(opts.region)
+            .or_else(|| env("AWS_REGION"))
+            .or_else(|| env("AWS_DEFAULT_REGION"));
+        let max_attempts = match opts.max_attempts {
+            Some(n) => n,
+            None => match env("AWS_MAX_ATTEMPTS") {
+                Some(v) => v.trim().parse().map_err(|_| ConfigError::InvalidValue {
+                    what: "AWS_MAX_ATTEMPTS",
+                    value: v.clone(),
+                    fix: "use a whole number of attempts, e.g. 5",
+                })?,
+                None => defaults::MAX_ATTEMPTS,
+            },
+        };
+        if max_attempts == 0 {
+            return Err(ConfigError::InvalidValue {
+                what: "number of attempts",
+                value: "0".into(),
+                fix: "use at least 1",
+            });
+        }
+        let metadata_ttl = match opts.metadata_ttl_secs {
+            None => defaults::METADATA_TTL,
+            Some(s) if s.is_finite() && s >= 0.0 => Duration::from_secs_f64(s),
+            Some(s) => {
+                return Err(ConfigError::InvalidValue {
+                    what: "metadata TTL",
+                    value: s.to_string(),
+                    fix: "use a number of seconds >= 0, e.g. 1 or 0.5",
+                })
+            }
+        };
+        // SAFETY: getuid/getgid cannot fail and touch no memory.
+        let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+        Ok(MountConfig {
+            bucket,
+            prefix,
+            mountpoint: opts.mountpoint,
+            endpoint,
+            region,
+            force_path_style: opts.force_path_style,
+            no_sign_request: opts.no_sign_request,
+            read_only: opts.read_only,
+            foreground: opts.foreground,
+            allow_other: opts.allow_other,
+            uid: opts.uid.unwrap_or(uid),
+            gid: opts.gid.unwrap_or(gid),
+            file_mode: parse_mode(opts.file_mode.as_deref(), defaults::FILE_MODE, "file mode")?,
+            dir_mode: parse_mode(
+                opts.dir_mode.as_deref(),
+                defaults::DIR_MODE,
+                "directory mode",
+            )?,
+            metadata_ttl,
+            max_attempts,
+            initial_backoff: defaults::INITIAL_BACKOFF,
+            max_backoff: defaults::MAX_BACKOFF,
+            connect_timeout: defaults::CONNECT_TIMEOUT,
+            read_timeout: defaults::READ_TIMEOUT,
+            ca_bundle: env("AWS_CA_BUNDLE").map(PathBuf::from),
+            log_file: opts.log_file,
+        })
+    }
+}
+
+/// `bucket:logs/2026` → (`bucket`, `logs/2026/`). A prefix always ends in `/`: a mount
+/// shows a directory, never half a name.
+pub fn split_source(source: &str) -> (String, String) {
+    match source.split_once(':') {
+        None => (source.to_string(), String::new()),
+        Some((bucket, prefix)) => {
+            let prefix = prefix.trim_start_matches('/');
+            let prefix = if prefix.is_empty() || prefix.ends_with('/') {
+                prefix.to_string()
+            } else {
+                format!("{prefix}/")
+            };
+            (bucket.to_string(), prefix)
+        }
+    }
+}
+
+/// S3's bucket naming rules (general purpose buckets).
+pub fn validate_bucket_name(name: &str) -> Result<(), ConfigError> {
+    let fail = |reason| {
+        Err(ConfigError::InvalidBucketName {
+            name: name.to_string(),
+            reason,
+        })
+    };
+    if name.len() < 3 || name.len() > 63 {
+        return fail("it must be 3 to 63 characters long");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+    {
+        return fail("it may hold only lowercase letters, digits, dots and hyphens");
+    }
+    let first = name.as_bytes()[0];
+    let last = name.as_bytes()[name.len() - 1];
+    if !first.is_ascii_alphanumeric() || !last.is_ascii_alphanumeric() {
+        return fail("it must start and end with a letter or digit");
+    }
+    if name.contains("..") {
+        return fail("it may not hold two dots in a row");
+    }
+    if name.parse::<std::net::Ipv4Addr>().is_ok() {
+        return fail("it may not look like an IP address");
+    }
+    Ok(())
+}
+
+fn parse_mode(text: Option<&str>, default: u16, what: &'static str) -> Result<u16, ConfigError> {
+    let Some(text) = text else {
+        return Ok(default);
+    };
+    let digits = text.trim().trim_start_matches("0o");
+    match u16::from_str_radix(digits, 8) {
+        Ok(mode) if mode <= 0o7777 => Ok(mode),
+        _ => Err(ConfigError::InvalidValue {
+            what,
+            value: text.to_string(),
+            fix: "give octal permission bits, e.g. 0644",
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn build(source: &str, env: &[(&str, &str)]) -> Result<MountConfig, ConfigError> {
+        let env: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        MountConfig::build(
+            MountOptions {
+                source: source.into(),
+                mountpoint: "/mnt".into(),
+                ..Default::default()
+            },
+            move |k| env.get(k).cloned(),
+        )
+    }
+
+    /// A prefix always ends in `/`; leading slashes are dropped.
+    #[test]
+    fn source_prefix_is_normalized() {
+        assert_eq!(split_source("b"), ("b".into(), "".into()));
+        assert_eq!(split_source("b:logs"), ("b".into(), "logs/".into()));
+        assert_eq!(
+            split_source("b:/logs/2026/"),
+            ("b".into(), "logs/2026/".into())
+        );
+    }
+
+    /// Bucket names follow S3's rules.
+    #[test]
+    fn bucket_names_are_validated() {
+        for bad in ["ab", "Bad_Bucket", "-abc", "abc-", "a..b", "192.168.1.1"] {
+            assert!(validate_bucket_name(bad).is_err(), "{bad}");
+        }
+        for good in ["abc", "my-bucket.logs", "0bucket9"] {
+            assert!(validate_bucket_name(good).is_ok(), "{good}");
+        }
+    }
+
+    /// The endpoint comes from the flag, else AWS_ENDPOINT_URL_S3, else AWS_ENDPOINT_URL.
+    #[test]
+    fn endpoint_precedence_follows_the_sdks() {
+        let c = build(
+            "bkt",
+            &[
+                ("AWS_ENDPOINT_URL", "http://general:1"),
+                ("AWS_ENDPOINT_URL_S3", "http://s3only:2"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.endpoint.as_deref(), Some("http://s3only:2"));
+        let c = build("bkt", &[("AWS_ENDPOINT_URL", "http://general:1")]).unwrap();
+        assert_eq!(c.endpoint.as_deref(), Some("http://general:1"));
+    }
+
+    /// The region comes from AWS_REGION before AWS_DEFAULT_REGION.
+    #[test]
+    fn region_precedence_follows_the_sdks() {
+        let c = build(
+            "bkt",
+            &[
+                ("AWS_DEFAULT_REGION", "eu-west-1"),
+                ("AWS_REGION", "us-west-2"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.region.as_deref(), Some("us-west-2"));
+    }
+
+    /// Modes are octal; garbage is an error naming the fix.
+    #[test]
+    fn modes_parse_as_octal() {
+        assert_eq!(parse_mode(Some("0640"), 0, "m").unwrap(), 0o640);
+        assert!(parse_mode(Some("rw-"), 0, "m").is_err());
+    }
+}

@@ -1,0 +1,261 @@
+//! The `fuser::Filesystem` adapter: the only place fuser types appear.
+//!
+//! Every handler has the same shape: clone the core's `Arc`, spawn the operation on the
+//! tokio runtime, and send the reply from the task. The FUSE session thread therefore
+//! never waits on the network, and many requests are in flight at once. Operations that
+//! are pure table look-ups (`forget`, `release`, cached `getattr`) answer inline.
+
+use std::ffi::OsStr;
+use std::io;
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use fuser::{
+    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
+    KernelConfig, LockOwner, OpenAccMode, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory,
+    ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, Request,
+};
+use tokio::runtime::Handle;
+
+use super::dir::EntryKind;
+use super::{Attr, FsError, S3Filesystem};
+use crate::s3::ObjectClient;
+
+/// Block size reported to `stat`: large, so tools read in big chunks.
+const BLOCK_SIZE: u32 = 1024 * 1024;
+
+/// Kernel-side read-ahead: the most the kernel will ask for ahead of the reader.
+const MAX_READAHEAD: u32 = 1024 * 1024;
+
+/// The adapter between the kernel and [`S3Filesystem`].
+pub struct FuseAdapter<C: ObjectClient> {
+    fs: Arc<S3Filesystem<C>>,
+    runtime: Handle,
+}
+
+impl<C: ObjectClient> FuseAdapter<C> {
+    pub fn new(fs: Arc<S3Filesystem<C>>, runtime: Handle) -> Self {
+        FuseAdapter { fs, runtime }
+    }
+
+    fn ttl(&self) -> Duration {
+        self.fs.config().metadata_ttl
+    }
+}
+
+fn to_file_attr(attr: &Attr) -> FileAttr {
+    let (kind, nlink) = match attr.kind {
+        EntryKind::Directory => (FileType::Directory, 2),
+        EntryKind::File => (FileType::RegularFile, 1),
+    };
+    FileAttr {
+        ino: INodeNo(attr.ino),
+        size: attr.size,
+        blocks: attr.size.div_ceil(512),
+        atime: attr.mtime,
+        mtime: attr.mtime,
+        ctime: attr.mtime,
+        crtime: UNIX_EPOCH,
+        kind,
+        perm: attr.perm,
+        nlink,
+        uid: attr.uid,
+        gid: attr.gid,
+        rdev: 0,
+        blksize: BLOCK_SIZE,
+        flags: 0,
+    }
+}
+
+fn errno(err: &FsError, op: &str) -> Errno {
+    if err.is_noteworthy() {
+        log::warn!("{op}: {err}");
+    } else {
+        log::debug!("{op}: {err}");
+    }
+    Errno::from_i32(err.errno())
+}
+
+impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> io::Result<()> {
+        // readdirplus lets one listing answer every `stat` of `ls -l`; big reads and
+        // async reads keep several large requests in flight.
+        let wanted = InitFlags::FUSE_DO_READDIRPLUS
+            | InitFlags::FUSE_READDIRPLUS_AUTO
+            | InitFlags::FUSE_ASYNC_READ
+            | InitFlags::FUSE_MAX_PAGES
+            | InitFlags::FUSE_PARALLEL_DIROPS;
+        let supported = config.capabilities() & wanted;
+        if let Err(unsupported) = config.add_capabilities(supported) {
+            log::debug!("kernel refused capabilities {unsupported:?}");
+        }
+        if let Err(max) = config.set_max_readahead(MAX_READAHEAD) {
+            let _ = config.set_max_readahead(max);
+        }
+        Ok(())
+    }
+
+    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        let Some(name) = name.to_str().map(str::to_owned) else {
+            // S3 keys are UTF-8: a non-UTF-8 name cannot exist in the bucket.
+            reply.error(Errno::ENOENT);
+            return;
+        };
+        let fs = Arc::clone(&self.fs);
+        let ttl = self.ttl();
+        self.runtime.spawn(async move {
+            match fs.lookup(parent.0, &name).await {
+                Ok(attr) => reply.entry(&ttl, &to_file_attr(&attr), Generation(0)),
+                Err(e) => reply.error(errno(&e, "lookup")),
+            }
+        });
+    }
+
+    fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
+        self.fs.forget(ino.0, nlookup);
+    }
+
+    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        let ttl = self.ttl();
+        if let Some(attr) = self.fs.getattr_cached(ino.0) {
+            reply.attr(&ttl, &to_file_attr(&attr));
+            return;
+        }
+        let fs = Arc::clone(&self.fs);
+        self.runtime.spawn(async move {
+            match fs.getattr(ino.0).await {
+                Ok(attr) => reply.attr(&ttl, &to_file_attr(&attr)),
+                Err(e) => reply.error(errno(&e, "getattr")),
+            }
+        });
+    }
+
+    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        let write = !matches!(flags.acc_mode(), OpenAccMode::O_RDONLY);
+        let fs = Arc::clone(&self.fs);
+        self.runtime.spawn(async move {
+            match fs.open(ino.0, write).await {
+                // The object is immutable under its pinned ETag: let the kernel keep pages.
+                Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE),
+                Err(e) => reply.error(errno(&e, "open")),
+            }
+        });
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        let fs = Arc::clone(&self.fs);
+        self.runtime.spawn(async move {
+            match fs.read(fh.0, offset, size).await {
+                Ok(data) => reply.data(&data),
+                Err(e) => reply.error(errno(&e, "read")),
+            }
+        });
+    }
+
+    fn release(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        self.fs.release(fh.0);
+        reply.ok();
+    }
+
+    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        match self.fs.opendir(ino.0) {
+            Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
+            Err(e) => reply.error(errno(&e, "opendir")),
+        }
+    }
+
+    fn readdir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
+        let fs = Arc::clone(&self.fs);
+        self.runtime.spawn(async move {
+            let result = fs
+                .readdir(fh.0, offset, false, |e| {
+                    let kind = match e.attr.kind {
+                        EntryKind::Directory => FileType::Directory,
+                        EntryKind::File => FileType::RegularFile,
+                    };
+                    !reply.add(INodeNo(e.attr.ino), e.next_offset, kind, &e.name)
+                })
+                .await;
+            match result {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno(&e, "readdir")),
+            }
+        });
+    }
+
+    fn readdirplus(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectoryPlus,
+    ) {
+        let fs = Arc::clone(&self.fs);
+        let ttl = self.ttl();
+        self.runtime.spawn(async move {
+            let result = fs
+                .readdir(fh.0, offset, true, |e| {
+                    !reply.add(
+                        INodeNo(e.attr.ino),
+                        e.next_offset,
+                        &e.name,
+                        &ttl,
+                        &to_file_attr(&e.attr),
+                        Generation(0),
+                    )
+                })
+                .await;
+            match result {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno(&e, "readdirplus")),
+            }
+        });
+    }
+
+    fn releasedir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        reply: ReplyEmpty,
+    ) {
+        self.fs.releasedir(fh.0);
+        reply.ok();
+    }
+
+    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        // S3 has no capacity: report a large, stable free space as the peers do, so
+        // tools that check free space before writing proceed.
+        const BLOCKS: u64 = 1 << 40;
+        const FILES: u64 = 1 << 32;
+        reply.statfs(BLOCKS, BLOCKS, BLOCKS, FILES, FILES, 4096, 255, 4096);
+    }
+}

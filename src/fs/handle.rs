@@ -1,0 +1,81 @@
+//! Open files and open directories.
+//!
+//! A file handle pins the object's ETag at open (every read carries it in `If-Match`) and
+//! owns its read-ahead state. A directory handle holds the snapshot of the listing taken at
+//! the first `readdir`, so the offsets the kernel sends back stay meaningful however the
+//! bucket changes meanwhile.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::inode::ChildFacts;
+use crate::cache::prefetch::Prefetcher;
+
+/// An open file.
+#[derive(Debug)]
+pub struct FileHandle {
+    pub ino: u64,
+    /// One reader at a time per handle: concurrent kernel reads of one handle would
+    /// otherwise fetch the same window twice. A tokio mutex because it is held across the GET.
+    pub reader: tokio::sync::Mutex<Prefetcher>,
+}
+
+/// One entry of a directory snapshot.
+#[derive(Clone, Debug)]
+pub struct SnapshotEntry {
+    pub ino: u64,
+    pub name: String,
+    /// What the listing said, to re-create the inode if it was dropped meanwhile.
+    pub facts: ChildFacts,
+}
+
+/// An open directory.
+#[derive(Debug)]
+pub struct DirHandle {
+    pub ino: u64,
+    /// Filled by the first `readdir` (offset 0), refilled by a rewind.
+    pub snapshot: tokio::sync::Mutex<Option<Arc<Vec<SnapshotEntry>>>>,
+}
+
+/// Every open file and directory of the mount, by handle number.
+#[derive(Debug, Default)]
+pub struct HandleTable {
+    next: u64,
+    files: HashMap<u64, Arc<FileHandle>>,
+    dirs: HashMap<u64, Arc<DirHandle>>,
+}
+
+impl HandleTable {
+    pub fn insert_file(&mut self, handle: FileHandle) -> u64 {
+        self.next += 1;
+        self.files.insert(self.next, Arc::new(handle));
+        self.next
+    }
+
+    pub fn insert_dir(&mut self, handle: DirHandle) -> u64 {
+        self.next += 1;
+        self.dirs.insert(self.next, Arc::new(handle));
+        self.next
+    }
+
+    pub fn file(&self, fh: u64) -> Option<Arc<FileHandle>> {
+        self.files.get(&fh).cloned()
+    }
+
+    pub fn dir(&self, fh: u64) -> Option<Arc<DirHandle>> {
+        self.dirs.get(&fh).cloned()
+    }
+
+    pub fn remove_file(&mut self, fh: u64) -> Option<Arc<FileHandle>> {
+        self.files.remove(&fh)
+    }
+
+    pub fn remove_dir(&mut self, fh: u64) -> Option<Arc<DirHandle>> {
+        self.dirs.remove(&fh)
+    }
+
+    /// How many files are open (for `status` and tests).
+    pub fn open_files(&self) -> usize {
+        self.files.len()
+    }
+}

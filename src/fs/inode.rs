@@ -1,0 +1,293 @@
+//! The inode table: inode number ↔ (parent, name), the S3 key behind each inode, cached
+//! attributes with their expiry, and the kernel's lookup counts.
+//!
+//! The kernel holds a reference on an inode for every entry we hand it (lookup, readdirplus);
+//! `forget` gives them back. An inode whose count falls to zero is dropped, so the table's
+//! size follows what the kernel remembers, not the size of the bucket. Numbers are never
+//! reused while the mount lives (a 64-bit counter), so a stale number is an error, never a
+//! different file.
+//!
+//! The table lives behind a `std::sync::Mutex` in the filesystem: every operation on it is
+//! short and never awaits, so a blocking lock is cheaper than an async one.
+
+use std::collections::HashMap;
+use std::time::{Instant, SystemTime};
+
+use super::dir::EntryKind;
+
+/// The root directory's inode number (fixed by FUSE).
+pub const ROOT_INO: u64 = 1;
+
+/// What the filesystem knows about one inode.
+#[derive(Clone, Debug)]
+pub struct Inode {
+    pub ino: u64,
+    pub parent: u64,
+    pub name: String,
+    pub kind: EntryKind,
+    /// The object key (files) or the key prefix ending in `/` (directories; `""` or the
+    /// mount prefix for the root).
+    pub key: String,
+    pub size: u64,
+    pub mtime: SystemTime,
+    /// The object's ETag when last seen (files only).
+    pub etag: Option<String>,
+    /// Until when `size`/`mtime`/`etag` may be served without asking S3.
+    pub valid_until: Instant,
+    lookups: u64,
+}
+
+/// Fresh facts about a child, from a listing or a HEAD.
+#[derive(Clone, Debug)]
+pub struct ChildFacts {
+    pub kind: EntryKind,
+    pub size: u64,
+    pub mtime: SystemTime,
+    pub etag: Option<String>,
+}
+
+/// The inode table.
+#[derive(Debug)]
+pub struct InodeTable {
+    inodes: HashMap<u64, Inode>,
+    children: HashMap<(u64, String), u64>,
+    next_ino: u64,
+}
+
+impl InodeTable {
+    /// A table holding only the root directory, whose keys start with `prefix`.
+    pub fn new(prefix: &str, mount_time: SystemTime) -> Self {
+        let root = Inode {
+            ino: ROOT_INO,
+            parent: ROOT_INO,
+            name: String::new(),
+            kind: EntryKind::Directory,
+            key: prefix.to_string(),
+            size: 0,
+            mtime: mount_time,
+            etag: None,
+            valid_until: far_future(),
+            // The root is never forgotten.
+            lookups: 1,
+        };
+        InodeTable {
+            inodes: HashMap::from([(ROOT_INO, root)]),
+            children: HashMap::new(),
+            next_ino: ROOT_INO + 1,
+        }
+    }
+
+    pub fn get(&self, ino: u64) -> Option<&Inode> {
+        self.inodes.get(&ino)
+    }
+
+    /// The child `name` of `parent`, if the table knows it.
+    pub fn child(&self, parent: u64, name: &str) -> Option<&Inode> {
+        let ino = self.children.get(&(parent, name.to_string()))?;
+        self.inodes.get(ino)
+    }
+
+    /// Records what S3 says about `parent/name` and returns its inode number. A child whose
+    /// kind changed (a file replaced by a directory) gets a new inode: the old number keeps
+    /// pointing at what the kernel knew until it forgets it.
+    pub fn upsert_child(
+        &mut self,
+        parent: u64,
+        name: &str,
+        facts: ChildFacts,
+        valid_until: Instant,
+    ) -> Option<u64> {
+        let parent_key = match self.inodes.get(&parent) {
+            Some(p) if p.kind == EntryKind::Directory => p.key.clone(),
+            _ => return None,
+        };
+        let slot = (parent, name.to_string());
+        if let Some(&ino) = self.children.get(&slot) {
+            if let Some(existing) = self.inodes.get_mut(&ino) {
+                if existing.kind == facts.kind {
+                    existing.size = facts.size;
+                    existing.mtime = facts.mtime;
+                    existing.etag = facts.etag;
+                    existing.valid_until = valid_until;
+                    return Some(ino);
+                }
+            }
+        }
+        let ino = self.next_ino;
+        self.next_ino += 1;
+        let key = match facts.kind {
+            EntryKind::Directory => format!("{parent_key}{name}/"),
+            EntryKind::File => format!("{parent_key}{name}"),
+        };
+        self.inodes.insert(
+            ino,
+            Inode {
+                ino,
+                parent,
+                name: name.to_string(),
+                kind: facts.kind,
+                key,
+                size: facts.size,
+                mtime: facts.mtime,
+                etag: facts.etag,
+                valid_until,
+                lookups: 0,
+            },
+        );
+        self.children.insert(slot, ino);
+        Some(ino)
+    }
+
+    /// Updates a known inode's attributes (after a HEAD).
+    pub fn refresh(
+        &mut self,
+        ino: u64,
+        size: u64,
+        mtime: SystemTime,
+        etag: Option<String>,
+        until: Instant,
+    ) {
+        if let Some(inode) = self.inodes.get_mut(&ino) {
+            inode.size = size;
+            inode.mtime = mtime;
+            inode.etag = etag;
+            inode.valid_until = until;
+        }
+    }
+
+    /// Forgets `parent/name` as a name (the object is gone); the inode itself stays until
+    /// the kernel forgets it.
+    pub fn unlink_name(&mut self, parent: u64, name: &str) {
+        self.children.remove(&(parent, name.to_string()));
+    }
+
+    /// The kernel took one more reference on `ino`.
+    pub fn remember(&mut self, ino: u64) {
+        if let Some(inode) = self.inodes.get_mut(&ino) {
+            inode.lookups += 1;
+        }
+    }
+
+    /// The kernel gave back `n` references on `ino`; the inode goes when none are left.
+    pub fn forget(&mut self, ino: u64, n: u64) {
+        if ino == ROOT_INO {
+            return;
+        }
+        let Some(inode) = self.inodes.get_mut(&ino) else {
+            return;
+        };
+        inode.lookups = inode.lookups.saturating_sub(n);
+        if inode.lookups == 0 {
+            let slot = (inode.parent, inode.name.clone());
+            self.inodes.remove(&ino);
+            if self.children.get(&slot) == Some(&ino) {
+                self.children.remove(&slot);
+            }
+        }
+    }
+
+    /// Drops entries created by a listing that the kernel never took (count zero), except
+    /// `keep`. Keeps the table bounded by what the kernel holds.
+    pub fn prune_unreferenced_children(&mut self, parent: u64) {
+        let unreferenced: Vec<u64> = self
+            .inodes
+            .values()
+            .filter(|i| i.parent == parent && i.ino != ROOT_INO && i.lookups == 0)
+            .map(|i| i.ino)
+            .collect();
+        for ino in unreferenced {
+            self.forget(ino, 0);
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.inodes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.inodes.is_empty()
+    }
+}
+
+fn far_future() -> Instant {
+    Instant::now() + std::time::Duration::from_secs(100 * 365 * 24 * 3600)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    fn file(size: u64) -> ChildFacts {
+        ChildFacts {
+            kind: EntryKind::File,
+            size,
+            mtime: UNIX_EPOCH,
+            etag: Some("\"e\"".into()),
+        }
+    }
+
+    fn dir() -> ChildFacts {
+        ChildFacts {
+            kind: EntryKind::Directory,
+            size: 0,
+            mtime: UNIX_EPOCH,
+            etag: None,
+        }
+    }
+
+    fn soon() -> Instant {
+        Instant::now() + Duration::from_secs(1)
+    }
+
+    /// Children get keys built from their parent's prefix.
+    #[test]
+    fn child_keys_follow_parent_prefix() {
+        let mut t = InodeTable::new("logs/", UNIX_EPOCH);
+        let d = t.upsert_child(ROOT_INO, "2026", dir(), soon()).unwrap();
+        let f = t.upsert_child(d, "a.txt", file(3), soon()).unwrap();
+        assert_eq!(t.get(d).unwrap().key, "logs/2026/");
+        assert_eq!(t.get(f).unwrap().key, "logs/2026/a.txt");
+    }
+
+    /// The same name keeps its inode number while its kind stays the same.
+    #[test]
+    fn upsert_keeps_number_for_same_kind() {
+        let mut t = InodeTable::new("", UNIX_EPOCH);
+        let a = t.upsert_child(ROOT_INO, "a", file(1), soon()).unwrap();
+        let b = t.upsert_child(ROOT_INO, "a", file(2), soon()).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(t.get(a).unwrap().size, 2);
+        let c = t.upsert_child(ROOT_INO, "a", dir(), soon()).unwrap();
+        assert_ne!(a, c);
+    }
+
+    /// An inode goes when the kernel forgets every reference; the root never goes.
+    #[test]
+    fn forget_drops_inode_at_zero() {
+        let mut t = InodeTable::new("", UNIX_EPOCH);
+        let a = t.upsert_child(ROOT_INO, "a", file(1), soon()).unwrap();
+        t.remember(a);
+        t.remember(a);
+        t.forget(a, 1);
+        assert!(t.get(a).is_some());
+        t.forget(a, 1);
+        assert!(t.get(a).is_none());
+        assert!(t.child(ROOT_INO, "a").is_none());
+        t.forget(ROOT_INO, 5);
+        assert!(t.get(ROOT_INO).is_some());
+    }
+
+    /// Listing leftovers the kernel never took are pruned; referenced ones stay.
+    #[test]
+    fn prune_drops_only_unreferenced() {
+        let mut t = InodeTable::new("", UNIX_EPOCH);
+        let a = t.upsert_child(ROOT_INO, "a", file(1), soon()).unwrap();
+        let b = t.upsert_child(ROOT_INO, "b", file(1), soon()).unwrap();
+        t.remember(b);
+        t.prune_unreferenced_children(ROOT_INO);
+        assert!(t.get(a).is_none());
+        assert!(t.get(b).is_some());
+        assert_eq!(t.len(), 2);
+    }
+}

@@ -1,0 +1,412 @@
+//! The filesystem core: inode operations answered from the inode table when it can, from
+//! S3 (through [`ObjectClient`]) when it must. Async, and free of fuser types: `fuse`
+//! is the thin adapter that spawns these methods on tokio and sends their replies, so the
+//! FUSE session thread never waits on the network.
+//!
+//! - `inode`: the inode table (numbers, keys, cached attributes, lookup counts).
+//! - `dir`: listing → directory entries (markers, implicit dirs, shadowing, hidden keys).
+//! - `handle`: open files (pinned ETag, read-ahead) and open directories (listing snapshot).
+//! - `error`: [`FsError`] and the errno policy.
+//! - `fuse`: the `fuser::Filesystem` adapter.
+
+pub mod dir;
+pub mod error;
+pub mod fuse;
+pub mod handle;
+pub mod inode;
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+
+use crate::cache::prefetch::Prefetcher;
+use crate::s3::{ListObjectsParams, ObjectClient, S3Error};
+use dir::{EntryKind, ListedEntry};
+pub use error::FsError;
+use handle::{DirHandle, FileHandle, HandleTable, SnapshotEntry};
+use inode::{ChildFacts, Inode, InodeTable, ROOT_INO};
+
+/// How the mount presents objects (everything S3 does not store).
+#[derive(Clone, Debug)]
+pub struct FsConfig {
+    /// Key prefix of the mount root: `""` or ending in `/`.
+    pub prefix: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub file_mode: u16,
+    pub dir_mode: u16,
+    /// How long attributes and entries are trusted without asking S3 again.
+    pub metadata_ttl: Duration,
+    pub read_only: bool,
+}
+
+/// Attributes of one inode, as the kernel gets them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attr {
+    pub ino: u64,
+    pub kind: EntryKind,
+    pub size: u64,
+    pub mtime: SystemTime,
+    pub perm: u16,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// One directory entry handed to the kernel, with the offset of the entry after it.
+#[derive(Clone, Debug)]
+pub struct ReaddirEntry {
+    pub next_offset: u64,
+    pub name: String,
+    pub attr: Attr,
+}
+
+/// The mounted filesystem.
+pub struct S3Filesystem<C: ObjectClient> {
+    client: Arc<C>,
+    config: FsConfig,
+    mount_time: SystemTime,
+    inodes: Mutex<InodeTable>,
+    handles: Mutex<HandleTable>,
+}
+
+impl<C: ObjectClient> S3Filesystem<C> {
+    pub fn new(client: Arc<C>, config: FsConfig) -> Self {
+        let mount_time = SystemTime::now();
+        S3Filesystem {
+            client,
+            inodes: Mutex::new(InodeTable::new(&config.prefix, mount_time)),
+            handles: Mutex::new(HandleTable::default()),
+            config,
+            mount_time,
+        }
+    }
+
+    pub fn config(&self) -> &FsConfig {
+        &self.config
+    }
+
+    // A poisoned lock means a panic elsewhere already broke an invariant; the tables are
+    // plain maps that stay consistent between statements, so keep serving.
+    fn inodes(&self) -> MutexGuard<'_, InodeTable> {
+        self.inodes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn handles(&self) -> MutexGuard<'_, HandleTable> {
+        self.handles.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn attr_of(&self, inode: &Inode) -> Attr {
+        let (perm, mtime) = match inode.kind {
+            EntryKind::Directory => (self.config.dir_mode, dir::directory_mtime(self.mount_time)),
+            EntryKind::File => (self.config.file_mode, inode.mtime),
+        };
+        Attr {
+            ino: inode.ino,
+            kind: inode.kind,
+            size: inode.size,
+            mtime,
+            perm,
+            uid: self.config.uid,
+            gid: self.config.gid,
+        }
+    }
+
+    fn valid_until(&self) -> Instant {
+        Instant::now() + self.config.metadata_ttl
+    }
+
+    fn inode(&self, ino: u64) -> Result<Inode, FsError> {
+        self.inodes()
+            .get(ino)
+            .cloned()
+            .ok_or(FsError::UnknownInode(ino))
+    }
+
+    /// `lookup`: the child `name` of directory `parent`. Counts one kernel reference.
+    pub async fn lookup(&self, parent: u64, name: &str) -> Result<Attr, FsError> {
+        let parent_inode = self.inode(parent)?;
+        if parent_inode.kind != EntryKind::Directory {
+            return Err(FsError::NotADirectory);
+        }
+        if !dir::is_valid_name(name) {
+            return Err(FsError::NotFound);
+        }
+        {
+            let mut table = self.inodes();
+            if let Some(child) = table.child(parent, name) {
+                if child.valid_until > Instant::now() {
+                    let attr = self.attr_of(child);
+                    table.remember(attr.ino);
+                    return Ok(attr);
+                }
+            }
+        }
+        let facts = self.stat_key(&parent_inode.key, name).await?;
+        let mut table = self.inodes();
+        let ino = table
+            .upsert_child(parent, name, facts, self.valid_until())
+            .ok_or(FsError::UnknownInode(parent))?;
+        table.remember(ino);
+        let inode = table.get(ino).ok_or(FsError::UnknownInode(ino))?;
+        Ok(self.attr_of(inode))
+    }
+
+    /// What `prefix + name` is in S3: a directory when any key lives under `name/` (this
+    /// includes a bare `name/` marker), else a file when the object `name` exists. Both
+    /// questions are asked at once, so a lookup costs one round trip.
+    async fn stat_key(&self, prefix: &str, name: &str) -> Result<ChildFacts, FsError> {
+        let key = format!("{prefix}{name}");
+        let list = ListObjectsParams {
+            prefix: format!("{key}/"),
+            delimiter: Some("/".into()),
+            start_after: None,
+            max_keys: Some(1),
+        };
+        let (head, listing) = tokio::join!(
+            self.client.head_object(&key),
+            self.client.list_objects_page(&list, None)
+        );
+        let listing = listing?;
+        if !listing.objects.is_empty() || !listing.common_prefixes.is_empty() {
+            return Ok(ChildFacts {
+                kind: EntryKind::Directory,
+                size: 0,
+                mtime: self.mount_time,
+                etag: None,
+            });
+        }
+        match head {
+            Ok(meta) => Ok(ChildFacts {
+                kind: EntryKind::File,
+                size: meta.size,
+                mtime: meta.last_modified,
+                etag: Some(meta.etag),
+            }),
+            Err(S3Error::NoSuchKey { .. }) => Err(FsError::NotFound),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// `forget`: the kernel dropped `n` references to `ino`.
+    pub fn forget(&self, ino: u64, n: u64) {
+        self.inodes().forget(ino, n);
+    }
+
+    /// Attributes from the table while they are fresh (no network).
+    pub fn getattr_cached(&self, ino: u64) -> Option<Attr> {
+        let table = self.inodes();
+        let inode = table.get(ino)?;
+        (inode.kind == EntryKind::Directory || inode.valid_until > Instant::now())
+            .then(|| self.attr_of(inode))
+    }
+
+    /// `getattr`: fresh attributes, asking S3 (HEAD) when the cached ones expired.
+    pub async fn getattr(&self, ino: u64) -> Result<Attr, FsError> {
+        if let Some(attr) = self.getattr_cached(ino) {
+            return Ok(attr);
+        }
+        let inode = self.inode(ino)?;
+        let meta = match self.client.head_object(&inode.key).await {
+            Ok(meta) => meta,
+            Err(S3Error::NoSuchKey { .. }) => return Err(FsError::NotFound),
+            Err(e) => return Err(e.into()),
+        };
+        let mut table = self.inodes();
+        table.refresh(
+            ino,
+            meta.size,
+            meta.last_modified,
+            Some(meta.etag),
+            self.valid_until(),
+        );
+        let inode = table.get(ino).ok_or(FsError::UnknownInode(ino))?;
+        Ok(self.attr_of(inode))
+    }
+
+    /// `open` of a file: pins its ETag (from fresh attributes or a HEAD).
+    pub async fn open(&self, ino: u64, write: bool) -> Result<u64, FsError> {
+        if write && self.config.read_only {
+            return Err(FsError::ReadOnly);
+        }
+        let inode = self.inode(ino)?;
+        if inode.kind == EntryKind::Directory {
+            return Err(FsError::IsADirectory);
+        }
+        if write {
+            // Writes arrive with the write path; until then the mount refuses them cleanly.
+            return Err(FsError::ReadOnly);
+        }
+        let (etag, size) = match (&inode.etag, inode.valid_until > Instant::now()) {
+            (Some(etag), true) => (etag.clone(), inode.size),
+            _ => {
+                self.getattr(ino).await?;
+                let fresh = self.inode(ino)?;
+                let etag = fresh.etag.clone().ok_or(FsError::NotFound)?;
+                (etag, fresh.size)
+            }
+        };
+        let handle = FileHandle {
+            ino,
+            reader: tokio::sync::Mutex::new(Prefetcher::new(inode.key.clone(), etag, size)),
+        };
+        Ok(self.handles().insert_file(handle))
+    }
+
+    /// `read`: up to `size` bytes at `offset` through the handle's pinned version.
+    pub async fn read(&self, fh: u64, offset: u64, size: u32) -> Result<Bytes, FsError> {
+        let handle = self.handles().file(fh).ok_or(FsError::BadHandle(fh))?;
+        let mut reader = handle.reader.lock().await;
+        Ok(reader.read(self.client.as_ref(), offset, size).await?)
+    }
+
+    /// `release`: the file is closed.
+    pub fn release(&self, fh: u64) {
+        self.handles().remove_file(fh);
+    }
+
+    /// `opendir`.
+    pub fn opendir(&self, ino: u64) -> Result<u64, FsError> {
+        let inode = self.inode(ino)?;
+        if inode.kind != EntryKind::Directory {
+            return Err(FsError::NotADirectory);
+        }
+        Ok(self.handles().insert_dir(DirHandle {
+            ino,
+            snapshot: tokio::sync::Mutex::new(None),
+        }))
+    }
+
+    /// `releasedir`.
+    pub fn releasedir(&self, fh: u64) {
+        self.handles().remove_dir(fh);
+    }
+
+    /// `readdir`/`readdirplus`: offers entries from `offset` on to `accept`, which returns
+    /// `false` once the kernel's buffer is full. Entries `accept` took are counted as kernel
+    /// references when `plus` (readdirplus hands out entries like lookups do). Offsets: 1 is
+    /// `.`, 2 is `..`, then the snapshot in order.
+    pub async fn readdir(
+        &self,
+        fh: u64,
+        offset: u64,
+        plus: bool,
+        mut accept: impl FnMut(&ReaddirEntry) -> bool + Send,
+    ) -> Result<(), FsError> {
+        let handle = self.handles().dir(fh).ok_or(FsError::BadHandle(fh))?;
+        let snapshot = {
+            let mut slot = handle.snapshot.lock().await;
+            match (&*slot, offset) {
+                (Some(s), o) if o > 0 => Arc::clone(s),
+                _ => {
+                    let fresh = Arc::new(self.list_directory(handle.ino).await?);
+                    *slot = Some(Arc::clone(&fresh));
+                    fresh
+                }
+            }
+        };
+        let dir_inode = self.inode(handle.ino)?;
+        let dot = self.attr_of(&dir_inode);
+        let dotdot = {
+            let table = self.inodes();
+            match table.get(dir_inode.parent) {
+                Some(p) => self.attr_of(p),
+                None => dot.clone(),
+            }
+        };
+        let mut table = self.inodes();
+        let total = snapshot.len() as u64 + 2;
+        for position in offset..total {
+            let entry = match position {
+                0 => ReaddirEntry {
+                    next_offset: 1,
+                    name: ".".into(),
+                    attr: dot.clone(),
+                },
+                1 => ReaddirEntry {
+                    next_offset: 2,
+                    name: "..".into(),
+                    attr: dotdot.clone(),
+                },
+                n => {
+                    let item = &snapshot[(n - 2) as usize];
+                    // The inode may have been dropped since the snapshot (forgotten, or
+                    // pruned by another listing of this directory): re-create it from the
+                    // snapshot's facts rather than skip the entry.
+                    let ino = match table.get(item.ino) {
+                        Some(_) => Some(item.ino),
+                        None => table.upsert_child(
+                            handle.ino,
+                            &item.name,
+                            item.facts.clone(),
+                            self.valid_until(),
+                        ),
+                    };
+                    let Some(attr) = ino.and_then(|i| table.get(i)).map(|i| self.attr_of(i)) else {
+                        continue;
+                    };
+                    ReaddirEntry {
+                        next_offset: n + 1,
+                        name: item.name.clone(),
+                        attr,
+                    }
+                }
+            };
+            if !accept(&entry) {
+                break;
+            }
+            if plus && position >= 2 {
+                table.remember(entry.attr.ino);
+            }
+        }
+        Ok(())
+    }
+
+    /// Lists the directory `ino` (every page) and records every child in the inode table.
+    async fn list_directory(&self, ino: u64) -> Result<Vec<SnapshotEntry>, FsError> {
+        let inode = self.inode(ino)?;
+        let listing = self
+            .client
+            .list_objects(&ListObjectsParams {
+                prefix: inode.key.clone(),
+                delimiter: Some("/".into()),
+                start_after: None,
+                max_keys: None,
+            })
+            .await?;
+        let entries = dir::entries_from_listing(&inode.key, listing);
+        let until = self.valid_until();
+        let mut table = self.inodes();
+        table.prune_unreferenced_children(ino);
+        let mut snapshot = Vec::with_capacity(entries.len());
+        for ListedEntry { name, kind, object } in entries {
+            let facts = match object {
+                Some(meta) => ChildFacts {
+                    kind,
+                    size: meta.size,
+                    mtime: meta.last_modified,
+                    etag: Some(meta.etag),
+                },
+                None => ChildFacts {
+                    kind,
+                    size: 0,
+                    mtime: self.mount_time,
+                    etag: None,
+                },
+            };
+            if let Some(child) = table.upsert_child(ino, &name, facts.clone(), until) {
+                snapshot.push(SnapshotEntry {
+                    ino: child,
+                    name,
+                    facts,
+                });
+            }
+        }
+        Ok(snapshot)
+    }
+
+    /// Root inode number, for the adapter.
+    pub fn root(&self) -> u64 {
+        ROOT_INO
+    }
+}

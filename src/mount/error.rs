@@ -1,0 +1,62 @@
+//! `MountError`: why a mount did not happen, as one line that names the cause and the fix.
+
+use std::path::PathBuf;
+
+use crate::config::ConfigError;
+
+/// Why `mount` (or `unmount`) failed. Each message names the cause and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum MountError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("mount point {0} does not exist; create it first (mkdir -p {0})")]
+    MountpointMissing(PathBuf),
+    #[error("mount point {0} is not a directory; mount on an empty directory")]
+    MountpointNotDirectory(PathBuf),
+    #[error(
+        "{path} is already a mount point ({fstype}); unmount it first (s3rolefs unmount {path})"
+    )]
+    AlreadyMounted { path: PathBuf, fstype: String },
+    #[error("/dev/fuse is missing: FUSE is not available; install it (apt-get install -y fuse3) and load the module (modprobe fuse), or in a container pass --device /dev/fuse")]
+    NoFuseDevice,
+    #[error(
+        "fusermount3 was not found on PATH; install it (apt-get install -y fuse3) or mount as root"
+    )]
+    NoFusermount,
+    #[error("no credentials found ({tried}); set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or pass --no-sign-request for a public bucket")]
+    NoCredentials { tried: String },
+    #[error("credentials are unusable: {0}")]
+    BadCredentials(String),
+    #[error("bucket {bucket:?} does not exist at {endpoint}; check the bucket name, --endpoint-url and --region")]
+    NoSuchBucket { bucket: String, endpoint: String },
+    #[error("access denied to bucket {bucket:?} ({detail}); the credentials from {source_name} (key {key}) need s3:ListBucket on arn:aws:s3:::{bucket}, or pass --no-sign-request if the bucket is public")]
+    AccessDenied {
+        bucket: String,
+        detail: String,
+        source_name: String,
+        key: String,
+    },
+    #[error("bucket {bucket:?} is in region {region}, not {signed_for}; pass --region {region} (or set neither --region nor AWS_REGION to discover it)")]
+    WrongRegion {
+        bucket: String,
+        region: String,
+        signed_for: String,
+    },
+    #[error("cannot reach the S3 endpoint {endpoint}: {reason}; check --endpoint-url (or AWS_ENDPOINT_URL) and the network")]
+    Unreachable { endpoint: String, reason: String },
+    #[error("S3 refused to open bucket {bucket:?}: {detail}")]
+    S3 { bucket: String, detail: String },
+    #[error("mounting {path} failed: {reason}")]
+    MountFailed { path: PathBuf, reason: String },
+    #[error("{path} is not mounted by s3rolefs (not a FUSE mount point); nothing to unmount")]
+    NotMounted { path: PathBuf },
+    #[error("unmounting {path} failed: {reason}")]
+    UnmountFailed { path: PathBuf, reason: String },
+    #[error("cannot start the background mount process: {0}")]
+    Daemon(String),
+    /// A failure the background child reported; its text already names cause and fix.
+    #[error("{0}")]
+    Reported(String),
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(String),
+}

@@ -1,0 +1,296 @@
+//! Mounting: checks first, then credentials and the bucket, then the kernel mount; the
+//! background/foreground split; signals; clean unmount.
+//!
+//! Order matters: everything that can fail for a reason the user can fix (bucket name,
+//! mount point, FUSE, credentials, bucket access, region) is checked before the kernel
+//! mount, so a failed `mount` leaves nothing mounted.
+//!
+//! - `preflight`: FUSE available, mount point usable.
+//! - `daemon`: the background child and its readiness report.
+//! - `error`: [`MountError`], one line with cause and fix.
+
+pub mod daemon;
+pub mod error;
+pub mod preflight;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use fuser::{Config, MountOption, SessionACL};
+
+use crate::config::MountConfig;
+use crate::credentials::env::EnvironmentProvider;
+use crate::credentials::{mask_key_id, CredentialsCell, CredentialsError};
+use crate::fs::fuse::FuseAdapter;
+use crate::fs::{FsConfig, S3Filesystem};
+use crate::s3::client::{ClientConfig, S3Client};
+use crate::s3::S3Error;
+pub use error::MountError;
+
+/// Mounts as `config` says; returns when the mount ends (foreground) or is ready
+/// (background).
+pub fn mount(config: MountConfig) -> Result<(), MountError> {
+    if !config.foreground {
+        // Check what can be checked cheaply before starting the child, for a quick answer.
+        preflight::check_fuse_available()?;
+        preflight::check_mountpoint(&config.mountpoint)?;
+        return daemon::spawn_and_wait(config.log_file.as_deref());
+    }
+    let child = daemon::is_daemon_child();
+    if child {
+        daemon::detach_session();
+    }
+    let result = mount_foreground(config, child);
+    if let Err(e) = &result {
+        if child {
+            daemon::report_error(&e.to_string());
+        }
+    }
+    result
+}
+
+fn mount_foreground(config: MountConfig, report_ready: bool) -> Result<(), MountError> {
+    preflight::check_fuse_available()?;
+    let mountpoint = preflight::check_mountpoint(&config.mountpoint)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("s3rolefs-io")
+        .build()
+        .map_err(|e| MountError::Runtime(e.to_string()))?;
+    let client = runtime.block_on(connect(&config))?;
+    log::info!(
+        "bucket {:?} in region {} at {}",
+        config.bucket,
+        client.region(),
+        client.endpoint_display()
+    );
+    let fs = Arc::new(S3Filesystem::new(
+        Arc::new(client),
+        FsConfig {
+            prefix: config.prefix.clone(),
+            uid: config.uid,
+            gid: config.gid,
+            file_mode: config.file_mode,
+            dir_mode: config.dir_mode,
+            metadata_ttl: config.metadata_ttl,
+            read_only: config.read_only,
+        },
+    ));
+    let adapter = FuseAdapter::new(fs, runtime.handle().clone());
+    let mut session =
+        fuser::Session::new(adapter, &mountpoint, &fuse_config(&config)).map_err(|e| {
+            MountError::MountFailed {
+                path: mountpoint.clone(),
+                reason: e.to_string(),
+            }
+        })?;
+    log::info!(
+        "mounted {} on {}",
+        source_name(&config),
+        mountpoint.display()
+    );
+    if report_ready {
+        daemon::report_ready();
+    }
+    // Leave the mount point's parent free (a daemon must not hold a directory busy).
+    let _ = std::env::set_current_dir("/");
+    let mut unmounter = session.unmount_callable();
+    runtime.spawn(async move {
+        wait_for_termination().await;
+        log::info!("signal received: unmounting");
+        if let Err(e) = unmounter.unmount() {
+            log::error!("unmount on signal failed: {e}");
+        }
+    });
+    let outcome = session.run();
+    log::info!("unmounted {}", mountpoint.display());
+    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+    outcome.map_err(|e| MountError::MountFailed {
+        path: mountpoint,
+        reason: e.to_string(),
+    })
+}
+
+async fn wait_for_termination() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        log::error!("cannot install signal handlers; unmount with: s3rolefs unmount DIR");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+fn source_name(config: &MountConfig) -> String {
+    if config.prefix.is_empty() {
+        config.bucket.clone()
+    } else {
+        format!("{}:{}", config.bucket, config.prefix)
+    }
+}
+
+fn fuse_config(config: &MountConfig) -> Config {
+    let mut options = vec![
+        MountOption::FSName(format!("s3rolefs:{}", source_name(config))),
+        MountOption::Subtype("s3rolefs".into()),
+        // The kernel checks permissions against the modes we report (uid/gid/mode flags).
+        MountOption::DefaultPermissions,
+        MountOption::NoDev,
+        MountOption::NoSuid,
+        MountOption::NoAtime,
+    ];
+    // The kernel refuses every modification on a read-only mount with EROFS before it
+    // reaches us. Writes have no implementation yet, so every mount is read-only for now;
+    // `--read-only` keeps meaning read-only once they do.
+    let _ = config.read_only;
+    options.push(MountOption::RO);
+    let mut fuse = Config::default();
+    fuse.mount_options = options;
+    fuse.acl = if config.allow_other {
+        SessionACL::All
+    } else {
+        SessionACL::Owner
+    };
+    fuse
+}
+
+/// The S3 client for the mount: credentials, bucket access and region, each failure
+/// turned into its one-line message.
+async fn connect(config: &MountConfig) -> Result<S3Client, MountError> {
+    let credentials = if config.no_sign_request {
+        None
+    } else {
+        match EnvironmentProvider::new().read() {
+            Ok(c) => Some(Arc::new(CredentialsCell::new(c))),
+            Err(CredentialsError::NotConfigured {
+                source_name,
+                reason,
+            }) => {
+                return Err(MountError::NoCredentials {
+                    tried: format!("{source_name}: {reason}"),
+                })
+            }
+            Err(e @ CredentialsError::Invalid { .. }) => {
+                return Err(MountError::BadCredentials(e.to_string()))
+            }
+        }
+    };
+    let (source_name, key) = match &credentials {
+        Some(cell) => {
+            let snapshot = cell.load();
+            (
+                snapshot.source.to_string(),
+                mask_key_id(&snapshot.access_key_id),
+            )
+        }
+        None => ("--no-sign-request".to_string(), "none".to_string()),
+    };
+    let endpoint_text = config
+        .endpoint
+        .clone()
+        .unwrap_or_else(|| "AWS S3".to_string());
+    let client_config = ClientConfig {
+        bucket: config.bucket.clone(),
+        endpoint: config.endpoint.clone(),
+        region: config.region.clone(),
+        force_path_style: config.force_path_style,
+        credentials,
+        max_attempts: config.max_attempts,
+        initial_backoff: config.initial_backoff,
+        max_backoff: config.max_backoff,
+        connect_timeout: config.connect_timeout,
+        read_timeout: config.read_timeout,
+        ca_bundle: config.ca_bundle.clone(),
+        user_agent: format!("s3rolefs/{}", env!("CARGO_PKG_VERSION")),
+    };
+    S3Client::connect(client_config).await.map_err(|e| match e {
+        S3Error::NoSuchBucket { .. } => MountError::NoSuchBucket {
+            bucket: config.bucket.clone(),
+            endpoint: endpoint_text.clone(),
+        },
+        S3Error::AccessDenied { code, message } => MountError::AccessDenied {
+            bucket: config.bucket.clone(),
+            detail: if message.is_empty() {
+                code
+            } else {
+                format!("{code}: {message}")
+            },
+            source_name: source_name.clone(),
+            key: key.clone(),
+        },
+        S3Error::CredentialsRejected { code, message } => MountError::BadCredentials(format!(
+            "S3 rejected the credentials from {source_name} (key {key}): {code}: {message}; check or renew them"
+        )),
+        S3Error::WrongRegion { region, signed_for } => MountError::WrongRegion {
+            bucket: config.bucket.clone(),
+            region,
+            signed_for,
+        },
+        S3Error::Network { endpoint, reason } => MountError::Unreachable { endpoint, reason },
+        other => MountError::S3 {
+            bucket: config.bucket.clone(),
+            detail: other.to_string(),
+        },
+    })
+}
+
+/// `s3rolefs unmount DIR`: unmounts a FUSE mount point (root: umount(2); others:
+/// `fusermount3 -u`).
+pub fn unmount(path: &Path) -> Result<(), MountError> {
+    let canonical = path.canonicalize().map_err(|_| MountError::NotMounted {
+        path: path.to_path_buf(),
+    })?;
+    match preflight::mount_type_of(&canonical) {
+        Some(t) if t.starts_with("fuse") => {}
+        _ => return Err(MountError::NotMounted { path: canonical }),
+    }
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        use std::os::unix::ffi::OsStrExt;
+        let c_path = std::ffi::CString::new(canonical.as_os_str().as_bytes()).map_err(|_| {
+            MountError::UnmountFailed {
+                path: canonical.clone(),
+                reason: "the path holds a NUL byte".into(),
+            }
+        })?;
+        // SAFETY: c_path is a valid NUL-terminated string that outlives the call.
+        let rc = unsafe { libc::umount2(c_path.as_ptr(), 0) };
+        if rc != 0 {
+            let err = std::io::Error::last_os_error();
+            let hint = if err.raw_os_error() == Some(libc::EBUSY) {
+                "; a process still uses it (see: fuser -vm DIR)"
+            } else {
+                ""
+            };
+            return Err(MountError::UnmountFailed {
+                path: canonical,
+                reason: format!("{err}{hint}"),
+            });
+        }
+        return Ok(());
+    }
+    let Some(fusermount) = preflight::find_on_path("fusermount3") else {
+        return Err(MountError::NoFusermount);
+    };
+    let out = std::process::Command::new(fusermount)
+        .arg("-u")
+        .arg(&canonical)
+        .output()
+        .map_err(|e| MountError::UnmountFailed {
+            path: canonical.clone(),
+            reason: e.to_string(),
+        })?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(MountError::UnmountFailed {
+            path: canonical,
+            reason: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        })
+    }
+}

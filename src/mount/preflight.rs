@@ -1,0 +1,144 @@
+//! Checks made before anything is mounted, so that a mount that cannot work fails with a
+//! clear message and leaves nothing behind: FUSE available, mount point usable.
+
+use std::path::{Path, PathBuf};
+
+use super::error::MountError;
+
+/// `/dev/fuse` exists, and `fusermount3` is there when we are not root (root mounts with
+/// mount(2) directly).
+pub fn check_fuse_available() -> Result<(), MountError> {
+    if !Path::new("/dev/fuse").exists() {
+        return Err(MountError::NoFuseDevice);
+    }
+    // SAFETY: geteuid cannot fail and touches no memory.
+    let root = unsafe { libc::geteuid() } == 0;
+    if !root && find_on_path("fusermount3").is_none() {
+        return Err(MountError::NoFusermount);
+    }
+    Ok(())
+}
+
+/// The mount point exists, is a directory, and is not already a mount point. Returns its
+/// canonical path.
+pub fn check_mountpoint(path: &Path) -> Result<PathBuf, MountError> {
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(MountError::MountpointMissing(path.to_path_buf()))
+        }
+        Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {
+            // A FUSE mount whose daemon died: it is still mounted.
+            return Err(MountError::AlreadyMounted {
+                path: path.to_path_buf(),
+                fstype: "a FUSE mount whose process is gone".into(),
+            });
+        }
+        Err(e) => {
+            return Err(MountError::MountFailed {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            })
+        }
+    };
+    if !meta.is_dir() {
+        return Err(MountError::MountpointNotDirectory(path.to_path_buf()));
+    }
+    let canonical = path.canonicalize().map_err(|e| MountError::MountFailed {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    if let Some(fstype) = mount_type_of(&canonical) {
+        return Err(MountError::AlreadyMounted {
+            path: canonical,
+            fstype,
+        });
+    }
+    Ok(canonical)
+}
+
+/// The filesystem type mounted exactly at `path`, from `/proc/self/mountinfo`.
+pub fn mount_type_of(path: &Path) -> Option<String> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let wanted = path.to_str()?;
+    info.lines().rev().find_map(|line| {
+        // Fields: id parent major:minor root mountpoint options [optional...] - fstype source superopts
+        let mut fields = line.split(' ');
+        let mountpoint = fields.nth(4)?;
+        if unescape_mountinfo(mountpoint) != wanted {
+            return None;
+        }
+        let rest = line.split(" - ").nth(1)?;
+        rest.split(' ').next().map(str::to_string)
+    })
+}
+
+/// mountinfo escapes space, tab, newline and backslash as `\ooo` octal.
+fn unescape_mountinfo(field: &str) -> String {
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let octal = bytes
+            .get(i + 1..i + 4)
+            .filter(|d| bytes[i] == b'\\' && d.iter().all(|b| (b'0'..=b'7').contains(b)));
+        match octal {
+            Some(d) => {
+                let value = u16::from(d[0] - b'0') * 64
+                    + u16::from(d[1] - b'0') * 8
+                    + u16::from(d[2] - b'0');
+                out.push(value as u8);
+                i += 4;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The first `name` on `$PATH` (and the sbin directories, which sudo-less PATHs miss).
+pub fn find_on_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/bin", "/bin", "/usr/sbin", "/sbin"].map(PathBuf::from))
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Escaped spaces in mountinfo paths are decoded.
+    #[test]
+    fn mountinfo_escapes_are_decoded() {
+        assert_eq!(unescape_mountinfo("/mnt/my\\040data"), "/mnt/my data");
+        assert_eq!(unescape_mountinfo("/plain"), "/plain");
+    }
+
+    /// A missing mount point is named with the fix.
+    #[test]
+    fn missing_mountpoint_is_reported() {
+        let err = check_mountpoint(Path::new("/nonexistent/s3rolefs-test")).unwrap_err();
+        assert!(err.to_string().contains("does not exist"));
+    }
+
+    /// A regular file is not a mount point.
+    #[test]
+    fn file_is_not_a_mountpoint() {
+        let err = check_mountpoint(Path::new("/proc/self/status")).unwrap_err();
+        assert!(
+            matches!(err, MountError::MountpointNotDirectory(_)),
+            "{err}"
+        );
+    }
+
+    /// `/` is a mount point of something.
+    #[test]
+    fn root_is_a_mount_point() {
+        assert!(mount_type_of(Path::new("/")).is_some());
+    }
+}

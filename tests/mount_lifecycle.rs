@@ -1,0 +1,282 @@
+//! Mounting and unmounting as a user meets them: background mode whose exit code tells the
+//! truth, `s3rolefs unmount`, clean unmount on SIGTERM/SIGINT, and one-line errors (cause
+//! and fix, exit code 1, nothing left mounted) for every way a mount can fail.
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use support::{mount::mount_type, run_mount_expect_failure, Mount, MountCommand, TestServer};
+
+fn server() -> TestServer {
+    let server = TestServer::start();
+    server.create_bucket("bkt");
+    server.put("bkt", "hello.txt", b"hello".to_vec());
+    server
+}
+
+fn s3rolefs() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_s3rolefs"))
+}
+
+/// Asserts the failure is one line that contains every one of `needles`.
+fn assert_one_line_error(code: i32, stderr: &str, needles: &[&str]) {
+    assert_eq!(code, 1, "exit code; stderr:\n{stderr}");
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("s3rolefs:"))
+        .collect();
+    assert_eq!(lines.len(), 1, "one error line expected; stderr:\n{stderr}");
+    for needle in needles {
+        assert!(lines[0].contains(needle), "{needle:?} not in {:?}", lines[0]);
+    }
+}
+
+fn wait_unmounted(dir: &Path) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if mount_type(dir).is_none() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+/// Without `--foreground`, `mount` returns 0 once the mount is usable, and
+/// `s3rolefs unmount` takes it down.
+#[test]
+fn background_mount_returns_when_ready_and_unmounts() {
+    let server = server();
+    let (mount, status, stderr) = Mount::start_daemon(&server, "bkt", &[]);
+    assert!(status.success(), "{status}: {stderr}");
+    assert_eq!(
+        std::fs::read(mount.path().join("hello.txt")).unwrap(),
+        b"hello"
+    );
+    assert_eq!(
+        mount_type(mount.path()).as_deref(),
+        Some("fuse.s3rolefs"),
+        "fstype"
+    );
+    let out = s3rolefs().arg("unmount").arg(mount.path()).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(wait_unmounted(mount.path()));
+}
+
+/// In background mode a failure still reaches the caller: exit code 1 and the message.
+#[test]
+fn background_mount_reports_failure() {
+    let server = server();
+    let (mount, status, stderr) = Mount::start_daemon(&server, "no-such-bucket", &[]);
+    assert!(!status.success());
+    assert!(!mount.is_mounted());
+    assert_one_line_error(status.code().unwrap(), &stderr, &["does not exist"]);
+}
+
+/// SIGTERM and SIGINT unmount cleanly and the process exits 0.
+#[test]
+fn termination_signals_unmount_cleanly() {
+    let server = server();
+    for signal in [libc::SIGTERM, libc::SIGINT] {
+        let mount = Mount::start(&server, "bkt", &[]);
+        let pid = mount.pid().unwrap() as libc::pid_t;
+        assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
+        assert!(wait_unmounted(mount.path()), "still mounted after signal {signal}");
+        assert!(
+            mount.stderr_log().contains("unmounted"),
+            "{}",
+            mount.stderr_log()
+        );
+    }
+}
+
+/// `unmount` of a directory that is not a mount point says so.
+#[test]
+fn unmount_of_plain_directory_fails_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = s3rolefs().arg("unmount").arg(dir.path()).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not mounted"));
+}
+
+/// Bucket names that S3 would reject are refused before any request.
+#[test]
+fn invalid_bucket_name() {
+    let server = server();
+    let dir = tempfile::tempdir().unwrap();
+    let (code, err) = run_mount_expect_failure(&server, "Bad_Bucket", dir.path(), &[]);
+    assert_one_line_error(code, &err, &["invalid bucket name", "Bad_Bucket"]);
+    assert_eq!(server.total_requests(), 0);
+}
+
+/// A bucket that does not exist is named, with what to check.
+#[test]
+fn bucket_does_not_exist() {
+    let server = server();
+    let dir = tempfile::tempdir().unwrap();
+    let (code, err) = run_mount_expect_failure(&server, "missing-bucket", dir.path(), &[]);
+    assert_one_line_error(code, &err, &["missing-bucket", "does not exist", "--endpoint-url"]);
+}
+
+/// Wrong secret: access denied, naming the credentials' source and the permission needed.
+#[test]
+fn access_denied() {
+    let server = server();
+    let dir = tempfile::tempdir().unwrap();
+    let (code, err) = MountCommand::new(&server, "bkt")
+        .env("AWS_SECRET_ACCESS_KEY", "not-the-secret")
+        .run_expect_failure(dir.path());
+    assert_one_line_error(code, &err, &["access denied", "environment", "s3:ListBucket"]);
+    assert!(!err.contains("not-the-secret"), "secret leaked: {err}");
+}
+
+/// A bucket in another region than the one given: the message names the right one.
+#[test]
+fn wrong_region_names_the_right_one() {
+    let server = server();
+    server.create_bucket_in_region("eu-bkt", "eu-west-1");
+    let dir = tempfile::tempdir().unwrap();
+    let (code, err) = MountCommand::new(&server, "eu-bkt")
+        .region("us-east-1")
+        .run_expect_failure(dir.path());
+    assert_one_line_error(code, &err, &["eu-west-1", "--region eu-west-1"]);
+}
+
+/// With no region configured, the bucket's region is discovered and the mount works.
+#[test]
+fn region_is_discovered_when_not_given() {
+    let server = server();
+    server.create_bucket_in_region("eu-bkt", "eu-west-1");
+    server.put("eu-bkt", "x", b"eu".to_vec());
+    let mount = MountCommand::new(&server, "eu-bkt").region("").start();
+    assert_eq!(std::fs::read(mount.path().join("x")).unwrap(), b"eu");
+}
+
+/// An endpoint nobody listens on: "cannot reach", naming the endpoint.
+#[test]
+fn endpoint_unreachable() {
+    let server = server();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let dir = tempfile::tempdir().unwrap();
+    let (code, err) = MountCommand::new(&server, "bkt")
+        .endpoint(&endpoint)
+        .args(&["--max-attempts", "2"])
+        .run_expect_failure(dir.path());
+    assert_one_line_error(code, &err, &["cannot reach", &endpoint]);
+}
+
+/// Mount point missing, or a file: named with the fix.
+#[test]
+fn mountpoint_missing_or_not_a_directory() {
+    let server = server();
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope");
+    let (code, err) = run_mount_expect_failure(&server, "bkt", &missing, &[]);
+    assert_one_line_error(code, &err, &["does not exist", "mkdir -p"]);
+    let file = dir.path().join("file");
+    std::fs::write(&file, b"x").unwrap();
+    let (code, err) = run_mount_expect_failure(&server, "bkt", &file, &[]);
+    assert_one_line_error(code, &err, &["not a directory"]);
+}
+
+/// Mounting twice on the same directory: "already a mount point", and the first mount
+/// keeps working.
+#[test]
+fn already_mounted() {
+    let server = server();
+    let mount = Mount::start(&server, "bkt", &[]);
+    let (code, err) = run_mount_expect_failure(&server, "bkt", mount.path(), &[]);
+    assert_one_line_error(code, &err, &["already a mount point", "s3rolefs unmount"]);
+    assert_eq!(
+        std::fs::read(mount.path().join("hello.txt")).unwrap(),
+        b"hello"
+    );
+}
+
+/// No credentials anywhere: the message lists what was tried and the ways out.
+#[test]
+fn no_credentials() {
+    let server = server();
+    let dir = tempfile::tempdir().unwrap();
+    let (code, err) = MountCommand::new(&server, "bkt")
+        .without_static_credentials()
+        .run_expect_failure(dir.path());
+    assert_one_line_error(
+        code,
+        &err,
+        &["no credentials found", "AWS_ACCESS_KEY_ID", "--no-sign-request"],
+    );
+}
+
+/// `--no-sign-request` mounts a public bucket without any credentials.
+#[test]
+fn public_bucket_mounts_without_credentials() {
+    let server = server();
+    server.set_public_read("bkt", true);
+    let mount = MountCommand::new(&server, "bkt")
+        .without_static_credentials()
+        .args(&["--no-sign-request"])
+        .start();
+    assert_eq!(
+        std::fs::read(mount.path().join("hello.txt")).unwrap(),
+        b"hello"
+    );
+}
+
+/// Runs the mount command inside a private mount namespace prepared by `setup` (a shell
+/// snippet run as root before the command), and returns its exit code and stderr.
+fn run_in_namespace(server: &TestServer, setup: &str, as_nobody: bool) -> (i32, String) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    let runner = if as_nobody {
+        "exec setpriv --reuid=65534 --regid=65534 --clear-groups \"$@\""
+    } else {
+        "exec \"$@\""
+    };
+    let out = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg(format!("{setup} && {runner}"))
+        .arg("sh")
+        .arg(env!("CARGO_BIN_EXE_s3rolefs"))
+        .args(["mount", "bkt"])
+        .arg(dir.path())
+        .args(["--endpoint-url", &server.endpoint(), "--region", server.region()])
+        .arg("--foreground")
+        .env("AWS_ACCESS_KEY_ID", server.access_key())
+        .env("AWS_SECRET_ACCESS_KEY", server.secret_key())
+        .output()
+        .expect("run unshare (util-linux)");
+    assert!(mount_type(dir.path()).is_none());
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// No `/dev/fuse`: FUSE is not available, with how to get it.
+#[test]
+fn dev_fuse_missing() {
+    let server = server();
+    let (code, err) = run_in_namespace(&server, "mount -t tmpfs tmpfs /dev", false);
+    assert_one_line_error(code, &err, &["/dev/fuse is missing", "apt-get install -y fuse3"]);
+}
+
+/// A non-root user without `fusermount3`: named, with how to install it.
+#[test]
+fn fusermount3_missing_for_non_root() {
+    let server = server();
+    let mask = "for p in /usr/bin/fusermount3 /bin/fusermount3; do \
+                [ -e $p ] && mount --bind /dev/null $p; done; true";
+    let (code, err) = run_in_namespace(&server, mask, true);
+    assert_one_line_error(code, &err, &["fusermount3", "apt-get install -y fuse3"]);
+}
