@@ -10,10 +10,8 @@
 //!
 //! This module knows nothing of the filesystem (`fs`).
 
-
 pub mod error;
-
-
+pub mod xml;
 
 use std::future::Future;
 use std::time::SystemTime;
