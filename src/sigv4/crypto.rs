@@ -3,6 +3,7 @@
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
 use std::time::SystemTime;
+use time::OffsetDateTime;
 
 /// SHA-256 block size: HMAC keys up to this length are zero-padded, longer ones hashed first.
 const BLOCK: usize = 64;
@@ -38,8 +39,21 @@ pub fn signing_key(secret_access_key: &str, date: &str, region: &str, service: &
 }
 
 /// `t` as the SigV4 timestamp in UTC, e.g. `20150830T123600Z`.
+///
+/// A time outside years 1..=9999 (only a broken clock produces one) is shown as the Unix
+/// epoch instead of panicking; AWS then rejects the request as too skewed, which names
+/// the real problem.
 pub fn amz_date(t: SystemTime) -> String {
-    let utc = time::OffsetDateTime::from(t);
+    let epoch = OffsetDateTime::UNIX_EPOCH;
+    let utc = match t.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(after) => time::Duration::try_from(after)
+            .ok()
+            .and_then(|d| epoch.checked_add(d)),
+        Err(before) => time::Duration::try_from(before.duration())
+            .ok()
+            .and_then(|d| epoch.checked_sub(d)),
+    }
+    .unwrap_or(epoch);
     format!(
         "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
         utc.year(),
@@ -81,5 +95,13 @@ mod tests {
     fn amz_date_format() {
         let t = UNIX_EPOCH + Duration::from_secs(1_440_938_160);
         assert_eq!(amz_date(t), "20150830T123600Z");
+        let before_epoch = UNIX_EPOCH - Duration::from_secs(1);
+        assert_eq!(amz_date(before_epoch), "19691231T235959Z");
+    }
+
+    #[test]
+    fn amz_date_of_an_unrepresentable_time_does_not_panic() {
+        let far = UNIX_EPOCH + Duration::from_secs(400_000_000_000);
+        assert_eq!(amz_date(far), "19700101T000000Z");
     }
 }

@@ -1,25 +1,33 @@
 //! AWS Signature Version 4, as pure functions: no I/O, no state, no clock.
 //!
 //! This module owns the exact bytes of a signature: URI and query encoding, header
-//! canonicalization, the canonical request, the string to sign, the signing key and the
-//! headers to add (`x-amz-date`, `x-amz-security-token`, `authorization`). The caller owns
-//! everything else: the clock (`SigningInputs::time`), the credentials, hashing the body,
-//! and sending the request with exactly the path, query and headers that were signed.
+//! canonicalization, the canonical request, the string to sign, the signing key and what
+//! the signature adds to a request — headers (`sign`), a presigned query (`presign`), or
+//! per-chunk signatures of an `aws-chunked` upload (`seed_signature`, `chunk_signature`).
+//! The caller owns everything else: the clock (`SigningInputs::time`), the credentials,
+//! hashing the body, and sending exactly the path, query and headers that were signed.
 //!
 //! S3 rules, which differ from the generic AWS suite: the path is encoded once by the
 //! caller and used verbatim (never normalized: `a/../b` and `a//b` are real keys), and the
-//! session token is signed (S3 rejects it as an unsigned header).
+//! session token is signed (S3 requires it).
 
 mod canonical;
+mod chunked;
 mod crypto;
 mod encode;
+mod presign;
 
 pub use canonical::{
     canonical_header_value, canonical_headers, canonical_request, credential_scope, string_to_sign,
     CanonicalHeaders, ALGORITHM,
 };
+pub use chunked::{
+    chunk_header, chunk_signature, chunked_encoded_length, seed_signature, StreamingSeed,
+    STREAMING_PAYLOAD,
+};
 pub use crypto::{amz_date, hmac_sha256, sha256_hex, signing_key};
 pub use encode::{encode_query, uri_encode};
+pub use presign::{presign, Presigned};
 
 use std::fmt;
 use std::time::SystemTime;

@@ -104,3 +104,52 @@ fn debug_never_shows_secrets() {
     assert!(!shown.contains(&signed.signature), "{shown}");
     assert!(!shown.contains("Credential="), "{shown}");
 }
+
+#[test]
+fn presign_signs_the_token_and_replaces_stale_parameters() {
+    let h = vec![("host".to_string(), "bucket.s3.amazonaws.com".to_string())];
+    let query = vec![
+        ("X-Amz-Signature".to_string(), "stale".to_string()),
+        ("versionId".to_string(), "v1".to_string()),
+    ];
+    let req = HttpRequest {
+        query: &query,
+        payload_hash: UNSIGNED_PAYLOAD,
+        ..request(&h)
+    };
+    let presigned = presign(&req, &inputs(Some(TOKEN)), Duration::from_secs(900));
+    let value = |key: &str| {
+        presigned
+            .query
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(value("X-Amz-Signature"), [presigned.signature.as_str()]);
+    assert_eq!(value("X-Amz-Security-Token"), [TOKEN]);
+    assert_eq!(value("X-Amz-Expires"), ["900"]);
+    assert_eq!(value("versionId"), ["v1"]);
+    assert!(presigned
+        .canonical_request
+        .contains(&format!("X-Amz-Security-Token={TOKEN}&")));
+    let shown = format!("{presigned:?}");
+    assert!(!shown.contains(TOKEN), "{shown}");
+    assert!(!shown.contains(&presigned.signature), "{shown}");
+}
+
+#[test]
+fn streaming_seed_debug_hides_the_signing_key() {
+    let h = headers();
+    let seed = seed_signature(&request(&h), &inputs(None));
+    assert!(seed
+        .signed
+        .canonical_request
+        .ends_with(&format!("\n{STREAMING_PAYLOAD}")));
+    let shown = format!("{seed:?}");
+    assert!(!shown.contains(&hex::encode(seed.signing_key)), "{shown}");
+    assert!(
+        !shown.contains(&format!("{:?}", seed.signing_key)),
+        "{shown}"
+    );
+}
