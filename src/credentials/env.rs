@@ -58,13 +58,15 @@ impl EnvironmentProvider {
         };
         let expiry = match self.var("AWS_CREDENTIAL_EXPIRATION") {
             None => None,
-            Some(text) => Some(parse_rfc3339(&text).ok_or_else(|| CredentialsError::Invalid {
-                source_name: NAME,
-                reason: format!(
-                    "AWS_CREDENTIAL_EXPIRATION={text:?} is not an RFC 3339 time \
+            Some(text) => Some(
+                parse_rfc3339(&text).ok_or_else(|| CredentialsError::Invalid {
+                    source_name: NAME,
+                    reason: format!(
+                        "AWS_CREDENTIAL_EXPIRATION={text:?} is not an RFC 3339 time \
                      (e.g. 2026-01-01T00:00:00Z)"
-                ),
-            })?),
+                    ),
+                })?,
+            ),
         };
         Ok(Credentials {
             access_key_id: id.trim().to_string(),
@@ -94,8 +96,9 @@ impl ProvideCredentials for EnvironmentProvider {
 
 /// Parses an RFC 3339 timestamp (`2026-01-01T00:00:00Z`, with optional fraction and offset).
 pub(crate) fn parse_rfc3339(text: &str) -> Option<SystemTime> {
-    let t = time::OffsetDateTime::parse(text.trim(), &time::format_description::well_known::Rfc3339)
-        .ok()?;
+    let t =
+        time::OffsetDateTime::parse(text.trim(), &time::format_description::well_known::Rfc3339)
+            .ok()?;
     Some(t.into())
 }
 
@@ -141,7 +144,9 @@ mod tests {
     /// Half a pair is an error naming the missing variable.
     #[test]
     fn half_a_pair_is_invalid() {
-        let err = provider(&[("AWS_ACCESS_KEY_ID", "AKID")]).read().unwrap_err();
+        let err = provider(&[("AWS_ACCESS_KEY_ID", "AKID")])
+            .read()
+            .unwrap_err();
         assert!(err.to_string().contains("AWS_SECRET_ACCESS_KEY"));
     }
 

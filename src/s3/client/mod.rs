@@ -106,8 +106,21 @@ impl S3Client {
             raw_errors: true,
             ..Request::new("HeadBucket", Method::HEAD, None)
         };
-        let resp = client.execute(&probe).await?;
-        let hint = region::region_hint(resp.status, &resp.headers, &resp.body);
+        let mut resp = client.execute(&probe).await?;
+        let mut hint = region::region_hint(resp.status, &resp.headers, &resp.body);
+        if hint.is_none() && resp.status == 400 {
+            // A HEAD answer has no body, and servers that name the region only in the body
+            // of `AuthorizationHeaderMalformed` need a GET to show it: an empty listing.
+            let listing = Request {
+                raw_errors: true,
+                ..Request::new("ListObjectsV2", Method::GET, None)
+                    .query("list-type", "2")
+                    .query("max-keys", "0")
+            };
+            let answer = client.execute(&listing).await?;
+            hint = region::region_hint(answer.status, &answer.headers, &answer.body);
+            resp = answer;
+        }
         let region = hint.unwrap_or_else(|| DISCOVERY_REGION.to_string());
         debug!("bucket {:?}: region {region} (discovered)", config.bucket);
         if region == probe_region {
@@ -208,3 +221,6 @@ fn build_http(config: &ClientConfig) -> Result<reqwest::Client, S3Error> {
         .build()
         .map_err(|e| S3Error::InvalidConfig(format!("cannot build the HTTP client: {e}")))
 }
+
+#[cfg(test)]
+mod tests;
