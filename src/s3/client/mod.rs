@@ -113,9 +113,7 @@ impl S3Client {
             // of `AuthorizationHeaderMalformed` need a GET to show it: an empty listing.
             let listing = Request {
                 raw_errors: true,
-                ..Request::new("ListObjectsV2", Method::GET, None)
-                    .query("list-type", "2")
-                    .query("max-keys", "0")
+                ..empty_listing()
             };
             let answer = client.execute(&listing).await?;
             hint = region::region_hint(answer.status, &answer.headers, &answer.body);
@@ -164,9 +162,13 @@ impl S3Client {
     }
 
     async fn head_bucket_checked(&self) -> Result<(), S3Error> {
-        self.execute(&Request::new("HeadBucket", Method::HEAD, None))
+        match self
+            .execute(&Request::new("HeadBucket", Method::HEAD, None))
             .await
-            .map(drop)
+        {
+            Ok(_) => Ok(()),
+            Err(err) => Err(self.explain_head_failure(err, empty_listing()).await),
+        }
     }
 
     /// The region requests are signed for.
@@ -189,6 +191,14 @@ impl S3Client {
     pub fn endpoint_display(&self) -> String {
         self.addressing.display()
     }
+}
+
+/// A ListObjectsV2 of no keys: the GET twin of HeadBucket (same permission), whose error
+/// answers have a body.
+fn empty_listing() -> Request<'static> {
+    Request::new("ListObjectsV2", Method::GET, None)
+        .query("list-type", "2")
+        .query("max-keys", "0")
 }
 
 /// The HTTP client: rustls with the system roots plus `ca_bundle`, no redirects (a 301 from

@@ -61,16 +61,51 @@ fn meta_from_headers(key: &str, resp: &Response) -> Result<ObjectMeta, S3Error> 
     })
 }
 
+impl S3Client {
+    /// HEAD answers carry no body, so a HEAD refused with a bare 400 or 403 cannot say why:
+    /// an expired token, an unknown key id and a missing permission look alike, yet the
+    /// caller must tell them apart (only the first calls for a credentials refresh). The
+    /// same question asked with a GET needing the same permission gets S3's `<Error>`.
+    pub(super) async fn explain_head_failure(&self, err: S3Error, ask: Request<'_>) -> S3Error {
+        let bare = match &err {
+            S3Error::Service {
+                status: 400, code, ..
+            } => code == "BadRequest",
+            S3Error::AccessDenied { code, .. } => code == "Forbidden",
+            _ => false,
+        };
+        if !bare {
+            return err;
+        }
+        match self.execute(&ask).await {
+            Err(
+                better @ (S3Error::CredentialsRejected { .. }
+                | S3Error::AccessDenied { .. }
+                | S3Error::WrongRegion { .. }
+                | S3Error::NoSuchBucket { .. }),
+            ) => better,
+            _ => err,
+        }
+    }
+}
+
 impl ObjectClient for S3Client {
     async fn head_bucket(&self) -> Result<(), S3Error> {
         self.head_bucket_checked().await
     }
 
     async fn head_object(&self, key: &str) -> Result<ObjectMeta, S3Error> {
-        let resp = self
+        match self
             .execute(&Request::new("HeadObject", Method::HEAD, Some(key)))
-            .await?;
-        meta_from_headers(key, &resp)
+            .await
+        {
+            Ok(resp) => meta_from_headers(key, &resp),
+            Err(err) => {
+                let ask =
+                    Request::new("GetObject", Method::GET, Some(key)).header("range", "bytes=0-0");
+                Err(self.explain_head_failure(err, ask).await)
+            }
+        }
     }
 
     async fn get_object(&self, params: GetObjectParams) -> Result<GetObjectOutput, S3Error> {

@@ -351,3 +351,30 @@ async fn unreachable_endpoint_is_a_network_error() {
     assert!(matches!(err, S3Error::Network { .. }), "{err}");
     assert!(err.to_string().contains("127.0.0.1"), "{err}");
 }
+
+/// A bare 403 to a HEAD is explained by the same question as a GET, whose body says the
+/// key id is unknown: the caller gets `CredentialsRejected`, not a plain `AccessDenied`.
+#[tokio::test]
+async fn bare_head_refusals_are_explained_by_a_get() {
+    let server = serve(vec![
+        answer("200 OK", &[], ""),
+        answer("403 Forbidden", &[], ""),
+        answer(
+            "403 Forbidden",
+            &[],
+            "<Error><Code>InvalidAccessKeyId</Code><Message>unknown key</Message></Error>",
+        ),
+    ])
+    .await;
+    let client = S3Client::connect(config(&server.endpoint, Some(session_credentials())))
+        .await
+        .unwrap();
+    let err = client.head_object("k").await.unwrap_err();
+    assert!(
+        matches!(err, S3Error::CredentialsRejected { ref code, .. } if code == "InvalidAccessKeyId"),
+        "{err}"
+    );
+    let seen = server.seen.lock().unwrap().clone();
+    assert_eq!(seen[2].line, "GET /bkt/k HTTP/1.1");
+    assert_eq!(seen[2].header("range"), Some("bytes=0-0"));
+}
