@@ -39,6 +39,13 @@ pub enum S3Error {
     /// The answer was not what S3 sends (bad XML, missing header).
     #[error("malformed answer from S3: {0}")]
     Malformed(String),
+    /// A key that cannot be sent in a request path: empty, or with `.`/`..` segments that
+    /// every HTTP URL parser resolves away (the request would reach another object).
+    #[error("key {key:?} cannot be addressed: {reason}")]
+    InvalidKey { key: String, reason: String },
+    /// The client configuration is unusable (endpoint URL, CA bundle).
+    #[error("invalid S3 client configuration: {0}")]
+    InvalidConfig(String),
     /// No credentials to sign with.
     #[error("no credentials: {0}")]
     NoCredentials(String),

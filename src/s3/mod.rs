@@ -10,7 +10,10 @@
 //!
 //! This module knows nothing of the filesystem (`fs`).
 
+pub mod client;
 pub mod error;
+pub mod memory;
+pub mod xml;
 
 use std::future::Future;
 use std::time::SystemTime;

@@ -1,0 +1,236 @@
+//! `S3Client`: the [`ObjectClient`](crate::s3::ObjectClient) over HTTP.
+//!
+//! - `addressing`: endpoint parsing, path-style vs virtual-hosted, the exact URL and path.
+//! - `transport`: one request with a fresh signature per attempt, and the retry loop.
+//! - `retry`: capped exponential backoff with full jitter.
+//! - `errors`: the one mapping from an error answer to [`S3Error`].
+//! - `region`: endpoint/region resolution helpers and region discovery hints.
+//! - `ops`: the operations themselves.
+//!
+//! Every default (attempts, timeouts, user agent) belongs to the configuration layer; this
+//! module takes [`ClientConfig`] as given.
+
+mod addressing;
+mod errors;
+mod ops;
+mod region;
+mod retry;
+mod transport;
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use log::{debug, info};
+use reqwest::Method;
+
+pub use addressing::check_key;
+pub use region::{resolve_endpoint, resolve_region, DISCOVERY_REGION};
+pub use retry::RetryPolicy;
+
+use crate::credentials::CredentialsCell;
+use crate::s3::S3Error;
+use addressing::Addressing;
+use transport::Request;
+
+/// Everything the client needs, resolved by the configuration layer.
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    pub bucket: String,
+    /// `http://127.0.0.1:9000`, `https://s3.example.com`; `None` for AWS.
+    pub endpoint: Option<String>,
+    /// `None`: discover the bucket's region with HeadBucket.
+    pub region: Option<String>,
+    pub force_path_style: bool,
+    /// `None`: send unsigned requests (`--no-sign-request`).
+    pub credentials: Option<Arc<CredentialsCell>>,
+    /// Attempts per operation, the first included.
+    pub max_attempts: u32,
+    pub initial_backoff: Duration,
+    pub max_backoff: Duration,
+    pub connect_timeout: Duration,
+    /// Longest silence while waiting for (part of) an answer.
+    pub read_timeout: Duration,
+    /// Extra PEM root certificates (`AWS_CA_BUNDLE`), trusted besides the system's.
+    pub ca_bundle: Option<PathBuf>,
+    pub user_agent: String,
+}
+
+/// An S3 bucket over HTTP, its region established.
+pub struct S3Client {
+    http: reqwest::Client,
+    bucket: String,
+    region: String,
+    addressing: Addressing,
+    credentials: Option<Arc<CredentialsCell>>,
+    retry: RetryPolicy,
+}
+
+impl fmt::Debug for S3Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("S3Client")
+            .field("bucket", &self.bucket)
+            .field("region", &self.region)
+            .field("endpoint", &self.addressing.display())
+            .field("signed", &self.credentials.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl S3Client {
+    /// Builds the HTTP client, establishes the bucket's region (discovering it when not
+    /// configured), and checks with HeadBucket that the bucket exists and may be used.
+    ///
+    /// A configured region that is not the bucket's is [`S3Error::WrongRegion`] naming the
+    /// right one; a missing bucket is [`S3Error::NoSuchBucket`]; a forbidden one
+    /// [`S3Error::AccessDenied`].
+    pub async fn connect(config: ClientConfig) -> Result<S3Client, S3Error> {
+        let http = build_http(&config)?;
+        let configured = config
+            .region
+            .as_deref()
+            .map(str::trim)
+            .filter(|r| !r.is_empty())
+            .map(str::to_string);
+        let probe_region = configured.as_deref().unwrap_or(DISCOVERY_REGION);
+        let client = S3Client::for_region(http.clone(), &config, probe_region)?;
+        if configured.is_some() {
+            client.head_bucket_checked().await?;
+            return Ok(client);
+        }
+
+        // Discovery: S3 names the bucket's region on any answer to a HeadBucket, even one
+        // signed for the wrong region; local servers name none and are `us-east-1`.
+        let probe = Request {
+            raw_errors: true,
+            ..Request::new("HeadBucket", Method::HEAD, None)
+        };
+        let mut resp = client.execute(&probe).await?;
+        let mut hint = region::region_hint(resp.status, &resp.headers, &resp.body);
+        if hint.is_none() && resp.status == 400 {
+            // A HEAD answer has no body, and servers that name the region only in the body
+            // of `AuthorizationHeaderMalformed` need a GET to show it: an empty listing.
+            let listing = Request {
+                raw_errors: true,
+                ..empty_listing()
+            };
+            let answer = client.execute(&listing).await?;
+            hint = region::region_hint(answer.status, &answer.headers, &answer.body);
+            resp = answer;
+        }
+        let region = hint.unwrap_or_else(|| DISCOVERY_REGION.to_string());
+        debug!("bucket {:?}: region {region} (discovered)", config.bucket);
+        if region == probe_region {
+            return match client.failure_of(&resp, &probe) {
+                None => Ok(client),
+                Some(err) => Err(err),
+            };
+        }
+        let client = S3Client::for_region(http, &config, &region)?;
+        client.head_bucket_checked().await?;
+        info!(
+            "bucket {:?} is in region {region}; using {}",
+            config.bucket,
+            client.endpoint_display()
+        );
+        Ok(client)
+    }
+
+    fn for_region(
+        http: reqwest::Client,
+        config: &ClientConfig,
+        region: &str,
+    ) -> Result<S3Client, S3Error> {
+        Ok(S3Client {
+            addressing: Addressing::new(
+                config.endpoint.as_deref(),
+                region,
+                &config.bucket,
+                config.force_path_style,
+            )?,
+            http,
+            bucket: config.bucket.clone(),
+            region: region.to_string(),
+            credentials: config.credentials.clone(),
+            retry: RetryPolicy {
+                max_attempts: config.max_attempts.max(1),
+                initial_backoff: config.initial_backoff,
+                max_backoff: config.max_backoff,
+            },
+        })
+    }
+
+    async fn head_bucket_checked(&self) -> Result<(), S3Error> {
+        match self
+            .execute(&Request::new("HeadBucket", Method::HEAD, None))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(err) => Err(self.explain_head_failure(err, empty_listing()).await),
+        }
+    }
+
+    /// The region requests are signed for.
+    pub fn region(&self) -> &str {
+        &self.region
+    }
+
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    /// Whether requests address the bucket in the path (`endpoint/bucket/key`) rather than
+    /// in the host name.
+    pub fn is_path_style(&self) -> bool {
+        self.addressing.is_path_style()
+    }
+
+    /// The bucket's base URL and addressing style, for messages
+    /// (`https://b.s3.eu-west-1.amazonaws.com (virtual-hosted)`).
+    pub fn endpoint_display(&self) -> String {
+        self.addressing.display()
+    }
+}
+
+/// A ListObjectsV2 of no keys: the GET twin of HeadBucket (same permission), whose error
+/// answers have a body.
+fn empty_listing() -> Request<'static> {
+    Request::new("ListObjectsV2", Method::GET, None)
+        .query("list-type", "2")
+        .query("max-keys", "0")
+}
+
+/// The HTTP client: rustls with the system roots plus `ca_bundle`, no redirects (a 301 from
+/// S3 is an answer about the region, and following a redirect would re-send a signature made
+/// for another host).
+fn build_http(config: &ClientConfig) -> Result<reqwest::Client, S3Error> {
+    let mut builder = reqwest::Client::builder()
+        .use_rustls_tls()
+        .connect_timeout(config.connect_timeout)
+        .read_timeout(config.read_timeout)
+        .user_agent(config.user_agent.clone())
+        .redirect(reqwest::redirect::Policy::none());
+    if let Some(path) = &config.ca_bundle {
+        let pem = std::fs::read(path).map_err(|e| {
+            S3Error::InvalidConfig(format!("cannot read CA bundle {}: {e}", path.display()))
+        })?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| S3Error::InvalidConfig(format!("CA bundle {}: {e}", path.display())))?;
+        if certs.is_empty() {
+            return Err(S3Error::InvalidConfig(format!(
+                "CA bundle {} holds no PEM certificate",
+                path.display()
+            )));
+        }
+        for cert in certs {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    builder
+        .build()
+        .map_err(|e| S3Error::InvalidConfig(format!("cannot build the HTTP client: {e}")))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,380 @@
+//! The client against a scripted HTTP server that records every request it gets: what
+//! goes on the wire (signature headers, session token, query, Content-MD5), and how
+//! retries, region discovery and odd answers are handled.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
+
+use super::{ClientConfig, S3Client};
+use crate::credentials::{Credentials, CredentialsCell, Secret};
+use crate::s3::{GetObjectParams, ObjectClient, PutObjectParams, S3Error};
+
+/// One request as the server saw it.
+#[derive(Clone, Debug)]
+struct Seen {
+    line: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Seen {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Answers requests with `script` in order (the last answer repeats), recording them.
+struct Scripted {
+    endpoint: String,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+async fn serve(script: Vec<String>) -> Scripted {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = seen.clone();
+    let script = Arc::new(script);
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let (record, script) = (record.clone(), script.clone());
+            tokio::spawn(async move {
+                let (read, mut write) = stream.into_split();
+                let mut read = BufReader::new(read);
+                loop {
+                    let mut line = String::new();
+                    if read.read_line(&mut line).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let mut headers = Vec::new();
+                    loop {
+                        let mut h = String::new();
+                        read.read_line(&mut h).await.unwrap();
+                        let h = h.trim_end();
+                        if h.is_empty() {
+                            break;
+                        }
+                        let (n, v) = h.split_once(':').unwrap();
+                        headers.push((n.trim().to_lowercase(), v.trim().to_string()));
+                    }
+                    let len = headers
+                        .iter()
+                        .find(|(n, _)| n == "content-length")
+                        .map_or(0, |(_, v)| v.parse().unwrap());
+                    let mut body = vec![0; len];
+                    read.read_exact(&mut body).await.unwrap();
+                    let n = {
+                        let mut seen = record.lock().unwrap();
+                        seen.push(Seen {
+                            line: line.trim_end().to_string(),
+                            headers,
+                            body,
+                        });
+                        seen.len()
+                    };
+                    let answer = &script[(n - 1).min(script.len() - 1)];
+                    // HEAD answers have no body on the wire, whatever the script says.
+                    let answer = if line.starts_with("HEAD") {
+                        answer.split_inclusive("\r\n\r\n").next().unwrap_or(answer)
+                    } else {
+                        answer
+                    };
+                    write.write_all(answer.as_bytes()).await.unwrap();
+                }
+            });
+        }
+    });
+    Scripted { endpoint, seen }
+}
+
+fn answer(status: &str, headers: &[&str], body: &str) -> String {
+    let mut out = format!("HTTP/1.1 {status}\r\n");
+    for h in headers {
+        out.push_str(h);
+        out.push_str("\r\n");
+    }
+    out.push_str(&format!("content-length: {}\r\n\r\n{body}", body.len()));
+    out
+}
+
+const OBJECT_HEADERS: [&str; 2] = [
+    "etag: \"e1\"",
+    "last-modified: Wed, 21 Oct 2015 07:28:00 GMT",
+];
+
+fn config(endpoint: &str, credentials: Option<Credentials>) -> ClientConfig {
+    ClientConfig {
+        bucket: "bkt".into(),
+        endpoint: Some(endpoint.to_string()),
+        region: Some("us-east-1".into()),
+        force_path_style: false,
+        credentials: credentials.map(|c| Arc::new(CredentialsCell::new(c))),
+        max_attempts: 3,
+        initial_backoff: Duration::from_millis(1),
+        max_backoff: Duration::from_millis(5),
+        connect_timeout: Duration::from_secs(2),
+        read_timeout: Duration::from_secs(5),
+        ca_bundle: None,
+        user_agent: "s3rolefs-test".into(),
+    }
+}
+
+fn session_credentials() -> Credentials {
+    Credentials {
+        access_key_id: "ASIAEXAMPLE".into(),
+        secret_access_key: Secret::new("secret"),
+        session_token: Some(Secret::new("SESSION-TOKEN-VALUE")),
+        expiry: None,
+        source: "test",
+    }
+}
+
+/// Every attempt is signed with the snapshot, and the session token travels with it.
+#[tokio::test]
+async fn signed_requests_carry_the_session_token() {
+    let server = serve(vec![
+        answer("200 OK", &[], ""),
+        answer("200 OK", &OBJECT_HEADERS, ""),
+    ])
+    .await;
+    let client = S3Client::connect(config(&server.endpoint, Some(session_credentials())))
+        .await
+        .unwrap();
+    client
+        .put_object(PutObjectParams {
+            key: "dir/a b".into(),
+            body: Bytes::from_static(b"hello"),
+        })
+        .await
+        .unwrap();
+    let seen = server.seen.lock().unwrap().clone();
+    assert_eq!(seen[0].line, "HEAD /bkt/ HTTP/1.1");
+    let put = &seen[1];
+    assert_eq!(put.line, "PUT /bkt/dir/a%20b HTTP/1.1");
+    assert_eq!(
+        put.header("x-amz-security-token"),
+        Some("SESSION-TOKEN-VALUE")
+    );
+    let auth = put.header("authorization").unwrap();
+    assert!(
+        auth.starts_with("AWS4-HMAC-SHA256 Credential=ASIAEXAMPLE/"),
+        "{auth}"
+    );
+    assert!(auth.contains("x-amz-security-token"), "{auth}");
+    assert!(auth.contains("/us-east-1/s3/aws4_request"), "{auth}");
+    assert_eq!(put.header("content-md5"), Some("XUFAKrxLKna5cZ2REBfFkg=="));
+    assert_eq!(
+        put.header("x-amz-content-sha256"),
+        Some("2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824")
+    );
+    assert_eq!(put.body, b"hello");
+}
+
+/// `--no-sign-request`: no Authorization, no token.
+#[tokio::test]
+async fn unsigned_requests_have_no_authorization() {
+    let server = serve(vec![answer("200 OK", &[], "")]).await;
+    S3Client::connect(config(&server.endpoint, None))
+        .await
+        .unwrap();
+    let seen = server.seen.lock().unwrap().clone();
+    assert_eq!(seen[0].header("authorization"), None);
+    assert_eq!(seen[0].header("x-amz-security-token"), None);
+}
+
+/// SlowDown twice, then success: the call succeeds on the third attempt.
+#[tokio::test]
+async fn throttling_is_retried_then_gives_up() {
+    let slow = answer(
+        "503 Slow Down",
+        &[],
+        "<Error><Code>SlowDown</Code><Message>Reduce your request rate.</Message></Error>",
+    );
+    let server = serve(vec![
+        answer("200 OK", &[], ""),
+        slow.clone(),
+        slow.clone(),
+        answer("200 OK", &OBJECT_HEADERS, ""),
+    ])
+    .await;
+    let client = S3Client::connect(config(&server.endpoint, None))
+        .await
+        .unwrap();
+    client.delete_object("k").await.unwrap();
+    assert_eq!(server.seen.lock().unwrap().len(), 4);
+
+    let server = serve(vec![answer("200 OK", &[], ""), slow]).await;
+    let mut cfg = config(&server.endpoint, None);
+    cfg.max_attempts = 2;
+    let client = S3Client::connect(cfg).await.unwrap();
+    let err = client.delete_object("k").await.unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    assert_eq!(server.seen.lock().unwrap().len(), 3);
+}
+
+/// A 4xx other than throttling is final at once.
+#[tokio::test]
+async fn client_errors_are_not_retried() {
+    let server = serve(vec![
+        answer("200 OK", &[], ""),
+        answer(
+            "404 Not Found",
+            &[],
+            "<Error><Code>NoSuchKey</Code></Error>",
+        ),
+    ])
+    .await;
+    let client = S3Client::connect(config(&server.endpoint, None))
+        .await
+        .unwrap();
+    let err = client
+        .get_object(GetObjectParams {
+            key: "gone".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, S3Error::NoSuchKey { ref key } if key == "gone"),
+        "{err}"
+    );
+    assert_eq!(server.seen.lock().unwrap().len(), 2);
+}
+
+/// CopyObject answered 200 with an `<Error>` body is an error (retried if retryable).
+#[tokio::test]
+async fn copy_error_inside_a_200_is_an_error() {
+    let server = serve(vec![
+        answer("200 OK", &[], ""),
+        answer(
+            "200 OK",
+            &[],
+            "<Error><Code>AccessDenied</Code><Message>no</Message></Error>",
+        ),
+    ])
+    .await;
+    let client = S3Client::connect(config(&server.endpoint, None))
+        .await
+        .unwrap();
+    let err = client.copy_object("from key", "to").await.unwrap_err();
+    assert!(matches!(err, S3Error::AccessDenied { .. }), "{err}");
+    let seen = server.seen.lock().unwrap().clone();
+    assert_eq!(seen[1].header("x-amz-copy-source"), Some("/bkt/from%20key"));
+}
+
+/// Discovery: a 400 AuthorizationHeaderMalformed names the region; the client re-signs.
+/// HEAD answers have no body, so the region is read from a GET's error body.
+#[tokio::test]
+async fn region_is_discovered_from_a_malformed_authorization_answer() {
+    let server = serve(vec![
+        answer("400 Bad Request", &[], ""),
+        answer(
+            "400 Bad Request",
+            &[],
+            "<Error><Code>AuthorizationHeaderMalformed</Code><Message>wrong region</Message>\
+             <Region>eu-west-3</Region></Error>",
+        ),
+        answer("200 OK", &[], ""),
+    ])
+    .await;
+    let mut cfg = config(&server.endpoint, Some(session_credentials()));
+    cfg.region = None;
+    let client = S3Client::connect(cfg).await.unwrap();
+    assert_eq!(client.region(), "eu-west-3");
+    let seen = server.seen.lock().unwrap().clone();
+    assert_eq!(seen[1].line, "GET /bkt/?list-type=2&max-keys=0 HTTP/1.1");
+    assert!(seen[1]
+        .header("authorization")
+        .unwrap()
+        .contains("/us-east-1/s3/"));
+    assert_eq!(seen[2].line, "HEAD /bkt/ HTTP/1.1");
+    assert!(seen[2]
+        .header("authorization")
+        .unwrap()
+        .contains("/eu-west-3/s3/"));
+}
+
+/// Discovery: the header on a 301 names the region (no region configured).
+#[tokio::test]
+async fn region_is_discovered_from_the_bucket_region_header() {
+    let server = serve(vec![
+        answer(
+            "301 Moved Permanently",
+            &["x-amz-bucket-region: us-west-2"],
+            "",
+        ),
+        answer("200 OK", &[], ""),
+    ])
+    .await;
+    let mut cfg = config(&server.endpoint, None);
+    cfg.region = None;
+    let client = S3Client::connect(cfg).await.unwrap();
+    assert_eq!(client.region(), "us-west-2");
+    assert_eq!(server.seen.lock().unwrap().len(), 2);
+}
+
+/// A configured region the bucket is not in: `WrongRegion` naming the right one.
+#[tokio::test]
+async fn configured_wrong_region_is_reported() {
+    let server = serve(vec![answer(
+        "301 Moved Permanently",
+        &["x-amz-bucket-region: ap-northeast-1"],
+        "",
+    )])
+    .await;
+    let err = S3Client::connect(config(&server.endpoint, None))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, S3Error::WrongRegion { ref region, ref signed_for }
+            if region == "ap-northeast-1" && signed_for == "us-east-1"),
+        "{err}"
+    );
+}
+
+/// Nothing listens: a network error after every attempt, naming the endpoint.
+#[tokio::test]
+async fn unreachable_endpoint_is_a_network_error() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    let err = S3Client::connect(config(&endpoint, None))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, S3Error::Network { .. }), "{err}");
+    assert!(err.to_string().contains("127.0.0.1"), "{err}");
+}
+
+/// A bare 403 to a HEAD is explained by the same question as a GET, whose body says the
+/// key id is unknown: the caller gets `CredentialsRejected`, not a plain `AccessDenied`.
+#[tokio::test]
+async fn bare_head_refusals_are_explained_by_a_get() {
+    let server = serve(vec![
+        answer("200 OK", &[], ""),
+        answer("403 Forbidden", &[], ""),
+        answer(
+            "403 Forbidden",
+            &[],
+            "<Error><Code>InvalidAccessKeyId</Code><Message>unknown key</Message></Error>",
+        ),
+    ])
+    .await;
+    let client = S3Client::connect(config(&server.endpoint, Some(session_credentials())))
+        .await
+        .unwrap();
+    let err = client.head_object("k").await.unwrap_err();
+    assert!(
+        matches!(err, S3Error::CredentialsRejected { ref code, .. } if code == "InvalidAccessKeyId"),
+        "{err}"
+    );
+    let seen = server.seen.lock().unwrap().clone();
+    assert_eq!(seen[2].line, "GET /bkt/k HTTP/1.1");
+    assert_eq!(seen[2].header("range"), Some("bytes=0-0"));
+}

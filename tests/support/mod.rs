@@ -1,0 +1,18 @@
+//! The harness every integration test stands on (`mod support;` in each test file):
+//!
+//! - [`s3server`]: [`TestServer`], an S3-compatible server on 127.0.0.1 with an in-memory
+//!   store, fault injection and request counters.
+//! - [`mount`]: [`Mount`], the real `s3rolefs` binary mounted against a server, always
+//!   unmounted again; [`require_fuse`]; [`run_mount_expect_failure`].
+//! - [`client`]: [`TestClient`], a minimal independent SigV4 client for raw requests.
+//!
+//! Each test binary uses part of this module, hence the `allow`s.
+#![allow(dead_code, unused_imports)]
+
+pub mod client;
+pub mod mount;
+pub mod s3server;
+
+pub use self::client::{Reply, TestClient};
+pub use self::mount::{require_fuse, run_mount_expect_failure, Mount, MountCommand};
+pub use self::s3server::{Fault, ObjectInfo, Op, RequestRecord, TestServer};

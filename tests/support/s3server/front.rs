@@ -1,0 +1,233 @@
+//! The hyper service in front of s3s: it sees every request first, counts and logs it,
+//! applies injected faults and latency, and answers what AWS answers when a request is
+//! signed for the wrong region — things s3s has no hook for (its region check would need the
+//! bucket's region, and a HeadBucket 301 is not an S3 error s3s can produce).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, CONTENT_TYPE};
+use hyper::{Request, Response, StatusCode};
+use percent_encoding::percent_decode_str;
+use s3s::service::S3Service;
+use s3s::{s3_error, Body, S3Error};
+
+use super::faults::{Fault, Monitor, Op, RequestRecord};
+use super::store::Store;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+#[derive(Clone)]
+pub struct Front {
+    pub s3: S3Service,
+    pub store: Arc<Store>,
+    pub monitor: Arc<Monitor>,
+    /// `localhost:PORT`: hosts `<bucket>.localhost:PORT` address a bucket virtual-host style.
+    pub vhost_base: String,
+}
+
+/// Credential scope of a SigV4 request, from the Authorization header or a presigned URL.
+struct Scope {
+    access_key: String,
+    region: String,
+    presigned: bool,
+}
+
+fn credential_scope(req: &Request<Incoming>) -> Option<Scope> {
+    if let Some(auth) = req
+        .headers()
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        let cred = auth.split("Credential=").nth(1)?.split([',', ' ']).next()?;
+        let mut parts = cred.split('/');
+        let access_key = parts.next()?.to_owned();
+        let region = parts.nth(1)?.to_owned();
+        return Some(Scope {
+            access_key,
+            region,
+            presigned: false,
+        });
+    }
+    let cred = query_param(req.uri().query()?, "X-Amz-Credential")?;
+    let mut parts = cred.split('/');
+    let access_key = parts.next()?.to_owned();
+    let region = parts.nth(1)?.to_owned();
+    Some(Scope {
+        access_key,
+        region,
+        presigned: true,
+    })
+}
+
+fn query_param(query: &str, name: &str) -> Option<String> {
+    query.split('&').find_map(|pair| {
+        let (n, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (n == name).then(|| percent_decode_str(v).decode_utf8_lossy().into_owned())
+    })
+}
+
+fn has_query_param(query: Option<&str>, name: &str) -> bool {
+    query.is_some_and(|q| {
+        q.split('&')
+            .any(|pair| pair.split('=').next() == Some(name))
+    })
+}
+
+impl Front {
+    /// Bucket and key of the request, path-style or virtual-hosted-style.
+    fn bucket_and_key(&self, req: &Request<Incoming>) -> (Option<String>, Option<String>) {
+        let path = percent_decode_str(req.uri().path())
+            .decode_utf8_lossy()
+            .into_owned();
+        let path = path.strip_prefix('/').unwrap_or(&path);
+        let host = req
+            .headers()
+            .get(hyper::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("");
+        let non_empty = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+        if let Some(bucket) = host
+            .strip_suffix(self.vhost_base.as_str())
+            .and_then(|h| h.strip_suffix('.'))
+        {
+            return (non_empty(bucket), non_empty(path));
+        }
+        match path.split_once('/') {
+            Some((bucket, key)) => (non_empty(bucket), non_empty(key)),
+            None => (non_empty(path), None),
+        }
+    }
+
+    async fn handle(self, req: Request<Incoming>) -> Result<Response<Body>, BoxError> {
+        let (bucket, key) = self.bucket_and_key(&req);
+        let scope = credential_scope(&req);
+        let query = req.uri().query();
+        let op = Op::classify(
+            req.method().as_str(),
+            bucket.as_deref(),
+            key.as_deref(),
+            |name| has_query_param(query, name) || req.headers().contains_key(name),
+        );
+        let security_token = req
+            .headers()
+            .get("x-amz-security-token")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .or_else(|| query.and_then(|q| query_param(q, "X-Amz-Security-Token")));
+        let record = RequestRecord {
+            op,
+            method: req.method().to_string(),
+            uri: req.uri().to_string(),
+            bucket: bucket.clone(),
+            key,
+            access_key: scope.as_ref().map(|s| s.access_key.clone()),
+            signing_region: scope.as_ref().map(|s| s.region.clone()),
+            security_token,
+            status: None,
+        };
+        let summary = format!(
+            "{} {} ({op}, key {:?})",
+            record.method, record.uri, record.access_key
+        );
+        let (index, fault, latency) = self.monitor.admit(record);
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
+        }
+
+        let response = match fault {
+            Some(Fault::DropConnection) => {
+                log::debug!("{summary} -> connection dropped (injected)");
+                return Err("connection dropped by fault injection".into());
+            }
+            Some(Fault::SlowDown) => {
+                error_response(s3_error!(SlowDown, "Please reduce your request rate."))
+            }
+            Some(Fault::InternalError) => error_response(s3_error!(
+                InternalError,
+                "We encountered an internal error. Please try again."
+            )),
+            None => match self.wrong_region(op, bucket.as_deref(), scope.as_ref()) {
+                Some(response) => response,
+                None => self
+                    .s3
+                    .call(req.map(Body::from))
+                    .await
+                    .map_err(BoxError::from)?,
+            },
+        };
+        log::debug!("{summary} -> {}", response.status());
+        self.monitor.set_status(index, response.status().as_u16());
+        Ok(response)
+    }
+
+    /// AWS's answer to a request signed for another region than the bucket's: HeadBucket
+    /// gets a bodiless 301 naming the right region (how SDKs discover it); everything else
+    /// a 400 `AuthorizationHeaderMalformed` with the expected region.
+    fn wrong_region(
+        &self,
+        op: Op,
+        bucket: Option<&str>,
+        scope: Option<&Scope>,
+    ) -> Option<Response<Body>> {
+        let scope = scope?;
+        if op == Op::CreateBucket {
+            return None;
+        }
+        let actual = self.store.bucket_region(bucket?)?;
+        if actual == scope.region {
+            return None;
+        }
+        let region_header = HeaderValue::from_str(&actual).ok()?;
+        let mut response = if op == Op::HeadBucket {
+            let mut r = Response::new(Body::empty());
+            *r.status_mut() = StatusCode::MOVED_PERMANENTLY;
+            r
+        } else {
+            let (code, what) = if scope.presigned {
+                (
+                    "AuthorizationQueryParametersError",
+                    "Error parsing the X-Amz-Credential parameter",
+                )
+            } else {
+                (
+                    "AuthorizationHeaderMalformed",
+                    "The authorization header is malformed",
+                )
+            };
+            let xml = format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{what}; the region '{}' is wrong; expecting '{actual}'</Message><Region>{actual}</Region></Error>",
+                scope.region
+            );
+            let mut r = Response::new(Body::from(xml));
+            *r.status_mut() = StatusCode::BAD_REQUEST;
+            r.headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("application/xml"));
+            r
+        };
+        response
+            .headers_mut()
+            .insert("x-amz-bucket-region", region_header);
+        Some(response)
+    }
+}
+
+fn error_response(err: S3Error) -> Response<Body> {
+    err.to_http_response().unwrap_or_else(|_| {
+        let mut r = Response::new(Body::empty());
+        *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+        r
+    })
+}
+
+impl hyper::service::Service<Request<Incoming>> for Front {
+    type Response = Response<Body>;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn call(&self, req: Request<Incoming>) -> Self::Future {
+        Box::pin(self.clone().handle(req))
+    }
+}
