@@ -51,6 +51,9 @@ pub fn map_error(status: u16, headers: &HeaderMap, body: &[u8], ctx: &ErrorConte
         .and_then(|v| v.to_str().ok())
         .filter(|r| !r.is_empty())
         .map(str::to_string);
+    // A bodiless 400 naming another region is AWS's answer to a HEAD signed for the wrong
+    // region (the GET twin says AuthorizationHeaderMalformed).
+    let bare_400_with_region = status == 400 && parsed.code.is_empty() && header_region.is_some();
     let right_region = parsed.region.clone().or(header_region);
 
     if CREDENTIAL_CODES.contains(&code.as_str()) {
@@ -58,7 +61,8 @@ pub fn map_error(status: u16, headers: &HeaderMap, body: &[u8], ctx: &ErrorConte
     }
     let wrong_region = matches!(status, 301 | 307)
         || code == "AuthorizationHeaderMalformed"
-        || code == "PermanentRedirect";
+        || code == "PermanentRedirect"
+        || bare_400_with_region;
     if wrong_region {
         if let Some(region) = right_region.filter(|r| r != ctx.region) {
             return S3Error::WrongRegion {
@@ -197,6 +201,10 @@ mod tests {
         headers.insert(BUCKET_REGION, HeaderValue::from_static("ap-south-1"));
         assert!(matches!(
             map_error(301, &headers, b"", &CTX),
+            S3Error::WrongRegion { region, .. } if region == "ap-south-1"
+        ));
+        assert!(matches!(
+            map_error(400, &headers, b"", &CTX),
             S3Error::WrongRegion { region, .. } if region == "ap-south-1"
         ));
         // A redirect naming no region stays a plain service error.

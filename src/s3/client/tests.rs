@@ -378,3 +378,40 @@ async fn bare_head_refusals_are_explained_by_a_get() {
     assert_eq!(seen[2].line, "GET /bkt/k HTTP/1.1");
     assert_eq!(seen[2].header("range"), Some("bytes=0-0"));
 }
+
+/// A self-signed CA (public certificate only), as an `AWS_CA_BUNDLE` would hold.
+const TEST_CA_PEM: &str = "-----BEGIN CERTIFICATE-----
+MIIBjDCCATOgAwIBAgIULIul/juXwe5oeGyQHe++0MU5iYEwCgYIKoZIzj0EAwIw
+GzEZMBcGA1UEAwwQczNyb2xlZnMgdGVzdCBDQTAgFw0yNjExMjMxMTA5NDdaGA8y
+MTI2MTAzMDExMDk0N1owGzEZMBcGA1UEAwwQczNyb2xlZnMgdGVzdCBDQTBZMBMG
+ByqGSM49AgEGCCqGSM49AwEHA0IABJM25MOzkDzESznIKo+cYil2jvvmaa5ZelR8
+M29kkY+u+pgCUauZ7z95+w+qgyqwOsOY4iP8zzWngdMx6QxBU82jUzBRMB0GA1Ud
+DgQWBBSu2XMb1nP1WUH37/5PLQywuzU4mDAfBgNVHSMEGDAWgBSu2XMb1nP1WUH3
+7/5PLQywuzU4mDAPBgNVHRMBAf8EBTADAQH/MAoGCCqGSM49BAMCA0cAMEQCIC7z
+UjMvRJe1mmwcFuFAycC38yhooqRegmXjN7FB1FLIAiAravPyLL+z6BhbPWC6/86m
+wrbrVobvrYs6TGEZQWRLKg==
+-----END CERTIFICATE-----
+";
+
+/// A readable PEM bundle is accepted; a missing file or one without certificates is a
+/// configuration error naming the file, before any request.
+#[tokio::test]
+async fn ca_bundle_is_loaded_or_rejected() {
+    let server = serve(vec![answer("200 OK", &[], "")]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("ca.pem");
+    std::fs::write(&good, TEST_CA_PEM).unwrap();
+    let mut cfg = config(&server.endpoint, None);
+    cfg.ca_bundle = Some(good);
+    S3Client::connect(cfg.clone()).await.unwrap();
+
+    let empty = dir.path().join("empty.pem");
+    std::fs::write(&empty, "not a certificate\n").unwrap();
+    for path in [empty, dir.path().join("missing.pem")] {
+        cfg.ca_bundle = Some(path.clone());
+        let err = S3Client::connect(cfg.clone()).await.unwrap_err();
+        assert!(matches!(err, S3Error::InvalidConfig(_)), "{err}");
+        assert!(err.to_string().contains(path.to_str().unwrap()), "{err}");
+    }
+    assert_eq!(server.seen.lock().unwrap().len(), 1);
+}
