@@ -30,7 +30,11 @@ fn assert_one_line_error(code: i32, stderr: &str, needles: &[&str]) {
         .collect();
     assert_eq!(lines.len(), 1, "one error line expected; stderr:\n{stderr}");
     for needle in needles {
-        assert!(lines[0].contains(needle), "{needle:?} not in {:?}", lines[0]);
+        assert!(
+            lines[0].contains(needle),
+            "{needle:?} not in {:?}",
+            lines[0]
+        );
     }
 }
 
@@ -61,7 +65,11 @@ fn background_mount_returns_when_ready_and_unmounts() {
         Some("fuse.s3rolefs"),
         "fstype"
     );
-    let out = s3rolefs().arg("unmount").arg(mount.path()).output().unwrap();
+    let out = s3rolefs()
+        .arg("unmount")
+        .arg(mount.path())
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{out:?}");
     assert!(wait_unmounted(mount.path()));
 }
@@ -84,7 +92,10 @@ fn termination_signals_unmount_cleanly() {
         let mount = Mount::start(&server, "bkt", &[]);
         let pid = mount.pid().unwrap() as libc::pid_t;
         assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
-        assert!(wait_unmounted(mount.path()), "still mounted after signal {signal}");
+        assert!(
+            wait_unmounted(mount.path()),
+            "still mounted after signal {signal}"
+        );
         assert!(
             mount.stderr_log().contains("unmounted"),
             "{}",
@@ -118,7 +129,11 @@ fn bucket_does_not_exist() {
     let server = server();
     let dir = tempfile::tempdir().unwrap();
     let (code, err) = run_mount_expect_failure(&server, "missing-bucket", dir.path(), &[]);
-    assert_one_line_error(code, &err, &["missing-bucket", "does not exist", "--endpoint-url"]);
+    assert_one_line_error(
+        code,
+        &err,
+        &["missing-bucket", "does not exist", "--endpoint-url"],
+    );
 }
 
 /// Wrong secret: access denied, naming the credentials' source and the permission needed.
@@ -129,7 +144,11 @@ fn access_denied() {
     let (code, err) = MountCommand::new(&server, "bkt")
         .env("AWS_SECRET_ACCESS_KEY", "not-the-secret")
         .run_expect_failure(dir.path());
-    assert_one_line_error(code, &err, &["access denied", "environment", "s3:ListBucket"]);
+    assert_one_line_error(
+        code,
+        &err,
+        &["access denied", "environment", "s3:ListBucket"],
+    );
     assert!(!err.contains("not-the-secret"), "secret leaked: {err}");
 }
 
@@ -191,7 +210,24 @@ fn mountpoint_missing_or_not_a_directory() {
 fn already_mounted() {
     let server = server();
     let mount = Mount::start(&server, "bkt", &[]);
-    let (code, err) = run_mount_expect_failure(&server, "bkt", mount.path(), &[]);
+    // The harness's failure runner treats a mounted directory as success; run directly.
+    let out = s3rolefs()
+        .args(["mount", "bkt"])
+        .arg(mount.path())
+        .args([
+            "--endpoint-url",
+            &server.endpoint(),
+            "--region",
+            server.region(),
+        ])
+        .env("AWS_ACCESS_KEY_ID", server.access_key())
+        .env("AWS_SECRET_ACCESS_KEY", server.secret_key())
+        .output()
+        .unwrap();
+    let (code, err) = (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
     assert_one_line_error(code, &err, &["already a mount point", "s3rolefs unmount"]);
     assert_eq!(
         std::fs::read(mount.path().join("hello.txt")).unwrap(),
@@ -210,7 +246,11 @@ fn no_credentials() {
     assert_one_line_error(
         code,
         &err,
-        &["no credentials found", "AWS_ACCESS_KEY_ID", "--no-sign-request"],
+        &[
+            "no credentials found",
+            "AWS_ACCESS_KEY_ID",
+            "--no-sign-request",
+        ],
     );
 }
 
@@ -250,7 +290,12 @@ fn run_in_namespace(server: &TestServer, setup: &str, as_nobody: bool) -> (i32, 
         .arg(env!("CARGO_BIN_EXE_s3rolefs"))
         .args(["mount", "bkt"])
         .arg(dir.path())
-        .args(["--endpoint-url", &server.endpoint(), "--region", server.region()])
+        .args([
+            "--endpoint-url",
+            &server.endpoint(),
+            "--region",
+            server.region(),
+        ])
         .arg("--foreground")
         .env("AWS_ACCESS_KEY_ID", server.access_key())
         .env("AWS_SECRET_ACCESS_KEY", server.secret_key())
@@ -268,7 +313,11 @@ fn run_in_namespace(server: &TestServer, setup: &str, as_nobody: bool) -> (i32, 
 fn dev_fuse_missing() {
     let server = server();
     let (code, err) = run_in_namespace(&server, "mount -t tmpfs tmpfs /dev", false);
-    assert_one_line_error(code, &err, &["/dev/fuse is missing", "apt-get install -y fuse3"]);
+    assert_one_line_error(
+        code,
+        &err,
+        &["/dev/fuse is missing", "apt-get install -y fuse3"],
+    );
 }
 
 /// A non-root user without `fusermount3`: named, with how to install it.

@@ -188,7 +188,11 @@ fn keys_with_spaces_unicode_percent_and_plus_round_trip() {
     let server = server_with("bkt", &objects);
     let m = Mount::start(&server, "bkt", &[]);
     for key in keys {
-        assert_eq!(fs::read(m.path().join(key)).unwrap(), key.as_bytes(), "{key}");
+        assert_eq!(
+            fs::read(m.path().join(key)).unwrap(),
+            key.as_bytes(),
+            "{key}"
+        );
     }
     assert_eq!(names(&m.path().join("ünïcødé")), ["日本語.txt"]);
 }
@@ -229,7 +233,10 @@ fn random_offset_reads_match_the_object() {
         let n = f.read(&mut buf).unwrap();
         let end = (offset as usize + len).min(body.len());
         assert!(n > 0);
-        assert_eq!(&buf[..n], &body[offset as usize..offset as usize + n]);
+        assert!(
+            buf[..n] == body[offset as usize..offset as usize + n],
+            "bytes differ at offset {offset} (+{n})"
+        );
         assert!(offset as usize + n <= end);
     }
 }
@@ -245,7 +252,7 @@ fn replaced_object_fails_open_handle_with_estale() {
     let mut f = fs::File::open(m.path().join("f")).unwrap();
     let mut head = vec![0u8; 4096];
     f.read_exact(&mut head).unwrap();
-    assert_eq!(head, old[..4096]);
+    assert!(head == old[..4096]);
     let new = pattern(4 << 20, 2);
     server.put("bkt", "f", new.clone());
     f.seek(SeekFrom::Start(3 << 20)).unwrap();
@@ -255,7 +262,7 @@ fn replaced_object_fails_open_handle_with_estale() {
     let mut again = fs::File::open(m.path().join("f")).unwrap();
     let mut buf = Vec::new();
     again.read_to_end(&mut buf).unwrap();
-    assert_eq!(buf, new);
+    assert!(buf == new, "reopening must read the new version");
 }
 
 /// "Every mount is read-only for now (the `ro` mount flag), so `open` for writing,
@@ -269,7 +276,12 @@ fn modifications_fail_with_erofs() {
         assert_eq!(r.unwrap_err().raw_os_error(), Some(libc::EROFS));
     };
     erofs(fs::write(p.join("new"), b"y"));
-    erofs(fs::OpenOptions::new().write(true).open(p.join("f")).map(|_| ()));
+    erofs(
+        fs::OpenOptions::new()
+            .write(true)
+            .open(p.join("f"))
+            .map(|_| ()),
+    );
     erofs(fs::create_dir(p.join("d")));
     erofs(fs::remove_file(p.join("f")));
     erofs(fs::rename(p.join("f"), p.join("g")));

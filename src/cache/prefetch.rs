@@ -68,7 +68,7 @@ impl Prefetcher {
         let end = self.size.min(offset + u64::from(len));
         let sequential = offset == self.next_offset;
         self.next_offset = end;
-        if let Some(hit) = self.from_buffer(offset, end) {
+        if let Some(hit) = self.buffered(offset, end) {
             return Ok(hit);
         }
         self.window = if sequential && offset > 0 {
@@ -90,7 +90,7 @@ impl Prefetcher {
         Ok(served)
     }
 
-    fn from_buffer(&self, offset: u64, end: u64) -> Option<Bytes> {
+    fn buffered(&self, offset: u64, end: u64) -> Option<Bytes> {
         let (start, data) = self.buffer.as_ref()?;
         let buf_end = start + data.len() as u64;
         if offset >= *start && end <= buf_end {

@@ -36,6 +36,8 @@ impl FsError {
             FsError::S3(e) => match e {
                 S3Error::NoSuchKey { .. } => libc::ENOENT,
                 S3Error::NoSuchBucket { .. } => libc::ENOENT,
+                // A name S3 cannot address through a URL cannot exist through the mount.
+                S3Error::InvalidKey { .. } => libc::ENOENT,
                 S3Error::AccessDenied { .. } => libc::EACCES,
                 S3Error::CredentialsRejected { .. } => libc::EACCES,
                 S3Error::NoCredentials(_) => libc::EACCES,
@@ -45,7 +47,8 @@ impl FsError {
                 S3Error::WrongRegion { .. }
                 | S3Error::Service { .. }
                 | S3Error::Network { .. }
-                | S3Error::Malformed(_) => libc::EIO,
+                | S3Error::Malformed(_)
+                | S3Error::InvalidConfig(_) => libc::EIO,
             },
         }
     }

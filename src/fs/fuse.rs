@@ -135,8 +135,15 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
         let fs = Arc::clone(&self.fs);
         self.runtime.spawn(async move {
             match fs.open(ino.0, write).await {
-                // The object is immutable under its pinned ETag: let the kernel keep pages.
-                Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE),
+                // Pages the kernel cached are kept only while they are of the pinned version.
+                Ok((fh, keep_cache)) => {
+                    let flags = if keep_cache {
+                        FopenFlags::FOPEN_KEEP_CACHE
+                    } else {
+                        FopenFlags::empty()
+                    };
+                    reply.opened(FileHandle(fh), flags)
+                }
                 Err(e) => reply.error(errno(&e, "open")),
             }
         });

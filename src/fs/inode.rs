@@ -34,6 +34,9 @@ pub struct Inode {
     pub etag: Option<String>,
     /// Until when `size`/`mtime`/`etag` may be served without asking S3.
     pub valid_until: Instant,
+    /// The ETag pinned by the last `open`: the kernel's page cache holds that version, so
+    /// it may be kept only while the next open pins the same one.
+    pub cached_etag: Option<String>,
     lookups: u64,
 }
 
@@ -67,6 +70,7 @@ impl InodeTable {
             mtime: mount_time,
             etag: None,
             valid_until: far_future(),
+            cached_etag: None,
             // The root is never forgotten.
             lookups: 1,
         };
@@ -131,6 +135,7 @@ impl InodeTable {
                 mtime: facts.mtime,
                 etag: facts.etag,
                 valid_until,
+                cached_etag: None,
                 lookups: 0,
             },
         );
@@ -153,6 +158,17 @@ impl InodeTable {
             inode.etag = etag;
             inode.valid_until = until;
         }
+    }
+
+    /// Records that an open pinned `etag`; returns whether the kernel may keep the pages it
+    /// cached for this inode (they are of the same version).
+    pub fn note_open(&mut self, ino: u64, etag: &str) -> bool {
+        let Some(inode) = self.inodes.get_mut(&ino) else {
+            return false;
+        };
+        let same = inode.cached_etag.as_deref() == Some(etag);
+        inode.cached_etag = Some(etag.to_string());
+        same
     }
 
     /// Forgets `parent/name` as a name (the object is gone); the inode itself stays until

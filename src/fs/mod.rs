@@ -224,8 +224,9 @@ impl<C: ObjectClient> S3Filesystem<C> {
         Ok(self.attr_of(inode))
     }
 
-    /// `open` of a file: pins its ETag (from fresh attributes or a HEAD).
-    pub async fn open(&self, ino: u64, write: bool) -> Result<u64, FsError> {
+    /// `open` of a file: pins its ETag (from fresh attributes or a HEAD). Returns the handle
+    /// and whether the kernel may keep its cached pages (same version as last time).
+    pub async fn open(&self, ino: u64, write: bool) -> Result<(u64, bool), FsError> {
         if write && self.config.read_only {
             return Err(FsError::ReadOnly);
         }
@@ -246,11 +247,12 @@ impl<C: ObjectClient> S3Filesystem<C> {
                 (etag, fresh.size)
             }
         };
+        let keep_cache = self.inodes().note_open(ino, &etag);
         let handle = FileHandle {
             ino,
             reader: tokio::sync::Mutex::new(Prefetcher::new(inode.key.clone(), etag, size)),
         };
-        Ok(self.handles().insert_file(handle))
+        Ok((self.handles().insert_file(handle), keep_cache))
     }
 
     /// `read`: up to `size` bytes at `offset` through the handle's pinned version.

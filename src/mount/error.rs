@@ -44,6 +44,8 @@ pub enum MountError {
     },
     #[error("cannot reach the S3 endpoint {endpoint}: {reason}; check --endpoint-url (or AWS_ENDPOINT_URL) and the network")]
     Unreachable { endpoint: String, reason: String },
+    #[error("{0}; check --endpoint-url and AWS_CA_BUNDLE")]
+    InvalidClientConfig(String),
     #[error("S3 refused to open bucket {bucket:?}: {detail}")]
     S3 { bucket: String, detail: String },
     #[error("mounting {path} failed: {reason}")]

@@ -7,10 +7,12 @@
 //!
 //! - `preflight`: FUSE available, mount point usable.
 //! - `daemon`: the background child and its readiness report.
+//! - `kernel`: mount(2)/umount(2) as `fuse.s3rolefs` for root.
 //! - `error`: [`MountError`], one line with cause and fix.
 
 pub mod daemon;
 pub mod error;
+pub mod kernel;
 pub mod preflight;
 
 use std::path::Path;
@@ -77,13 +79,24 @@ fn mount_foreground(config: MountConfig, report_ready: bool) -> Result<(), Mount
         },
     ));
     let adapter = FuseAdapter::new(fs, runtime.handle().clone());
-    let mut session =
-        fuser::Session::new(adapter, &mountpoint, &fuse_config(&config)).map_err(|e| {
-            MountError::MountFailed {
-                path: mountpoint.clone(),
-                reason: e.to_string(),
-            }
-        })?;
+    let fuse = fuse_config(&config);
+    let mount_failed = |e: std::io::Error| MountError::MountFailed {
+        path: mountpoint.clone(),
+        reason: e.to_string(),
+    };
+    // Root mounts with mount(2) itself so the type reads `fuse.s3rolefs`; other users go
+    // through fuser and fusermount3 (which set the same type).
+    let direct = kernel::can_mount_directly();
+    let mut session = if direct {
+        let fd = kernel::mount_fuse(&mountpoint, &fs_name(&config), true, config.allow_other)
+            .map_err(mount_failed)?;
+        fuser::Session::from_fd(adapter, fd, fuse.acl, fuse.clone()).map_err(|e| {
+            let _ = kernel::unmount(&mountpoint, true);
+            mount_failed(e)
+        })?
+    } else {
+        fuser::Session::new(adapter, &mountpoint, &fuse).map_err(mount_failed)?
+    };
     log::info!(
         "mounted {} on {}",
         source_name(&config),
@@ -95,14 +108,24 @@ fn mount_foreground(config: MountConfig, report_ready: bool) -> Result<(), Mount
     // Leave the mount point's parent free (a daemon must not hold a directory busy).
     let _ = std::env::set_current_dir("/");
     let mut unmounter = session.unmount_callable();
+    let signal_mountpoint = mountpoint.clone();
     runtime.spawn(async move {
         wait_for_termination().await;
         log::info!("signal received: unmounting");
-        if let Err(e) = unmounter.unmount() {
+        let result = if direct {
+            kernel::unmount(&signal_mountpoint, true)
+        } else {
+            unmounter.unmount()
+        };
+        if let Err(e) = result {
             log::error!("unmount on signal failed: {e}");
         }
     });
     let outcome = session.run();
+    if direct && preflight::mount_type_of(&mountpoint).is_some() {
+        // The session ended while still mounted (a device error): do not leave a dead mount.
+        let _ = kernel::unmount(&mountpoint, true);
+    }
     log::info!("unmounted {}", mountpoint.display());
     runtime.shutdown_timeout(std::time::Duration::from_secs(5));
     outcome.map_err(|e| MountError::MountFailed {
@@ -134,9 +157,14 @@ fn source_name(config: &MountConfig) -> String {
     }
 }
 
+/// The mount's source as `/proc/mounts` shows it.
+fn fs_name(config: &MountConfig) -> String {
+    format!("s3rolefs:{}", source_name(config))
+}
+
 fn fuse_config(config: &MountConfig) -> Config {
     let mut options = vec![
-        MountOption::FSName(format!("s3rolefs:{}", source_name(config))),
+        MountOption::FSName(fs_name(config)),
         MountOption::Subtype("s3rolefs".into()),
         // The kernel checks permissions against the modes we report (uid/gid/mode flags).
         MountOption::DefaultPermissions,
@@ -232,6 +260,7 @@ async fn connect(config: &MountConfig) -> Result<S3Client, MountError> {
             signed_for,
         },
         S3Error::Network { endpoint, reason } => MountError::Unreachable { endpoint, reason },
+        e @ S3Error::InvalidConfig(_) => MountError::InvalidClientConfig(e.to_string()),
         other => MountError::S3 {
             bucket: config.bucket.clone(),
             detail: other.to_string(),
@@ -249,30 +278,18 @@ pub fn unmount(path: &Path) -> Result<(), MountError> {
         Some(t) if t.starts_with("fuse") => {}
         _ => return Err(MountError::NotMounted { path: canonical }),
     }
-    // SAFETY: geteuid cannot fail.
-    if unsafe { libc::geteuid() } == 0 {
-        use std::os::unix::ffi::OsStrExt;
-        let c_path = std::ffi::CString::new(canonical.as_os_str().as_bytes()).map_err(|_| {
-            MountError::UnmountFailed {
-                path: canonical.clone(),
-                reason: "the path holds a NUL byte".into(),
-            }
-        })?;
-        // SAFETY: c_path is a valid NUL-terminated string that outlives the call.
-        let rc = unsafe { libc::umount2(c_path.as_ptr(), 0) };
-        if rc != 0 {
-            let err = std::io::Error::last_os_error();
+    if kernel::can_mount_directly() {
+        return kernel::unmount(&canonical, false).map_err(|err| {
             let hint = if err.raw_os_error() == Some(libc::EBUSY) {
                 "; a process still uses it (see: fuser -vm DIR)"
             } else {
                 ""
             };
-            return Err(MountError::UnmountFailed {
-                path: canonical,
+            MountError::UnmountFailed {
+                path: canonical.clone(),
                 reason: format!("{err}{hint}"),
-            });
-        }
-        return Ok(());
+            }
+        });
     }
     let Some(fusermount) = preflight::find_on_path("fusermount3") else {
         return Err(MountError::NoFusermount);
