@@ -12,7 +12,9 @@
 pub mod auth;
 pub mod faults;
 pub mod front;
+pub mod listing;
 pub mod multipart;
+pub mod objects;
 pub mod service;
 pub mod store;
 
