@@ -353,6 +353,32 @@ async fn head_object_reports_metadata() {
     assert!(missing.body.is_empty());
 }
 
+/// UNSIGNED-PAYLOAD bodies are accepted; a body that does not match its signed SHA-256 is
+/// refused with XAmzContentSHA256Mismatch and not stored.
+#[tokio::test]
+async fn payload_hash_is_verified_unless_unsigned() {
+    let (server, client) = server();
+    let unsigned = client
+        .request("PUT", BUCKET, "u")
+        .payload_hash("UNSIGNED-PAYLOAD")
+        .body("data")
+        .send()
+        .await;
+    assert_eq!(unsigned.status, 200, "{}", unsigned.text());
+    let wrong = client
+        .request("PUT", BUCKET, "w")
+        .payload_hash(&"0".repeat(64))
+        .body("data")
+        .send()
+        .await;
+    assert_eq!(wrong.status, 400, "{}", wrong.text());
+    assert_eq!(
+        wrong.xml_value("Code").as_deref(),
+        Some("XAmzContentSHA256Mismatch")
+    );
+    assert_eq!(server.keys(BUCKET), ["u"]);
+}
+
 /// A PUT whose Content-MD5 does not match the body is refused with BadDigest.
 #[tokio::test]
 async fn put_with_wrong_content_md5_is_refused() {

@@ -152,6 +152,7 @@ impl TestClient {
             query: Vec::new(),
             headers: Vec::new(),
             body: Bytes::new(),
+            payload_hash: None,
         }
     }
 }
@@ -164,9 +165,17 @@ pub struct RequestBuilder<'a> {
     query: Vec<(String, String)>,
     headers: Vec<(String, String)>,
     body: Bytes,
+    payload_hash: Option<String>,
 }
 
 impl RequestBuilder<'_> {
+    /// Signs with this `x-amz-content-sha256` instead of the body's SHA-256 (e.g.
+    /// `UNSIGNED-PAYLOAD`, or a wrong hash to test the server's check).
+    pub fn payload_hash(mut self, hash: &str) -> Self {
+        self.payload_hash = Some(hash.to_owned());
+        self
+    }
+
     pub fn query(mut self, name: &str, value: &str) -> Self {
         self.query.push((name.to_owned(), value.to_owned()));
         self
@@ -224,7 +233,10 @@ impl RequestBuilder<'_> {
                 ))
                 .expect("format date");
             let date = &amz_date[..8];
-            let payload_hash = hex::encode(Sha256::digest(&self.body));
+            let payload_hash = self
+                .payload_hash
+                .clone()
+                .unwrap_or_else(|| hex::encode(Sha256::digest(&self.body)));
             headers.push(("host".into(), c.host.clone()));
             headers.push(("x-amz-date".into(), amz_date.clone()));
             headers.push(("x-amz-content-sha256".into(), payload_hash.clone()));
