@@ -26,26 +26,58 @@ impl Reply {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
-    /// The text of every `<tag>...</tag>` in the body, in order (enough for S3's flat XML;
-    /// entities other than the five predefined ones are not expected).
+    /// The text of every `<tag>...</tag>` in the body, in order (enough for S3's flat XML).
     pub fn xml_values(&self, tag: &str) -> Vec<String> {
-        let text = self.text();
-        let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
-        let mut out = Vec::new();
-        let mut rest = text.as_str();
-        while let Some(start) = rest.find(&open) {
-            let after = &rest[start + open.len()..];
-            let Some(end) = after.find(&close) else { break };
-            out.push(xml_unescape(&after[..end]));
-            rest = &after[end + close.len()..];
-        }
-        out
+        xml_values(&self.text(), tag)
     }
 
     /// The first `<tag>` value, if any.
     pub fn xml_value(&self, tag: &str) -> Option<String> {
         self.xml_values(tag).into_iter().next()
     }
+
+    /// `<child>` values inside each `<parent>` element, e.g. `("Contents", "Key")` for the keys
+    /// of a listing without the top-level `<Prefix>` mixed in.
+    pub fn xml_nested(&self, parent: &str, child: &str) -> Vec<String> {
+        xml_raw(&self.text(), parent)
+            .iter()
+            .flat_map(|inner| xml_values(inner, child))
+            .collect()
+    }
+}
+
+/// The unescaped text of every `<tag>...</tag>` in `xml`.
+pub fn xml_values(xml: &str, tag: &str) -> Vec<String> {
+    xml_raw(xml, tag).iter().map(|v| xml_unescape(v)).collect()
+}
+
+/// The raw inner XML of every `<tag>...</tag>` (or `<tag attr="...">...</tag>`) in `xml`
+/// (not nested in itself).
+fn xml_raw(xml: &str, tag: &str) -> Vec<String> {
+    let (open, close) = (format!("<{tag}"), format!("</{tag}>"));
+    let mut out = Vec::new();
+    let mut rest = xml;
+    while let Some(start) = rest.find(&open) {
+        let after = &rest[start + open.len()..];
+        // `<tag>` or `<tag attrs>`, not `<tagSuffix>`; `<tag/>` is an empty value.
+        if let Some(empty) = after.strip_prefix("/>") {
+            out.push(String::new());
+            rest = empty;
+            continue;
+        }
+        if !after.starts_with(['>', ' ']) {
+            rest = after;
+            continue;
+        }
+        let Some(gt) = after.find('>') else { break };
+        let content = &after[gt + 1..];
+        let Some(end) = content.find(&close) else {
+            break;
+        };
+        out.push(content[..end].to_owned());
+        rest = &content[end + close.len()..];
+    }
+    out
 }
 
 fn xml_unescape(s: &str) -> String {
@@ -120,6 +152,7 @@ impl TestClient {
             query: Vec::new(),
             headers: Vec::new(),
             body: Bytes::new(),
+            payload_hash: None,
         }
     }
 }
@@ -132,9 +165,17 @@ pub struct RequestBuilder<'a> {
     query: Vec<(String, String)>,
     headers: Vec<(String, String)>,
     body: Bytes,
+    payload_hash: Option<String>,
 }
 
 impl RequestBuilder<'_> {
+    /// Signs with this `x-amz-content-sha256` instead of the body's SHA-256 (e.g.
+    /// `UNSIGNED-PAYLOAD`, or a wrong hash to test the server's check).
+    pub fn payload_hash(mut self, hash: &str) -> Self {
+        self.payload_hash = Some(hash.to_owned());
+        self
+    }
+
     pub fn query(mut self, name: &str, value: &str) -> Self {
         self.query.push((name.to_owned(), value.to_owned()));
         self
@@ -152,7 +193,16 @@ impl RequestBuilder<'_> {
         self
     }
 
+    /// Sends the request; panics on transport errors.
     pub async fn send(self) -> Reply {
+        let what = format!("{} /{}/{}", self.method, self.bucket, self.key);
+        self.try_send()
+            .await
+            .unwrap_or_else(|e| panic!("{what}: {e}"))
+    }
+
+    /// Sends the request; transport errors (a dropped connection) are returned.
+    pub async fn try_send(self) -> Result<Reply, reqwest::Error> {
         let c = self.client;
         let mut path = String::from("/");
         if !self.bucket.is_empty() {
@@ -183,7 +233,10 @@ impl RequestBuilder<'_> {
                 ))
                 .expect("format date");
             let date = &amz_date[..8];
-            let payload_hash = hex::encode(Sha256::digest(&self.body));
+            let payload_hash = self
+                .payload_hash
+                .clone()
+                .unwrap_or_else(|| hex::encode(Sha256::digest(&self.body)));
             headers.push(("host".into(), c.host.clone()));
             headers.push(("x-amz-date".into(), amz_date.clone()));
             headers.push(("x-amz-content-sha256".into(), payload_hash.clone()));
@@ -232,21 +285,15 @@ impl RequestBuilder<'_> {
                 req = req.header(k.as_str(), v.as_str());
             }
         }
-        let response = req
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{} {url}: {e}", self.method));
+        let response = req.send().await?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
-        let body = response
-            .bytes()
-            .await
-            .unwrap_or_else(|e| panic!("{} {url}: reading body: {e}", self.method));
-        Reply {
+        let body = response.bytes().await?;
+        Ok(Reply {
             status,
             headers,
             body,
-        }
+        })
     }
 }
 

@@ -7,12 +7,15 @@
 //! - [`client`]: [`TestClient`], a minimal independent SigV4 client for raw requests.
 //!
 //! Each test binary uses part of this module, hence the `allow`s.
-#![allow(dead_code, unused_imports)]
+#![allow(dead_code)]
 
 pub mod client;
 pub mod mount;
 pub mod s3server;
 
+#[allow(unused_imports)]
 pub use self::client::{Reply, TestClient};
+#[allow(unused_imports)]
 pub use self::mount::{require_fuse, run_mount_expect_failure, Mount, MountCommand};
+#[allow(unused_imports)]
 pub use self::s3server::{Fault, ObjectInfo, Op, RequestRecord, TestServer};

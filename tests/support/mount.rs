@@ -431,17 +431,22 @@ fn kill(child: &mut Child) -> Option<ExitStatus> {
 /// The filesystem type mounted exactly at `dir`, from `/proc/self/mountinfo` (the last entry
 /// wins, as mounts stack).
 pub fn mount_type(dir: &Path) -> Option<String> {
-    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    // Resolve only the parent: a stat of a hung FUSE mount point itself would block.
+    let dir = match (
+        dir.parent().and_then(|p| p.canonicalize().ok()),
+        dir.file_name(),
+    ) {
+        (Some(parent), Some(name)) => parent.join(name),
+        _ => dir.to_path_buf(),
+    };
     let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    info.lines()
-        .filter_map(|line| {
-            // <id> <parent> <maj:min> <root> <mount point> <options> [optional...] - <type> <source> <super options>
-            let (left, right) = line.split_once(" - ")?;
-            let mount_point = unescape_mountinfo(left.split(' ').nth(4)?);
-            let fs_type = right.split(' ').next()?;
-            (Path::new(&mount_point) == dir).then(|| fs_type.to_owned())
-        })
-        .last()
+    info.lines().rev().find_map(|line| {
+        // <id> <parent> <maj:min> <root> <mount point> <options> [optional...] - <type> ...
+        let (left, right) = line.split_once(" - ")?;
+        let mount_point = unescape_mountinfo(left.split(' ').nth(4)?);
+        let fs_type = right.split(' ').next()?;
+        (Path::new(&mount_point) == dir).then(|| fs_type.to_owned())
+    })
 }
 
 /// Undoes mountinfo's octal escapes (`\040` for space, `\011`, `\012`, `\134`).

@@ -4,7 +4,8 @@
 //! store, the accepted keys, request counters and fault injection.
 //!
 //! - `store.rs`: buckets, objects, uploads, listing rules.
-//! - `service.rs` / `multipart.rs`: the `s3s::S3` operations.
+//! - `service.rs`: the `s3s::S3` impl (bucket operations, dispatch, shared helpers);
+//!   `objects.rs`, `listing.rs`, `multipart.rs`: the object, list and multipart operations.
 //! - `auth.rs`: the key table (SigV4 via s3s), session tokens, anonymous public reads.
 //! - `front.rs`: the hyper service in front of s3s (faults, counters, wrong-region answers).
 //! - `faults.rs`: counters, request log, fault queue.
@@ -12,7 +13,9 @@
 pub mod auth;
 pub mod faults;
 pub mod front;
+pub mod listing;
 pub mod multipart;
+pub mod objects;
 pub mod service;
 pub mod store;
 

@@ -6,9 +6,8 @@ use bytes::BytesMut;
 use s3s::dto::*;
 use s3s::{s3_error, S3Error, S3Result};
 
-use super::service::{
-    check_content_md5, check_copy_conditions, collect_body, no_such_key, with_bucket,
-};
+use super::objects::check_copy_conditions;
+use super::service::{check_content_md5, collect_body, no_such_key, with_bucket};
 use super::store::{self, Object, Part, Store, Upload};
 
 fn no_such_upload() -> S3Error {
@@ -179,29 +178,37 @@ pub fn complete(
                 "The XML you provided was not well-formed or did not validate against our published schema"
             ));
         }
+        // S3 checks the order of the whole list before looking at any part.
+        let numbers: Vec<i32> = requested
+            .iter()
+            .map(|p| p.part_number.unwrap_or(0))
+            .collect();
+        if numbers.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(s3_error!(
+                InvalidPartOrder,
+                "The list of parts was not in ascending order. The parts list must be specified in order by part number."
+            ));
+        }
+        let invalid_part = || {
+            s3_error!(
+                InvalidPart,
+                "One or more of the specified parts could not be found. The part might not have been uploaded, or the specified entity tag might not have matched the part's entity tag."
+            )
+        };
         let mut chosen: Vec<&Part> = Vec::with_capacity(requested.len());
-        let mut previous = 0;
-        for (i, p) in requested.iter().enumerate() {
-            let number = p.part_number.unwrap_or(0);
-            if number <= previous {
-                return Err(s3_error!(InvalidPartOrder, "The list of parts was not in ascending order. The parts list must be specified in order by part number."));
-            }
-            previous = number;
-            let invalid_part = || {
-                s3_error!(InvalidPart, "One or more of the specified parts could not be found. The part might not have been uploaded, or the specified entity tag might not have matched the part's entity tag.")
-            };
-            let part = upload.parts.get(&number).ok_or_else(invalid_part)?;
+        for (p, number) in requested.iter().zip(&numbers) {
+            let part = upload.parts.get(number).ok_or_else(invalid_part)?;
             if p.e_tag.as_ref().is_none_or(|e| e.value() != part.etag) {
                 return Err(invalid_part());
             }
-            let is_last = i + 1 == requested.len();
-            if !is_last && part.body.len() < min_part_size {
-                return Err(s3_error!(
-                    EntityTooSmall,
-                    "Your proposed upload is smaller than the minimum allowed object size."
-                ));
-            }
             chosen.push(part);
+        }
+        let (_, init) = chosen.split_last().expect("at least one part");
+        if init.iter().any(|p| p.body.len() < min_part_size) {
+            return Err(s3_error!(
+                EntityTooSmall,
+                "Your proposed upload is smaller than the minimum allowed object size."
+            ));
         }
         let mut body = BytesMut::with_capacity(chosen.iter().map(|p| p.body.len()).sum());
         for part in &chosen {
