@@ -133,9 +133,10 @@ fn run(cli: Cli) -> Result<(), String> {
 
 fn init_logging(debug: bool) {
     let default = if debug {
-        "s3rolefs=debug,warn"
+        "s3rolefs=debug,fuser=error,warn"
     } else {
-        "s3rolefs=info,warn"
+        // fuser warns about every operation a filesystem leaves to the kernel's defaults.
+        "s3rolefs=info,fuser=error,warn"
     };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default))
         .format_timestamp_millis()
