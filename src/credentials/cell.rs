@@ -47,7 +47,7 @@ mod tests {
             secret_access_key: Secret::new("s"),
             session_token: None,
             expiry: None,
-            source: "test",
+            source: "test".into(),
         }
     }
 

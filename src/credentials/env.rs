@@ -3,7 +3,9 @@
 
 use std::time::SystemTime;
 
-use super::{Credentials, CredentialsError, ProvideCredentials, Secret};
+use super::{
+    BoxFuture, Credentials, CredentialsError, ProvideCredentials, ProviderContext, Secret,
+};
 
 const NAME: &str = "environment";
 
@@ -19,6 +21,12 @@ impl EnvironmentProvider {
     /// Reads the real process environment.
     pub fn new() -> Self {
         Self::with_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Reads the variables of `ctx`.
+    pub fn from_context(ctx: &ProviderContext) -> Self {
+        let ctx = ctx.clone();
+        Self::with_lookup(move |k| ctx.var(k))
     }
 
     /// Reads variables through `lookup` instead of the process environment.
@@ -39,44 +47,42 @@ impl EnvironmentProvider {
         let (id, secret) = match (id, secret) {
             (Some(id), Some(secret)) => (id, secret),
             (None, None) => {
-                return Err(CredentialsError::NotConfigured {
-                    source_name: NAME,
-                    reason: "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not set".into(),
-                })
+                return Err(CredentialsError::not_configured(
+                    NAME,
+                    "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not set",
+                ))
             }
             (Some(_), None) => {
-                return Err(CredentialsError::Invalid {
-                    source_name: NAME,
-                    reason: "AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not; set both"
-                        .into(),
-                })
+                return Err(CredentialsError::invalid(
+                    NAME,
+                    "AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not; set both",
+                ))
             }
             (None, Some(_)) => {
-                return Err(CredentialsError::Invalid {
-                    source_name: NAME,
-                    reason: "AWS_SECRET_ACCESS_KEY is set but AWS_ACCESS_KEY_ID is not; set both"
-                        .into(),
-                })
+                return Err(CredentialsError::invalid(
+                    NAME,
+                    "AWS_SECRET_ACCESS_KEY is set but AWS_ACCESS_KEY_ID is not; set both",
+                ))
             }
         };
         let expiry = match self.var("AWS_CREDENTIAL_EXPIRATION") {
             None => None,
-            Some(text) => Some(
-                parse_rfc3339(&text).ok_or_else(|| CredentialsError::Invalid {
-                    source_name: NAME,
-                    reason: format!(
+            Some(text) => Some(parse_rfc3339(&text).ok_or_else(|| {
+                CredentialsError::invalid(
+                    NAME,
+                    format!(
                         "AWS_CREDENTIAL_EXPIRATION={text:?} is not an RFC 3339 time \
-                     (e.g. 2026-01-01T00:00:00Z)"
+                         (e.g. 2026-01-01T00:00:00Z)"
                     ),
-                })?,
-            ),
+                )
+            })?),
         };
         Ok(Credentials {
             access_key_id: id.trim().to_string(),
             secret_access_key: Secret::new(secret.trim()),
             session_token: self.var("AWS_SESSION_TOKEN").map(|t| Secret::new(t.trim())),
             expiry,
-            source: NAME,
+            source: NAME.into(),
         })
     }
 }
@@ -88,12 +94,12 @@ impl Default for EnvironmentProvider {
 }
 
 impl ProvideCredentials for EnvironmentProvider {
-    fn name(&self) -> &'static str {
+    fn name(&self) -> &str {
         NAME
     }
 
-    async fn provide(&self) -> Result<Credentials, CredentialsError> {
-        self.read()
+    fn provide(&self) -> BoxFuture<'_, Result<Credentials, CredentialsError>> {
+        Box::pin(async move { self.read() })
     }
 }
 

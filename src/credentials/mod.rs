@@ -3,23 +3,36 @@
 //!
 //! - [`Credentials`]: key id, secret, optional session token and expiry, and the name of the
 //!   source that produced them. Secrets are [`Secret`]s, so `Debug` never shows them.
-//! - [`ProvideCredentials`]: one implementation per source (`env`, later `profile`, `imds`,
-//!   `sts`, ...), all of the same shape: built from configuration, `provide()` returns fresh
-//!   credentials or a [`CredentialsError`] saying why this source does not apply.
+//! - [`ProvideCredentials`]: one implementation per source (`env`, `profile`, `imds`,
+//!   `sts`, ...), all of the same shape: built from configuration (a [`ProviderContext`]),
+//!   `provide()` returns fresh credentials or a [`CredentialsError`] saying why this source
+//!   does not apply or failed. Object-safe, so sources compose (`Arc<dyn ProvideCredentials>`:
+//!   an assumed role on top of any base source).
 //! - [`CredentialsCell`]: the current snapshot, swapped atomically. Request code loads one
 //!   snapshot per attempt and signs with it; only the owner of the cell swaps it.
 //!
 //! This module knows nothing of S3: it never imports `s3` or `fs`.
 
 mod cell;
+mod context;
 pub mod env;
+pub mod http;
 mod secret;
 
 use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 pub use cell::CredentialsCell;
+pub use context::ProviderContext;
 pub use secret::Secret;
+
+/// A boxed future, as object-safe providers return.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A provider shared between a chain, a refresher and the sources built on it.
+pub type SharedProvider = Arc<dyn ProvideCredentials>;
 
 /// One set of AWS credentials, as a source handed them out.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -31,8 +44,9 @@ pub struct Credentials {
     pub session_token: Option<Secret>,
     /// When these credentials stop working; `None` for long-term keys.
     pub expiry: Option<SystemTime>,
-    /// Which provider produced them (`"environment"`, `"imds"`, ...), for logs and `credentials`.
-    pub source: &'static str,
+    /// Which provider produced them (`"environment"`, `"imds"`, `"profile dev (assume role)"`,
+    /// ...), for logs and the `credentials` command.
+    pub source: String,
 }
 
 impl Credentials {
@@ -42,31 +56,80 @@ impl Credentials {
     }
 }
 
-/// Why a credentials source gave nothing.
-#[derive(Debug, thiserror::Error)]
+/// Why a credentials source gave nothing. Every message names the cause and, where there is
+/// one, the fix; none ever holds a secret.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum CredentialsError {
     /// The source does not apply here (its variables or files are absent). The chain moves on.
     #[error("{source_name}: {reason}")]
-    NotConfigured {
-        source_name: &'static str,
-        reason: String,
-    },
-    /// The source applies but is broken (a half-set pair, a malformed value). Reported as is.
+    NotConfigured { source_name: String, reason: String },
+    /// The source applies but is configured wrongly (a half-set pair, a malformed file, a
+    /// profile cycle). Retrying will not help; the chain stops here.
     #[error("{source_name}: {reason}")]
-    Invalid {
-        source_name: &'static str,
+    Invalid { source_name: String, reason: String },
+    /// The source applies but could not deliver now (unreachable endpoint, 5xx, throttling,
+    /// a refused STS call). `retryable` says whether trying again later may succeed.
+    #[error("{source_name}: {reason}")]
+    Failed {
+        source_name: String,
         reason: String,
+        retryable: bool,
     },
 }
 
-/// A source of credentials. Every provider has this shape: constructed from configuration,
-/// asked for fresh credentials whenever the current ones need renewing.
+impl CredentialsError {
+    pub fn not_configured(source_name: impl Into<String>, reason: impl Into<String>) -> Self {
+        CredentialsError::NotConfigured {
+            source_name: source_name.into(),
+            reason: reason.into(),
+        }
+    }
+
+    pub fn invalid(source_name: impl Into<String>, reason: impl Into<String>) -> Self {
+        CredentialsError::Invalid {
+            source_name: source_name.into(),
+            reason: reason.into(),
+        }
+    }
+
+    pub fn failed(
+        source_name: impl Into<String>,
+        reason: impl Into<String>,
+        retryable: bool,
+    ) -> Self {
+        CredentialsError::Failed {
+            source_name: source_name.into(),
+            reason: reason.into(),
+            retryable,
+        }
+    }
+
+    /// True when the source does not apply (the chain should try the next one).
+    pub fn is_not_configured(&self) -> bool {
+        matches!(self, CredentialsError::NotConfigured { .. })
+    }
+
+    /// True when asking the same source again later may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            CredentialsError::Failed {
+                retryable: true,
+                ..
+            }
+        )
+    }
+}
+
+/// A source of credentials. Every provider has this shape: constructed from configuration
+/// (a [`ProviderContext`]), asked for fresh credentials whenever the current ones need
+/// renewing. Object-safe: `provide` returns a boxed future.
 pub trait ProvideCredentials: Send + Sync {
     /// The source's name as users know it (`"environment"`, `"imds"`, ...).
-    fn name(&self) -> &'static str;
+    fn name(&self) -> &str;
 
     /// Fresh credentials, or why this source gave none.
-    fn provide(&self) -> impl Future<Output = Result<Credentials, CredentialsError>> + Send;
+    fn provide(&self) -> BoxFuture<'_, Result<Credentials, CredentialsError>>;
 }
 
 /// `AKIA************MPLE`: enough of a key id to tell two apart, not enough to use it.
@@ -93,7 +156,7 @@ mod tests {
             secret_access_key: Secret::new("very-secret"),
             session_token: Some(Secret::new("token-value")),
             expiry: None,
-            source: "test",
+            source: "test".into(),
         };
         let text = format!("{c:?}");
         assert!(text.contains("AKIDEXAMPLE"));

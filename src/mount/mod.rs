@@ -203,9 +203,7 @@ async fn connect(config: &MountConfig) -> Result<S3Client, MountError> {
                     tried: format!("{source_name}: {reason}"),
                 })
             }
-            Err(e @ CredentialsError::Invalid { .. }) => {
-                return Err(MountError::BadCredentials(e.to_string()))
-            }
+            Err(e) => return Err(MountError::BadCredentials(e.to_string())),
         }
     };
     let (source_name, key) = match &credentials {

@@ -132,7 +132,7 @@ fn session_credentials() -> Credentials {
         secret_access_key: Secret::new("secret"),
         session_token: Some(Secret::new("SESSION-TOKEN-VALUE")),
         expiry: None,
-        source: "test",
+        source: "test".into(),
     }
 }
 
