@@ -21,7 +21,7 @@ fn credentials(access_key: &str, secret: &str, token: Option<&str>) -> Credentia
         secret_access_key: Secret::new(secret),
         session_token: token.map(Secret::new),
         expiry: None,
-        source: "test",
+        source: "test".into(),
     }
 }
 
