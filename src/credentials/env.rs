@@ -101,6 +101,11 @@ impl ProvideCredentials for EnvironmentProvider {
     fn provide(&self) -> BoxFuture<'_, Result<Credentials, CredentialsError>> {
         Box::pin(async move { self.read() })
     }
+
+    /// The environment of a running process does not change: asking again gives the same.
+    fn refreshable(&self) -> bool {
+        false
+    }
 }
 
 /// Parses an RFC 3339 timestamp (`2026-01-01T00:00:00Z`, with optional fraction and offset).

@@ -17,6 +17,7 @@ mod cell;
 mod context;
 pub mod env;
 pub mod http;
+pub mod refresher;
 mod secret;
 
 use std::future::Future;
@@ -130,6 +131,12 @@ pub trait ProvideCredentials: Send + Sync {
 
     /// Fresh credentials, or why this source gave none.
     fn provide(&self) -> BoxFuture<'_, Result<Credentials, CredentialsError>>;
+
+    /// Whether asking again can give newer credentials (false for fixed keys such as the
+    /// environment's: the refresher then leaves them alone).
+    fn refreshable(&self) -> bool {
+        true
+    }
 }
 
 /// `AKIA************MPLE`: enough of a key id to tell two apart, not enough to use it.

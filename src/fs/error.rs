@@ -48,7 +48,8 @@ impl FsError {
                 | S3Error::Service { .. }
                 | S3Error::Network { .. }
                 | S3Error::Malformed(_)
-                | S3Error::InvalidConfig(_) => libc::EIO,
+                | S3Error::InvalidConfig(_)
+                | S3Error::ClockSkewed { .. } => libc::EIO,
             },
         }
     }

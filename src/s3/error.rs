@@ -21,6 +21,9 @@ pub enum S3Error {
     /// The bucket lives in another region than the one we signed for.
     #[error("the bucket is in region {region:?}, not {signed_for:?}")]
     WrongRegion { region: String, signed_for: String },
+    /// The request's signing time was too far from the server's clock.
+    #[error("the local clock is too far from S3's: {message}")]
+    ClockSkewed { message: String },
     /// If-Match did not hold: the object changed since it was opened.
     #[error("the object changed (ETag no longer {etag})")]
     PreconditionFailed { etag: String },

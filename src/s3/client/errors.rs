@@ -59,6 +59,9 @@ pub fn map_error(status: u16, headers: &HeaderMap, body: &[u8], ctx: &ErrorConte
     if CREDENTIAL_CODES.contains(&code.as_str()) {
         return S3Error::CredentialsRejected { code, message };
     }
+    if code == "RequestTimeTooSkewed" {
+        return S3Error::ClockSkewed { message };
+    }
     let wrong_region = matches!(status, 301 | 307)
         || code == "AuthorizationHeaderMalformed"
         || code == "PermanentRedirect"

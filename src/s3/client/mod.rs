@@ -65,6 +65,9 @@ pub struct S3Client {
     addressing: Addressing,
     credentials: Option<Arc<CredentialsCell>>,
     retry: RetryPolicy,
+    /// Server time minus local time, in milliseconds, learned from `RequestTimeTooSkewed`:
+    /// signatures are dated by the server's clock so a skewed host keeps working.
+    clock_offset_ms: Arc<std::sync::atomic::AtomicI64>,
 }
 
 impl fmt::Debug for S3Client {
@@ -158,6 +161,7 @@ impl S3Client {
                 initial_backoff: config.initial_backoff,
                 max_backoff: config.max_backoff,
             },
+            clock_offset_ms: Arc::default(),
         })
     }
 

@@ -1,7 +1,9 @@
 //! Sending one S3 request: sign each attempt with one credentials snapshot, send, read the
 //! whole answer, and retry what is retryable with jittered backoff.
 
-use std::time::SystemTime;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use log::warn;
@@ -10,6 +12,7 @@ use reqwest::Method;
 
 use super::errors::{map_error, ErrorContext};
 use super::S3Client;
+use crate::credentials::Credentials;
 use crate::s3::xml::parse_error;
 use crate::s3::S3Error;
 use crate::sigv4::{self, HttpRequest, SigningInputs};
@@ -80,13 +83,23 @@ pub(super) struct Response {
     pub body: Bytes,
 }
 
+/// How long a request S3 rejected for stale credentials waits for the refresher.
+const REFRESH_WAIT: Duration = Duration::from_secs(30);
+
 impl S3Client {
     /// Sends `req`, retrying per the policy. `Ok` is a success answer (or, with
     /// `raw_errors`, any answer not worth retrying).
+    ///
+    /// Besides the retry policy, two answers get one extra attempt each: credentials
+    /// rejected as expired or unknown (after the refresher renewed exactly that snapshot),
+    /// and `RequestTimeTooSkewed` (re-signed by the server's clock).
     pub(super) async fn execute(&self, req: &Request<'_>) -> Result<Response, S3Error> {
         let mut attempt = 1;
+        let mut renewed_credentials = false;
+        let mut corrected_clock = false;
         loop {
-            let err = match self.send_once(req).await {
+            let (result, snapshot) = self.send_once(req).await;
+            let err = match result {
                 Ok(resp) => match self.failure_of(&resp, req) {
                     None => return Ok(resp),
                     Some(err)
@@ -95,10 +108,34 @@ impl S3Client {
                     {
                         return Ok(resp)
                     }
+                    Some(S3Error::ClockSkewed { .. }) if !corrected_clock => {
+                        corrected_clock = self.learn_clock_offset(&resp.headers);
+                        if corrected_clock {
+                            continue;
+                        }
+                        return Err(self.failure_of(&resp, req).unwrap_or(S3Error::ClockSkewed {
+                            message: String::new(),
+                        }));
+                    }
                     Some(err) => err,
                 },
                 Err(err) => err,
             };
+            if let (S3Error::CredentialsRejected { code, .. }, Some(snapshot), false) =
+                (&err, &snapshot, renewed_credentials)
+            {
+                if let Some(cell) = &self.credentials {
+                    warn!(
+                        "{} {:?}: S3 rejected the credentials ({code}); renewing them",
+                        req.op,
+                        req.key.unwrap_or("")
+                    );
+                    if cell.rejected(snapshot, REFRESH_WAIT).await.is_some() {
+                        renewed_credentials = true;
+                        continue;
+                    }
+                }
+            }
             if !err.is_retryable() || !self.retry.may_retry(attempt) {
                 return Err(err);
             }
@@ -130,8 +167,52 @@ impl S3Client {
         Some(map_error(resp.status, &resp.headers, &resp.body, &ctx))
     }
 
-    /// One attempt: a fresh signature from the current credentials snapshot.
-    async fn send_once(&self, req: &Request<'_>) -> Result<Response, S3Error> {
+    /// Records the server's clock from an answer's `Date` header; true if it was usable.
+    fn learn_clock_offset(&self, headers: &HeaderMap) -> bool {
+        let Some(server) = headers
+            .get("date")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|d| httpdate::parse_http_date(d).ok())
+        else {
+            return false;
+        };
+        let now = SystemTime::now();
+        let offset_ms = match server.duration_since(now) {
+            Ok(ahead) => ahead.as_millis() as i64,
+            Err(behind) => -(behind.duration().as_millis() as i64),
+        };
+        warn!("the local clock is {offset_ms} ms off S3's; signing with S3's time");
+        self.clock_offset_ms.store(offset_ms, Ordering::Relaxed);
+        true
+    }
+
+    /// The time to sign with: local time corrected by what S3 told us of its clock.
+    fn signing_time(&self) -> SystemTime {
+        let offset = self.clock_offset_ms.load(Ordering::Relaxed);
+        let now = SystemTime::now();
+        if offset >= 0 {
+            now + Duration::from_millis(offset as u64)
+        } else {
+            now - Duration::from_millis(offset.unsigned_abs())
+        }
+    }
+
+    /// One attempt: a fresh signature from the current credentials snapshot, which is
+    /// returned beside the outcome so a rejection names exactly the snapshot S3 refused.
+    async fn send_once(
+        &self,
+        req: &Request<'_>,
+    ) -> (Result<Response, S3Error>, Option<Arc<Credentials>>) {
+        let mut used = None;
+        let result = self.send_signed(req, &mut used).await;
+        (result, used)
+    }
+
+    async fn send_signed(
+        &self,
+        req: &Request<'_>,
+        used: &mut Option<Arc<Credentials>>,
+    ) -> Result<Response, S3Error> {
         let target = self.addressing.target(req.key, &req.query)?;
         let payload_hash = sigv4::sha256_hex(&req.body);
         let mut headers = vec![
@@ -159,12 +240,13 @@ impl S3Client {
                     session_token: creds.session_token.as_ref().map(|t| t.expose()),
                     region: &self.region,
                     service: "s3",
-                    time: SystemTime::now(),
+                    time: self.signing_time(),
                 },
             );
             for (name, value) in signed.headers {
                 builder = builder.header(name, value);
             }
+            *used = Some(creds);
         }
         // reqwest derives `Host` from the URL, the same value we signed.
         for (name, value) in headers.iter().filter(|(n, _)| n != "host") {
