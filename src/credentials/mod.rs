@@ -18,6 +18,8 @@ mod context;
 pub mod env;
 pub mod http;
 mod secret;
+pub mod sts;
+pub mod web_identity;
 
 use std::future::Future;
 use std::pin::Pin;
