@@ -409,8 +409,8 @@ fn ctx(vars: &[(&str, &str)]) -> ProviderContext {
     )
 }
 
-/// Neither variable: not configured; one of the pair: invalid naming the other; both: works
-/// with AWS_ROLE_SESSION_NAME sent.
+/// No token file: not configured (even with AWS_ROLE_ARN, as in the SDKs); a token file
+/// without AWS_ROLE_ARN: invalid; both: works with AWS_ROLE_SESSION_NAME sent.
 #[tokio::test]
 async fn web_identity_environment_pair_is_validated() {
     let sts = StsEmulator::start(StsOptions::default());
@@ -430,7 +430,10 @@ async fn web_identity_environment_pair_is_validated() {
     let err = WebIdentityProvider::from_context(&ctx(&[("AWS_ROLE_ARN", ROLE)]), cfg())
         .err()
         .expect("half");
-    assert!(matches!(err, CredentialsError::Invalid { .. }));
+    assert!(
+        err.is_not_configured(),
+        "role alone leaves the chain going: {err:?}"
+    );
     assert!(
         err.to_string()
             .contains("AWS_WEB_IDENTITY_TOKEN_FILE is not"),
@@ -784,5 +787,102 @@ async fn conformance_recorded_sts_exchanges() {
     assert!(
         passed >= total - 1,
         "sts recorded exchanges: passed {passed} of {total}"
+    );
+}
+
+/// The recorded answer body of a case's first STS exchange.
+fn recorded_sts_answer(case: &str) -> Option<(u16, String)> {
+    recorded_exchanges()
+        .into_iter()
+        .find(|ex| ex.case == case)
+        .map(|ex| (ex.status, ex.body))
+}
+
+/// The smithy-rs default-chain cases configured by web identity environment variables:
+/// `from_context` resolves the recorded STS endpoint from the case's region, reads the case's
+/// token file and yields the expected credentials.
+#[tokio::test]
+async fn conformance_web_identity_environment_cases() {
+    let root = conformance_dir();
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(&root)
+        .expect("conformance data present")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    cases.sort();
+    let (mut total, mut passed, mut failures) = (0, 0, Vec::new());
+    for case in cases {
+        let name = case
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let Ok(env_text) = std::fs::read_to_string(case.join("env.json")) else {
+            continue;
+        };
+        let env: HashMap<String, String> = serde_json::from_str(&env_text).expect("env.json");
+        let Some(token_path) = env.get("AWS_WEB_IDENTITY_TOKEN_FILE") else {
+            continue;
+        };
+        total += 1;
+        if env.contains_key("AWS_PROFILE") {
+            println!("skipped {name}: AWS_PROFILE selects a profile that takes precedence (a profile-chain case)");
+            continue;
+        }
+        let mut vars = env.clone();
+        // The case's files live under its fs/ folder; point the variable there.
+        let token_file = case.join("fs").join(token_path.trim_start_matches('/'));
+        vars.insert(
+            "AWS_WEB_IDENTITY_TOKEN_FILE".into(),
+            token_file.display().to_string(),
+        );
+        let context = ProviderContext::with_vars(vars);
+        let resolved = StsConfig::from_context(&context, None);
+        let Some((status, body)) = recorded_sts_answer(&name) else {
+            failures.push(format!("{name}: no recorded STS exchange"));
+            continue;
+        };
+        let expected: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(case.join("test-case.json")).expect("test-case.json"),
+        )
+        .expect("test-case JSON");
+        let want = &expected["result"]["Ok"];
+        let recorded_host = format!("https://sts.{}.amazonaws.com", env["AWS_REGION"]);
+        if resolved.endpoint_url() != recorded_host {
+            failures.push(format!("{name}: endpoint {}", resolved.endpoint_url()));
+            continue;
+        }
+        let sts = StsEmulator::start(StsOptions::default());
+        sts.answer_next(status, &body);
+        let config = StsConfig {
+            endpoint: Some(sts.endpoint()),
+            ..resolved
+        };
+        let got = match WebIdentityProvider::from_context(&context, config) {
+            Ok(p) => p.provide().await,
+            Err(e) => Err(e),
+        };
+        match got {
+            Ok(c) => {
+                let expiry = c
+                    .expiry
+                    .and_then(|e| e.duration_since(SystemTime::UNIX_EPOCH).ok())
+                    .map(|d| d.as_secs());
+                let same = Some(c.access_key_id.as_str()) == want["access_key_id"].as_str()
+                    && Some(c.secret_access_key.expose()) == want["secret_access_key"].as_str()
+                    && c.session_token.as_ref().map(Secret::expose)
+                        == want["session_token"].as_str()
+                    && expiry == want["expiry"].as_u64();
+                if same {
+                    passed += 1;
+                } else {
+                    failures.push(format!("{name}: credentials differ: {c:?}"));
+                }
+            }
+            Err(e) => failures.push(format!("{name}: {e}")),
+        }
+    }
+    println!("web identity environment cases: passed {passed} of {total}");
+    assert!(
+        failures.is_empty() && passed >= 1,
+        "web identity environment cases: passed {passed} of {total}; failures: {failures:?}"
     );
 }
