@@ -19,6 +19,8 @@ pub mod env;
 pub mod http;
 pub mod refresher;
 mod secret;
+pub mod sts;
+pub mod web_identity;
 
 use std::future::Future;
 use std::pin::Pin;
