@@ -5,11 +5,16 @@
 //! - [`mount`]: [`Mount`], the real `s3rolefs` binary mounted against a server, always
 //!   unmounted again; [`require_fuse`]; [`run_mount_expect_failure`].
 //! - [`client`]: [`TestClient`], a minimal independent SigV4 client for raw requests.
+//! - [`imds`]: [`imds::ImdsEmulator`], an EC2 instance metadata service with rotating role
+//!   credentials and failure switches; [`container`]: [`container::ContainerEndpoint`], the
+//!   ECS / EKS Pod Identity credentials endpoint.
 //!
 //! Each test binary uses part of this module, hence the `allow`s.
 #![allow(dead_code)]
 
 pub mod client;
+pub mod container;
+pub mod imds;
 pub mod mount;
 pub mod s3server;
 

@@ -173,7 +173,7 @@ impl ImdsClient {
                 });
                 Ok(Session::V2(value))
             }
-            Ok(a) if matches!(a.status, 403 | 404 | 405) => {
+            Ok(a) if (403..=405).contains(&a.status) => {
                 if self.config.v1_fallback {
                     log::debug!("imds: token request answered {}; using IMDSv1", a.status);
                     Ok(Session::V1 {
