@@ -273,6 +273,10 @@ async fn no_role_attached_says_how_to_attach_one() {
     let text = message(&err);
     assert!(text.contains("no IAM role is attached"), "{text}");
     assert!(text.contains("associate-iam-instance-profile"), "{text}");
+    assert!(
+        err.is_not_configured(),
+        "the chain moves on, as in the SDKs"
+    );
 }
 
 /// A document whose Code is not Success carries IMDS's message, with tokens redacted.
