@@ -220,15 +220,18 @@ fn exchanges(path: &Path) -> Vec<Exchange> {
     by_connection.into_iter().map(|(_, x)| x).collect()
 }
 
+/// A scripted server and what it saw.
+struct Replay {
+    server: HttpEmulator,
+    /// Requests that were not the next one recorded.
+    unexpected: Arc<Mutex<Vec<String>>>,
+    /// Recorded exchanges not yet requested.
+    left: Arc<Mutex<VecDeque<Exchange>>>,
+}
+
 /// A server answering the recorded exchanges in order; a request that is not the next one
 /// recorded is answered 599 and noted.
-fn replay(
-    script: Vec<Exchange>,
-) -> (
-    HttpEmulator,
-    Arc<Mutex<Vec<String>>>,
-    Arc<Mutex<VecDeque<Exchange>>>,
-) {
+fn replay(script: Vec<Exchange>) -> Replay {
     let script = Arc::new(Mutex::new(VecDeque::from(script)));
     let unexpected = Arc::new(Mutex::new(Vec::new()));
     let (s, u) = (script.clone(), unexpected.clone());
@@ -252,7 +255,11 @@ fn replay(
     });
     let server = HttpEmulator::start(([127, 0, 0, 1], 0).into(), "replay", handler)
         .unwrap_or_else(|e| panic!("replay server: {e}"));
-    (server, unexpected, script)
+    Replay {
+        server,
+        unexpected,
+        left: script,
+    }
 }
 
 /// Whether `got` is the recorded result: the same credentials, or an error of the kind the
@@ -321,7 +328,11 @@ async fn recorded_imds_and_ecs_traffic_replays() {
         } else {
             Vec::new()
         };
-        let (server, unexpected, left) = replay(script);
+        let Replay {
+            server,
+            unexpected,
+            left,
+        } = replay(script);
         let got = if name.starts_with("ecs_") {
             if let Some(relative) = env.remove("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI") {
                 env.insert(
