@@ -82,8 +82,9 @@ impl ImdsProvider {
                 return Err(CredentialsError::failed(
                     NAME,
                     format!(
-                        "IMDS at {endpoint} answered {status} ({}) for role {role:?}: \
-                         check the instance's metadata options",
+                        "IMDS at {endpoint} answered {status} ({}) for role {role:?}: is the \
+                         metadata service turned off? (aws ec2 modify-instance-metadata-options \
+                         --http-endpoint enabled)",
                         error_reason(&answer.body)
                     ),
                     false,
@@ -158,8 +159,9 @@ impl ImdsProvider {
             status => Err(CredentialsError::failed(
                 NAME,
                 format!(
-                    "IMDS at {endpoint} answered {status} ({}) for the role list: check the \
-                     instance's metadata options",
+                    "IMDS at {endpoint} answered {status} ({}) for the role list: is the \
+                     metadata service turned off? (aws ec2 modify-instance-metadata-options \
+                     --http-endpoint enabled)",
                     error_reason(&answer.body)
                 ),
                 false,
