@@ -17,6 +17,7 @@ mod cell;
 mod context;
 pub mod env;
 pub mod http;
+pub mod process;
 pub mod profile;
 mod secret;
 
