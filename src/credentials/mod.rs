@@ -20,6 +20,7 @@ pub mod http;
 pub mod process;
 pub mod profile;
 mod secret;
+pub mod sso;
 
 use std::future::Future;
 use std::pin::Pin;
