@@ -21,6 +21,8 @@ pub mod process;
 pub mod profile;
 mod secret;
 pub mod sso;
+pub mod sts;
+pub mod web_identity;
 
 use std::future::Future;
 use std::pin::Pin;
