@@ -14,9 +14,11 @@
 //! This module knows nothing of S3: it never imports `s3` or `fs`.
 
 mod cell;
+pub mod container;
 mod context;
 pub mod env;
 pub mod http;
+pub mod imds;
 pub mod process;
 pub mod profile;
 mod secret;
