@@ -4,6 +4,7 @@
 //!   store, fault injection and request counters.
 //! - [`mount`]: [`Mount`], the real `s3rolefs` binary mounted against a server, always
 //!   unmounted again; [`require_fuse`]; [`run_mount_expect_failure`].
+//! - [`sso`]: [`sso::SsoEmulator`], IAM Identity Center's portal and OIDC token endpoints.
 //! - [`client`]: [`TestClient`], a minimal independent SigV4 client for raw requests.
 //!
 //! Each test binary uses part of this module, hence the `allow`s.
@@ -12,6 +13,7 @@
 pub mod client;
 pub mod mount;
 pub mod s3server;
+pub mod sso;
 
 #[allow(unused_imports)]
 pub use self::client::{Reply, TestClient};
