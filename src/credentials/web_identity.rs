@@ -36,7 +36,8 @@ pub struct WebIdentityProvider {
 
 impl WebIdentityProvider {
     /// From `AWS_WEB_IDENTITY_TOKEN_FILE` + `AWS_ROLE_ARN` (+ `AWS_ROLE_SESSION_NAME`).
-    /// `NotConfigured` when neither is set; `Invalid` when only one of the pair is.
+    /// `NotConfigured` without a token file (as in the SDKs, even when `AWS_ROLE_ARN` is
+    /// set); `Invalid` when the token file is set without `AWS_ROLE_ARN`.
     pub fn from_context(ctx: &ProviderContext, sts: StsConfig) -> Result<Self, CredentialsError> {
         let token_file = ctx.var("AWS_WEB_IDENTITY_TOKEN_FILE");
         let role_arn = ctx.var("AWS_ROLE_ARN");
@@ -48,18 +49,21 @@ impl WebIdentityProvider {
                     "AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN are not set",
                 ))
             }
+            // As in the SDKs: without a token file this source does not apply, and the chain
+            // goes on to the container endpoint and the instance role. Other tools set
+            // AWS_ROLE_ARN alone; stopping the chain on it would break those hosts.
+            (None, Some(_)) => {
+                return Err(CredentialsError::not_configured(
+                    NAME,
+                    "AWS_ROLE_ARN is set but AWS_WEB_IDENTITY_TOKEN_FILE is not, so web \
+                     identity does not apply; set AWS_WEB_IDENTITY_TOKEN_FILE to use it",
+                ))
+            }
             (Some(_), None) => {
                 return Err(CredentialsError::invalid(
                     NAME,
                     "AWS_WEB_IDENTITY_TOKEN_FILE is set but AWS_ROLE_ARN is not; set both \
                      (the role to assume with the token)",
-                ))
-            }
-            (None, Some(_)) => {
-                return Err(CredentialsError::invalid(
-                    NAME,
-                    "AWS_ROLE_ARN is set but AWS_WEB_IDENTITY_TOKEN_FILE is not; set both \
-                     (the file holding the OIDC token)",
                 ))
             }
         };

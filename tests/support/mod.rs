@@ -5,6 +5,8 @@
 //! - [`mount`]: [`Mount`], the real `s3rolefs` binary mounted against a server, always
 //!   unmounted again; [`require_fuse`]; [`run_mount_expect_failure`].
 //! - [`sso`]: [`sso::SsoEmulator`], IAM Identity Center's portal and OIDC token endpoints.
+//! - [`sts`]: [`sts::StsEmulator`], an STS emulator (AssumeRole, web identity, SAML) with
+//!   fault injection, request records and an `on_issue` hook.
 //! - [`client`]: [`TestClient`], a minimal independent SigV4 client for raw requests.
 //!
 //! Each test binary uses part of this module, hence the `allow`s.
@@ -14,6 +16,7 @@ pub mod client;
 pub mod mount;
 pub mod s3server;
 pub mod sso;
+pub mod sts;
 
 #[allow(unused_imports)]
 pub use self::client::{Reply, TestClient};

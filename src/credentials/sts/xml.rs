@@ -115,7 +115,8 @@ pub fn redact(text: &str, known: &[&str]) -> String {
     let mut redacted = String::with_capacity(out.len());
     let mut run = String::new();
     let flush = |run: &mut String, into: &mut String| {
-        if run.chars().count() >= SECRET_RUN_CHARS {
+        // `//host/path` after a scheme is a URL (an OIDC issuer STS names), never a token.
+        if run.chars().count() >= SECRET_RUN_CHARS && !run.starts_with("//") {
             into.push_str("** redacted **");
         } else {
             into.push_str(run);
@@ -257,13 +258,14 @@ mod tests {
         assert_eq!(parse_error(b""), None);
     }
 
-    /// Known secrets and long token-like runs are replaced; ARNs stay readable.
+    /// Known secrets and long token-like runs are replaced; ARNs and URLs stay readable.
     #[test]
     fn redaction_removes_known_values_and_long_runs() {
         let jwt = format!("eyJ{}", "a".repeat(100));
+        let issuer = "https://oidc.eks.eu-west-1.amazonaws.com/id/0123456789ABCDEF0123456789ABCDEF";
         let text = format!(
             "Value '{jwt}' at 'webIdentityToken' and short-secret for \
-             arn:aws:iam::123456789012:role/reader"
+             arn:aws:iam::123456789012:role/reader, issuer {issuer}"
         );
         let out = redact(&text, &["short-secret"]);
         assert!(!out.contains(&jwt), "{out}");
@@ -272,5 +274,13 @@ mod tests {
             out.contains("arn:aws:iam::123456789012:role/reader"),
             "{out}"
         );
+        assert!(out.contains(issuer), "{out}");
+    }
+
+    /// An over-long message is cut to the limit.
+    #[test]
+    fn redaction_cuts_long_messages() {
+        let out = redact(&"word ".repeat(200), &[]);
+        assert!(out.chars().count() <= MAX_MESSAGE_CHARS + 1, "{out}");
     }
 }
