@@ -19,8 +19,11 @@ mod context;
 pub mod env;
 pub mod http;
 pub mod imds;
+pub mod process;
+pub mod profile;
 pub mod refresher;
 mod secret;
+pub mod sso;
 pub mod sts;
 pub mod web_identity;
 

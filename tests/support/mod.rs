@@ -4,6 +4,7 @@
 //!   store, fault injection and request counters.
 //! - [`mount`]: [`Mount`], the real `s3rolefs` binary mounted against a server, always
 //!   unmounted again; [`require_fuse`]; [`run_mount_expect_failure`].
+//! - [`sso`]: [`sso::SsoEmulator`], IAM Identity Center's portal and OIDC token endpoints.
 //! - [`sts`]: [`sts::StsEmulator`], an STS emulator (AssumeRole, web identity, SAML) with
 //!   fault injection, request records and an `on_issue` hook.
 //! - [`client`]: [`TestClient`], a minimal independent SigV4 client for raw requests.
@@ -19,6 +20,7 @@ pub mod container;
 pub mod imds;
 pub mod mount;
 pub mod s3server;
+pub mod sso;
 pub mod sts;
 
 #[allow(unused_imports)]
