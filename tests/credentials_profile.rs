@@ -1,6 +1,6 @@
 //! The profile provider end to end: real files in a temporary HOME, real programs for
-//! `credential_process`, the SSO emulator for IAM Identity Center (and the S3 test server
-//! to prove the credentials it hands out are accepted).
+//! `credential_process`, the STS and SSO emulators, and the S3 test server to prove the
+//! credentials handed out are accepted.
 
 mod support;
 
@@ -10,9 +10,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use s3rolefs::credentials::profile::{profile_region, ProfileProvider};
+use s3rolefs::credentials::profile::{profile_region, MfaPrompt, ProfileProvider};
 use s3rolefs::credentials::{CredentialsError, ProvideCredentials, ProviderContext};
 use support::sso::{SsoEmulator, SsoOptions};
+use support::sts::{StsEmulator, StsOptions};
 use support::{TestClient, TestServer};
 
 /// A temporary HOME with `~/.aws`, and the variables a test sets.
@@ -458,4 +459,186 @@ async fn sso_rejected_token_is_reported_without_the_token() {
         "{text}"
     );
     assert!(!text.contains("revoked-token-value"), "{text}");
+}
+
+const ROLE_A: &str = "arn:aws:iam::123456789012:role/A";
+const ROLE_B: &str = "arn:aws:iam::123456789012:role/B";
+
+/// An STS emulator whose issued keys the S3 server accepts, and a server with a bucket.
+fn sts_and_s3() -> (StsEmulator, Arc<TestServer>) {
+    let server = Arc::new(TestServer::start());
+    server.create_bucket("bucket-one");
+    let s3 = server.clone();
+    let sts = StsEmulator::start(StsOptions {
+        on_issue: Some(Arc::new(move |c| {
+            s3.add_session_key(
+                &c.access_key_id,
+                &c.secret_access_key,
+                &c.session_token,
+                c.expires_at,
+            )
+        })),
+        ..StsOptions::default()
+    });
+    (sts, server)
+}
+
+async fn s3_accepts(server: &TestServer, c: &s3rolefs::credentials::Credentials) -> bool {
+    let mut client =
+        TestClient::new(server).with_credentials(&c.access_key_id, c.secret_access_key.expose());
+    if let Some(token) = &c.session_token {
+        client = client.with_session_token(token.expose());
+    }
+    let reply = client.request("GET", "bucket-one", "").send().await;
+    reply.status == 200
+}
+
+/// source_profile → role_arn: AssumeRole signed with the source's keys, carrying the
+/// role's options; every provide assumes the role again; S3 accepts the result.
+#[tokio::test]
+async fn source_profile_role_is_assumed_with_its_keys_on_every_provide() {
+    let (sts, server) = sts_and_s3();
+    sts.trust_key("AKIDBASE", "base-secret");
+    let home = Home::new()
+        .config(&format!(
+            "[profile dev]\nrole_arn = {ROLE_A}\nsource_profile = base\nregion = eu-west-1\n\
+             external_id = ext-123\nrole_session_name = dev-session\nduration_seconds = 1800\n"
+        ))
+        .credentials("[base]\naws_access_key_id = AKIDBASE\naws_secret_access_key = base-secret\n")
+        .var("AWS_PROFILE", "dev")
+        .var("AWS_ENDPOINT_URL_STS", &sts.endpoint());
+    let p = provider(&home);
+    let first = p.provide().await.expect("first");
+    let second = p.provide().await.expect("second");
+    assert_eq!(
+        first.source,
+        format!("profile dev: source_profile base (static keys) → assume role {ROLE_A}")
+    );
+    assert_ne!(first.access_key_id, second.access_key_id);
+    let requests = sts.requests();
+    assert_eq!(requests.len(), 2, "one AssumeRole per provide");
+    let r = &requests[0];
+    assert_eq!(r.action, "AssumeRole");
+    assert_eq!(r.caller_key.as_deref(), Some("AKIDBASE"));
+    assert_eq!(r.signature_valid, Some(true));
+    assert_eq!(r.scope_region.as_deref(), Some("eu-west-1"));
+    assert_eq!(r.param("RoleArn"), Some(ROLE_A));
+    assert_eq!(r.param("ExternalId"), Some("ext-123"));
+    assert_eq!(r.param("RoleSessionName"), Some("dev-session"));
+    assert_eq!(r.param("DurationSeconds"), Some("1800"));
+    assert!(s3_accepts(&server, &second).await);
+}
+
+/// Chained roles are assumed innermost first, each with the previous hop's credentials.
+#[tokio::test]
+async fn chained_roles_are_assumed_in_order() {
+    let (sts, server) = sts_and_s3();
+    sts.trust_key("AKIDROOT", "root-secret");
+    let home = Home::new()
+        .config(&format!(
+            "[profile a]\nrole_arn = {ROLE_A}\nsource_profile = b\n\
+             [profile b]\nrole_arn = {ROLE_B}\nsource_profile = root\n\
+             [profile root]\naws_access_key_id = AKIDROOT\naws_secret_access_key = root-secret\n"
+        ))
+        .var("AWS_PROFILE", "a")
+        .var("AWS_REGION", "us-east-1")
+        .var("AWS_ENDPOINT_URL_STS", &sts.endpoint());
+    let c = provider(&home).provide().await.expect("credentials");
+    let requests = sts.requests();
+    assert_eq!(requests.len(), 2);
+    assert_eq!(requests[0].param("RoleArn"), Some(ROLE_B));
+    assert_eq!(requests[0].caller_key.as_deref(), Some("AKIDROOT"));
+    assert_eq!(requests[1].param("RoleArn"), Some(ROLE_A));
+    let issued_b = &sts.issued()[0];
+    assert_eq!(
+        requests[1].caller_key.as_deref(),
+        Some(issued_b.access_key_id.as_str())
+    );
+    assert!(requests[1].had_session_token);
+    assert_eq!(requests[1].signature_valid, Some(true));
+    assert!(s3_accepts(&server, &c).await);
+}
+
+/// credential_source = Environment: the environment's keys sign the AssumeRole.
+#[tokio::test]
+async fn credential_source_environment_assumes_role_with_env_keys() {
+    let (sts, server) = sts_and_s3();
+    sts.trust_key("AKIDENV", "env-secret");
+    let home = Home::new()
+        .config(&format!(
+            "[profile a]\nrole_arn = {ROLE_A}\ncredential_source = Environment\n"
+        ))
+        .var("AWS_PROFILE", "a")
+        .var("AWS_REGION", "us-east-1")
+        .var("AWS_ACCESS_KEY_ID", "AKIDENV")
+        .var("AWS_SECRET_ACCESS_KEY", "env-secret")
+        .var("AWS_ENDPOINT_URL_STS", &sts.endpoint());
+    let c = provider(&home).provide().await.expect("credentials");
+    let r = &sts.requests()[0];
+    assert_eq!(r.caller_key.as_deref(), Some("AKIDENV"));
+    assert_eq!(r.signature_valid, Some(true));
+    assert!(s3_accepts(&server, &c).await);
+}
+
+/// mfa_serial: the prompt is asked with the device serial and its code goes to STS.
+#[tokio::test]
+async fn mfa_code_from_the_prompt_reaches_sts() {
+    let (sts, _server) = sts_and_s3();
+    sts.trust_key("AKIDBASE", "base-secret");
+    let home = Home::new()
+        .config(&format!(
+            "[profile dev]\nrole_arn = {ROLE_A}\nsource_profile = base\n\
+             mfa_serial = arn:aws:iam::123456789012:mfa/me\n\
+             [profile base]\naws_access_key_id = AKIDBASE\naws_secret_access_key = base-secret\n"
+        ))
+        .var("AWS_PROFILE", "dev")
+        .var("AWS_REGION", "us-east-1")
+        .var("AWS_ENDPOINT_URL_STS", &sts.endpoint());
+    let asked = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = asked.clone();
+    let prompt: MfaPrompt = Arc::new(move |serial: &str| {
+        seen.lock().expect("lock").push(serial.to_string());
+        Ok("123456".to_string())
+    });
+    let p = ProfileProvider::from_context(&home.ctx(), Some(prompt)).expect("resolves");
+    p.provide().await.expect("credentials");
+    assert_eq!(
+        *asked.lock().expect("lock"),
+        vec!["arn:aws:iam::123456789012:mfa/me"]
+    );
+    let r = &sts.requests()[0];
+    assert_eq!(
+        r.param("SerialNumber"),
+        Some("arn:aws:iam::123456789012:mfa/me")
+    );
+    assert_eq!(r.param("TokenCode"), Some("123456"));
+}
+
+/// web_identity_token_file + role_arn in a profile: AssumeRoleWithWebIdentity with the
+/// file's token, read again on every provide.
+#[tokio::test]
+async fn profile_web_identity_reads_token_file_each_time() {
+    let (sts, server) = sts_and_s3();
+    let home = Home::new();
+    let token_file = home.path().join("token.jwt");
+    std::fs::write(&token_file, "first-token").expect("token");
+    let home = home
+        .config(&format!(
+            "[default]\nrole_arn = {ROLE_A}\nweb_identity_token_file = {}\n\
+             role_session_name = wi\n",
+            token_file.display()
+        ))
+        .var("AWS_REGION", "us-east-1")
+        .var("AWS_ENDPOINT_URL_STS", &sts.endpoint());
+    let p = provider(&home);
+    sts.expect_web_identity_token("first-token");
+    let c = p.provide().await.expect("first");
+    std::fs::write(&token_file, "second-token").expect("rotate token");
+    sts.expect_web_identity_token("second-token");
+    p.provide().await.expect("second, with the rotated token");
+    let requests = sts.requests();
+    assert_eq!(requests[0].action, "AssumeRoleWithWebIdentity");
+    assert_eq!(requests[0].param("RoleSessionName"), Some("wi"));
+    assert_eq!(requests[1].param("WebIdentityToken"), Some("second-token"));
+    assert!(s3_accepts(&server, &c).await);
 }
