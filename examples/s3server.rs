@@ -8,17 +8,29 @@
 //! Prints `READY http://ADDR` once listening; `RUST_LOG=debug` logs every request. The
 //! implementation is the one in `tests/support/s3server/`, included here by path so there is
 //! exactly one.
+//!
+//! With `--imds 127.0.0.1:9001` it also runs the IMDS emulator of `tests/support/imds.rs`
+//! there (IMDSv2 only, role `s3rolefs-demo-role`), whose rotating session credentials the
+//! server accepts, and prints `IMDS http://ADDR` after `READY`: point a mount at it with
+//! `AWS_EC2_METADATA_SERVICE_ENDPOINT=http://ADDR`. The static key pair keeps working.
 
 #[allow(dead_code)]
 #[path = "../tests/support/s3server/mod.rs"]
 mod s3server;
 
+#[allow(dead_code)]
+#[path = "../tests/support/imds.rs"]
+mod imds;
+
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
 use clap::Parser;
 
+use imds::{ImdsEmulator, ImdsMode, ImdsOptions, IssuedCredentials, OnIssue};
 use s3server::TestServer;
 
 #[derive(Parser)]
@@ -44,6 +56,21 @@ struct Args {
     /// Minimum size of non-last multipart parts (S3: 5 MiB).
     #[arg(long)]
     min_part_size: Option<usize>,
+    /// Also run an IMDS emulator (IMDSv2 only) at this address, e.g. 127.0.0.1:9001.
+    #[arg(long)]
+    imds: Option<SocketAddr>,
+    /// Role name the IMDS emulator reports.
+    #[arg(long, default_value = "s3rolefs-demo-role")]
+    imds_role: String,
+    /// Seconds each set of IMDS credentials stays valid.
+    #[arg(long, default_value_t = 900)]
+    imds_lifetime: u64,
+    /// Seconds between IMDS key rotations (a new key, each valid for the lifetime).
+    #[arg(long, default_value_t = 300)]
+    imds_rotation: u64,
+    /// Also answer IMDSv1 (no token) requests.
+    #[arg(long)]
+    imds_allow_v1: bool,
 }
 
 fn main() {
@@ -72,7 +99,42 @@ fn main() {
             dir.display()
         );
     }
+    let server = Arc::new(server);
+    // Kept alive for the life of the process; the emulator stops when dropped.
+    let _imds = args.imds.map(|addr| {
+        let s3 = server.clone();
+        let on_issue: OnIssue = Arc::new(move |c: &IssuedCredentials| {
+            s3.add_session_key(
+                &c.access_key_id,
+                &c.secret_access_key,
+                &c.token,
+                c.expires_at,
+            );
+            log::info!(
+                "IMDS issued {} (expires {})",
+                c.access_key_id,
+                imds::rfc3339(c.expires_at)
+            );
+        });
+        ImdsEmulator::start(ImdsOptions {
+            addr,
+            mode: if args.imds_allow_v1 {
+                ImdsMode::V1AndV2
+            } else {
+                ImdsMode::V2Only
+            },
+            role_name: args.imds_role.clone(),
+            credentials_lifetime: Duration::from_secs(args.imds_lifetime.max(1)),
+            rotation: Duration::from_secs(args.imds_rotation.max(1)),
+            region: args.region.clone(),
+            on_issue: Some(on_issue),
+            ..ImdsOptions::default()
+        })
+    });
     println!("READY {}", server.endpoint());
+    if let Some(imds) = &_imds {
+        println!("IMDS {}", imds.endpoint());
+    }
     std::io::stdout().flush().expect("flush stdout");
     // Serves until the process is interrupted; the server runs on its own thread.
     loop {

@@ -8,11 +8,16 @@
 //! - [`sts`]: [`sts::StsEmulator`], an STS emulator (AssumeRole, web identity, SAML) with
 //!   fault injection, request records and an `on_issue` hook.
 //! - [`client`]: [`TestClient`], a minimal independent SigV4 client for raw requests.
+//! - [`imds`]: [`imds::ImdsEmulator`], an EC2 instance metadata service with rotating role
+//!   credentials and failure switches; [`container`]: [`container::ContainerEndpoint`], the
+//!   ECS / EKS Pod Identity credentials endpoint.
 //!
 //! Each test binary uses part of this module, hence the `allow`s.
 #![allow(dead_code)]
 
 pub mod client;
+pub mod container;
+pub mod imds;
 pub mod mount;
 pub mod s3server;
 pub mod sso;

@@ -173,7 +173,7 @@ impl ImdsClient {
                 });
                 Ok(Session::V2(value))
             }
-            Ok(a) if matches!(a.status, 403 | 404 | 405) => {
+            Ok(a) if (403..=405).contains(&a.status) => {
                 if self.config.v1_fallback {
                     log::debug!("imds: token request answered {}; using IMDSv1", a.status);
                     Ok(Session::V1 {
@@ -185,8 +185,9 @@ impl ImdsClient {
                         format!(
                             "IMDSv2 failed: IMDS at {endpoint} answered the token request with {} \
                              and IMDSv1 is disabled (AWS_EC2_METADATA_V1_DISABLED, \
-                             ec2_metadata_v1_disabled or --imds-v2-only): enable IMDSv2 on the \
-                             instance (aws ec2 modify-instance-metadata-options --http-tokens required)",
+                             ec2_metadata_v1_disabled or --imds-v2-only): turn the metadata \
+                             service on (aws ec2 modify-instance-metadata-options --http-endpoint \
+                             enabled), make sure no proxy blocks PUT, or allow the IMDSv1 fallback",
                             a.status
                         ),
                         false,

@@ -82,8 +82,9 @@ impl ImdsProvider {
                 return Err(CredentialsError::failed(
                     NAME,
                     format!(
-                        "IMDS at {endpoint} answered {status} ({}) for role {role:?}: \
-                         check the instance's metadata options",
+                        "IMDS at {endpoint} answered {status} ({}) for role {role:?}: is the \
+                         metadata service turned off? (aws ec2 modify-instance-metadata-options \
+                         --http-endpoint enabled)",
                         error_reason(&answer.body)
                     ),
                     false,
@@ -134,15 +135,16 @@ impl ImdsProvider {
     async fn role_name(&self) -> Result<String, CredentialsError> {
         let answer = self.client.get(ROLE_LIST_PATH).await?;
         let endpoint = &self.client.config.endpoint;
+        // As in the SDKs, an instance without a role is "not configured": the chain moves
+        // on (and reports this reason if nothing else applies).
         let no_role = || {
-            CredentialsError::failed(
+            CredentialsError::not_configured(
                 NAME,
                 format!(
                     "no IAM role is attached to this instance (IMDS at {endpoint} lists none): \
                      attach one (aws ec2 associate-iam-instance-profile --instance-id ID \
                      --iam-instance-profile Name=PROFILE)"
                 ),
-                false,
             )
         };
         match answer.status {
@@ -157,8 +159,9 @@ impl ImdsProvider {
             status => Err(CredentialsError::failed(
                 NAME,
                 format!(
-                    "IMDS at {endpoint} answered {status} ({}) for the role list: check the \
-                     instance's metadata options",
+                    "IMDS at {endpoint} answered {status} ({}) for the role list: is the \
+                     metadata service turned off? (aws ec2 modify-instance-metadata-options \
+                     --http-endpoint enabled)",
                     error_reason(&answer.body)
                 ),
                 false,
