@@ -12,6 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use s3rolefs::credentials::profile::{profile_region, MfaPrompt, ProfileProvider};
 use s3rolefs::credentials::{CredentialsError, ProvideCredentials, ProviderContext};
+use support::imds::{ImdsEmulator, ImdsOptions};
 use support::sso::{SsoEmulator, SsoOptions};
 use support::sts::{StsEmulator, StsOptions};
 use support::{TestClient, TestServer};
@@ -641,4 +642,68 @@ async fn profile_web_identity_reads_token_file_each_time() {
     assert_eq!(requests[0].param("RoleSessionName"), Some("wi"));
     assert_eq!(requests[1].param("WebIdentityToken"), Some("second-token"));
     assert!(s3_accepts(&server, &c).await);
+}
+
+/// credential_source = Ec2InstanceMetadata: the instance role (found through the profile's
+/// own ec2_metadata_service_endpoint key) signs the AssumeRole.
+#[tokio::test]
+async fn credential_source_instance_metadata_uses_the_profile_imds_endpoint() {
+    let (sts, server) = sts_and_s3();
+    let imds = ImdsEmulator::start(ImdsOptions::default());
+    let home = Home::new()
+        .config(&format!(
+            "[profile a]\nrole_arn = {ROLE_A}\ncredential_source = Ec2InstanceMetadata\n\
+             ec2_metadata_service_endpoint = {}\nregion = us-east-1\n",
+            imds.endpoint()
+        ))
+        .var("AWS_PROFILE", "a")
+        .var("AWS_ENDPOINT_URL_STS", &sts.endpoint());
+    let p = provider(&home);
+    assert_eq!(p.get("region").as_deref(), Some("us-east-1"));
+    let c = p.provide().await.expect("credentials");
+    let instance_key = imds.issued()[0].access_key_id.clone();
+    let r = &sts.requests()[0];
+    assert_eq!(r.caller_key.as_deref(), Some(instance_key.as_str()));
+    assert!(r.had_session_token);
+    assert!(imds.credential_gets() >= 1);
+    assert!(s3_accepts(&server, &c).await);
+}
+
+/// A legacy SSO profile (start URL and region in the profile) finds its cache by the
+/// SHA-1 of the start URL.
+#[tokio::test]
+async fn sso_legacy_profile_uses_start_url_cache() {
+    let emulator = SsoEmulator::start(SsoOptions::default());
+    let expires = SystemTime::now() + Duration::from_secs(3600);
+    emulator.accept_access_token("legacy-token", expires);
+    let home = Home::new()
+        .config(&format!(
+            "[default]\nsso_start_url = {SSO_START_URL}\nsso_region = us-east-1\n\
+             sso_account_id = 111122223333\nsso_role_name = Admin\n"
+        ))
+        .var("AWS_ENDPOINT_URL_SSO", &emulator.endpoint());
+    // sha1 of SSO_START_URL, computed independently with Python's hashlib.
+    let path = home
+        .path()
+        .join(".aws/sso/cache/7487b5b67d5fa1132cf33fa93ae51ef38cc37752.json");
+    let cache = serde_json::json!({"accessToken": "legacy-token", "expiresAt": rfc3339(expires)});
+    std::fs::write(&path, cache.to_string()).expect("cache");
+    provider(&home).provide().await.expect("credentials");
+    let requests = emulator.role_requests();
+    assert_eq!(requests[0].bearer_token.as_deref(), Some("legacy-token"));
+    assert_eq!(requests[0].role_name.as_deref(), Some("Admin"));
+}
+
+/// An sso_session profile without account and role (a token-only profile) cannot give
+/// credentials and says which keys to add.
+#[test]
+fn sso_token_only_profile_is_invalid() {
+    let home = Home::new().config(
+        "[default]\nsso_session = corp\n[sso-session corp]\n\
+         sso_start_url = https://x.awsapps.com/start\nsso_region = us-east-1\n",
+    );
+    let err = ProfileProvider::from_context(&home.ctx(), None)
+        .err()
+        .expect("error");
+    assert!(err.to_string().contains("sso_account_id"), "{err}");
 }
