@@ -5,8 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::assume_role::check_role_arn;
+use super::client::backoff;
 use super::*;
-use crate::credentials::{BoxFuture, ProvideCredentials, SharedProvider};
+use crate::credentials::{BoxFuture, Credentials, ProvideCredentials, SharedProvider};
 
 fn ctx(vars: &[(&str, &str)]) -> ProviderContext {
     let map: HashMap<String, String> = vars
