@@ -1,6 +1,6 @@
 //! The profile provider end to end: real files in a temporary HOME, real programs for
-//! `credential_process`, the SSO emulator for IAM Identity Center (and the S3 test server
-//! to prove the credentials it hands out are accepted).
+//! `credential_process`, the STS and SSO emulators, and the S3 test server to prove the
+//! credentials handed out are accepted.
 
 mod support;
 
@@ -10,9 +10,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use s3rolefs::credentials::profile::{profile_region, ProfileProvider};
+use s3rolefs::credentials::profile::{profile_region, MfaPrompt, ProfileProvider};
 use s3rolefs::credentials::{CredentialsError, ProvideCredentials, ProviderContext};
+use support::imds::{ImdsEmulator, ImdsOptions};
 use support::sso::{SsoEmulator, SsoOptions};
+use support::sts::{StsEmulator, StsOptions};
 use support::{TestClient, TestServer};
 
 /// A temporary HOME with `~/.aws`, and the variables a test sets.
@@ -458,4 +460,250 @@ async fn sso_rejected_token_is_reported_without_the_token() {
         "{text}"
     );
     assert!(!text.contains("revoked-token-value"), "{text}");
+}
+
+const ROLE_A: &str = "arn:aws:iam::123456789012:role/A";
+const ROLE_B: &str = "arn:aws:iam::123456789012:role/B";
+
+/// An STS emulator whose issued keys the S3 server accepts, and a server with a bucket.
+fn sts_and_s3() -> (StsEmulator, Arc<TestServer>) {
+    let server = Arc::new(TestServer::start());
+    server.create_bucket("bucket-one");
+    let s3 = server.clone();
+    let sts = StsEmulator::start(StsOptions {
+        on_issue: Some(Arc::new(move |c| {
+            s3.add_session_key(
+                &c.access_key_id,
+                &c.secret_access_key,
+                &c.session_token,
+                c.expires_at,
+            )
+        })),
+        ..StsOptions::default()
+    });
+    (sts, server)
+}
+
+async fn s3_accepts(server: &TestServer, c: &s3rolefs::credentials::Credentials) -> bool {
+    let mut client =
+        TestClient::new(server).with_credentials(&c.access_key_id, c.secret_access_key.expose());
+    if let Some(token) = &c.session_token {
+        client = client.with_session_token(token.expose());
+    }
+    let reply = client.request("GET", "bucket-one", "").send().await;
+    reply.status == 200
+}
+
+/// source_profile → role_arn: AssumeRole signed with the source's keys, carrying the
+/// role's options; every provide assumes the role again; S3 accepts the result.
+#[tokio::test]
+async fn source_profile_role_is_assumed_with_its_keys_on_every_provide() {
+    let (sts, server) = sts_and_s3();
+    sts.trust_key("AKIDBASE", "base-secret");
+    let home = Home::new()
+        .config(&format!(
+            "[profile dev]\nrole_arn = {ROLE_A}\nsource_profile = base\nregion = eu-west-1\n\
+             external_id = ext-123\nrole_session_name = dev-session\nduration_seconds = 1800\n"
+        ))
+        .credentials("[base]\naws_access_key_id = AKIDBASE\naws_secret_access_key = base-secret\n")
+        .var("AWS_PROFILE", "dev")
+        .var("AWS_ENDPOINT_URL_STS", &sts.endpoint());
+    let p = provider(&home);
+    let first = p.provide().await.expect("first");
+    let second = p.provide().await.expect("second");
+    assert_eq!(
+        first.source,
+        format!("profile dev: source_profile base (static keys) → assume role {ROLE_A}")
+    );
+    assert_ne!(first.access_key_id, second.access_key_id);
+    let requests = sts.requests();
+    assert_eq!(requests.len(), 2, "one AssumeRole per provide");
+    let r = &requests[0];
+    assert_eq!(r.action, "AssumeRole");
+    assert_eq!(r.caller_key.as_deref(), Some("AKIDBASE"));
+    assert_eq!(r.signature_valid, Some(true));
+    assert_eq!(r.scope_region.as_deref(), Some("eu-west-1"));
+    assert_eq!(r.param("RoleArn"), Some(ROLE_A));
+    assert_eq!(r.param("ExternalId"), Some("ext-123"));
+    assert_eq!(r.param("RoleSessionName"), Some("dev-session"));
+    assert_eq!(r.param("DurationSeconds"), Some("1800"));
+    assert!(s3_accepts(&server, &second).await);
+}
+
+/// Chained roles are assumed innermost first, each with the previous hop's credentials.
+#[tokio::test]
+async fn chained_roles_are_assumed_in_order() {
+    let (sts, server) = sts_and_s3();
+    sts.trust_key("AKIDROOT", "root-secret");
+    let home = Home::new()
+        .config(&format!(
+            "[profile a]\nrole_arn = {ROLE_A}\nsource_profile = b\n\
+             [profile b]\nrole_arn = {ROLE_B}\nsource_profile = root\n\
+             [profile root]\naws_access_key_id = AKIDROOT\naws_secret_access_key = root-secret\n"
+        ))
+        .var("AWS_PROFILE", "a")
+        .var("AWS_REGION", "us-east-1")
+        .var("AWS_ENDPOINT_URL_STS", &sts.endpoint());
+    let c = provider(&home).provide().await.expect("credentials");
+    let requests = sts.requests();
+    assert_eq!(requests.len(), 2);
+    assert_eq!(requests[0].param("RoleArn"), Some(ROLE_B));
+    assert_eq!(requests[0].caller_key.as_deref(), Some("AKIDROOT"));
+    assert_eq!(requests[1].param("RoleArn"), Some(ROLE_A));
+    let issued_b = &sts.issued()[0];
+    assert_eq!(
+        requests[1].caller_key.as_deref(),
+        Some(issued_b.access_key_id.as_str())
+    );
+    assert!(requests[1].had_session_token);
+    assert_eq!(requests[1].signature_valid, Some(true));
+    assert!(s3_accepts(&server, &c).await);
+}
+
+/// credential_source = Environment: the environment's keys sign the AssumeRole.
+#[tokio::test]
+async fn credential_source_environment_assumes_role_with_env_keys() {
+    let (sts, server) = sts_and_s3();
+    sts.trust_key("AKIDENV", "env-secret");
+    let home = Home::new()
+        .config(&format!(
+            "[profile a]\nrole_arn = {ROLE_A}\ncredential_source = Environment\n"
+        ))
+        .var("AWS_PROFILE", "a")
+        .var("AWS_REGION", "us-east-1")
+        .var("AWS_ACCESS_KEY_ID", "AKIDENV")
+        .var("AWS_SECRET_ACCESS_KEY", "env-secret")
+        .var("AWS_ENDPOINT_URL_STS", &sts.endpoint());
+    let c = provider(&home).provide().await.expect("credentials");
+    let r = &sts.requests()[0];
+    assert_eq!(r.caller_key.as_deref(), Some("AKIDENV"));
+    assert_eq!(r.signature_valid, Some(true));
+    assert!(s3_accepts(&server, &c).await);
+}
+
+/// mfa_serial: the prompt is asked with the device serial and its code goes to STS.
+#[tokio::test]
+async fn mfa_code_from_the_prompt_reaches_sts() {
+    let (sts, _server) = sts_and_s3();
+    sts.trust_key("AKIDBASE", "base-secret");
+    let home = Home::new()
+        .config(&format!(
+            "[profile dev]\nrole_arn = {ROLE_A}\nsource_profile = base\n\
+             mfa_serial = arn:aws:iam::123456789012:mfa/me\n\
+             [profile base]\naws_access_key_id = AKIDBASE\naws_secret_access_key = base-secret\n"
+        ))
+        .var("AWS_PROFILE", "dev")
+        .var("AWS_REGION", "us-east-1")
+        .var("AWS_ENDPOINT_URL_STS", &sts.endpoint());
+    let asked = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = asked.clone();
+    let prompt: MfaPrompt = Arc::new(move |serial: &str| {
+        seen.lock().expect("lock").push(serial.to_string());
+        Ok("123456".to_string())
+    });
+    let p = ProfileProvider::from_context(&home.ctx(), Some(prompt)).expect("resolves");
+    p.provide().await.expect("credentials");
+    assert_eq!(
+        *asked.lock().expect("lock"),
+        vec!["arn:aws:iam::123456789012:mfa/me"]
+    );
+    let r = &sts.requests()[0];
+    assert_eq!(
+        r.param("SerialNumber"),
+        Some("arn:aws:iam::123456789012:mfa/me")
+    );
+    assert_eq!(r.param("TokenCode"), Some("123456"));
+}
+
+/// web_identity_token_file + role_arn in a profile: AssumeRoleWithWebIdentity with the
+/// file's token, read again on every provide.
+#[tokio::test]
+async fn profile_web_identity_reads_token_file_each_time() {
+    let (sts, server) = sts_and_s3();
+    let home = Home::new();
+    let token_file = home.path().join("token.jwt");
+    std::fs::write(&token_file, "first-token").expect("token");
+    let home = home
+        .config(&format!(
+            "[default]\nrole_arn = {ROLE_A}\nweb_identity_token_file = {}\n\
+             role_session_name = wi\n",
+            token_file.display()
+        ))
+        .var("AWS_REGION", "us-east-1")
+        .var("AWS_ENDPOINT_URL_STS", &sts.endpoint());
+    let p = provider(&home);
+    sts.expect_web_identity_token("first-token");
+    let c = p.provide().await.expect("first");
+    std::fs::write(&token_file, "second-token").expect("rotate token");
+    sts.expect_web_identity_token("second-token");
+    p.provide().await.expect("second, with the rotated token");
+    let requests = sts.requests();
+    assert_eq!(requests[0].action, "AssumeRoleWithWebIdentity");
+    assert_eq!(requests[0].param("RoleSessionName"), Some("wi"));
+    assert_eq!(requests[1].param("WebIdentityToken"), Some("second-token"));
+    assert!(s3_accepts(&server, &c).await);
+}
+
+/// credential_source = Ec2InstanceMetadata: the instance role (found through the profile's
+/// own ec2_metadata_service_endpoint key) signs the AssumeRole.
+#[tokio::test]
+async fn credential_source_instance_metadata_uses_the_profile_imds_endpoint() {
+    let (sts, server) = sts_and_s3();
+    let imds = ImdsEmulator::start(ImdsOptions::default());
+    let home = Home::new()
+        .config(&format!(
+            "[profile a]\nrole_arn = {ROLE_A}\ncredential_source = Ec2InstanceMetadata\n\
+             ec2_metadata_service_endpoint = {}\nregion = us-east-1\n",
+            imds.endpoint()
+        ))
+        .var("AWS_PROFILE", "a")
+        .var("AWS_ENDPOINT_URL_STS", &sts.endpoint());
+    let p = provider(&home);
+    assert_eq!(p.get("region").as_deref(), Some("us-east-1"));
+    let c = p.provide().await.expect("credentials");
+    let instance_key = imds.issued()[0].access_key_id.clone();
+    let r = &sts.requests()[0];
+    assert_eq!(r.caller_key.as_deref(), Some(instance_key.as_str()));
+    assert!(r.had_session_token);
+    assert!(imds.credential_gets() >= 1);
+    assert!(s3_accepts(&server, &c).await);
+}
+
+/// A legacy SSO profile (start URL and region in the profile) finds its cache by the
+/// SHA-1 of the start URL.
+#[tokio::test]
+async fn sso_legacy_profile_uses_start_url_cache() {
+    let emulator = SsoEmulator::start(SsoOptions::default());
+    let expires = SystemTime::now() + Duration::from_secs(3600);
+    emulator.accept_access_token("legacy-token", expires);
+    let home = Home::new()
+        .config(&format!(
+            "[default]\nsso_start_url = {SSO_START_URL}\nsso_region = us-east-1\n\
+             sso_account_id = 111122223333\nsso_role_name = Admin\n"
+        ))
+        .var("AWS_ENDPOINT_URL_SSO", &emulator.endpoint());
+    // sha1 of SSO_START_URL, computed independently with Python's hashlib.
+    let path = home
+        .path()
+        .join(".aws/sso/cache/7487b5b67d5fa1132cf33fa93ae51ef38cc37752.json");
+    let cache = serde_json::json!({"accessToken": "legacy-token", "expiresAt": rfc3339(expires)});
+    std::fs::write(&path, cache.to_string()).expect("cache");
+    provider(&home).provide().await.expect("credentials");
+    let requests = emulator.role_requests();
+    assert_eq!(requests[0].bearer_token.as_deref(), Some("legacy-token"));
+    assert_eq!(requests[0].role_name.as_deref(), Some("Admin"));
+}
+
+/// An sso_session profile without account and role (a token-only profile) cannot give
+/// credentials and says which keys to add.
+#[test]
+fn sso_token_only_profile_is_invalid() {
+    let home = Home::new().config(
+        "[default]\nsso_session = corp\n[sso-session corp]\n\
+         sso_start_url = https://x.awsapps.com/start\nsso_region = us-east-1\n",
+    );
+    let err = ProfileProvider::from_context(&home.ctx(), None)
+        .err()
+        .expect("error");
+    assert!(err.to_string().contains("sso_account_id"), "{err}");
 }

@@ -13,6 +13,7 @@
 //! [`ProviderContext`]), or let a source's "not configured" slip through — once the profile
 //! names a source, that source failing is an error, not a reason to try the next provider.
 
+mod error;
 pub mod files;
 pub mod parser;
 pub mod resolve;
