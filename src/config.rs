@@ -34,6 +34,21 @@ pub mod defaults {
     pub const DISCOVERY_REGION: &str = "us-east-1";
 }
 
+/// Where credentials come from, as the user asked (flags or `-o` options).
+#[derive(Clone, Debug, Default)]
+pub struct CredentialOptions {
+    pub profile: Option<String>,
+    pub role_arn: Option<String>,
+    pub external_id: Option<String>,
+    pub role_session_name: Option<String>,
+    pub duration_seconds: Option<u64>,
+    pub sts_endpoint_url: Option<String>,
+    pub saml_assertion_file: Option<PathBuf>,
+    pub saml_principal_arn: Option<String>,
+    pub imds_v2_only: bool,
+    pub imds_role: Option<String>,
+}
+
 /// Options as the user gave them, before validation (filled by `cli`).
 #[derive(Clone, Debug, Default)]
 pub struct MountOptions {
@@ -44,6 +59,7 @@ pub struct MountOptions {
     pub region: Option<String>,
     pub force_path_style: bool,
     pub no_sign_request: bool,
+    pub credentials: CredentialOptions,
     pub read_only: bool,
     pub foreground: bool,
     pub allow_other: bool,
@@ -68,6 +84,7 @@ pub struct MountConfig {
     pub region: Option<String>,
     pub force_path_style: bool,
     pub no_sign_request: bool,
+    pub credentials: CredentialOptions,
     pub read_only: bool,
     pub foreground: bool,
     pub allow_other: bool,
@@ -165,6 +182,7 @@ impl MountConfig {
             region,
             force_path_style: opts.force_path_style,
             no_sign_request: opts.no_sign_request,
+            credentials: opts.credentials,
             read_only: opts.read_only,
             foreground: opts.foreground,
             allow_other: opts.allow_other,

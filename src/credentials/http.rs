@@ -85,10 +85,12 @@ pub async fn send(request: reqwest::RequestBuilder) -> Result<Answer, NoAnswer> 
 }
 
 fn classify(e: reqwest::Error) -> NoAnswer {
-    if e.is_timeout() {
-        NoAnswer::Timeout
-    } else if e.is_connect() {
+    // A connect timeout is both `is_connect` and `is_timeout`: it is a connection failure
+    // (nobody there), not a server that accepted and went silent (IMDS's hop-limit symptom).
+    if e.is_connect() {
         NoAnswer::Connect(root_cause(&e))
+    } else if e.is_timeout() {
+        NoAnswer::Timeout
     } else {
         NoAnswer::Other(root_cause(&e))
     }

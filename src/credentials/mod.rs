@@ -14,6 +14,7 @@
 //! This module knows nothing of S3: it never imports `s3` or `fs`.
 
 mod cell;
+pub mod chain;
 pub mod container;
 mod context;
 pub mod env;

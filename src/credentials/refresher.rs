@@ -126,10 +126,12 @@ impl Refresher {
         cell.set_refreshable(refreshable);
         let stop = Arc::new(StopSignal::default());
         let status = Arc::new(Mutex::new(RefreshStatus::default()));
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
         let thread = if refreshable {
+            // Built here, before the thread starts, so a failure is reported to the caller;
+            // it moves into the thread and is never dropped inside an async context.
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
             let (stop2, status2) = (Arc::clone(&stop), Arc::clone(&status));
             Some(
                 std::thread::Builder::new()

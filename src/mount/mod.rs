@@ -6,10 +6,12 @@
 //! mount, so a failed `mount` leaves nothing mounted.
 //!
 //! - `preflight`: FUSE available, mount point usable.
+//! - `credentials`: the chain, the refresher, and the MFA prompt at mount.
 //! - `daemon`: the background child and its readiness report.
 //! - `kernel`: mount(2)/umount(2) as `fuse.s3rolefs` for root.
 //! - `error`: [`MountError`], one line with cause and fix.
 
+pub mod credentials;
 pub mod daemon;
 pub mod error;
 pub mod kernel;
@@ -21,8 +23,6 @@ use std::sync::Arc;
 use fuser::{Config, MountOption, SessionACL};
 
 use crate::config::MountConfig;
-use crate::credentials::env::EnvironmentProvider;
-use crate::credentials::{mask_key_id, CredentialsCell, CredentialsError};
 use crate::fs::fuse::FuseAdapter;
 use crate::fs::{FsConfig, S3Filesystem};
 use crate::s3::client::{ClientConfig, S3Client};
@@ -39,9 +39,6 @@ pub fn mount(config: MountConfig) -> Result<(), MountError> {
         return daemon::spawn_and_wait(config.log_file.as_deref());
     }
     let child = daemon::is_daemon_child();
-    if child {
-        daemon::detach_session();
-    }
     let result = mount_foreground(config, child);
     if let Err(e) = &result {
         if child {
@@ -59,7 +56,7 @@ fn mount_foreground(config: MountConfig, report_ready: bool) -> Result<(), Mount
         .thread_name("s3rolefs-io")
         .build()
         .map_err(|e| MountError::Runtime(e.to_string()))?;
-    let client = runtime.block_on(connect(&config))?;
+    let (client, _credentials) = runtime.block_on(connect(&config))?;
     log::info!(
         "bucket {:?} in region {} at {}",
         config.bucket,
@@ -104,6 +101,8 @@ fn mount_foreground(config: MountConfig, report_ready: bool) -> Result<(), Mount
     );
     if report_ready {
         daemon::report_ready();
+        // Only now: until the mount was ready the terminal may have been needed (MFA code).
+        daemon::detach_session();
     }
     // Leave the mount point's parent free (a daemon must not hold a directory busy).
     let _ = std::env::set_current_dir("/");
@@ -188,34 +187,24 @@ fn fuse_config(config: &MountConfig) -> Config {
 }
 
 /// The S3 client for the mount: credentials, bucket access and region, each failure
-/// turned into its one-line message.
-async fn connect(config: &MountConfig) -> Result<S3Client, MountError> {
-    let credentials = if config.no_sign_request {
+/// turned into its one-line message. The returned credentials must live as long as the
+/// mount: they hold the refresher.
+async fn connect(
+    config: &MountConfig,
+) -> Result<(S3Client, Option<credentials::MountCredentials>), MountError> {
+    let mount_credentials = if config.no_sign_request {
         None
     } else {
-        match EnvironmentProvider::new().read() {
-            Ok(c) => Some(Arc::new(CredentialsCell::new(c))),
-            Err(CredentialsError::NotConfigured {
-                source_name,
-                reason,
-            }) => {
-                return Err(MountError::NoCredentials {
-                    tried: format!("{source_name}: {reason}"),
-                })
-            }
-            Err(e) => return Err(MountError::BadCredentials(e.to_string())),
-        }
+        Some(credentials::start(&config.credentials, config.region.as_deref()).await?)
     };
-    let (source_name, key) = match &credentials {
-        Some(cell) => {
-            let snapshot = cell.load();
-            (
-                snapshot.source.to_string(),
-                mask_key_id(&snapshot.access_key_id),
-            )
-        }
+    let (source_name, key) = match &mount_credentials {
+        Some(c) => (c.source.clone(), c.masked_key.clone()),
         None => ("--no-sign-request".to_string(), "none".to_string()),
     };
+    let region = config
+        .region
+        .clone()
+        .or_else(|| mount_credentials.as_ref().and_then(|c| c.region.clone()));
     let endpoint_text = config
         .endpoint
         .clone()
@@ -223,9 +212,9 @@ async fn connect(config: &MountConfig) -> Result<S3Client, MountError> {
     let client_config = ClientConfig {
         bucket: config.bucket.clone(),
         endpoint: config.endpoint.clone(),
-        region: config.region.clone(),
+        region,
         force_path_style: config.force_path_style,
-        credentials,
+        credentials: mount_credentials.as_ref().map(|c| Arc::clone(&c.cell)),
         max_attempts: config.max_attempts,
         initial_backoff: config.initial_backoff,
         max_backoff: config.max_backoff,
@@ -234,7 +223,7 @@ async fn connect(config: &MountConfig) -> Result<S3Client, MountError> {
         ca_bundle: config.ca_bundle.clone(),
         user_agent: format!("s3rolefs/{}", env!("CARGO_PKG_VERSION")),
     };
-    S3Client::connect(client_config).await.map_err(|e| match e {
+    let client = S3Client::connect(client_config).await.map_err(|e| match e {
         S3Error::NoSuchBucket { .. } => MountError::NoSuchBucket {
             bucket: config.bucket.clone(),
             endpoint: endpoint_text.clone(),
@@ -263,7 +252,8 @@ async fn connect(config: &MountConfig) -> Result<S3Client, MountError> {
             bucket: config.bucket.clone(),
             detail: other.to_string(),
         },
-    })
+    })?;
+    Ok((client, mount_credentials))
 }
 
 /// `s3rolefs unmount DIR`: unmounts a FUSE mount point (root: umount(2); others:

@@ -1,12 +1,17 @@
-//! The command line: `s3rolefs mount`, `s3rolefs unmount`. Parses arguments with clap,
-//! turns them into configuration, runs the command, and prints any failure as one line.
+//! The command line: `s3rolefs mount`, `s3rolefs unmount`, `s3rolefs credentials`. Parses
+//! arguments with clap, turns them into configuration, runs the command, and prints any
+//! failure as one line.
+//!
+//! - `credentials`: the `credentials` report (which source, why not the others, expiry).
+
+mod credentials;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{MountConfig, MountOptions};
+use crate::config::{CredentialOptions, MountConfig, MountOptions};
 use crate::mount;
 
 /// Mount an S3 bucket as a directory, with credentials from the AWS environment.
@@ -26,6 +31,69 @@ enum Command {
         /// The mount point.
         mountpoint: PathBuf,
     },
+    /// Show which credentials source applies and why the others do not (never the secret).
+    Credentials {
+        #[command(flatten)]
+        credentials: CredentialArgs,
+        /// Region for STS and IMDS lookups (default: AWS_REGION, AWS_DEFAULT_REGION, profile).
+        #[arg(long)]
+        region: Option<String>,
+        /// Print JSON for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Where credentials come from (shared by `mount` and `credentials`).
+#[derive(Debug, Args, Clone, Default)]
+pub struct CredentialArgs {
+    /// Use this profile of ~/.aws/config and ~/.aws/credentials (overrides the environment).
+    #[arg(long, help_heading = "Credentials")]
+    profile: Option<String>,
+    /// Assume this IAM role on top of the credentials found.
+    #[arg(long, value_name = "ARN", help_heading = "Credentials")]
+    role_arn: Option<String>,
+    /// External id required by the role's trust policy.
+    #[arg(long, help_heading = "Credentials")]
+    external_id: Option<String>,
+    /// Session name of the assumed role (default: s3rolefs-<time>).
+    #[arg(long, value_name = "NAME", help_heading = "Credentials")]
+    role_session_name: Option<String>,
+    /// Lifetime of assumed-role sessions, 900-43200 seconds (role chains: at most 3600).
+    #[arg(long, value_name = "SECONDS", help_heading = "Credentials")]
+    duration_seconds: Option<u64>,
+    /// STS endpoint (default: AWS_ENDPOINT_URL_STS, else the regional endpoint).
+    #[arg(long, value_name = "URL", help_heading = "Credentials")]
+    sts_endpoint_url: Option<String>,
+    /// Get the role's credentials with AssumeRoleWithSAML from this base64 assertion file.
+    #[arg(long, value_name = "PATH", requires_all = ["role_arn", "saml_principal_arn"], help_heading = "Credentials")]
+    saml_assertion_file: Option<PathBuf>,
+    /// ARN of the SAML identity provider (with --saml-assertion-file).
+    #[arg(long, value_name = "ARN", help_heading = "Credentials")]
+    saml_principal_arn: Option<String>,
+    /// Never fall back to IMDSv1 (also AWS_EC2_METADATA_V1_DISABLED=true).
+    #[arg(long, help_heading = "Credentials")]
+    imds_v2_only: bool,
+    /// Instance role name to use instead of discovering it from IMDS.
+    #[arg(long, value_name = "NAME", help_heading = "Credentials")]
+    imds_role: Option<String>,
+}
+
+impl CredentialArgs {
+    fn into_options(self) -> CredentialOptions {
+        CredentialOptions {
+            profile: self.profile,
+            role_arn: self.role_arn,
+            external_id: self.external_id,
+            role_session_name: self.role_session_name,
+            duration_seconds: self.duration_seconds,
+            sts_endpoint_url: self.sts_endpoint_url,
+            saml_assertion_file: self.saml_assertion_file,
+            saml_principal_arn: self.saml_principal_arn,
+            imds_v2_only: self.imds_v2_only,
+            imds_role: self.imds_role,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -49,6 +117,8 @@ struct MountArgs {
     /// Send unsigned requests (public buckets); no credentials are looked up.
     #[arg(long, help_heading = "Credentials")]
     no_sign_request: bool,
+    #[command(flatten)]
+    credentials: CredentialArgs,
 
     /// Mount read-only.
     #[arg(long, help_heading = "Mount")]
@@ -112,6 +182,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 region: args.region,
                 force_path_style: args.force_path_style,
                 no_sign_request: args.no_sign_request,
+                credentials: args.credentials.into_options(),
                 read_only: args.read_only,
                 foreground: args.foreground,
                 allow_other: args.allow_other,
@@ -128,6 +199,11 @@ fn run(cli: Cli) -> Result<(), String> {
             mount::mount(config).map_err(|e| e.to_string())
         }
         Command::Unmount { mountpoint } => mount::unmount(&mountpoint).map_err(|e| e.to_string()),
+        Command::Credentials {
+            credentials,
+            region,
+            json,
+        } => credentials::report(credentials.into_options(), region, json),
     }
 }
 
