@@ -16,7 +16,7 @@ use crate::mount;
 
 /// Mount an S3 bucket as a directory, with credentials from the AWS environment.
 #[derive(Debug, Parser)]
-#[command(name = "s3rolefs", version, about)]
+#[command(name = "s3rolefs", version, about, args_override_self = true)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -171,7 +171,14 @@ impl S3Client {
             .await
         {
             Ok(_) => Ok(()),
-            Err(err) => Err(self.explain_head_failure(err, empty_listing()).await),
+            Err(err) => match self.explain_head_failure(err, empty_listing()).await {
+                Some(err) => Err(err),
+                // The explaining GET cured the cause (renewed credentials): ask once more.
+                None => self
+                    .execute(&Request::new("HeadBucket", Method::HEAD, None))
+                    .await
+                    .map(|_| ()),
+            },
         }
     }
 

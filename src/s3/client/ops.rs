@@ -66,7 +66,14 @@ impl S3Client {
     /// an expired token, an unknown key id and a missing permission look alike, yet the
     /// caller must tell them apart (only the first calls for a credentials refresh). The
     /// same question asked with a GET needing the same permission gets S3's `<Error>`.
-    pub(super) async fn explain_head_failure(&self, err: S3Error, ask: Request<'_>) -> S3Error {
+    ///
+    /// Returns `None` when the GET succeeded: the HEAD's failure is gone (the GET renewed
+    /// rejected credentials on the way), and the caller asks its HEAD again.
+    pub(super) async fn explain_head_failure(
+        &self,
+        err: S3Error,
+        ask: Request<'_>,
+    ) -> Option<S3Error> {
         let bare = match &err {
             S3Error::Service {
                 status: 400, code, ..
@@ -75,16 +82,17 @@ impl S3Client {
             _ => false,
         };
         if !bare {
-            return err;
+            return Some(err);
         }
         match self.execute(&ask).await {
+            Ok(_) => None,
             Err(
                 better @ (S3Error::CredentialsRejected { .. }
                 | S3Error::AccessDenied { .. }
                 | S3Error::WrongRegion { .. }
                 | S3Error::NoSuchBucket { .. }),
-            ) => better,
-            _ => err,
+            ) => Some(better),
+            Err(_) => Some(err),
         }
     }
 }
@@ -95,15 +103,18 @@ impl ObjectClient for S3Client {
     }
 
     async fn head_object(&self, key: &str) -> Result<ObjectMeta, S3Error> {
-        match self
-            .execute(&Request::new("HeadObject", Method::HEAD, Some(key)))
-            .await
-        {
-            Ok(resp) => meta_from_headers(key, &resp),
-            Err(err) => {
-                let ask =
-                    Request::new("GetObject", Method::GET, Some(key)).header("range", "bytes=0-0");
-                Err(self.explain_head_failure(err, ask).await)
+        let head = Request::new("HeadObject", Method::HEAD, Some(key));
+        let err = match self.execute(&head).await {
+            Ok(resp) => return meta_from_headers(key, &resp),
+            Err(err) => err,
+        };
+        let ask = Request::new("GetObject", Method::GET, Some(key)).header("range", "bytes=0-0");
+        match self.explain_head_failure(err, ask).await {
+            Some(err) => Err(err),
+            // The explaining GET cured the cause (renewed credentials): ask once more.
+            None => {
+                let resp = self.execute(&head).await?;
+                meta_from_headers(key, &resp)
             }
         }
     }
