@@ -23,7 +23,7 @@ pub enum MountError {
         "fusermount3 was not found on PATH; install it (apt-get install -y fuse3) or mount as root"
     )]
     NoFusermount,
-    #[error("no credentials found ({tried}); set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or pass --no-sign-request for a public bucket")]
+    #[error("no credentials found ({tried}); give the instance an IAM role, or use a profile (--profile), web identity, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; --no-sign-request reads a public bucket")]
     NoCredentials { tried: String },
     #[error("credentials are unusable: {0}")]
     BadCredentials(String),
