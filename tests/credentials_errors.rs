@@ -21,7 +21,10 @@ fn server() -> Arc<TestServer> {
 
 fn one_line(code: i32, stderr: &str) -> String {
     assert_eq!(code, 1, "exit code; stderr:\n{stderr}");
-    let lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with("s3rolefs:")).collect();
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("s3rolefs:"))
+        .collect();
     assert_eq!(lines.len(), 1, "one error line expected; stderr:\n{stderr}");
     lines[0].to_string()
 }
@@ -65,8 +68,14 @@ fn imds_without_role_says_no_role_is_attached() {
     let dir = tempfile::tempdir().unwrap();
     let (code, err) = imds_command(&server, &imds).run_expect_failure(dir.path());
     let line = one_line(code, &err);
-    assert!(line.contains("no IAM role") || line.contains("no role"), "{line}");
-    assert!(line.contains("instance profile") || line.contains("associate-iam-instance-profile"), "{line}");
+    assert!(
+        line.contains("no IAM role") || line.contains("no role"),
+        "{line}"
+    );
+    assert!(
+        line.contains("instance profile") || line.contains("associate-iam-instance-profile"),
+        "{line}"
+    );
 }
 
 /// An IMDSv2 token request that connects but never answers is the container hop limit:
@@ -130,7 +139,12 @@ fn assume_role_access_denied_names_the_trust_policy() {
 fn unrenewable_session_token_warns_at_mount() {
     let server = server();
     let expires = SystemTime::now() + Duration::from_secs(3600);
-    server.add_session_key("ASIAENVSESSION000001", "env-session-secret", "env-token", expires);
+    server.add_session_key(
+        "ASIAENVSESSION000001",
+        "env-session-secret",
+        "env-token",
+        expires,
+    );
     let expiration = time::OffsetDateTime::from(expires)
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap();
@@ -140,10 +154,19 @@ fn unrenewable_session_token_warns_at_mount() {
         .env("AWS_SESSION_TOKEN", "env-token")
         .env("AWS_CREDENTIAL_EXPIRATION", &expiration)
         .start();
-    assert_eq!(std::fs::read(mount.path().join("hello.txt")).unwrap(), b"hello");
+    assert_eq!(
+        std::fs::read(mount.path().join("hello.txt")).unwrap(),
+        b"hello"
+    );
     let log = mount.stderr_log();
-    assert!(log.contains("cannot be renewed") && log.contains("expire in"), "{log}");
-    assert!(!log.contains("env-session-secret") && !log.contains("env-token"), "secret in log");
+    assert!(
+        log.contains("cannot be renewed") && log.contains("expire in"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("env-session-secret") && !log.contains("env-token"),
+        "secret in log"
+    );
 }
 
 /// `s3rolefs credentials --json` names the source that won and why the others did not,
@@ -156,7 +179,13 @@ fn credentials_report_shows_source_never_secrets() {
         ..ImdsOptions::default()
     });
     let out = Command::new(env!("CARGO_BIN_EXE_s3rolefs"))
-        .args(["credentials", "--json", "--imds-v2-only", "--region", "us-east-1"])
+        .args([
+            "credentials",
+            "--json",
+            "--imds-v2-only",
+            "--region",
+            "us-east-1",
+        ])
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("HOME", "/nonexistent")
@@ -164,13 +193,19 @@ fn credentials_report_shows_source_never_secrets() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(report["source"], "imds");
     assert_eq!(report["session_token"], true);
     assert!(report["next_refresh"].is_string());
     let tried = report["tried"].as_array().unwrap();
-    assert!(tried.iter().any(|t| t["source"] == "environment" && t["applied"] == false));
+    assert!(tried
+        .iter()
+        .any(|t| t["source"] == "environment" && t["applied"] == false));
     let issued = &imds.issued()[0];
     let masked = report["access_key_id"].as_str().unwrap();
     assert_ne!(masked, issued.access_key_id);

@@ -90,7 +90,10 @@ fn workload(root: &Path, until: Instant, mut tick: impl FnMut()) -> Report {
         });
         match read {
             Ok(b) if b == (round % 8) as u8 => {}
-            Ok(b) => note(format!("read {}: wrong byte {b}", file.display()), &mut report),
+            Ok(b) => note(
+                format!("read {}: wrong byte {b}", file.display()),
+                &mut report,
+            ),
             Err(e) => note(format!("read {}: {e}", file.display()), &mut report),
         }
         match std::fs::read_dir(root.join("d")).map(Iterator::count) {
@@ -106,7 +109,12 @@ fn workload(root: &Path, until: Instant, mut tick: impl FnMut()) -> Report {
 }
 
 /// Runs one scenario's workload on its mount and checks the outcome against the server.
-fn soak(name: &str, server: &TestServer, mount: &Mount, tick: impl FnMut()) -> Result<String, String> {
+fn soak(
+    name: &str,
+    server: &TestServer,
+    mount: &Mount,
+    tick: impl FnMut(),
+) -> Result<String, String> {
     let until = Instant::now() + soak_duration();
     server.reset_counters();
     let report = workload(mount.path(), until, tick);
@@ -114,7 +122,12 @@ fn soak(name: &str, server: &TestServer, mount: &Mount, tick: impl FnMut()) -> R
         .requests()
         .iter()
         .filter(|r| r.status.is_none_or(|s| s >= 400))
-        .map(|r| format!("{:?} {} -> {:?} (key {:?})", r.op, r.uri, r.status, r.access_key))
+        .map(|r| {
+            format!(
+                "{:?} {} -> {:?} (key {:?})",
+                r.op, r.uri, r.status, r.access_key
+            )
+        })
         .take(10)
         .collect();
     let keys = server.access_keys_used();
@@ -137,7 +150,11 @@ fn soak(name: &str, server: &TestServer, mount: &Mount, tick: impl FnMut()) -> R
     if problems.is_empty() {
         Ok(summary)
     } else {
-        Err(format!("{summary}: {}\nmount log tail:\n{}", problems.join("; "), tail(&mount.stderr_log())))
+        Err(format!(
+            "{summary}: {}\nmount log tail:\n{}",
+            problems.join("; "),
+            tail(&mount.stderr_log())
+        ))
     }
 }
 
@@ -147,7 +164,9 @@ fn tail(log: &str) -> String {
 }
 
 /// The server accepts exactly what an emulator issues.
-fn accept(server: &Arc<TestServer>) -> impl Fn(&str, &str, &str, SystemTime) + Send + Sync + 'static {
+fn accept(
+    server: &Arc<TestServer>,
+) -> impl Fn(&str, &str, &str, SystemTime) + Send + Sync + 'static {
     let server = Arc::clone(server);
     move |ak, sk, token, expires| server.add_session_key(ak, sk, token, expires)
 }
@@ -168,7 +187,12 @@ fn imds_scenario(mode: ImdsMode, name: &'static str) -> impl FnOnce() -> Result<
             credentials_lifetime: LIFETIME,
             rotation: ROTATION,
             on_issue: Some(Arc::new(move |c| {
-                sink(&c.access_key_id, &c.secret_access_key, &c.token, c.expires_at)
+                sink(
+                    &c.access_key_id,
+                    &c.secret_access_key,
+                    &c.token,
+                    c.expires_at,
+                )
             })),
             ..ImdsOptions::default()
         });
@@ -193,7 +217,12 @@ fn web_identity_scenario() -> Result<String, String> {
     let sts = StsEmulator::start(StsOptions {
         lifetime: Some(LIFETIME),
         on_issue: Some(Arc::new(move |c| {
-            sink(&c.access_key_id, &c.secret_access_key, &c.session_token, c.expires_at)
+            sink(
+                &c.access_key_id,
+                &c.secret_access_key,
+                &c.session_token,
+                c.expires_at,
+            )
         })),
         ..StsOptions::default()
     });
@@ -206,7 +235,10 @@ fn web_identity_scenario() -> Result<String, String> {
     };
     sts.expect_web_identity_token(&write_token(0).map_err(|e| e.to_string())?);
     let mount = keyless(&server)
-        .env("AWS_WEB_IDENTITY_TOKEN_FILE", token_file.to_str().unwrap_or_default())
+        .env(
+            "AWS_WEB_IDENTITY_TOKEN_FILE",
+            token_file.to_str().unwrap_or_default(),
+        )
         .env("AWS_ROLE_ARN", ROLE_ARN)
         .env("AWS_ENDPOINT_URL_STS", &sts.endpoint())
         .start();
@@ -227,7 +259,10 @@ fn web_identity_scenario() -> Result<String, String> {
         .filter_map(|r| r.param("WebIdentityToken").map(str::to_string))
         .collect();
     if tokens.len() < 3 {
-        return Err(format!("web identity: only {} distinct tokens sent: the file is not re-read", tokens.len()));
+        return Err(format!(
+            "web identity: only {} distinct tokens sent: the file is not re-read",
+            tokens.len()
+        ));
     }
     result
 }
@@ -240,7 +275,12 @@ fn container_scenario() -> Result<String, String> {
         credentials_lifetime: LIFETIME,
         rotation: ROTATION,
         on_issue: Some(Arc::new(move |c| {
-            sink(&c.access_key_id, &c.secret_access_key, &c.token, c.expires_at)
+            sink(
+                &c.access_key_id,
+                &c.secret_access_key,
+                &c.token,
+                c.expires_at,
+            )
         })),
         ..ContainerOptions::default()
     });
@@ -249,7 +289,10 @@ fn container_scenario() -> Result<String, String> {
     std::fs::write(&token_file, "pod-identity-token").map_err(|e| e.to_string())?;
     let mount = keyless(&server)
         .env("AWS_CONTAINER_CREDENTIALS_FULL_URI", &endpoint.uri())
-        .env("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", token_file.to_str().unwrap_or_default())
+        .env(
+            "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+            token_file.to_str().unwrap_or_default(),
+        )
         .start();
     soak("container", &server, &mount, || {})
 }
@@ -260,7 +303,12 @@ fn profile_role_scenario() -> Result<String, String> {
     let sts = StsEmulator::start(StsOptions {
         lifetime: Some(LIFETIME),
         on_issue: Some(Arc::new(move |c| {
-            sink(&c.access_key_id, &c.secret_access_key, &c.session_token, c.expires_at)
+            sink(
+                &c.access_key_id,
+                &c.secret_access_key,
+                &c.session_token,
+                c.expires_at,
+            )
         })),
         ..StsOptions::default()
     });
@@ -291,7 +339,12 @@ fn credential_process_scenario() -> Result<String, String> {
         LIFETIME,
         ROTATION,
         Some(Arc::new(move |c| {
-            sink(&c.access_key_id, &c.secret_access_key, &c.token, c.expires_at)
+            sink(
+                &c.access_key_id,
+                &c.secret_access_key,
+                &c.token,
+                c.expires_at,
+            )
         })),
     ));
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
@@ -310,13 +363,19 @@ fn credential_process_scenario() -> Result<String, String> {
     };
     write_creds(&creds_file).map_err(|e| e.to_string())?;
     let script = dir.path().join("creds.sh");
-    std::fs::write(&script, format!("#!/bin/sh\nexec cat {}\n", creds_file.display()))
-        .map_err(|e| e.to_string())?;
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\nexec cat {}\n", creds_file.display()),
+    )
+    .map_err(|e| e.to_string())?;
     std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
         .map_err(|e| e.to_string())?;
     let config = dir.path().join("config");
-    std::fs::write(&config, format!("[default]\ncredential_process = {}\n", script.display()))
-        .map_err(|e| e.to_string())?;
+    std::fs::write(
+        &config,
+        format!("[default]\ncredential_process = {}\n", script.display()),
+    )
+    .map_err(|e| e.to_string())?;
     let mount = keyless(&server)
         .env("AWS_CONFIG_FILE", config.to_str().unwrap_or_default())
         .start();
@@ -332,7 +391,12 @@ fn sso_scenario() -> Result<String, String> {
     let sso = SsoEmulator::start(SsoOptions {
         lifetime: Some(LIFETIME),
         on_issue: Some(Arc::new(move |c| {
-            sink(&c.access_key_id, &c.secret_access_key, &c.session_token, c.expires_at)
+            sink(
+                &c.access_key_id,
+                &c.secret_access_key,
+                &c.session_token,
+                c.expires_at,
+            )
         })),
         ..SsoOptions::default()
     });
@@ -355,13 +419,17 @@ fn sso_scenario() -> Result<String, String> {
     });
     // The cache file is named by the SHA-1 of the session name, as `aws sso login` writes it.
     std::fs::write(
-        aws.join("sso/cache").join(format!("{}.json", sha1_hex(b"corp"))),
+        aws.join("sso/cache")
+            .join(format!("{}.json", sha1_hex(b"corp"))),
         cache.to_string(),
     )
     .map_err(|e| e.to_string())?;
     let mount = keyless(&server)
         .env("HOME", home.path().to_str().unwrap_or_default())
-        .env("AWS_CONFIG_FILE", aws.join("config").to_str().unwrap_or_default())
+        .env(
+            "AWS_CONFIG_FILE",
+            aws.join("config").to_str().unwrap_or_default(),
+        )
         .env("AWS_ENDPOINT_URL_SSO", &sso.endpoint())
         .start();
     soak("sso", &server, &mount, || {})
@@ -378,8 +446,14 @@ fn sha1_hex(data: &[u8]) -> String {
 fn every_source_survives_continuous_rotation() {
     support::require_fuse();
     let scenarios: Vec<(&str, Box<dyn FnOnce() -> Result<String, String> + Send>)> = vec![
-        ("imds v2 only", Box::new(imds_scenario(ImdsMode::V2Only, "imds v2 only"))),
-        ("imds v1 only", Box::new(imds_scenario(ImdsMode::V1Only, "imds v1 only"))),
+        (
+            "imds v2 only",
+            Box::new(imds_scenario(ImdsMode::V2Only, "imds v2 only")),
+        ),
+        (
+            "imds v1 only",
+            Box::new(imds_scenario(ImdsMode::V1Only, "imds v1 only")),
+        ),
         ("web identity", Box::new(web_identity_scenario)),
         ("container", Box::new(container_scenario)),
         ("profile role chain", Box::new(profile_role_scenario)),
@@ -412,7 +486,12 @@ fn imds_outage_within_validity_is_invisible() {
         credentials_lifetime: Duration::from_secs(40),
         rotation: ROTATION,
         on_issue: Some(Arc::new(move |c| {
-            sink(&c.access_key_id, &c.secret_access_key, &c.token, c.expires_at)
+            sink(
+                &c.access_key_id,
+                &c.secret_access_key,
+                &c.token,
+                c.expires_at,
+            )
         })),
         ..ImdsOptions::default()
     });
@@ -424,15 +503,36 @@ fn imds_outage_within_validity_is_invisible() {
     let first_key = server.access_keys_used();
     imds.set_refuse_connections(true);
     // The renewal is due 20 s in (half of 40 s); the outage lasts past it.
-    let report = workload(mount.path(), Instant::now() + Duration::from_secs(28), || {});
-    assert!(report.errors.is_empty(), "{:?}\n{}", report.errors, tail(&mount.stderr_log()));
-    assert!(mount.stderr_log().contains("still serving the current ones"));
+    let report = workload(
+        mount.path(),
+        Instant::now() + Duration::from_secs(28),
+        || {},
+    );
+    assert!(
+        report.errors.is_empty(),
+        "{:?}\n{}",
+        report.errors,
+        tail(&mount.stderr_log())
+    );
+    assert!(mount
+        .stderr_log()
+        .contains("still serving the current ones"));
     imds.set_refuse_connections(false);
-    let report = workload(mount.path(), Instant::now() + Duration::from_secs(10), || {});
+    let report = workload(
+        mount.path(),
+        Instant::now() + Duration::from_secs(10),
+        || {},
+    );
     assert!(report.errors.is_empty(), "{:?}", report.errors);
     let keys = server.access_keys_used();
-    assert!(keys.len() > first_key.len(), "no new key after the outage: {keys:?}");
-    assert!(server.requests().iter().all(|r| r.status.is_some_and(|s| s < 400)));
+    assert!(
+        keys.len() > first_key.len(),
+        "no new key after the outage: {keys:?}"
+    );
+    assert!(server
+        .requests()
+        .iter()
+        .all(|r| r.status.is_some_and(|s| s < 400)));
 }
 
 /// The server invalidates the current key early: one forced renewal serves every request
@@ -446,7 +546,12 @@ fn early_invalidation_forces_one_renewal_and_retries() {
         credentials_lifetime: Duration::from_secs(3600),
         rotation: Duration::from_secs(3600),
         on_issue: Some(Arc::new(move |c| {
-            sink(&c.access_key_id, &c.secret_access_key, &c.token, c.expires_at)
+            sink(
+                &c.access_key_id,
+                &c.secret_access_key,
+                &c.token,
+                c.expires_at,
+            )
         })),
         ..ImdsOptions::default()
     }));
@@ -474,7 +579,12 @@ fn early_invalidation_forces_one_renewal_and_retries() {
         .collect();
     for r in readers {
         let outcome = r.join().expect("reader thread");
-        assert_eq!(outcome.map_err(|e| e.to_string()), Ok(256 * 1024), "{}", tail(&mount.stderr_log()));
+        assert_eq!(
+            outcome.map_err(|e| e.to_string()),
+            Ok(256 * 1024),
+            "{}",
+            tail(&mount.stderr_log())
+        );
     }
     let renewals = imds.credential_gets() - gets_before;
     assert_eq!(renewals, 1, "expected exactly one forced renewal");

@@ -415,3 +415,64 @@ async fn ca_bundle_is_loaded_or_rejected() {
     }
     assert_eq!(server.seen.lock().unwrap().len(), 1);
 }
+
+/// `RequestTimeTooSkewed`: the request is signed again with the server's clock (from its
+/// `Date`) and succeeds; later requests keep using the corrected clock.
+#[tokio::test]
+async fn clock_skew_is_corrected_from_the_server_date() {
+    let server_time = std::time::SystemTime::now() + Duration::from_secs(3600);
+    let date = format!("date: {}", httpdate::fmt_http_date(server_time));
+    let skewed = answer(
+        "403 Forbidden",
+        &[&date],
+        "<Error><Code>RequestTimeTooSkewed</Code><Message>The difference between the request \
+         time and the current time is too large.</Message></Error>",
+    );
+    let ok = answer("200 OK", &OBJECT_HEADERS, "body");
+    let server = serve(vec![answer("200 OK", &[], ""), skewed, ok]).await;
+    let client = S3Client::connect(config(&server.endpoint, Some(session_credentials())))
+        .await
+        .unwrap();
+    let out = client
+        .get_object(GetObjectParams {
+            key: "k".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(out.body.as_ref(), b"body");
+    let seen = server.seen.lock().unwrap();
+    assert_eq!(seen.len(), 3);
+    let signed_at = |i: usize| seen[i].header("x-amz-date").unwrap().to_string();
+    let expected = crate::sigv4::amz_date(server_time);
+    // Same hour of the server's clock (the local one is an hour behind).
+    assert_eq!(signed_at(2)[..11], expected[..11]);
+    assert_ne!(signed_at(1)[..11], expected[..11]);
+}
+
+/// `AccessDenied` is a permission problem: it never waits for a credentials renewal.
+#[tokio::test]
+async fn access_denied_does_not_wait_for_a_renewal() {
+    let denied = answer(
+        "403 Forbidden",
+        &[],
+        "<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>",
+    );
+    let server = serve(vec![answer("200 OK", &[], ""), denied]).await;
+    let mut cfg = config(&server.endpoint, Some(session_credentials()));
+    if let Some(cell) = &cfg.credentials {
+        cell.set_refreshable(true);
+    }
+    cfg.max_attempts = 1;
+    let client = S3Client::connect(cfg).await.unwrap();
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(5),
+        client.get_object(GetObjectParams {
+            key: "k".into(),
+            ..Default::default()
+        }),
+    )
+    .await
+    .expect("no wait for a renewal");
+    assert!(matches!(outcome, Err(S3Error::AccessDenied { .. })));
+}
