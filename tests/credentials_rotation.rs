@@ -440,12 +440,15 @@ fn sha1_hex(data: &[u8]) -> String {
     hex::encode(sha1::Sha1::digest(data))
 }
 
+/// One source's soak: a summary line, or what went wrong.
+type Scenario = Box<dyn FnOnce() -> Result<String, String> + Send>;
+
 /// Every credential source keeps a mount working across many rotations: zero errors, no
 /// request ever refused by the server, at least 6 distinct keys.
 #[test]
 fn every_source_survives_continuous_rotation() {
     support::require_fuse();
-    let scenarios: Vec<(&str, Box<dyn FnOnce() -> Result<String, String> + Send>)> = vec![
+    let scenarios: Vec<(&str, Scenario)> = vec![
         (
             "imds v2 only",
             Box::new(imds_scenario(ImdsMode::V2Only, "imds v2 only")),
