@@ -96,6 +96,11 @@ fn termination_signals_unmount_cleanly() {
             wait_unmounted(mount.path()),
             "still mounted after signal {signal}"
         );
+        // The process logs its clean exit just after the kernel drops the mount.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !mount.stderr_log().contains("unmounted") && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         assert!(
             mount.stderr_log().contains("unmounted"),
             "{}",
