@@ -14,6 +14,12 @@ pub enum FsError {
     IsADirectory,
     #[error("the mount is read-only")]
     ReadOnly,
+    #[error("already exists")]
+    Exists,
+    #[error("directory not empty")]
+    NotEmpty,
+    #[error("invalid name")]
+    InvalidName,
     #[error("stale handle {0}")]
     BadHandle(u64),
     #[error("unknown inode {0}")]
@@ -30,6 +36,9 @@ impl FsError {
             FsError::NotADirectory => libc::ENOTDIR,
             FsError::IsADirectory => libc::EISDIR,
             FsError::ReadOnly => libc::EROFS,
+            FsError::Exists => libc::EEXIST,
+            FsError::NotEmpty => libc::ENOTEMPTY,
+            FsError::InvalidName => libc::EINVAL,
             FsError::BadHandle(_) => libc::EBADF,
             // The kernel asked about an inode it forgot: its view is stale.
             FsError::UnknownInode(_) => libc::ESTALE,
@@ -58,7 +67,13 @@ impl FsError {
     pub fn is_noteworthy(&self) -> bool {
         !matches!(
             self,
-            FsError::NotFound | FsError::NotADirectory | FsError::IsADirectory | FsError::ReadOnly
+            FsError::NotFound
+                | FsError::NotADirectory
+                | FsError::IsADirectory
+                | FsError::ReadOnly
+                | FsError::Exists
+                | FsError::NotEmpty
+                | FsError::InvalidName
         ) && !matches!(self, FsError::S3(S3Error::NoSuchKey { .. }))
     }
 }

@@ -12,8 +12,9 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use fuser::{
     Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
-    KernelConfig, LockOwner, OpenAccMode, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory,
-    ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyXattr, Request,
+    KernelConfig, LockOwner, OpenAccMode, OpenFlags, RenameFlags, ReplyAttr, ReplyData,
+    ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyXattr,
+    Request,
 };
 use tokio::runtime::Handle;
 
@@ -107,6 +108,92 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
             match fs.lookup(parent.0, &name).await {
                 Ok(attr) => reply.entry(&ttl, &to_file_attr(&attr), Generation(0)),
                 Err(e) => reply.error(errno(&e, "lookup")),
+            }
+        });
+    }
+
+    fn mkdir(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        _mode: u32,
+        _umask: u32,
+        reply: ReplyEntry,
+    ) {
+        let Some(name) = name.to_str().map(str::to_owned) else {
+            reply.error(Errno::EINVAL);
+            return;
+        };
+        let fs = Arc::clone(&self.fs);
+        let ttl = self.ttl();
+        self.runtime.spawn(async move {
+            match fs.mkdir(parent.0, &name).await {
+                Ok(attr) => reply.entry(&ttl, &to_file_attr(&attr), Generation(0)),
+                Err(e) => reply.error(errno(&e, "mkdir")),
+            }
+        });
+    }
+
+    fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let Some(name) = name.to_str().map(str::to_owned) else {
+            reply.error(Errno::ENOENT);
+            return;
+        };
+        let fs = Arc::clone(&self.fs);
+        self.runtime.spawn(async move {
+            match fs.rmdir(parent.0, &name).await {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno(&e, "rmdir")),
+            }
+        });
+    }
+
+    fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let Some(name) = name.to_str().map(str::to_owned) else {
+            reply.error(Errno::ENOENT);
+            return;
+        };
+        let fs = Arc::clone(&self.fs);
+        self.runtime.spawn(async move {
+            match fs.unlink(parent.0, &name).await {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno(&e, "unlink")),
+            }
+        });
+    }
+
+    fn rename(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        newparent: INodeNo,
+        newname: &OsStr,
+        flags: RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        let (Some(name), Some(newname)) = (
+            name.to_str().map(str::to_owned),
+            newname.to_str().map(str::to_owned),
+        ) else {
+            reply.error(Errno::EINVAL);
+            return;
+        };
+        if flags.intersects(RenameFlags::RENAME_EXCHANGE | RenameFlags::RENAME_WHITEOUT) {
+            // S3 has no atomic swap: refuse rather than half-do it.
+            reply.error(Errno::EINVAL);
+            return;
+        }
+        let no_replace = flags.contains(RenameFlags::RENAME_NOREPLACE);
+        let fs = Arc::clone(&self.fs);
+        self.runtime.spawn(async move {
+            match fs
+                .rename(parent.0, &name, newparent.0, &newname, no_replace)
+                .await
+            {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno(&e, "rename")),
             }
         });
     }

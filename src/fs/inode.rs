@@ -171,6 +171,41 @@ impl InodeTable {
         same
     }
 
+    /// Moves the entry `parent/name` to `new_parent/new_name` after a rename in S3, keeping
+    /// its inode number (the kernel keeps it too). Keys below a moved directory are
+    /// rewritten to the new prefix. An entry that was at the destination loses its name.
+    pub fn rename(&mut self, parent: u64, name: &str, new_parent: u64, new_name: &str) {
+        let Some(ino) = self.children.remove(&(parent, name.to_string())) else {
+            return;
+        };
+        let Some(new_parent_key) = self.inodes.get(&new_parent).map(|p| p.key.clone()) else {
+            return;
+        };
+        self.children.remove(&(new_parent, new_name.to_string()));
+        let Some(inode) = self.inodes.get_mut(&ino) else {
+            return;
+        };
+        let old_key = inode.key.clone();
+        let new_key = match inode.kind {
+            EntryKind::Directory => format!("{new_parent_key}{new_name}/"),
+            EntryKind::File => format!("{new_parent_key}{new_name}"),
+        };
+        inode.parent = new_parent;
+        inode.name = new_name.to_string();
+        inode.key = new_key.clone();
+        self.children
+            .insert((new_parent, new_name.to_string()), ino);
+        if old_key.ends_with('/') {
+            for other in self.inodes.values_mut() {
+                if other.ino != ino {
+                    if let Some(rest) = other.key.strip_prefix(&old_key) {
+                        other.key = format!("{new_key}{rest}");
+                    }
+                }
+            }
+        }
+    }
+
     /// Forgets `parent/name` as a name (the object is gone); the inode itself stays until
     /// the kernel forgets it.
     pub fn unlink_name(&mut self, parent: u64, name: &str) {
@@ -292,6 +327,20 @@ mod tests {
         assert!(t.child(ROOT_INO, "a").is_none());
         t.forget(ROOT_INO, 5);
         assert!(t.get(ROOT_INO).is_some());
+    }
+
+    /// A renamed directory keeps its number and moves every key below it.
+    #[test]
+    fn rename_moves_keys_below_a_directory() {
+        let mut t = InodeTable::new("", UNIX_EPOCH);
+        let d = t.upsert_child(ROOT_INO, "a", dir(), soon()).unwrap();
+        let f = t.upsert_child(d, "f", file(1), soon()).unwrap();
+        let e = t.upsert_child(ROOT_INO, "e", dir(), soon()).unwrap();
+        t.rename(ROOT_INO, "a", e, "b");
+        assert_eq!(t.child(e, "b").unwrap().ino, d);
+        assert!(t.child(ROOT_INO, "a").is_none());
+        assert_eq!(t.get(d).unwrap().key, "e/b/");
+        assert_eq!(t.get(f).unwrap().key, "e/b/f");
     }
 
     /// Listing leftovers the kernel never took are pruned; referenced ones stay.

@@ -14,6 +14,7 @@ pub mod error;
 pub mod fuse;
 pub mod handle;
 pub mod inode;
+mod namespace;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};

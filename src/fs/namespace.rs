@@ -1,0 +1,354 @@
+//! Changing the namespace: `mkdir`, `rmdir`, `unlink`, `rename` — each turned into the S3
+//! calls that do it (DESIGN "S3 ↔ POSIX semantics").
+//!
+//! - `mkdir` writes the zero-byte marker `dir/`.
+//! - `rmdir` fails with `ENOTEMPTY` while any key remains under the directory, then removes
+//!   its marker (a directory that only existed through its keys is gone with them).
+//! - `rename` of a file is CopyObject then DeleteObject; of a directory, every key below it
+//!   is copied (bounded concurrency) and then deleted — not atomic: a crash half way leaves
+//!   keys in both places, never none. `RENAME_NOREPLACE` is honoured.
+
+use futures_util::stream::{self, TryStreamExt};
+
+use super::dir::{self, EntryKind};
+use super::inode::ChildFacts;
+use super::{Attr, FsError, S3Filesystem};
+use crate::s3::{ListObjectsParams, ObjectClient, PutObjectParams, S3Error};
+
+/// Copies (or deletes) in flight at once when moving a directory: enough to hide S3's
+/// per-request latency, few enough not to trip request-rate limits on one prefix.
+pub const RENAME_CONCURRENCY: usize = 16;
+
+impl<C: ObjectClient> S3Filesystem<C> {
+    fn writable_dir(&self, ino: u64) -> Result<String, FsError> {
+        if self.config.read_only {
+            return Err(FsError::ReadOnly);
+        }
+        let inode = self.inode(ino)?;
+        if inode.kind != EntryKind::Directory {
+            return Err(FsError::NotADirectory);
+        }
+        Ok(inode.key)
+    }
+
+    fn checked_name(name: &str) -> Result<(), FsError> {
+        if dir::is_valid_name(name) {
+            Ok(())
+        } else {
+            Err(FsError::InvalidName)
+        }
+    }
+
+    /// What `parent_key + name` is now, or `None` when nothing is there.
+    async fn existing(&self, parent_key: &str, name: &str) -> Result<Option<ChildFacts>, FsError> {
+        match self.stat_key(parent_key, name).await {
+            Ok(facts) => Ok(Some(facts)),
+            Err(FsError::NotFound) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `mkdir`: writes the marker `name/`.
+    pub async fn mkdir(&self, parent: u64, name: &str) -> Result<Attr, FsError> {
+        let parent_key = self.writable_dir(parent)?;
+        Self::checked_name(name)?;
+        if self.existing(&parent_key, name).await?.is_some() {
+            return Err(FsError::Exists);
+        }
+        self.client
+            .put_object(PutObjectParams {
+                key: format!("{parent_key}{name}/"),
+                body: bytes::Bytes::new(),
+            })
+            .await?;
+        let facts = ChildFacts {
+            kind: EntryKind::Directory,
+            size: 0,
+            mtime: self.mount_time,
+            etag: None,
+        };
+        let mut table = self.inodes();
+        let ino = table
+            .upsert_child(parent, name, facts, self.valid_until())
+            .ok_or(FsError::UnknownInode(parent))?;
+        table.remember(ino);
+        let inode = table.get(ino).ok_or(FsError::UnknownInode(ino))?;
+        Ok(self.attr_of(inode))
+    }
+
+    /// `rmdir`: `ENOTEMPTY` while keys remain below; removes the marker.
+    pub async fn rmdir(&self, parent: u64, name: &str) -> Result<(), FsError> {
+        let parent_key = self.writable_dir(parent)?;
+        let prefix = format!("{parent_key}{name}/");
+        let page = self
+            .client
+            .list_objects_page(
+                &ListObjectsParams {
+                    prefix: prefix.clone(),
+                    delimiter: Some("/".into()),
+                    start_after: None,
+                    max_keys: Some(2),
+                },
+                None,
+            )
+            .await?;
+        let has_marker = page.objects.iter().any(|o| o.key == prefix);
+        let others =
+            page.objects.iter().filter(|o| o.key != prefix).count() + page.common_prefixes.len();
+        if others > 0 {
+            return Err(FsError::NotEmpty);
+        }
+        if !has_marker {
+            // Nothing below and no marker: a file of that name, or nothing at all.
+            return match self.existing(&parent_key, name).await? {
+                Some(_) => Err(FsError::NotADirectory),
+                None => Err(FsError::NotFound),
+            };
+        }
+        self.client.delete_object(&prefix).await?;
+        self.inodes().unlink_name(parent, name);
+        Ok(())
+    }
+
+    /// `unlink`: deletes the object.
+    pub async fn unlink(&self, parent: u64, name: &str) -> Result<(), FsError> {
+        let parent_key = self.writable_dir(parent)?;
+        match self.existing(&parent_key, name).await? {
+            None => return Err(FsError::NotFound),
+            Some(f) if f.kind == EntryKind::Directory => return Err(FsError::IsADirectory),
+            Some(_) => {}
+        }
+        self.client
+            .delete_object(&format!("{parent_key}{name}"))
+            .await?;
+        self.inodes().unlink_name(parent, name);
+        Ok(())
+    }
+
+    /// `rename`: moves a file or a whole directory. With `no_replace`, an existing
+    /// destination is `EEXIST`.
+    pub async fn rename(
+        &self,
+        parent: u64,
+        name: &str,
+        new_parent: u64,
+        new_name: &str,
+        no_replace: bool,
+    ) -> Result<(), FsError> {
+        let from_dir = self.writable_dir(parent)?;
+        let to_dir = self.writable_dir(new_parent)?;
+        Self::checked_name(new_name)?;
+        let (source, target) = tokio::join!(
+            self.existing(&from_dir, name),
+            self.existing(&to_dir, new_name)
+        );
+        let source = source?.ok_or(FsError::NotFound)?;
+        let target = target?;
+        if target.is_some() && no_replace {
+            return Err(FsError::Exists);
+        }
+        match source.kind {
+            EntryKind::File => {
+                if target
+                    .as_ref()
+                    .is_some_and(|t| t.kind == EntryKind::Directory)
+                {
+                    return Err(FsError::IsADirectory);
+                }
+                let (from, to) = (format!("{from_dir}{name}"), format!("{to_dir}{new_name}"));
+                if from != to {
+                    self.client.copy_object(&from, &to).await?;
+                    self.client.delete_object(&from).await?;
+                }
+            }
+            EntryKind::Directory => {
+                let (from, to) = (format!("{from_dir}{name}/"), format!("{to_dir}{new_name}/"));
+                if to.starts_with(&from) {
+                    // Moving a directory into itself.
+                    return Err(FsError::InvalidName);
+                }
+                match &target {
+                    Some(t) if t.kind == EntryKind::File => return Err(FsError::NotADirectory),
+                    Some(_) => self.require_empty(&to).await?,
+                    None => {}
+                }
+                self.move_prefix(&from, &to).await?;
+            }
+        }
+        self.inodes().rename(parent, name, new_parent, new_name);
+        Ok(())
+    }
+
+    async fn require_empty(&self, prefix: &str) -> Result<(), FsError> {
+        let page = self
+            .client
+            .list_objects_page(
+                &ListObjectsParams {
+                    prefix: prefix.to_string(),
+                    delimiter: None,
+                    start_after: None,
+                    max_keys: Some(2),
+                },
+                None,
+            )
+            .await?;
+        if page.objects.iter().any(|o| o.key != prefix) {
+            return Err(FsError::NotEmpty);
+        }
+        Ok(())
+    }
+
+    /// Copies every key under `from` to `to`, then deletes the originals.
+    async fn move_prefix(&self, from: &str, to: &str) -> Result<(), FsError> {
+        let listing = self
+            .client
+            .list_objects(&ListObjectsParams {
+                prefix: from.to_string(),
+                delimiter: None,
+                start_after: None,
+                max_keys: None,
+            })
+            .await?;
+        let keys: Vec<String> = listing.objects.into_iter().map(|o| o.key).collect();
+        stream::iter(keys.iter().map(Ok::<_, S3Error>))
+            .try_for_each_concurrent(RENAME_CONCURRENCY, |key| async move {
+                let target = format!("{to}{}", &key[from.len()..]);
+                self.client.copy_object(key, &target).await.map(|_| ())
+            })
+            .await?;
+        let failed = self.client.delete_objects(&keys).await?;
+        if let Some((key, reason)) = failed.into_iter().next() {
+            log::warn!("rename: {key:?} was copied but could not be deleted: {reason}");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fs::{FsConfig, S3Filesystem};
+    use crate::s3::memory::MemoryClient;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    fn fs(objects: &[(&str, &str)]) -> (Arc<MemoryClient>, S3Filesystem<MemoryClient>) {
+        let client = Arc::new(MemoryClient::new());
+        for (k, v) in objects {
+            client.insert(k, v.as_bytes().to_vec());
+        }
+        let fs = S3Filesystem::new(
+            Arc::clone(&client),
+            FsConfig {
+                prefix: String::new(),
+                uid: 0,
+                gid: 0,
+                file_mode: 0o644,
+                dir_mode: 0o755,
+                metadata_ttl: Duration::from_secs(1),
+                read_only: false,
+            },
+        );
+        (client, fs)
+    }
+
+    const ROOT: u64 = 1;
+
+    /// mkdir writes the marker; a second mkdir of the same name is EEXIST.
+    #[tokio::test]
+    async fn mkdir_writes_marker_and_refuses_existing() {
+        let (client, fs) = fs(&[]);
+        let attr = fs.mkdir(ROOT, "d").await.unwrap();
+        assert_eq!(attr.kind, EntryKind::Directory);
+        assert_eq!(client.keys(), vec!["d/".to_string()]);
+        assert!(matches!(fs.mkdir(ROOT, "d").await, Err(FsError::Exists)));
+    }
+
+    /// rmdir refuses while keys remain, then removes the marker.
+    #[tokio::test]
+    async fn rmdir_refuses_non_empty_then_removes_marker() {
+        let (client, fs) = fs(&[("d/", ""), ("d/x", "1")]);
+        assert!(matches!(fs.rmdir(ROOT, "d").await, Err(FsError::NotEmpty)));
+        fs.unlink(fs.lookup(ROOT, "d").await.unwrap().ino, "x")
+            .await
+            .unwrap();
+        fs.rmdir(ROOT, "d").await.unwrap();
+        assert!(client.keys().is_empty());
+        assert!(matches!(fs.rmdir(ROOT, "d").await, Err(FsError::NotFound)));
+    }
+
+    /// unlink of a directory is EISDIR; of a missing name ENOENT.
+    #[tokio::test]
+    async fn unlink_refuses_directories_and_missing() {
+        let (_, fs) = fs(&[("d/x", "1")]);
+        assert!(matches!(
+            fs.unlink(ROOT, "d").await,
+            Err(FsError::IsADirectory)
+        ));
+        assert!(matches!(
+            fs.unlink(ROOT, "nope").await,
+            Err(FsError::NotFound)
+        ));
+    }
+
+    /// A file rename copies then deletes; NOREPLACE refuses an existing target.
+    #[tokio::test]
+    async fn rename_file_copies_then_deletes() {
+        let (client, fs) = fs(&[("a", "A"), ("b", "B")]);
+        assert!(matches!(
+            fs.rename(ROOT, "a", ROOT, "b", true).await,
+            Err(FsError::Exists)
+        ));
+        fs.rename(ROOT, "a", ROOT, "c", false).await.unwrap();
+        assert_eq!(client.keys(), vec!["b".to_string(), "c".to_string()]);
+        assert_eq!(client.get("c").unwrap().as_ref(), b"A");
+    }
+
+    /// A directory rename moves every key below it, marker included.
+    #[tokio::test]
+    async fn rename_directory_moves_every_key() {
+        let (client, fs) = fs(&[("d/", ""), ("d/x", "1"), ("d/sub/y", "2"), ("other", "o")]);
+        fs.rename(ROOT, "d", ROOT, "e", false).await.unwrap();
+        assert_eq!(
+            client.keys(),
+            vec!["e/", "e/sub/y", "e/x", "other"]
+                .into_iter()
+                .map(String::from)
+                .collect::<Vec<_>>()
+        );
+    }
+
+    /// A directory cannot replace a non-empty one, nor move into itself.
+    #[tokio::test]
+    async fn rename_directory_refuses_non_empty_target_and_self_nesting() {
+        let (_, fs) = fs(&[("d/x", "1"), ("e/y", "2")]);
+        assert!(matches!(
+            fs.rename(ROOT, "d", ROOT, "e", false).await,
+            Err(FsError::NotEmpty)
+        ));
+        let d = fs.lookup(ROOT, "d").await.unwrap().ino;
+        assert!(matches!(
+            fs.rename(ROOT, "d", d, "inner", false).await,
+            Err(FsError::InvalidName)
+        ));
+    }
+
+    /// Every change is refused on a read-only mount.
+    #[tokio::test]
+    async fn read_only_refuses_changes() {
+        let client = Arc::new(MemoryClient::new());
+        let fs = S3Filesystem::new(
+            client,
+            FsConfig {
+                prefix: String::new(),
+                uid: 0,
+                gid: 0,
+                file_mode: 0o644,
+                dir_mode: 0o755,
+                metadata_ttl: Duration::from_secs(1),
+                read_only: true,
+            },
+        );
+        assert!(matches!(fs.mkdir(ROOT, "d").await, Err(FsError::ReadOnly)));
+    }
+}
