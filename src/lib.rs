@@ -1,6 +1,6 @@
 //! # Layout
 //!
-//! Imports run one way: `cli → mount → fs → cache → s3 → credentials → sigv4`.
+//! Imports run one way: `cli → mount → fs → {cache, upload} → s3 → credentials → sigv4`.
 //!
 //! - `cli`: the command line (`mount`, `unmount`); prints failures as one line.
 //! - `config`: one validated `MountConfig` from flags and environment; every default, once.
@@ -9,6 +9,8 @@
 //! - `fs`: the filesystem core (inodes, directories, handles, errno policy) and the thin
 //!   fuser adapter.
 //! - `cache`: read-ahead between the filesystem and S3.
+//! - `upload`: the write path of an open file (streaming multipart or a staged local copy),
+//!   uploaded whole, kept locally on failure.
 //! - `s3`: the `ObjectClient` trait (one method per S3 operation) and its HTTP implementation.
 //! - `credentials`: what credentials are, the sources that provide them, the atomically
 //!   swapped current snapshot.
@@ -22,6 +24,7 @@ pub mod fs;
 pub mod mount;
 pub mod s3;
 pub mod sigv4;
+pub mod upload;
 
 pub use config::MountConfig;
 

@@ -1,0 +1,165 @@
+//! The write path of one open file: how bytes written through the mount become one whole
+//! object in S3, and never get lost on the way.
+//!
+//! - `writer`: [`OpenWriter`], the state machine of one open file. A new file written
+//!   sequentially *streams*: parts go up as a multipart upload while the program writes.
+//!   Any other pattern (a seek, a rewrite, a truncate, editing an existing object) works on
+//!   a *staged* local copy uploaded whole on flush.
+//! - `multipart`: [`MultipartUpload`], parallel parts with bounded memory, aborted on any
+//!   failure, and the part size schedule that lets 10,000 parts reach 5 TiB.
+//! - `staging`: [`StagingFile`], the local copy in the cache directory (mode 0600, created
+//!   with `O_EXCL`), accessed off the async threads.
+//!
+//! Invariants this module keeps (DESIGN.md 5 and 7): an object appears in S3 only whole
+//! (PutObject or CompleteMultipartUpload); `flush` returns `Ok` only after S3 acknowledged
+//! the data; on failure the data stays in the staging file, whose path is in the error and
+//! the log; memory per writing file is at most `concurrency + 1` part buffers.
+//!
+//! This module knows nothing of the filesystem (`fs`) or fuser: the filesystem maps
+//! [`UploadError`] to an errno and decides when to call `flush`.
+
+mod multipart;
+mod staging;
+mod writer;
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::s3::S3Error;
+
+pub use multipart::{part_size, MultipartUpload};
+pub use staging::StagingFile;
+pub use writer::OpenWriter;
+
+/// The first part's size: above S3's 5 MiB minimum, large enough that a part's round trip
+/// is amortized over its transfer, small enough that `concurrency + 1` buffers (40 MiB at
+/// the defaults) stay modest per writing file.
+pub const DEFAULT_PART_SIZE: u64 = 8 * 1024 * 1024;
+
+/// Parts in flight per writing file. One part travels on one TCP connection, whose
+/// throughput to S3 is typically 50–100 MB/s; four in parallel fill a 1–4 Gbit/s link
+/// while bounding memory at 5 part buffers per file and leaving connections for readers.
+pub const DEFAULT_UPLOAD_CONCURRENCY: usize = 4;
+
+/// The part size doubles every this many parts, so that even S3's 5 MiB minimum part size
+/// reaches S3's 5 TiB object limit within 10,000 parts (5 MiB × 900 × (1 + 2 + … + 1024)
+/// + 100 × 5 GiB ≈ 9.3 TiB), while files below 4.4 GiB (at 5 MiB) keep the configured size.
+pub const PARTS_PER_DOUBLING: u32 = 900;
+
+/// S3's limit on part numbers of one multipart upload.
+pub const S3_MAX_PARTS: u32 = 10_000;
+
+/// S3's largest part.
+pub const S3_MAX_PART_SIZE: u64 = 5 * 1024 * 1024 * 1024;
+
+/// S3's largest object.
+pub const S3_MAX_OBJECT_SIZE: u64 = 5 * 1024 * 1024 * 1024 * 1024;
+
+/// How one open file uploads; one value shared by every writer of a mount.
+#[derive(Clone, Debug)]
+pub struct WriterConfig {
+    /// The first part's size (it grows, see [`part_size`]). Objects smaller than this go up
+    /// as one PutObject: multipart would cost three requests for one part's worth.
+    pub part_size: u64,
+    /// Parts uploading at once per file (at least 1).
+    pub concurrency: usize,
+    /// Where staging copies live (the config layer creates it, mode 0700).
+    pub cache_dir: PathBuf,
+}
+
+impl WriterConfig {
+    /// The defaults, with staging copies in `cache_dir`.
+    pub fn new(cache_dir: PathBuf) -> Self {
+        WriterConfig {
+            part_size: DEFAULT_PART_SIZE,
+            concurrency: DEFAULT_UPLOAD_CONCURRENCY,
+            cache_dir,
+        }
+    }
+}
+
+/// What the file was when it was opened for writing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// `create`, or `open` with `O_TRUNC`: the file starts empty, and sequential writes stream.
+    New,
+    /// An existing object opened for writing without `O_TRUNC` (including `O_APPEND`):
+    /// edits work on a staging copy filled from this version of the object.
+    Existing {
+        /// With its quotes, as S3 sent it: every fill GET carries it in `If-Match`.
+        etag: String,
+        size: u64,
+    },
+}
+
+/// Why a write, read, truncate or flush of an open file failed.
+#[derive(Debug, thiserror::Error)]
+pub enum UploadError {
+    /// S3 did not take the upload (after the client's retries). The multipart upload, if
+    /// any, was aborted; the data is kept in the staging file and the next flush retries.
+    #[error("uploading {key:?} failed: {source}; {}", kept(staging.as_deref()))]
+    S3 {
+        key: String,
+        staging: Option<PathBuf>,
+        #[source]
+        source: S3Error,
+    },
+    /// Copying the original object into the staging copy failed (the object may have
+    /// changed since it was opened: [`S3Error::PreconditionFailed`]).
+    #[error(
+        "reading {key:?} from S3 to edit it locally failed: {source}; retry, or reopen the file if the object changed"
+    )]
+    Fetch {
+        key: String,
+        #[source]
+        source: S3Error,
+    },
+    /// The staging file could not be created, written or read.
+    #[error(
+        "staging file {}: {source}; check free space and permissions of the cache directory",
+        path.display()
+    )]
+    LocalIo {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+fn kept(staging: Option<&Path>) -> String {
+    match staging {
+        Some(p) => format!(
+            "the data is kept in {} and the next flush or fsync retries",
+            p.display()
+        ),
+        None => "the file is empty, nothing was lost; the next flush retries".to_string(),
+    }
+}
+
+impl UploadError {
+    /// True when the local disk is full (ENOSPC or EDQUOT): the filesystem answers ENOSPC.
+    pub fn is_no_space(&self) -> bool {
+        matches!(self, UploadError::LocalIo { source, .. }
+            if matches!(source.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT)))
+    }
+
+    /// The S3 error behind this one, if S3 caused it (AccessDenied → EACCES, …).
+    pub fn s3_error(&self) -> Option<&S3Error> {
+        match self {
+            UploadError::S3 { source, .. } | UploadError::Fetch { source, .. } => Some(source),
+            UploadError::LocalIo { .. } => None,
+        }
+    }
+
+    /// Where the data that could not be uploaded is kept.
+    pub fn staging_path(&self) -> Option<&Path> {
+        match self {
+            UploadError::S3 { staging, .. } => staging.as_deref(),
+            UploadError::LocalIo { path, .. } => Some(path),
+            UploadError::Fetch { .. } => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,187 @@
+//! `StagingFile`: the local copy of a file being written, in the cache directory.
+//!
+//! Created with `O_EXCL` and mode 0600 (it holds the user's data; another local user must
+//! neither read it nor have planted a symlink in its place). Its name carries the tail of
+//! the object key made safe for a file name, so the path logged after a failed upload tells
+//! the user which file it is. Reads and writes are positioned (`pread`/`pwrite`) and run on
+//! tokio's blocking pool, so a slow or full disk never stalls the async threads.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::UploadError;
+
+/// How much of the key's end appears in the file name: recognizable, well under the
+/// 255-byte name limit with the prefix and the unique suffix.
+const NAME_KEY_CHARS: usize = 100;
+
+/// Names already taken (a previous run's leftovers with the same pid) are skipped; this
+/// many collisions in a row means something else is wrong.
+const CREATE_ATTEMPTS: u32 = 100;
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
+/// The local copy of one file being written.
+#[derive(Debug)]
+pub struct StagingFile {
+    path: PathBuf,
+    file: Arc<File>,
+}
+
+impl StagingFile {
+    /// Creates an empty staging file for `key` in `dir` (mode 0600, never an existing file).
+    pub fn create(dir: &Path, key: &str) -> Result<StagingFile, UploadError> {
+        let stem = file_stem(key);
+        let mut last_error = None;
+        for _ in 0..CREATE_ATTEMPTS {
+            let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+            let path = dir.join(format!("s3rolefs-{}-{id}-{stem}", std::process::id()));
+            match OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+            {
+                Ok(file) => {
+                    return Ok(StagingFile {
+                        path,
+                        file: Arc::new(file),
+                    })
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last_error = Some(e),
+                Err(source) => return Err(UploadError::LocalIo { path, source }),
+            }
+        }
+        Err(UploadError::LocalIo {
+            path: dir.to_path_buf(),
+            source: last_error.unwrap_or_else(|| io::Error::other("no free staging file name")),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Writes all of `data` at `offset`, extending the file as needed.
+    pub async fn write_at(&self, offset: u64, data: Bytes) -> Result<(), UploadError> {
+        let file = self.file.clone();
+        self.blocking(move || file.write_all_at(&data, offset))
+            .await
+    }
+
+    /// Up to `len` bytes at `offset`; fewer only at the end of the file.
+    pub async fn read_at(&self, offset: u64, len: usize) -> Result<Bytes, UploadError> {
+        let file = self.file.clone();
+        self.blocking(move || {
+            let mut buf = vec![0u8; len];
+            let mut filled = 0;
+            while filled < len {
+                match file.read_at(&mut buf[filled..], offset + filled as u64) {
+                    Ok(0) => break,
+                    Ok(n) => filled += n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            buf.truncate(filled);
+            Ok(Bytes::from(buf))
+        })
+        .await
+    }
+
+    /// Truncates or extends (with zeros) the file to `len` bytes.
+    pub async fn set_len(&self, len: u64) -> Result<(), UploadError> {
+        let file = self.file.clone();
+        self.blocking(move || file.set_len(len)).await
+    }
+
+    /// Deletes the file (after its data is safely in S3).
+    pub fn remove(self) {
+        if let Err(e) = std::fs::remove_file(&self.path) {
+            log::warn!(
+                "removing staging file {} failed: {e}; it can be deleted by hand",
+                self.path.display()
+            );
+        }
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        op: impl FnOnce() -> io::Result<T> + Send + 'static,
+    ) -> Result<T, UploadError> {
+        let outcome = match tokio::task::spawn_blocking(op).await {
+            Ok(outcome) => outcome,
+            Err(e) => Err(io::Error::other(format!("staging I/O task failed: {e}"))),
+        };
+        outcome.map_err(|source| UploadError::LocalIo {
+            path: self.path.clone(),
+            source,
+        })
+    }
+}
+
+/// The end of `key` with everything but `[A-Za-z0-9._-]` replaced by `_`: `a/b c.txt`
+/// becomes `a_b_c.txt`. Never empty, never `.`-only, never containing `/`.
+fn file_stem(key: &str) -> String {
+    let safe: Vec<char> = key
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let tail: String = safe[safe.len().saturating_sub(NAME_KEY_CHARS)..]
+        .iter()
+        .collect();
+    if tail.chars().all(|c| c == '.') {
+        format!("_{tail}")
+    } else {
+        tail
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Keys become recognizable, safe file names.
+    #[test]
+    fn file_stem_keeps_the_key_recognizable_and_safe() {
+        assert_eq!(file_stem("logs/2026/app log.txt"), "logs_2026_app_log.txt");
+        assert_eq!(file_stem(".."), "_..");
+        assert_eq!(file_stem(""), "_");
+        let long = "d/".repeat(200) + "end.bin";
+        let stem = file_stem(&long);
+        assert_eq!(stem.len(), NAME_KEY_CHARS);
+        assert!(stem.ends_with("end.bin"));
+    }
+
+    /// The staging file is private to its owner and never reuses an existing path.
+    #[tokio::test]
+    async fn staging_file_is_private_and_exclusive() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let a = StagingFile::create(dir.path(), "x/y").unwrap();
+        let b = StagingFile::create(dir.path(), "x/y").unwrap();
+        assert_ne!(a.path(), b.path());
+        let mode = std::fs::metadata(a.path()).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        a.write_at(3, Bytes::from_static(b"abc")).await.unwrap();
+        assert_eq!(&a.read_at(0, 10).await.unwrap()[..], b"\0\0\0abc");
+        a.set_len(4).await.unwrap();
+        assert_eq!(&a.read_at(2, 10).await.unwrap()[..], b"\0a");
+        let path = a.path().to_path_buf();
+        a.remove();
+        assert!(!path.exists());
+    }
+}

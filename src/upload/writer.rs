@@ -1,0 +1,407 @@
+//! `OpenWriter`: the write state machine of one open file.
+//!
+//! Two modes:
+//!
+//! - **Streaming** (a new file, written at its end): the bytes fill a part buffer; each full
+//!   part goes up as the next part of a [`MultipartUpload`] while the program keeps writing.
+//!   Flush sends the rest (or, for a file smaller than one part, everything as one
+//!   PutObject) and completes the upload.
+//! - **Staged** (everything else): a local copy in the cache directory takes the writes;
+//!   flush uploads it whole from disk (PutObject below one part, else multipart with parts
+//!   read from the file, so memory stays bounded). For an existing object the copy is filled
+//!   from S3 with ranged GETs pinned to the ETag seen at open (`If-Match`), the first time a
+//!   read, write or flush needs the content; a truncate first limits what is fetched.
+//!
+//! While streaming, every byte is *also* written to a staging file (the mirror). This costs
+//! one local write per byte and disk space for the file's size, and buys the two properties
+//! nothing else gives: a stream that turns non-sequential (a seek back, a truncate, a flush
+//! followed by more writes — a completed multipart upload cannot be appended to) switches to
+//! staging with every byte already local, and an upload that fails keeps the data, since
+//! parts already sent cannot be read back from S3 and their buffers are gone.
+//!
+//! A failed streaming upload is aborted and the writer drops to staged mode: the write that
+//! hit the failure still succeeds (its bytes are in the mirror) and the next flush uploads
+//! the staging copy. `flush` returns `Ok` only once S3 acknowledged the whole object.
+//!
+//! Concurrency: one tokio mutex over the state, held across S3 calls, because every
+//! operation must see the mode and the size the previous one left; handles of one inode
+//! share the writer (read-your-writes). `size` and `is_dirty` are mirrored in atomics so
+//! `stat` never waits for an upload.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytes::{Bytes, BytesMut};
+use log::{debug, warn};
+use tokio::sync::Mutex;
+
+use super::{MultipartUpload, Origin, StagingFile, UploadError, WriterConfig};
+use crate::s3::{GetObjectParams, ObjectClient, ObjectMeta, PutObjectParams, S3Error};
+
+/// The write side of one open file (shared by the handles of one inode).
+pub struct OpenWriter<C: ObjectClient> {
+    client: Arc<C>,
+    key: String,
+    config: Arc<WriterConfig>,
+    state: Mutex<State<C>>,
+    size: AtomicU64,
+    dirty: AtomicBool,
+}
+
+enum Mode<C: ObjectClient> {
+    Streaming {
+        upload: MultipartUpload<C>,
+        /// The part being filled.
+        part: BytesMut,
+    },
+    Staged,
+}
+
+struct State<C: ObjectClient> {
+    mode: Mode<C>,
+    /// The mirror while streaming, the copy when staged; created on first need.
+    staging: Option<StagingFile>,
+    /// The version of the object the staging copy is filled from.
+    origin_etag: Option<String>,
+    /// Bytes `[filled_to, fill_limit)` of the original object are still to be copied in.
+    filled_to: u64,
+    /// The original size, lowered by every truncate below it (those bytes are gone).
+    fill_limit: u64,
+}
+
+impl<C: ObjectClient> OpenWriter<C> {
+    /// The writer of `key`, opened as `origin` says. Nothing happens in S3 or on disk yet.
+    pub fn new(client: Arc<C>, key: String, origin: Origin, config: Arc<WriterConfig>) -> Self {
+        let (mode, etag, size, dirty) = match origin {
+            Origin::New => {
+                let upload = MultipartUpload::new(
+                    client.clone(),
+                    key.clone(),
+                    config.part_size,
+                    config.concurrency,
+                );
+                let part = BytesMut::new();
+                // A created (or O_TRUNC) file must exist in S3 after close, even if empty.
+                (Mode::Streaming { upload, part }, None, 0, true)
+            }
+            Origin::Existing { etag, size } => (Mode::Staged, Some(etag), size, false),
+        };
+        OpenWriter {
+            client,
+            key,
+            config,
+            state: Mutex::new(State {
+                mode,
+                staging: None,
+                origin_etag: etag,
+                filled_to: 0,
+                fill_limit: size,
+            }),
+            size: AtomicU64::new(size),
+            dirty: AtomicBool::new(dirty),
+        }
+    }
+
+    /// The object key this writer uploads to.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The file's current size, written bytes included (for `stat` before the upload).
+    pub fn size(&self) -> u64 {
+        self.size.load(Ordering::Acquire)
+    }
+
+    /// True when the file has changes S3 has not acknowledged yet.
+    pub fn is_dirty(&self) -> bool {
+        self.dirty.load(Ordering::Acquire)
+    }
+
+    /// True while the file streams as a multipart upload (not staged).
+    pub async fn is_streaming(&self) -> bool {
+        matches!(self.state.lock().await.mode, Mode::Streaming { .. })
+    }
+
+    /// The staging file's path, once there is one.
+    pub async fn staging_path(&self) -> Option<PathBuf> {
+        let state = self.state.lock().await;
+        state.staging.as_ref().map(|s| s.path().to_path_buf())
+    }
+
+    /// Writes `data` at `offset`; returns how many bytes were written (all of them).
+    pub async fn write(&self, offset: u64, data: &[u8]) -> Result<usize, UploadError> {
+        if data.is_empty() {
+            return Ok(0);
+        }
+        let data = Bytes::copy_from_slice(data);
+        let mut state = self.state.lock().await;
+        let size = self.size();
+        if offset != size {
+            self.switch_to_staged(&mut state, "a write away from the end")
+                .await;
+        }
+        let end = offset + data.len() as u64;
+        if matches!(state.mode, Mode::Staged) {
+            self.fill(&mut state).await?;
+        }
+        self.staging(&mut state)
+            .await?
+            .write_at(offset, data.clone())
+            .await?;
+        self.size.store(size.max(end), Ordering::Release);
+        self.dirty.store(true, Ordering::Release);
+        if let Mode::Streaming { upload, part } = &mut state.mode {
+            part.extend_from_slice(&data);
+            while part.len() as u64 >= upload.next_part_size() {
+                let body = part.split_to(upload.next_part_size() as usize).freeze();
+                if let Err(e) = upload.push_part(body).await {
+                    // The bytes are in the mirror: the write succeeded, the upload did not.
+                    warn!(
+                        "streaming {:?} failed: {e}; switching to its staging copy, \
+                         uploaded on the next flush",
+                        self.key
+                    );
+                    state.mode = Mode::Staged;
+                    break;
+                }
+            }
+        }
+        Ok(data.len())
+    }
+
+    /// Up to `len` bytes at `offset`, as written so far (read-your-writes).
+    pub async fn read(&self, offset: u64, len: u32) -> Result<Bytes, UploadError> {
+        let mut state = self.state.lock().await;
+        let size = self.size();
+        if offset >= size || len == 0 {
+            return Ok(Bytes::new());
+        }
+        let len = (size - offset).min(u64::from(len)) as usize;
+        if matches!(state.mode, Mode::Staged) {
+            self.fill(&mut state).await?;
+        }
+        self.staging(&mut state).await?.read_at(offset, len).await
+    }
+
+    /// Sets the file's size to `size` (cutting, or extending with zeros).
+    pub async fn truncate(&self, size: u64) -> Result<(), UploadError> {
+        let mut state = self.state.lock().await;
+        if size == self.size() {
+            return Ok(());
+        }
+        self.switch_to_staged(&mut state, "a truncate").await;
+        // Bytes cut off never need fetching, even if the file grows again (they are zeros).
+        state.fill_limit = state.fill_limit.min(size);
+        state.filled_to = state.filled_to.min(state.fill_limit);
+        self.staging(&mut state).await?.set_len(size).await?;
+        self.size.store(size, Ordering::Release);
+        self.dirty.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// Uploads the file if it changed, and returns once S3 acknowledged it (`None`: nothing
+    /// to upload). On failure the data stays in the staging file, named in the error, and
+    /// the next flush tries again. The writer keeps working after a flush either way.
+    pub async fn flush(&self) -> Result<Option<ObjectMeta>, UploadError> {
+        let mut state = self.state.lock().await;
+        if !self.is_dirty() {
+            return Ok(None);
+        }
+        let size = self.size();
+        let uploaded = match std::mem::replace(&mut state.mode, Mode::Staged) {
+            // Whatever happens, the file continues staged: a completed upload cannot be
+            // appended to, and a failed one was aborted.
+            Mode::Streaming { mut upload, part } => {
+                let sent = if upload.is_started() {
+                    let last = if part.is_empty() {
+                        Ok(())
+                    } else {
+                        upload.push_part(part.freeze()).await
+                    };
+                    match last {
+                        Ok(()) => upload.complete().await,
+                        Err(e) => Err(e),
+                    }
+                } else {
+                    self.put(part.freeze()).await
+                };
+                sent.map_err(|source| self.upload_failed(&state, source))
+            }
+            Mode::Staged => match self.fill(&mut state).await {
+                Ok(()) => self.upload_staged(&state, size).await,
+                Err(e) => Err(e),
+            },
+        };
+        match uploaded {
+            Ok(etag) => {
+                debug!("uploaded {:?} ({size} bytes)", self.key);
+                state.origin_etag = Some(etag.clone());
+                self.dirty.store(false, Ordering::Release);
+                Ok(Some(ObjectMeta {
+                    key: self.key.clone(),
+                    size,
+                    etag,
+                    // S3 answers a PUT without Last-Modified; ours is within the request's time.
+                    last_modified: SystemTime::now(),
+                }))
+            }
+            Err(err) => {
+                warn!("{err}");
+                Err(err)
+            }
+        }
+    }
+
+    fn upload_failed(&self, state: &State<C>, source: S3Error) -> UploadError {
+        UploadError::S3 {
+            key: self.key.clone(),
+            staging: state.staging.as_ref().map(|s| s.path().to_path_buf()),
+            source,
+        }
+    }
+
+    /// Gives up on the file (released without a successful flush): aborts any multipart
+    /// upload in flight; a dirty staging copy is kept and its path logged.
+    pub async fn abandon(&self) {
+        let mut state = self.state.lock().await;
+        if let Mode::Streaming { upload, .. } = &mut state.mode {
+            upload.abort().await;
+        }
+        state.mode = Mode::Staged;
+        if self.is_dirty() {
+            match &state.staging {
+                Some(s) => warn!(
+                    "{:?} was not uploaded; its data is kept in {}",
+                    self.key,
+                    s.path().display()
+                ),
+                None => warn!("{:?} was not uploaded (it was empty)", self.key),
+            }
+        }
+    }
+
+    /// Leaves streaming mode (aborting the multipart upload); every byte is in the mirror.
+    async fn switch_to_staged(&self, state: &mut State<C>, why: &str) {
+        if let Mode::Streaming { upload, .. } = &mut state.mode {
+            debug!("{:?}: {why}; switching from streaming to staging", self.key);
+            upload.abort().await;
+            state.mode = Mode::Staged;
+        }
+    }
+
+    /// The staging file, created (at the current size) on first need.
+    async fn staging<'s>(&self, state: &'s mut State<C>) -> Result<&'s StagingFile, UploadError> {
+        let file = match state.staging.take() {
+            Some(file) => file,
+            None => {
+                let file = StagingFile::create(&self.config.cache_dir, &self.key)?;
+                if let Err(e) = file.set_len(self.size()).await {
+                    file.remove();
+                    return Err(e);
+                }
+                file
+            }
+        };
+        Ok(state.staging.insert(file))
+    }
+
+    /// Copies what is still missing of the original object into the staging copy, one
+    /// part-sized ranged GET at a time (bounded memory), each pinned with `If-Match`.
+    async fn fill(&self, state: &mut State<C>) -> Result<(), UploadError> {
+        let Some(etag) = state.origin_etag.clone() else {
+            return Ok(());
+        };
+        let chunk = self.config.part_size.max(1);
+        while state.filled_to < state.fill_limit {
+            let start = state.filled_to;
+            let end = state.fill_limit.min(start + chunk);
+            let fetched = self
+                .client
+                .get_object(GetObjectParams {
+                    key: self.key.clone(),
+                    range: Some(start..end),
+                    if_match: Some(etag.clone()),
+                })
+                .await
+                .and_then(|out| {
+                    if out.body.len() as u64 == end - start {
+                        Ok(out.body)
+                    } else {
+                        Err(S3Error::Malformed(format!(
+                            "asked bytes {start}..{end}, got {} bytes",
+                            out.body.len()
+                        )))
+                    }
+                })
+                .map_err(|source| UploadError::Fetch {
+                    key: self.key.clone(),
+                    source,
+                })?;
+            self.staging(state).await?.write_at(start, fetched).await?;
+            state.filled_to = end;
+        }
+        Ok(())
+    }
+
+    /// Uploads the staging copy whole: one PutObject below one part, else multipart with
+    /// parts read from disk one at a time (at most `concurrency + 1` in memory).
+    async fn upload_staged(&self, state: &State<C>, size: u64) -> Result<String, UploadError> {
+        let failed = |source| self.upload_failed(state, source);
+        let Some(staging) = &state.staging else {
+            return self.put(Bytes::new()).await.map_err(failed);
+        };
+        if size <= self.config.part_size {
+            let body = staging.read_at(0, size as usize).await?;
+            return self.put(body).await.map_err(failed);
+        }
+        let mut upload = MultipartUpload::new(
+            self.client.clone(),
+            self.key.clone(),
+            self.config.part_size,
+            self.config.concurrency,
+        );
+        let mut offset = 0;
+        while offset < size {
+            let len = upload.next_part_size().min(size - offset);
+            let body = match staging.read_at(offset, len as usize).await {
+                Ok(body) => body,
+                Err(e) => {
+                    upload.abort().await;
+                    return Err(e);
+                }
+            };
+            upload.push_part(body).await.map_err(failed)?;
+            offset += len;
+        }
+        upload.complete().await.map_err(failed)
+    }
+
+    async fn put(&self, body: Bytes) -> Result<String, S3Error> {
+        self.client
+            .put_object(PutObjectParams {
+                key: self.key.clone(),
+                body,
+            })
+            .await
+    }
+}
+
+impl<C: ObjectClient> Drop for OpenWriter<C> {
+    /// A clean staging file goes away with its writer; a dirty one is kept for the user.
+    fn drop(&mut self) {
+        let dirty = self.is_dirty();
+        if let Some(staging) = self.state.get_mut().staging.take() {
+            if dirty {
+                warn!(
+                    "{:?} was not uploaded; its data is kept in {}",
+                    self.key,
+                    staging.path().display()
+                );
+            } else {
+                staging.remove();
+            }
+        }
+    }
+}
