@@ -71,6 +71,10 @@ pub struct MountOptions {
     pub metadata_ttl_secs: Option<f64>,
     pub max_attempts: Option<u32>,
     pub log_file: Option<PathBuf>,
+    pub cache_dir: Option<PathBuf>,
+    /// Bytes, e.g. `8388608` (or with a suffix: `8M`).
+    pub part_size: Option<String>,
+    pub upload_concurrency: Option<usize>,
 }
 
 /// A mount's whole configuration, validated.
@@ -101,6 +105,10 @@ pub struct MountConfig {
     /// `AWS_CA_BUNDLE`: extra trusted roots (PEM), as in the AWS SDKs.
     pub ca_bundle: Option<PathBuf>,
     pub log_file: Option<PathBuf>,
+    /// Where staging copies of files being edited live (mode 0700).
+    pub cache_dir: PathBuf,
+    pub part_size: Option<u64>,
+    pub upload_concurrency: Option<usize>,
 }
 
 /// A configuration that cannot work, with the fix.
@@ -202,8 +210,46 @@ impl MountConfig {
             read_timeout: defaults::READ_TIMEOUT,
             ca_bundle: env("AWS_CA_BUNDLE").map(PathBuf::from),
             log_file: opts.log_file,
+            cache_dir: opts.cache_dir.unwrap_or_else(|| default_cache_dir(&env)),
+            part_size: match opts.part_size.as_deref() {
+                None => None,
+                Some(text) => Some(parse_size(text).ok_or_else(|| ConfigError::InvalidValue {
+                    what: "part size",
+                    value: text.to_string(),
+                    fix: "give bytes, optionally with K/M/G (e.g. 8M); S3 needs at least 5M",
+                })?),
+            },
+            upload_concurrency: opts.upload_concurrency,
         })
     }
+}
+
+/// Staging copies go under `$XDG_RUNTIME_DIR` (a per-user tmpfs, gone at logout) when
+/// there is one, else `/var/tmp` (survives reboots, so data kept after a failed upload is
+/// not lost with the machine).
+fn default_cache_dir(env: &impl Fn(&str) -> Option<String>) -> PathBuf {
+    match env("XDG_RUNTIME_DIR") {
+        Some(dir) => PathBuf::from(dir).join("s3rolefs"),
+        None => PathBuf::from("/var/tmp/s3rolefs"),
+    }
+}
+
+/// `8388608`, `8M`, `64K`, `1G` → bytes.
+pub fn parse_size(text: &str) -> Option<u64> {
+    let t = text.trim();
+    let (digits, unit) = match t.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => (&t[..i], t[i..].trim().to_ascii_uppercase()),
+        None => (t, String::new()),
+    };
+    let n: u64 = digits.parse().ok()?;
+    let mult: u64 = match unit.trim_end_matches("IB").trim_end_matches('B') {
+        "" => 1,
+        "K" => 1 << 10,
+        "M" => 1 << 20,
+        "G" => 1 << 30,
+        _ => return None,
+    };
+    n.checked_mul(mult)
 }
 
 /// `bucket:logs/2026` → (`bucket`, `logs/2026/`). A prefix always ends in `/`: a mount

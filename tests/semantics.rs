@@ -265,12 +265,12 @@ fn replaced_object_fails_open_handle_with_estale() {
     assert!(buf == new, "reopening must read the new version");
 }
 
-/// "Every mount is read-only for now (the `ro` mount flag), so `open` for writing,
-/// `create`, `mkdir`, `unlink`, `rename` and `truncate` fail with `EROFS`."
+/// "With `--read-only` (the `ro` mount flag), `open` for writing, `create`, `mkdir`,
+/// `unlink`, `rename` and `truncate` fail with `EROFS`."
 #[test]
-fn modifications_fail_with_erofs() {
+fn read_only_mount_refuses_modifications_with_erofs() {
     let server = server_with("bkt", &[("f", b"x")]);
-    let m = Mount::start(&server, "bkt", &[]);
+    let m = Mount::start(&server, "bkt", &["--read-only"]);
     let p = m.path();
     let erofs = |r: std::io::Result<()>| {
         assert_eq!(r.unwrap_err().raw_os_error(), Some(libc::EROFS));

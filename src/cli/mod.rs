@@ -22,6 +22,8 @@ pub struct Cli {
     command: Command,
 }
 
+// Parsed once per process: the size of the arguments does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Mount BUCKET (or BUCKET:PREFIX) on MOUNTPOINT.
@@ -146,6 +148,17 @@ struct MountArgs {
     #[arg(long, value_name = "SECONDS", help_heading = "Cache")]
     metadata_ttl: Option<f64>,
 
+    /// Directory for staging copies of files being edited (default: $XDG_RUNTIME_DIR/s3rolefs, else /var/tmp/s3rolefs).
+    #[arg(long, value_name = "DIR", help_heading = "Cache")]
+    cache_dir: Option<PathBuf>,
+
+    /// Size of multipart upload parts, e.g. 8M (default 8 MiB, growing for huge files).
+    #[arg(long, value_name = "BYTES", help_heading = "Upload")]
+    part_size: Option<String>,
+    /// Parts uploading at once per file (default 4).
+    #[arg(long, value_name = "N", help_heading = "Upload")]
+    upload_concurrency: Option<usize>,
+
     /// Attempts per S3 request, retries included (default: AWS_MAX_ATTEMPTS, else 5).
     #[arg(long, help_heading = "Network")]
     max_attempts: Option<u32>,
@@ -193,6 +206,9 @@ fn run(cli: Cli) -> Result<(), String> {
                 metadata_ttl_secs: args.metadata_ttl,
                 max_attempts: args.max_attempts,
                 log_file: args.log_file,
+                cache_dir: args.cache_dir,
+                part_size: args.part_size,
+                upload_concurrency: args.upload_concurrency,
             };
             let config = MountConfig::build(options, |k| std::env::var(k).ok())
                 .map_err(|e| e.to_string())?;

@@ -2,6 +2,7 @@
 //! mapped to an errno. Reading [`FsError::errno`] tells the whole errno policy.
 
 use crate::s3::S3Error;
+use crate::upload::UploadError;
 
 /// A failed filesystem operation.
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +27,9 @@ pub enum FsError {
     UnknownInode(u64),
     #[error("{0}")]
     S3(#[from] S3Error),
+    /// Writing or uploading an open file failed (the data is kept; see the message).
+    #[error("{0}")]
+    Upload(UploadError),
 }
 
 impl FsError {
@@ -42,24 +46,9 @@ impl FsError {
             FsError::BadHandle(_) => libc::EBADF,
             // The kernel asked about an inode it forgot: its view is stale.
             FsError::UnknownInode(_) => libc::ESTALE,
-            FsError::S3(e) => match e {
-                S3Error::NoSuchKey { .. } => libc::ENOENT,
-                S3Error::NoSuchBucket { .. } => libc::ENOENT,
-                // A name S3 cannot address through a URL cannot exist through the mount.
-                S3Error::InvalidKey { .. } => libc::ENOENT,
-                S3Error::AccessDenied { .. } => libc::EACCES,
-                S3Error::CredentialsRejected { .. } => libc::EACCES,
-                S3Error::NoCredentials(_) => libc::EACCES,
-                // The object changed under an open handle: reading on would mix versions.
-                S3Error::PreconditionFailed { .. } => libc::ESTALE,
-                S3Error::InvalidRange => libc::EINVAL,
-                S3Error::WrongRegion { .. }
-                | S3Error::Service { .. }
-                | S3Error::Network { .. }
-                | S3Error::Malformed(_)
-                | S3Error::InvalidConfig(_)
-                | S3Error::ClockSkewed { .. } => libc::EIO,
-            },
+            FsError::S3(e) => s3_errno(e),
+            FsError::Upload(e) if e.is_no_space() => libc::ENOSPC,
+            FsError::Upload(e) => e.s3_error().map_or(libc::EIO, s3_errno),
         }
     }
 
@@ -75,6 +64,28 @@ impl FsError {
                 | FsError::NotEmpty
                 | FsError::InvalidName
         ) && !matches!(self, FsError::S3(S3Error::NoSuchKey { .. }))
+    }
+}
+
+/// The errno of an S3 failure.
+fn s3_errno(e: &S3Error) -> i32 {
+    match e {
+        S3Error::NoSuchKey { .. } => libc::ENOENT,
+        S3Error::NoSuchBucket { .. } => libc::ENOENT,
+        // A name S3 cannot address through a URL cannot exist through the mount.
+        S3Error::InvalidKey { .. } => libc::ENOENT,
+        S3Error::AccessDenied { .. } => libc::EACCES,
+        S3Error::CredentialsRejected { .. } => libc::EACCES,
+        S3Error::NoCredentials(_) => libc::EACCES,
+        // The object changed under an open handle: reading on would mix versions.
+        S3Error::PreconditionFailed { .. } => libc::ESTALE,
+        S3Error::InvalidRange => libc::EINVAL,
+        S3Error::WrongRegion { .. }
+        | S3Error::Service { .. }
+        | S3Error::Network { .. }
+        | S3Error::Malformed(_)
+        | S3Error::InvalidConfig(_)
+        | S3Error::ClockSkewed { .. } => libc::EIO,
     }
 }
 

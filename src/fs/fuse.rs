@@ -13,13 +13,13 @@ use std::time::{Duration, UNIX_EPOCH};
 use fuser::{
     Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
     KernelConfig, LockOwner, OpenAccMode, OpenFlags, RenameFlags, ReplyAttr, ReplyData,
-    ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyXattr,
+    ReplyCreate, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyWrite, ReplyStatfs, ReplyXattr,
     Request,
 };
 use tokio::runtime::Handle;
 
 use super::dir::EntryKind;
-use super::{Attr, FsError, S3Filesystem};
+use super::{Attr, FsError, OpenMode, S3Filesystem};
 use crate::s3::ObjectClient;
 
 /// Block size reported to `stat`: large, so tools read in big chunks.
@@ -85,7 +85,10 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
             | InitFlags::FUSE_READDIRPLUS_AUTO
             | InitFlags::FUSE_ASYNC_READ
             | InitFlags::FUSE_MAX_PAGES
-            | InitFlags::FUSE_PARALLEL_DIROPS;
+            | InitFlags::FUSE_PARALLEL_DIROPS
+            // O_TRUNC arrives with open, so a truncating open starts a streaming upload
+            // instead of uploading an empty object first.
+            | InitFlags::FUSE_ATOMIC_O_TRUNC;
         let supported = config.capabilities() & wanted;
         if let Err(unsupported) = config.add_capabilities(supported) {
             log::debug!("kernel refused capabilities {unsupported:?}");
@@ -218,10 +221,13 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        let write = !matches!(flags.acc_mode(), OpenAccMode::O_RDONLY);
+        let mode = OpenMode {
+            write: !matches!(flags.acc_mode(), OpenAccMode::O_RDONLY),
+            truncate: flags.0 & libc::O_TRUNC != 0,
+        };
         let fs = Arc::clone(&self.fs);
         self.runtime.spawn(async move {
-            match fs.open(ino.0, write).await {
+            match fs.open(ino.0, mode).await {
                 // Pages the kernel cached are kept only while they are of the pinned version.
                 Ok((fh, keep_cache)) => {
                     let flags = if keep_cache {
@@ -266,20 +272,127 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        self.fs.release(fh.0);
-        reply.ok();
+        let fs = Arc::clone(&self.fs);
+        self.runtime.spawn(async move {
+            fs.release(fh.0).await;
+            reply.ok();
+        });
+    }
+
+    fn create(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        _mode: u32,
+        _umask: u32,
+        flags: i32,
+        reply: ReplyCreate,
+    ) {
+        let Some(name) = name.to_str().map(str::to_owned) else {
+            reply.error(Errno::EINVAL);
+            return;
+        };
+        let exclusive = flags & libc::O_EXCL != 0;
+        let truncate = flags & libc::O_TRUNC != 0;
+        let fs = Arc::clone(&self.fs);
+        let ttl = self.ttl();
+        self.runtime.spawn(async move {
+            match fs.create(parent.0, &name, exclusive, truncate).await {
+                Ok((attr, fh)) => reply.created(
+                    &ttl,
+                    &to_file_attr(&attr),
+                    Generation(0),
+                    FileHandle(fh),
+                    FopenFlags::empty(),
+                ),
+                Err(e) => reply.error(errno(&e, "create")),
+            }
+        });
+    }
+
+    fn write(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        data: &[u8],
+        _write_flags: fuser::WriteFlags,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        // The kernel's buffer is only lent for this call: the task gets its own copy.
+        let data = data.to_vec();
+        let fs = Arc::clone(&self.fs);
+        self.runtime.spawn(async move {
+            match fs.write(fh.0, offset, &data).await {
+                Ok(n) => reply.written(n),
+                Err(e) => reply.error(errno(&e, "write")),
+            }
+        });
+    }
+
+    fn fsync(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
+        let fs = Arc::clone(&self.fs);
+        self.runtime.spawn(async move {
+            match fs.flush(ino.0).await {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno(&e, "fsync")),
+            }
+        });
+    }
+
+    fn setattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _mode: Option<u32>,
+        _uid: Option<u32>,
+        _gid: Option<u32>,
+        size: Option<u64>,
+        _atime: Option<fuser::TimeOrNow>,
+        _mtime: Option<fuser::TimeOrNow>,
+        _ctime: Option<std::time::SystemTime>,
+        _fh: Option<FileHandle>,
+        _crtime: Option<std::time::SystemTime>,
+        _chgtime: Option<std::time::SystemTime>,
+        _bkuptime: Option<std::time::SystemTime>,
+        _flags: Option<fuser::BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        let fs = Arc::clone(&self.fs);
+        let ttl = self.ttl();
+        self.runtime.spawn(async move {
+            // Modes, owners and times come from the mount options; only the size changes.
+            let result = match size {
+                Some(size) => fs.set_size(ino.0, size).await,
+                None => fs.getattr(ino.0).await,
+            };
+            match result {
+                Ok(attr) => reply.attr(&ttl, &to_file_attr(&attr)),
+                Err(e) => reply.error(errno(&e, "setattr")),
+            }
+        });
     }
 
     fn flush(
         &self,
         _req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         _fh: FileHandle,
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
-        // Read-only handles hold nothing to flush.
-        reply.ok();
+        // close(): the data must be in S3 before close returns success.
+        let fs = Arc::clone(&self.fs);
+        self.runtime.spawn(async move {
+            match fs.flush(ino.0).await {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno(&e, "flush")),
+            }
+        });
     }
 
     fn getxattr(

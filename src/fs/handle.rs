@@ -18,6 +18,8 @@ pub struct FileHandle {
     /// One reader at a time per handle: concurrent kernel reads of one handle would
     /// otherwise fetch the same window twice. A tokio mutex because it is held across the GET.
     pub reader: tokio::sync::Mutex<Prefetcher>,
+    /// Opened for writing: it holds a share of the inode's writer.
+    pub writes: bool,
 }
 
 /// One entry of a directory snapshot.

@@ -7,6 +7,8 @@
 //! - `dir`: listing → directory entries (markers, implicit dirs, shadowing, hidden keys).
 //! - `handle`: open files (pinned ETag, read-ahead) and open directories (listing snapshot).
 //! - `error`: [`FsError`] and the errno policy.
+//! - `namespace`: mkdir, rmdir, unlink, rename.
+//! - `write`: create, write, flush/fsync, truncation through the upload engine.
 //! - `fuse`: the `fuser::Filesystem` adapter.
 
 pub mod dir;
@@ -15,7 +17,9 @@ pub mod fuse;
 pub mod handle;
 pub mod inode;
 mod namespace;
+pub mod write;
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -23,10 +27,13 @@ use bytes::Bytes;
 
 use crate::cache::prefetch::Prefetcher;
 use crate::s3::{ListObjectsParams, ObjectClient, S3Error};
+use crate::upload::WriterConfig;
 use dir::{EntryKind, ListedEntry};
 pub use error::FsError;
 use handle::{DirHandle, FileHandle, HandleTable, SnapshotEntry};
 use inode::{ChildFacts, Inode, InodeTable, ROOT_INO};
+pub use write::OpenMode;
+use write::WriterSlot;
 
 /// How the mount presents objects (everything S3 does not store).
 #[derive(Clone, Debug)]
@@ -40,6 +47,8 @@ pub struct FsConfig {
     /// How long attributes and entries are trusted without asking S3 again.
     pub metadata_ttl: Duration,
     pub read_only: bool,
+    /// How open files upload (part size, concurrency, staging directory).
+    pub writer: Arc<WriterConfig>,
 }
 
 /// Attributes of one inode, as the kernel gets them.
@@ -69,6 +78,8 @@ pub struct S3Filesystem<C: ObjectClient> {
     mount_time: SystemTime,
     inodes: Mutex<InodeTable>,
     handles: Mutex<HandleTable>,
+    /// The writer of every inode some handle writes (see `write`).
+    writers: Mutex<HashMap<u64, WriterSlot<C>>>,
 }
 
 impl<C: ObjectClient> S3Filesystem<C> {
@@ -78,6 +89,7 @@ impl<C: ObjectClient> S3Filesystem<C> {
             client,
             inodes: Mutex::new(InodeTable::new(&config.prefix, mount_time)),
             handles: Mutex::new(HandleTable::default()),
+            writers: Mutex::new(HashMap::new()),
             config,
             mount_time,
         }
@@ -97,15 +109,26 @@ impl<C: ObjectClient> S3Filesystem<C> {
         self.handles.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    fn writers(&self) -> MutexGuard<'_, HashMap<u64, WriterSlot<C>>> {
+        self.writers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn attr_of(&self, inode: &Inode) -> Attr {
         let (perm, mtime) = match inode.kind {
             EntryKind::Directory => (self.config.dir_mode, dir::directory_mtime(self.mount_time)),
             EntryKind::File => (self.config.file_mode, inode.mtime),
         };
+        // A file being written has the size its writer holds, uploaded or not.
+        let size = match inode.kind {
+            EntryKind::File => self
+                .writer_of(inode.ino)
+                .map_or(inode.size, |w| w.size()),
+            EntryKind::Directory => 0,
+        };
         Attr {
             ino: inode.ino,
             kind: inode.kind,
-            size: inode.size,
+            size,
             mtime,
             perm,
             uid: self.config.uid,
@@ -136,7 +159,7 @@ impl<C: ObjectClient> S3Filesystem<C> {
         {
             let mut table = self.inodes();
             if let Some(child) = table.child(parent, name) {
-                if child.valid_until > Instant::now() {
+                if child.valid_until > Instant::now() || self.writer_of(child.ino).is_some() {
                     let attr = self.attr_of(child);
                     table.remember(attr.ino);
                     return Ok(attr);
@@ -198,8 +221,10 @@ impl<C: ObjectClient> S3Filesystem<C> {
     pub fn getattr_cached(&self, ino: u64) -> Option<Attr> {
         let table = self.inodes();
         let inode = table.get(ino)?;
-        (inode.kind == EntryKind::Directory || inode.valid_until > Instant::now())
-            .then(|| self.attr_of(inode))
+        (inode.kind == EntryKind::Directory
+            || inode.valid_until > Instant::now()
+            || self.writer_of(ino).is_some())
+        .then(|| self.attr_of(inode))
     }
 
     /// `getattr`: fresh attributes, asking S3 (HEAD) when the cached ones expired.
@@ -227,17 +252,22 @@ impl<C: ObjectClient> S3Filesystem<C> {
 
     /// `open` of a file: pins its ETag (from fresh attributes or a HEAD). Returns the handle
     /// and whether the kernel may keep its cached pages (same version as last time).
-    pub async fn open(&self, ino: u64, write: bool) -> Result<(u64, bool), FsError> {
-        if write && self.config.read_only {
-            return Err(FsError::ReadOnly);
+    pub async fn open(&self, ino: u64, mode: OpenMode) -> Result<(u64, bool), FsError> {
+        if mode.write {
+            return Ok((self.open_for_write(ino, mode.truncate).await?, false));
         }
         let inode = self.inode(ino)?;
         if inode.kind == EntryKind::Directory {
             return Err(FsError::IsADirectory);
         }
-        if write {
-            // Writes arrive with the write path; until then the mount refuses them cleanly.
-            return Err(FsError::ReadOnly);
+        if self.writer_of(ino).is_some() {
+            // Being written through another handle: read its writes, cache nothing.
+            let fh = self.handles().insert_file(FileHandle {
+                ino,
+                reader: tokio::sync::Mutex::new(Prefetcher::new(inode.key.clone(), String::new(), 0)),
+                writes: false,
+            });
+            return Ok((fh, false));
         }
         let (etag, size) = match (&inode.etag, inode.valid_until > Instant::now()) {
             (Some(etag), true) => (etag.clone(), inode.size),
@@ -252,6 +282,7 @@ impl<C: ObjectClient> S3Filesystem<C> {
         let handle = FileHandle {
             ino,
             reader: tokio::sync::Mutex::new(Prefetcher::new(inode.key.clone(), etag, size)),
+            writes: false,
         };
         Ok((self.handles().insert_file(handle), keep_cache))
     }
@@ -259,13 +290,26 @@ impl<C: ObjectClient> S3Filesystem<C> {
     /// `read`: up to `size` bytes at `offset` through the handle's pinned version.
     pub async fn read(&self, fh: u64, offset: u64, size: u32) -> Result<Bytes, FsError> {
         let handle = self.handles().file(fh).ok_or(FsError::BadHandle(fh))?;
+        if let Some(writer) = self.writer_of(handle.ino) {
+            return writer.read(offset, size).await.map_err(FsError::Upload);
+        }
         let mut reader = handle.reader.lock().await;
         Ok(reader.read(self.client.as_ref(), offset, size).await?)
     }
 
-    /// `release`: the file is closed.
-    pub fn release(&self, fh: u64) {
-        self.handles().remove_file(fh);
+    /// `release`: the file is closed; the last writing handle uploads what is left.
+    pub async fn release(&self, fh: u64) {
+        let Some(handle) = self.handles().remove_file(fh) else {
+            return;
+        };
+        if handle.writes {
+            self.release_writer(handle.ino).await;
+        }
+    }
+
+    /// The inode a handle is open on.
+    pub fn handle_inode(&self, fh: u64) -> Option<u64> {
+        self.handles().file(fh).map(|h| h.ino)
     }
 
     /// `opendir`.
@@ -377,7 +421,28 @@ impl<C: ObjectClient> S3Filesystem<C> {
                 max_keys: None,
             })
             .await?;
-        let entries = dir::entries_from_listing(&inode.key, listing);
+        let mut entries = dir::entries_from_listing(&inode.key, listing);
+        // Files being written that S3 does not hold yet show as they are now.
+        let pending: Vec<String> = {
+            let table = self.inodes();
+            let writers = self.writers();
+            writers
+                .keys()
+                .filter_map(|w| table.get(*w))
+                .filter(|i| i.parent == ino)
+                .map(|i| i.name.clone())
+                .collect()
+        };
+        for name in pending {
+            if !entries.iter().any(|e| e.name == name) {
+                entries.push(ListedEntry {
+                    name,
+                    kind: EntryKind::File,
+                    object: None,
+                });
+            }
+        }
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
         let until = self.valid_until();
         let mut table = self.inodes();
         table.prune_unreferenced_children(ino);
@@ -390,11 +455,20 @@ impl<C: ObjectClient> S3Filesystem<C> {
                     mtime: meta.last_modified,
                     etag: Some(meta.etag),
                 },
-                None => ChildFacts {
-                    kind,
-                    size: 0,
-                    mtime: self.mount_time,
-                    etag: None,
+                None => match table.child(ino, &name) {
+                    // A file being written keeps what the table knows of it.
+                    Some(existing) if kind == EntryKind::File => ChildFacts {
+                        kind,
+                        size: existing.size,
+                        mtime: existing.mtime,
+                        etag: existing.etag.clone(),
+                    },
+                    _ => ChildFacts {
+                        kind,
+                        size: 0,
+                        mtime: self.mount_time,
+                        etag: None,
+                    },
                 },
             };
             if let Some(child) = table.upsert_child(ino, &name, facts.clone(), until) {

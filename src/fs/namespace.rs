@@ -247,6 +247,7 @@ mod tests {
                 dir_mode: 0o755,
                 metadata_ttl: Duration::from_secs(1),
                 read_only: false,
+                writer: Arc::new(crate::upload::WriterConfig::new(std::env::temp_dir())),
             },
         );
         (client, fs)
@@ -347,6 +348,7 @@ mod tests {
                 dir_mode: 0o755,
                 metadata_ttl: Duration::from_secs(1),
                 read_only: true,
+                writer: Arc::new(crate::upload::WriterConfig::new(std::env::temp_dir())),
             },
         );
         assert!(matches!(fs.mkdir(ROOT, "d").await, Err(FsError::ReadOnly)));

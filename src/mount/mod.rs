@@ -73,6 +73,7 @@ fn mount_foreground(config: MountConfig, report_ready: bool) -> Result<(), Mount
             dir_mode: config.dir_mode,
             metadata_ttl: config.metadata_ttl,
             read_only: config.read_only,
+            writer: Arc::new(writer_config(&config)?),
         },
     ));
     let adapter = FuseAdapter::new(fs, runtime.handle().clone());
@@ -85,7 +86,12 @@ fn mount_foreground(config: MountConfig, report_ready: bool) -> Result<(), Mount
     // through fuser and fusermount3 (which set the same type).
     let direct = kernel::can_mount_directly();
     let mut session = if direct {
-        let fd = kernel::mount_fuse(&mountpoint, &fs_name(&config), true, config.allow_other)
+        let fd = kernel::mount_fuse(
+            &mountpoint,
+            &fs_name(&config),
+            config.read_only,
+            config.allow_other,
+        )
             .map_err(mount_failed)?;
         fuser::Session::from_fd(adapter, fd, fuse.acl, fuse.clone()).map_err(|e| {
             let _ = kernel::unmount(&mountpoint, true);
@@ -156,6 +162,30 @@ fn source_name(config: &MountConfig) -> String {
     }
 }
 
+/// The upload settings, with the staging directory created (mode 0700: staging copies hold
+/// the bucket's data).
+fn writer_config(config: &MountConfig) -> Result<crate::upload::WriterConfig, MountError> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let dir = &config.cache_dir;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .and_then(|()| std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)))
+        .map_err(|e| MountError::MountFailed {
+            path: dir.clone(),
+            reason: format!("cannot create the cache directory: {e}; pick another with --cache-dir"),
+        })?;
+    let mut writer = crate::upload::WriterConfig::new(dir.clone());
+    if let Some(part_size) = config.part_size {
+        writer.part_size = part_size;
+    }
+    if let Some(concurrency) = config.upload_concurrency {
+        writer.concurrency = concurrency.max(1);
+    }
+    Ok(writer)
+}
+
 /// The mount's source as `/proc/mounts` shows it.
 fn fs_name(config: &MountConfig) -> String {
     format!("s3rolefs:{}", source_name(config))
@@ -171,11 +201,12 @@ fn fuse_config(config: &MountConfig) -> Config {
         MountOption::NoSuid,
         MountOption::NoAtime,
     ];
-    // The kernel refuses every modification on a read-only mount with EROFS before it
-    // reaches us. Writes have no implementation yet, so every mount is read-only for now;
-    // `--read-only` keeps meaning read-only once they do.
-    let _ = config.read_only;
-    options.push(MountOption::RO);
+    // On a read-only mount the kernel refuses every modification with EROFS itself.
+    options.push(if config.read_only {
+        MountOption::RO
+    } else {
+        MountOption::RW
+    });
     let mut fuse = Config::default();
     fuse.mount_options = options;
     fuse.acl = if config.allow_other {

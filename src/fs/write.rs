@@ -1,0 +1,259 @@
+//! The filesystem side of writing: which open files have a writer, how handles share it,
+//! and what `create`, `write`, `flush`, `fsync`, `release` and truncation do.
+//!
+//! One [`OpenWriter`] per inode, shared by every handle that writes it, so two handles on
+//! one file see each other's writes; reads of such a file are served by the writer (read
+//! your writes) until the last handle closes. `flush` (every `close`) and `fsync` return
+//! only once S3 acknowledged the data; a failure returns an error and the writer keeps the
+//! data (staging copy) so a later flush retries — nothing is lost silently.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use super::dir::{self, EntryKind};
+use super::handle::FileHandle;
+use super::inode::ChildFacts;
+use super::{Attr, FsError, S3Filesystem};
+use crate::cache::prefetch::Prefetcher;
+use crate::s3::ObjectClient;
+use crate::upload::{OpenWriter, Origin, UploadError};
+
+/// A writer and how many open handles use it.
+pub struct WriterSlot<C: ObjectClient> {
+    pub writer: Arc<OpenWriter<C>>,
+    pub handles: usize,
+}
+
+/// How a file is opened, as far as writing is concerned.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct OpenMode {
+    pub write: bool,
+    /// `O_TRUNC`: the content starts empty (and sequential writes stream).
+    pub truncate: bool,
+}
+
+impl<C: ObjectClient> S3Filesystem<C> {
+    /// The writer of `ino`, if a handle writes it.
+    pub(super) fn writer_of(&self, ino: u64) -> Option<Arc<OpenWriter<C>>> {
+        self.writers().get(&ino).map(|s| Arc::clone(&s.writer))
+    }
+
+    /// Attaches a handle to the inode's writer, creating it with `origin` if none exists.
+    fn attach_writer(&self, ino: u64, key: &str, origin: Origin) -> Arc<OpenWriter<C>> {
+        let mut writers = self.writers();
+        let slot = writers.entry(ino).or_insert_with(|| WriterSlot {
+            writer: Arc::new(OpenWriter::new(
+                Arc::clone(&self.client),
+                key.to_string(),
+                origin,
+                Arc::clone(&self.config.writer),
+            )),
+            handles: 0,
+        });
+        slot.handles += 1;
+        Arc::clone(&slot.writer)
+    }
+
+    fn new_handle(&self, ino: u64, key: &str, etag: String, size: u64) -> u64 {
+        self.handles().insert_file(FileHandle {
+            ino,
+            reader: tokio::sync::Mutex::new(Prefetcher::new(key.to_string(), etag, size)),
+            writes: true,
+        })
+    }
+
+    /// `open` for writing: an existing object is edited from its current version unless
+    /// `O_TRUNC` starts it empty.
+    pub(super) async fn open_for_write(&self, ino: u64, truncate: bool) -> Result<u64, FsError> {
+        if self.config.read_only {
+            return Err(FsError::ReadOnly);
+        }
+        let inode = self.inode(ino)?;
+        if inode.kind == EntryKind::Directory {
+            return Err(FsError::IsADirectory);
+        }
+        let origin = if truncate || self.writer_of(ino).is_some() {
+            Origin::New
+        } else {
+            let attr_fresh = inode.valid_until > std::time::Instant::now() && inode.etag.is_some();
+            let (etag, size) = if attr_fresh {
+                (inode.etag.clone().unwrap_or_default(), inode.size)
+            } else {
+                self.getattr(ino).await?;
+                let fresh = self.inode(ino)?;
+                (fresh.etag.clone().ok_or(FsError::NotFound)?, fresh.size)
+            };
+            Origin::Existing { etag, size }
+        };
+        let writer = self.attach_writer(ino, &inode.key, origin);
+        if truncate {
+            writer.truncate(0).await.map_err(FsError::Upload)?;
+        }
+        Ok(self.new_handle(ino, &inode.key, inode.etag.unwrap_or_default(), inode.size))
+    }
+
+    /// `create`: a new, empty file that exists locally until its first flush uploads it.
+    /// `exclusive` (`O_EXCL`) refuses a name that exists.
+    pub async fn create(
+        &self,
+        parent: u64,
+        name: &str,
+        exclusive: bool,
+        truncate: bool,
+    ) -> Result<(Attr, u64), FsError> {
+        if self.config.read_only {
+            return Err(FsError::ReadOnly);
+        }
+        if !dir::is_valid_name(name) {
+            return Err(FsError::InvalidName);
+        }
+        let parent_inode = self.inode(parent)?;
+        if parent_inode.kind != EntryKind::Directory {
+            return Err(FsError::NotADirectory);
+        }
+        match self.stat_key(&parent_inode.key, name).await {
+            Ok(existing) if exclusive => {
+                let _ = existing;
+                return Err(FsError::Exists);
+            }
+            Ok(existing) if existing.kind == EntryKind::Directory => {
+                return Err(FsError::IsADirectory)
+            }
+            Ok(_) => {
+                // O_CREAT on an existing file opens it.
+                let attr = self.lookup(parent, name).await?;
+                let fh = self.open_for_write(attr.ino, truncate).await?;
+                let attr = self.getattr(attr.ino).await?;
+                return Ok((attr, fh));
+            }
+            Err(FsError::NotFound) => {}
+            Err(e) => return Err(e),
+        }
+        let facts = ChildFacts {
+            kind: EntryKind::File,
+            size: 0,
+            mtime: SystemTime::now(),
+            etag: None,
+        };
+        let ino = {
+            let mut table = self.inodes();
+            let ino = table
+                .upsert_child(parent, name, facts, self.valid_until())
+                .ok_or(FsError::UnknownInode(parent))?;
+            table.remember(ino);
+            ino
+        };
+        let key = format!("{}{name}", parent_inode.key);
+        self.attach_writer(ino, &key, Origin::New);
+        let fh = self.new_handle(ino, &key, String::new(), 0);
+        let attr = self.getattr(ino).await?;
+        Ok((attr, fh))
+    }
+
+    /// `write` through a handle.
+    pub async fn write(&self, fh: u64, offset: u64, data: &[u8]) -> Result<u32, FsError> {
+        let handle = self.handles().file(fh).ok_or(FsError::BadHandle(fh))?;
+        if !handle.writes {
+            return Err(FsError::BadHandle(fh));
+        }
+        let writer = self.writer_of(handle.ino).ok_or(FsError::BadHandle(fh))?;
+        let n = writer.write(offset, data).await.map_err(FsError::Upload)?;
+        Ok(n as u32)
+    }
+
+    /// `flush` (each `close`) and `fsync`: uploads what the file's writer holds; returns
+    /// once S3 acknowledged it.
+    pub async fn flush(&self, ino: u64) -> Result<(), FsError> {
+        let Some(writer) = self.writer_of(ino) else {
+            return Ok(());
+        };
+        self.upload(ino, &writer).await
+    }
+
+    async fn upload(&self, ino: u64, writer: &OpenWriter<C>) -> Result<(), FsError> {
+        match writer.flush().await {
+            Ok(Some(meta)) => {
+                let mut table = self.inodes();
+                table.refresh(
+                    ino,
+                    meta.size,
+                    meta.last_modified,
+                    Some(meta.etag.clone()),
+                    self.valid_until(),
+                );
+                table.note_open(ino, &meta.etag);
+                Ok(())
+            }
+            Ok(None) => Ok(()),
+            Err(e) => {
+                log::error!("{e}");
+                Err(FsError::Upload(e))
+            }
+        }
+    }
+
+    /// `release` of a writing handle: the last one uploads anything left and drops the
+    /// writer (close() already reported the result of its flush).
+    pub(super) async fn release_writer(&self, ino: u64) {
+        let last = {
+            let mut writers = self.writers();
+            match writers.get_mut(&ino) {
+                Some(slot) if slot.handles > 1 => {
+                    slot.handles -= 1;
+                    None
+                }
+                Some(_) => writers.remove(&ino).map(|s| s.writer),
+                None => None,
+            }
+        };
+        if let Some(writer) = last {
+            if writer.is_dirty() {
+                let _ = self.upload(ino, &writer).await;
+            }
+            if writer.is_dirty() {
+                // Kept on disk: the error was logged with the staging path.
+                writer.abandon().await;
+            }
+        }
+    }
+
+    /// `setattr(size)`: truncation, through the open writer or as its own upload.
+    pub async fn set_size(&self, ino: u64, size: u64) -> Result<Attr, FsError> {
+        if self.config.read_only {
+            return Err(FsError::ReadOnly);
+        }
+        if let Some(writer) = self.writer_of(ino) {
+            writer.truncate(size).await.map_err(FsError::Upload)?;
+            return self.getattr(ino).await;
+        }
+        let inode = self.inode(ino)?;
+        if inode.kind == EntryKind::Directory {
+            return Err(FsError::IsADirectory);
+        }
+        let origin = if size == 0 {
+            Origin::New
+        } else {
+            self.getattr(ino).await?;
+            let fresh = self.inode(ino)?;
+            Origin::Existing {
+                etag: fresh.etag.clone().ok_or(FsError::NotFound)?,
+                size: fresh.size,
+            }
+        };
+        let writer = OpenWriter::new(
+            Arc::clone(&self.client),
+            inode.key.clone(),
+            origin,
+            Arc::clone(&self.config.writer),
+        );
+        writer.truncate(size).await.map_err(FsError::Upload)?;
+        self.upload(ino, &writer).await?;
+        self.getattr(ino).await
+    }
+}
+
+impl From<UploadError> for FsError {
+    fn from(e: UploadError) -> Self {
+        FsError::Upload(e)
+    }
+}
