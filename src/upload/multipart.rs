@@ -196,24 +196,14 @@ impl<C: ObjectClient> MultipartUpload<C> {
             return;
         }
         self.finished = true;
-        for task in std::mem::take(&mut self.in_flight) {
-            // Their outcome no longer matters; only that they ended.
-            let _ended = task.await;
-        }
-        if let Some(upload_id) = &self.upload_id {
-            match self
-                .client
-                .abort_multipart_upload(&self.key, upload_id)
-                .await
-            {
-                Ok(()) => debug!("multipart upload of {:?} aborted", self.key),
-                Err(e) => warn!(
-                    "aborting the multipart upload {upload_id} of {:?} failed: {e}; \
-                     it stays until AbortMultipartUpload succeeds or a lifecycle rule removes it",
-                    self.key
-                ),
-            }
-        }
+        let in_flight = std::mem::take(&mut self.in_flight);
+        abort_upload(
+            &*self.client,
+            &self.key,
+            self.upload_id.as_deref(),
+            in_flight,
+        )
+        .await;
     }
 }
 
@@ -231,18 +221,34 @@ impl<C: ObjectClient> Drop for MultipartUpload<C> {
             );
             return;
         };
-        let mut orphan = MultipartUpload {
-            client: self.client.clone(),
-            key: std::mem::take(&mut self.key),
-            base_part_size: self.base_part_size,
-            upload_id: self.upload_id.take(),
-            next_part: self.next_part,
-            slots: self.slots.clone(),
-            in_flight: std::mem::take(&mut self.in_flight),
-            done: Vec::new(),
-            finished: false,
-        };
-        runtime.spawn(async move { orphan.abort().await });
+        let client = self.client.clone();
+        let key = std::mem::take(&mut self.key);
+        let upload_id = self.upload_id.take();
+        let in_flight = std::mem::take(&mut self.in_flight);
+        runtime.spawn(async move {
+            abort_upload(&*client, &key, upload_id.as_deref(), in_flight).await
+        });
+    }
+}
+
+async fn abort_upload<C: ObjectClient>(
+    client: &C,
+    key: &str,
+    upload_id: Option<&str>,
+    in_flight: Vec<PartTask>,
+) {
+    for task in in_flight {
+        // Their outcome no longer matters; only that they ended.
+        let _ended = task.await;
+    }
+    if let Some(upload_id) = upload_id {
+        match client.abort_multipart_upload(key, upload_id).await {
+            Ok(()) => debug!("multipart upload of {key:?} aborted"),
+            Err(e) => warn!(
+                "aborting the multipart upload {upload_id} of {key:?} failed: {e}; \
+                 it stays until AbortMultipartUpload succeeds or a lifecycle rule removes it"
+            ),
+        }
     }
 }
 

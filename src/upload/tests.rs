@@ -1,0 +1,443 @@
+//! The write engine against the in-memory bucket: which S3 calls each write pattern makes,
+//! what the object holds afterwards, and what survives a failure.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::*;
+use crate::s3::memory::{MemoryClient, Op};
+use crate::s3::{
+    CompletedPart, GetObjectOutput, GetObjectParams, ListObjectsParams, ListPage, ObjectClient,
+    ObjectMeta, PutObjectParams, S3Error,
+};
+
+const PART: u64 = 64 * 1024;
+
+fn data(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 31 % 251) as u8).collect()
+}
+
+fn config(dir: &tempfile::TempDir, concurrency: usize) -> Arc<WriterConfig> {
+    Arc::new(WriterConfig {
+        part_size: PART,
+        concurrency,
+        cache_dir: dir.path().to_path_buf(),
+    })
+}
+
+fn bucket() -> Arc<MemoryClient> {
+    Arc::new(MemoryClient::new().with_min_part_size(0))
+}
+
+fn internal_error() -> S3Error {
+    S3Error::Service {
+        status: 500,
+        code: "InternalError".into(),
+        message: "injected".into(),
+    }
+}
+
+/// Writes `bytes` from `offset` in kernel-sized 16 KiB requests.
+async fn write_all<C: ObjectClient>(w: &OpenWriter<C>, offset: u64, bytes: &[u8]) {
+    for (i, chunk) in bytes.chunks(16 * 1024).enumerate() {
+        let at = offset + (i * 16 * 1024) as u64;
+        assert_eq!(w.write(at, chunk).await.unwrap(), chunk.len());
+    }
+}
+
+fn staged_files(dir: &tempfile::TempDir) -> usize {
+    std::fs::read_dir(dir.path()).unwrap().count()
+}
+
+/// A file smaller than one part goes up as one PutObject on flush.
+#[tokio::test]
+async fn small_file_goes_up_as_one_put_object() {
+    let (dir, s3) = (tempfile::tempdir().unwrap(), bucket());
+    let w = OpenWriter::new(s3.clone(), "small".into(), Origin::New, config(&dir, 4));
+    write_all(&w, 0, b"hello world").await;
+    assert_eq!(s3.get("small"), None, "nothing is visible before flush");
+    let meta = w.flush().await.unwrap().unwrap();
+    assert_eq!(meta.size, 11);
+    assert_eq!(s3.get("small").unwrap(), "hello world");
+    let c = s3.counters();
+    assert_eq!((c.put_object, c.create_multipart_upload), (1, 0));
+    assert!(!w.is_dirty());
+}
+
+/// A created file flushed without any write becomes an empty object.
+#[tokio::test]
+async fn empty_new_file_becomes_an_empty_object() {
+    let (dir, s3) = (tempfile::tempdir().unwrap(), bucket());
+    let w = OpenWriter::new(s3.clone(), "empty".into(), Origin::New, config(&dir, 4));
+    assert!(w.is_dirty());
+    assert_eq!(w.flush().await.unwrap().unwrap().size, 0);
+    assert_eq!(s3.get("empty").unwrap().len(), 0);
+    assert_eq!(
+        w.flush().await.unwrap(),
+        None,
+        "a second flush has nothing to do"
+    );
+}
+
+/// 3.5 parts written sequentially stream as four parts while written, completed on flush.
+#[tokio::test]
+async fn sequential_file_streams_as_multipart() {
+    let (dir, s3) = (tempfile::tempdir().unwrap(), bucket());
+    let w = OpenWriter::new(s3.clone(), "big".into(), Origin::New, config(&dir, 4));
+    let body = data((PART * 7 / 2) as usize);
+    write_all(&w, 0, &body).await;
+    assert!(w.is_streaming().await);
+    assert_eq!(w.size(), body.len() as u64);
+    assert!(s3.counters().upload_part >= 3, "parts go up before flush");
+    let meta = w.flush().await.unwrap().unwrap();
+    assert!(meta.etag.ends_with("-4\""), "{}", meta.etag);
+    assert_eq!(s3.get("big").unwrap(), body);
+    let c = s3.counters();
+    assert_eq!(
+        (
+            c.create_multipart_upload,
+            c.upload_part,
+            c.complete_multipart_upload,
+            c.put_object
+        ),
+        (1, 4, 1, 0)
+    );
+    assert!(s3.pending_uploads().is_empty());
+    drop(w);
+    assert_eq!(staged_files(&dir), 0, "the clean mirror is removed");
+}
+
+/// Reads see what was written, streaming or staged.
+#[tokio::test]
+async fn reads_see_the_writes() {
+    let (dir, s3) = (tempfile::tempdir().unwrap(), bucket());
+    let w = OpenWriter::new(s3.clone(), "rw".into(), Origin::New, config(&dir, 4));
+    let body = data((PART + 100) as usize);
+    write_all(&w, 0, &body).await;
+    assert_eq!(
+        &w.read(PART - 10, 50).await.unwrap()[..],
+        &body[(PART - 10) as usize..(PART + 40) as usize]
+    );
+    assert_eq!(w.read(PART + 90, 50).await.unwrap().len(), 10);
+    assert!(w.read(PART + 100, 50).await.unwrap().is_empty());
+}
+
+/// An UploadPart wrapper that takes its time and records the most parts in flight at once.
+struct SlowParts {
+    inner: MemoryClient,
+    now: AtomicUsize,
+    most: AtomicUsize,
+}
+
+impl ObjectClient for SlowParts {
+    async fn head_bucket(&self) -> Result<(), S3Error> {
+        self.inner.head_bucket().await
+    }
+    async fn head_object(&self, key: &str) -> Result<ObjectMeta, S3Error> {
+        self.inner.head_object(key).await
+    }
+    async fn get_object(&self, params: GetObjectParams) -> Result<GetObjectOutput, S3Error> {
+        self.inner.get_object(params).await
+    }
+    async fn list_objects_page(
+        &self,
+        params: &ListObjectsParams,
+        token: Option<&str>,
+    ) -> Result<ListPage, S3Error> {
+        self.inner.list_objects_page(params, token).await
+    }
+    async fn put_object(&self, params: PutObjectParams) -> Result<String, S3Error> {
+        self.inner.put_object(params).await
+    }
+    async fn delete_object(&self, key: &str) -> Result<(), S3Error> {
+        self.inner.delete_object(key).await
+    }
+    async fn delete_objects(&self, keys: &[String]) -> Result<Vec<(String, String)>, S3Error> {
+        self.inner.delete_objects(keys).await
+    }
+    async fn copy_object(&self, from: &str, to: &str) -> Result<String, S3Error> {
+        self.inner.copy_object(from, to).await
+    }
+    async fn create_multipart_upload(&self, key: &str) -> Result<String, S3Error> {
+        self.inner.create_multipart_upload(key).await
+    }
+    async fn upload_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        part_number: u32,
+        body: Bytes,
+    ) -> Result<String, S3Error> {
+        let now = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most.fetch_max(now, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        self.now.fetch_sub(1, Ordering::SeqCst);
+        self.inner
+            .upload_part(key, upload_id, part_number, body)
+            .await
+    }
+    async fn complete_multipart_upload(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: &[CompletedPart],
+    ) -> Result<String, S3Error> {
+        self.inner
+            .complete_multipart_upload(key, upload_id, parts)
+            .await
+    }
+    async fn abort_multipart_upload(&self, key: &str, upload_id: &str) -> Result<(), S3Error> {
+        self.inner.abort_multipart_upload(key, upload_id).await
+    }
+}
+
+/// Never more than `concurrency` parts upload at once, and that many do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parts_in_flight_never_exceed_concurrency() {
+    let dir = tempfile::tempdir().unwrap();
+    let s3 = Arc::new(SlowParts {
+        inner: MemoryClient::new().with_min_part_size(0),
+        now: AtomicUsize::new(0),
+        most: AtomicUsize::new(0),
+    });
+    let w = OpenWriter::new(s3.clone(), "slow".into(), Origin::New, config(&dir, 3));
+    let body = data((PART * 10) as usize);
+    write_all(&w, 0, &body).await;
+    w.flush().await.unwrap();
+    assert_eq!(s3.most.load(Ordering::SeqCst), 3);
+    assert_eq!(s3.inner.get("slow").unwrap(), body);
+}
+
+/// A failing part fails the flush, aborts the upload, and keeps every byte in staging.
+#[tokio::test]
+async fn failed_part_aborts_the_upload_and_keeps_the_data() {
+    let (dir, s3) = (tempfile::tempdir().unwrap(), bucket());
+    s3.fail_next(Op::UploadPart, 1000, internal_error);
+    let w = OpenWriter::new(s3.clone(), "doomed".into(), Origin::New, config(&dir, 2));
+    let body = data((PART * 7 / 2) as usize);
+    write_all(&w, 0, &body).await;
+    let err = w.flush().await.unwrap_err();
+    assert!(matches!(err, UploadError::S3 { .. }), "{err}");
+    let path = err.staging_path().unwrap().to_path_buf();
+    assert!(
+        err.to_string().contains(&path.display().to_string()),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), body);
+    assert!(s3.pending_uploads().is_empty(), "no dangling upload");
+    assert!(s3.counters().abort_multipart_upload >= 1);
+    assert_eq!(s3.get("doomed"), None, "no partial object");
+    assert!(w.is_dirty());
+    drop(w);
+    assert!(path.exists(), "a dirty staging copy outlives its writer");
+}
+
+/// A failed completion leaves nothing behind in S3, and the next flush uploads from staging.
+#[tokio::test]
+async fn flush_after_a_failed_flush_uploads_the_staging_copy() {
+    let (dir, s3) = (tempfile::tempdir().unwrap(), bucket());
+    s3.fail_next(Op::CompleteMultipartUpload, 1, internal_error);
+    let w = OpenWriter::new(s3.clone(), "retry".into(), Origin::New, config(&dir, 2));
+    let body = data((PART * 5 / 2) as usize);
+    write_all(&w, 0, &body).await;
+    assert!(w.flush().await.is_err());
+    assert!(s3.pending_uploads().is_empty());
+    assert_eq!(s3.get("retry"), None);
+    w.flush().await.unwrap().unwrap();
+    assert_eq!(s3.get("retry").unwrap(), body);
+    assert!(!w.is_dirty());
+}
+
+/// A stream that seeks back part way switches to staging without losing a byte.
+#[tokio::test]
+async fn sequential_then_seek_keeps_every_byte() {
+    let (dir, s3) = (tempfile::tempdir().unwrap(), bucket());
+    let w = OpenWriter::new(s3.clone(), "seek".into(), Origin::New, config(&dir, 2));
+    let mut expect = data((PART * 5 / 2) as usize);
+    write_all(&w, 0, &expect).await;
+    w.write(10, b"PATCHED").await.unwrap();
+    expect[10..17].copy_from_slice(b"PATCHED");
+    assert!(!w.is_streaming().await);
+    let tail = data(1000);
+    write_all(&w, expect.len() as u64, &tail).await;
+    expect.extend_from_slice(&tail);
+    w.flush().await.unwrap();
+    assert_eq!(s3.get("seek").unwrap(), expect);
+    assert!(
+        s3.pending_uploads().is_empty(),
+        "the streaming upload was aborted"
+    );
+    assert_eq!(s3.counters().abort_multipart_upload, 1);
+}
+
+/// Writes after a completed flush are uploaded by the next flush, whole.
+#[tokio::test]
+async fn writes_after_a_flush_upload_the_whole_file_again() {
+    let (dir, s3) = (tempfile::tempdir().unwrap(), bucket());
+    let w = OpenWriter::new(s3.clone(), "twice".into(), Origin::New, config(&dir, 2));
+    let first = data((PART * 3 / 2) as usize);
+    write_all(&w, 0, &first).await;
+    w.flush().await.unwrap();
+    assert_eq!(s3.get("twice").unwrap(), first);
+    let second = b"and more".to_vec();
+    write_all(&w, first.len() as u64, &second).await;
+    w.flush().await.unwrap();
+    assert_eq!(s3.get("twice").unwrap(), [first, second].concat());
+    assert!(s3.pending_uploads().is_empty());
+}
+
+/// A random write into an existing object fills the copy from the object, pinned to its ETag.
+#[tokio::test]
+async fn random_write_into_existing_object_keeps_the_rest() {
+    let (dir, s3) = (tempfile::tempdir().unwrap(), bucket());
+    let mut expect = data((PART * 3) as usize);
+    let etag = s3.insert("obj", expect.clone());
+    let origin = Origin::Existing {
+        etag,
+        size: expect.len() as u64,
+    };
+    let w = OpenWriter::new(s3.clone(), "obj".into(), origin, config(&dir, 2));
+    assert!(!w.is_dirty());
+    w.write(PART + 5, b"xyz").await.unwrap();
+    expect[(PART + 5) as usize..(PART + 8) as usize].copy_from_slice(b"xyz");
+    assert_eq!(
+        &w.read(PART, 10).await.unwrap()[..],
+        &expect[PART as usize..(PART + 10) as usize]
+    );
+    w.flush().await.unwrap();
+    assert_eq!(s3.get("obj").unwrap(), expect);
+    assert_eq!(
+        s3.counters().get_object,
+        3,
+        "one ranged GET per part-sized chunk"
+    );
+}
+
+/// Appending to an existing object keeps its content and adds the new bytes.
+#[tokio::test]
+async fn append_to_existing_object() {
+    let (dir, s3) = (tempfile::tempdir().unwrap(), bucket());
+    let etag = s3.insert("log", "line 1\n");
+    let origin = Origin::Existing { etag, size: 7 };
+    let w = OpenWriter::new(s3.clone(), "log".into(), origin, config(&dir, 2));
+    w.write(w.size(), b"line 2\n").await.unwrap();
+    assert_eq!(w.size(), 14);
+    w.flush().await.unwrap();
+    assert_eq!(s3.get("log").unwrap(), "line 1\nline 2\n");
+}
+
+/// Truncating an existing object fetches only the bytes kept; growing again adds zeros.
+#[tokio::test]
+async fn truncate_existing_object_fetches_only_kept_bytes() {
+    let (dir, s3) = (tempfile::tempdir().unwrap(), bucket());
+    let etag = s3.insert("t", data(5000));
+    let origin = Origin::Existing { etag, size: 5000 };
+    let w = OpenWriter::new(s3.clone(), "t".into(), origin, config(&dir, 2));
+    w.truncate(10).await.unwrap();
+    w.truncate(20).await.unwrap();
+    assert_eq!(w.size(), 20);
+    w.flush().await.unwrap();
+    let mut expect = data(10);
+    expect.resize(20, 0);
+    assert_eq!(s3.get("t").unwrap(), expect);
+    assert_eq!(s3.counters().get_object, 1);
+}
+
+/// Truncating to zero needs nothing from the object at all.
+#[tokio::test]
+async fn truncate_to_zero_fetches_nothing() {
+    let (dir, s3) = (tempfile::tempdir().unwrap(), bucket());
+    let etag = s3.insert("z", data(5000));
+    let w = OpenWriter::new(
+        s3.clone(),
+        "z".into(),
+        Origin::Existing { etag, size: 5000 },
+        config(&dir, 2),
+    );
+    w.truncate(0).await.unwrap();
+    w.write(0, b"new").await.unwrap();
+    w.flush().await.unwrap();
+    assert_eq!(s3.get("z").unwrap(), "new");
+    assert_eq!(s3.counters().get_object, 0);
+}
+
+/// An existing file opened but not changed uploads nothing.
+#[tokio::test]
+async fn unchanged_existing_file_uploads_nothing() {
+    let (dir, s3) = (tempfile::tempdir().unwrap(), bucket());
+    let etag = s3.insert("same", "abc");
+    let origin = Origin::Existing { etag, size: 3 };
+    let w = OpenWriter::new(s3.clone(), "same".into(), origin, config(&dir, 2));
+    assert_eq!(w.flush().await.unwrap(), None);
+    assert_eq!(s3.counters(), Default::default());
+}
+
+/// An object replaced by another client since open fails the edit instead of mixing versions.
+#[tokio::test]
+async fn object_changed_since_open_fails_the_fill() {
+    let (dir, s3) = (tempfile::tempdir().unwrap(), bucket());
+    let etag = s3.insert("moved", "old content");
+    s3.insert("moved", "new content");
+    let origin = Origin::Existing { etag, size: 11 };
+    let w = OpenWriter::new(s3.clone(), "moved".into(), origin, config(&dir, 2));
+    let err = w.write(0, b"x").await.unwrap_err();
+    assert!(
+        matches!(err.s3_error(), Some(S3Error::PreconditionFailed { .. })),
+        "{err}"
+    );
+    assert_eq!(s3.get("moved").unwrap(), "new content");
+}
+
+/// Abandoning a streaming writer aborts its multipart upload and keeps its data locally.
+#[tokio::test]
+async fn abandon_aborts_the_upload_and_keeps_the_data() {
+    let (dir, s3) = (tempfile::tempdir().unwrap(), bucket());
+    let w = OpenWriter::new(s3.clone(), "gone".into(), Origin::New, config(&dir, 2));
+    let body = data((PART * 2) as usize);
+    write_all(&w, 0, &body).await;
+    assert_eq!(s3.pending_uploads().len(), 1);
+    w.abandon().await;
+    assert!(s3.pending_uploads().is_empty());
+    let path = w.staging_path().await.unwrap();
+    drop(w);
+    assert_eq!(std::fs::read(path).unwrap(), body);
+}
+
+/// The part size schedule starts at the configured size, never exceeds 5 GiB, and lets
+/// 10,000 parts hold at least 5 TiB even from S3's 5 MiB minimum.
+#[test]
+fn part_size_schedule_reaches_five_tib_in_ten_thousand_parts() {
+    for base in [5 << 20, DEFAULT_PART_SIZE, 64 << 20] {
+        assert_eq!(part_size(base, 1), base);
+        let sizes: Vec<u64> = (1..=S3_MAX_PARTS).map(|n| part_size(base, n)).collect();
+        assert!(sizes.windows(2).all(|w| w[0] <= w[1]));
+        assert!(sizes.iter().all(|&s| s <= S3_MAX_PART_SIZE));
+        let total: u64 = sizes.iter().sum();
+        assert!(total >= S3_MAX_OBJECT_SIZE, "base {base}: {total}");
+    }
+    assert_eq!(
+        part_size(DEFAULT_PART_SIZE, PARTS_PER_DOUBLING + 1),
+        2 * DEFAULT_PART_SIZE
+    );
+}
+
+/// A writer dropped mid-stream without flush still aborts its multipart upload.
+#[tokio::test]
+async fn dropped_writer_aborts_its_upload() {
+    let (dir, s3) = (tempfile::tempdir().unwrap(), bucket());
+    let w = OpenWriter::new(s3.clone(), "dropped".into(), Origin::New, config(&dir, 2));
+    write_all(&w, 0, &data((PART * 2) as usize)).await;
+    assert_eq!(s3.pending_uploads().len(), 1);
+    drop(w);
+    for _ in 0..100 {
+        if s3.pending_uploads().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(s3.pending_uploads().is_empty());
+    assert_eq!(s3.counters().abort_multipart_upload, 1);
+}
