@@ -22,7 +22,9 @@ fn setup(objects: &[(&str, &[u8])]) -> (TestServer, Mount) {
 }
 
 fn pattern(len: usize, seed: u8) -> Vec<u8> {
-    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
 }
 
 fn run(cmd: &mut Command) {
@@ -40,9 +42,15 @@ fn run(cmd: &mut Command) {
 fn new_file_is_uploaded_on_close() {
     let (server, m) = setup(&[]);
     fs::write(m.path().join("hello.txt"), b"hello world").unwrap();
-    assert_eq!(server.get("bkt", "hello.txt").unwrap().as_ref(), b"hello world");
+    assert_eq!(
+        server.get("bkt", "hello.txt").unwrap().as_ref(),
+        b"hello world"
+    );
     assert_eq!(fs::metadata(m.path().join("hello.txt")).unwrap().len(), 11);
-    assert_eq!(fs::read(m.path().join("hello.txt")).unwrap(), b"hello world");
+    assert_eq!(
+        fs::read(m.path().join("hello.txt")).unwrap(),
+        b"hello world"
+    );
 }
 
 /// A large file written sequentially streams as a multipart upload and arrives whole;
@@ -75,7 +83,10 @@ fn append_from_two_opens_keeps_every_line() {
     }
     let expected = "start\na0\nb0\na1\nb1\na2\nb2\n";
     assert_eq!(fs::read_to_string(&path).unwrap(), expected);
-    assert_eq!(server.get("bkt", "log.txt").unwrap().as_ref(), expected.as_bytes());
+    assert_eq!(
+        server.get("bkt", "log.txt").unwrap().as_ref(),
+        expected.as_bytes()
+    );
 }
 
 /// Writes after a seek, and an overwrite in the middle of an existing object.
@@ -104,9 +115,19 @@ fn random_writes_edit_the_object() {
 fn truncate_to_any_size() {
     let (server, m) = setup(&[("t", b"0123456789")]);
     let path = m.path().join("t");
-    fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(4).unwrap();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(4)
+        .unwrap();
     assert_eq!(server.get("bkt", "t").unwrap().as_ref(), b"0123");
-    fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(6).unwrap();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(6)
+        .unwrap();
     assert_eq!(server.get("bkt", "t").unwrap().as_ref(), b"0123\0\0");
     assert_eq!(fs::metadata(&path).unwrap().len(), 6);
 }
@@ -131,7 +152,10 @@ fn namespace_operations() {
     let p = m.path();
     fs::create_dir(p.join("new")).unwrap();
     assert!(server.keys("bkt").contains(&"new/".to_string()));
-    assert_eq!(fs::remove_dir(p.join("d")).unwrap_err().raw_os_error(), Some(libc::ENOTEMPTY));
+    assert_eq!(
+        fs::remove_dir(p.join("d")).unwrap_err().raw_os_error(),
+        Some(libc::ENOTEMPTY)
+    );
     fs::rename(p.join("d/x"), p.join("new/y")).unwrap();
     fs::remove_dir(p.join("d")).unwrap_or(());
     assert_eq!(fs::read(p.join("new/y")).unwrap(), b"1");
@@ -160,8 +184,13 @@ fn editor_save_replaces_the_file() {
 #[test]
 fn sed_in_place() {
     let (server, m) = setup(&[("conf", b"name=old\nport=1\n")]);
-    run(Command::new("sed").args(["-i", "s/old/new/"]).arg(m.path().join("conf")));
-    assert_eq!(server.get("bkt", "conf").unwrap().as_ref(), b"name=new\nport=1\n");
+    run(Command::new("sed")
+        .args(["-i", "s/old/new/"])
+        .arg(m.path().join("conf")));
+    assert_eq!(
+        server.get("bkt", "conf").unwrap().as_ref(),
+        b"name=new\nport=1\n"
+    );
 }
 
 /// `cp -r` of a tree and back: every byte equal, the bucket holds exactly those keys.
@@ -177,15 +206,24 @@ fn cp_tree_round_trip() {
         fs::write(src.path().join(&rel), &data).unwrap();
         expected.push((rel, data));
     }
-    run(Command::new("cp").arg("-r").arg(src.path().join("tree")).arg(m.path()));
+    run(Command::new("cp")
+        .arg("-r")
+        .arg(src.path().join("tree"))
+        .arg(m.path()));
     let back = tempfile::tempdir().unwrap();
-    run(Command::new("cp").arg("-r").arg(m.path().join("tree")).arg(back.path()));
+    run(Command::new("cp")
+        .arg("-r")
+        .arg(m.path().join("tree"))
+        .arg(back.path()));
     let mut keys = server.keys("bkt");
     keys.retain(|k| !k.ends_with('/'));
     assert_eq!(keys.len(), expected.len());
     for (rel, data) in expected {
         assert!(fs::read(back.path().join(&rel)).unwrap() == data, "{rel}");
-        assert!(server.get("bkt", &rel).unwrap().as_ref() == data.as_slice(), "{rel}");
+        assert!(
+            server.get("bkt", &rel).unwrap().as_ref() == data.as_slice(),
+            "{rel}"
+        );
     }
 }
 
@@ -198,8 +236,219 @@ fn tar_extract() {
     fs::write(src.path().join("pkg/src/main.c"), b"int main(){}\n").unwrap();
     fs::write(src.path().join("pkg/README"), b"readme\n").unwrap();
     let archive = src.path().join("pkg.tar");
-    run(Command::new("tar").arg("cf").arg(&archive).arg("-C").arg(src.path()).arg("pkg"));
-    run(Command::new("tar").arg("xf").arg(&archive).arg("-C").arg(m.path()));
-    assert_eq!(server.get("bkt", "pkg/src/main.c").unwrap().as_ref(), b"int main(){}\n");
+    run(Command::new("tar")
+        .arg("cf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(src.path())
+        .arg("pkg"));
+    run(Command::new("tar")
+        .arg("xf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(m.path()));
+    assert_eq!(
+        server.get("bkt", "pkg/src/main.c").unwrap().as_ref(),
+        b"int main(){}\n"
+    );
     assert_eq!(fs::read(m.path().join("pkg/README")).unwrap(), b"readme\n");
+}
+
+/// `rsync -a` of a tree into the mount, then again (nothing to do): same content.
+#[test]
+fn rsync_archive() {
+    let (server, m) = setup(&[]);
+    let src = tempfile::tempdir().unwrap();
+    fs::create_dir_all(src.path().join("site/css")).unwrap();
+    fs::write(src.path().join("site/index.html"), b"<h1>hi</h1>\n").unwrap();
+    fs::write(src.path().join("site/css/a.css"), pattern(70_000, 9)).unwrap();
+    let mut from = src.path().join("site").into_os_string();
+    from.push("/");
+    let dest = m.path().join("site");
+    run(Command::new("rsync").arg("-a").arg(&from).arg(&dest));
+    run(Command::new("rsync").arg("-a").arg(&from).arg(&dest));
+    assert_eq!(
+        server.get("bkt", "site/index.html").unwrap().as_ref(),
+        b"<h1>hi</h1>\n"
+    );
+    assert!(server.get("bkt", "site/css/a.css").unwrap().as_ref() == pattern(70_000, 9).as_slice());
+    let mut keys = server.keys("bkt");
+    keys.retain(|k| !k.ends_with('/'));
+    assert_eq!(keys, vec!["site/css/a.css", "site/index.html"]);
+}
+
+/// `git init && git add -A && git commit` inside the mount.
+#[test]
+fn git_commit_inside_the_mount() {
+    let (server, m) = setup(&[]);
+    let repo = m.path().join("repo");
+    fs::create_dir(&repo).unwrap();
+    fs::write(repo.join("README"), b"hello\n").unwrap();
+    let git = |args: &[&str]| {
+        run(Command::new("git")
+            .args(args)
+            .current_dir(&repo)
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.com")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.com")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("HOME", "/nonexistent"));
+    };
+    git(&["init", "-q"]);
+    git(&["add", "-A"]);
+    git(&["commit", "-q", "-m", "first"]);
+    let out = Command::new("git")
+        .args(["log", "--format=%s"])
+        .current_dir(&repo)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "first");
+    assert!(server
+        .keys("bkt")
+        .iter()
+        .any(|k| k.starts_with("repo/.git/objects/")));
+}
+
+/// Two handles on one file in one mount see each other's writes.
+#[test]
+fn two_handles_see_each_others_writes() {
+    let (_server, m) = setup(&[]);
+    let path = m.path().join("shared");
+    let mut a = fs::File::create(&path).unwrap();
+    a.write_all(b"from a;").unwrap();
+    let mut b = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .unwrap();
+    let mut seen = String::new();
+    std::io::Read::read_to_string(&mut b, &mut seen).unwrap();
+    assert_eq!(seen, "from a;");
+    b.write_all(b"from b").unwrap();
+    drop(b);
+    drop(a);
+    assert_eq!(fs::read_to_string(&path).unwrap(), "from a;from b");
+}
+
+/// fsx-style: 2,000 seeded random writes, truncates and reads on a 64 MiB file, mirrored on
+/// a local reference file; identical after every close.
+#[test]
+fn random_operations_match_a_local_reference() {
+    let (server, m) = setup(&[]);
+    let path = m.path().join("fsx.bin");
+    let reference = tempfile::NamedTempFile::new().unwrap();
+    let initial = pattern(64 << 20, 5);
+    fs::write(&path, &initial).unwrap();
+    fs::write(reference.path(), &initial).unwrap();
+    let mut seed: u64 = 0x5eed_f5c5;
+    let mut next = move |bound: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % bound.max(1)
+    };
+    let open = |p: &std::path::Path| {
+        fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(p)
+            .unwrap()
+    };
+    let mut ops = 0;
+    for round in 0..10 {
+        let mut f = open(&path);
+        let mut r = open(reference.path());
+        for _ in 0..200 {
+            ops += 1;
+            let size = r.metadata().unwrap().len();
+            match next(10) {
+                0..=5 => {
+                    let off = next(size + 4096);
+                    let len = next(64 * 1024) as usize + 1;
+                    let data = pattern(len, next(256) as u8);
+                    for file in [&mut f, &mut r] {
+                        file.seek(SeekFrom::Start(off)).unwrap();
+                        file.write_all(&data).unwrap();
+                    }
+                }
+                6 => {
+                    let len = next(72 << 20);
+                    f.set_len(len).unwrap();
+                    r.set_len(len).unwrap();
+                }
+                _ => {
+                    let off = next(size + 1);
+                    let len = next(128 * 1024) as usize + 1;
+                    let (mut a, mut b) = (vec![0u8; len], vec![0u8; len]);
+                    f.seek(SeekFrom::Start(off)).unwrap();
+                    r.seek(SeekFrom::Start(off)).unwrap();
+                    let na = read_full(&mut f, &mut a);
+                    let nb = read_full(&mut r, &mut b);
+                    assert_eq!(na, nb, "read length at op {ops}");
+                    assert!(a[..na] == b[..nb], "read content at op {ops}");
+                }
+            }
+        }
+        drop(f);
+        drop(r);
+        let stored = server.get("bkt", "fsx.bin").unwrap();
+        let expected = fs::read(reference.path()).unwrap();
+        assert!(
+            sha256_hex(&stored) == sha256_hex(&expected),
+            "object differs from the reference after close {round}"
+        );
+    }
+}
+
+fn read_full(f: &mut fs::File, buf: &mut [u8]) -> usize {
+    let mut n = 0;
+    while n < buf.len() {
+        match std::io::Read::read(f, &mut buf[n..]).unwrap() {
+            0 => break,
+            k => n += k,
+        }
+    }
+    n
+}
+
+/// UploadPart fails on the server: close() returns an error, no partial object is visible,
+/// no multipart upload is left open, and the staging copy still holds the data.
+#[test]
+fn failed_upload_reports_error_and_keeps_data() {
+    let server = TestServer::start();
+    server.create_bucket("bkt");
+    let cache = tempfile::tempdir().unwrap();
+    let m = Mount::start(
+        &server,
+        "bkt",
+        &[
+            "--part-size",
+            "5M",
+            "--max-attempts",
+            "1",
+            "--cache-dir",
+            cache.path().to_str().unwrap(),
+        ],
+    );
+    server.fail_next_op(support::Op::UploadPart, 1000, support::Fault::InternalError);
+    server.fail_next_op(support::Op::PutObject, 1000, support::Fault::InternalError);
+    let data = pattern(12 << 20, 7);
+    let mut f = fs::File::create(m.path().join("doomed.bin")).unwrap();
+    f.write_all(&data).unwrap();
+    let err = f.sync_all().unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
+    drop(f);
+    assert!(
+        server.get("bkt", "doomed.bin").is_none(),
+        "partial object visible"
+    );
+    assert_eq!(server.open_multipart_uploads("bkt"), 0);
+    let kept: Vec<_> = fs::read_dir(cache.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| fs::read(e.path()).map(|b| b == data).unwrap_or(false))
+        .collect();
+    assert_eq!(kept.len(), 1, "the staging copy with the data is kept");
+    assert!(m.stderr_log().contains(kept[0].path().to_str().unwrap()));
 }

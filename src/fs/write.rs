@@ -192,6 +192,16 @@ impl<C: ObjectClient> S3Filesystem<C> {
         }
     }
 
+    /// Before `parent/name` is renamed: a file still being written is uploaded first, so the
+    /// rename carries its current content rather than the object's last version.
+    pub async fn flush_child(&self, parent: u64, name: &str) -> Result<(), FsError> {
+        let child = self.inodes().child(parent, name).map(|c| c.ino);
+        match child {
+            Some(ino) => self.flush(ino).await,
+            None => Ok(()),
+        }
+    }
+
     /// `release` of a writing handle: the last one uploads anything left and drops the
     /// writer (close() already reported the result of its flush).
     pub(super) async fn release_writer(&self, ino: u64) {

@@ -92,7 +92,7 @@ fn mount_foreground(config: MountConfig, report_ready: bool) -> Result<(), Mount
             config.read_only,
             config.allow_other,
         )
-            .map_err(mount_failed)?;
+        .map_err(mount_failed)?;
         fuser::Session::from_fd(adapter, fd, fuse.acl, fuse.clone()).map_err(|e| {
             let _ = kernel::unmount(&mountpoint, true);
             mount_failed(e)
@@ -174,7 +174,9 @@ fn writer_config(config: &MountConfig) -> Result<crate::upload::WriterConfig, Mo
         .and_then(|()| std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)))
         .map_err(|e| MountError::MountFailed {
             path: dir.clone(),
-            reason: format!("cannot create the cache directory: {e}; pick another with --cache-dir"),
+            reason: format!(
+                "cannot create the cache directory: {e}; pick another with --cache-dir"
+            ),
         })?;
     let mut writer = crate::upload::WriterConfig::new(dir.clone());
     if let Some(part_size) = config.part_size {
