@@ -593,3 +593,69 @@ fn early_invalidation_forces_one_renewal_and_retries() {
     assert_eq!(renewals, 1, "expected exactly one forced renewal");
     assert_eq!(imds.issued().len(), 2);
 }
+
+/// A 1 GiB file written while the instance role's credentials rotate every 10 s: every
+/// part and the completion sign with the current snapshot; the object arrives whole and
+/// the server refused nothing.
+#[test]
+fn large_upload_spans_rotations() {
+    let server = Arc::new(TestServer::start());
+    server.create_bucket("bkt");
+    let sink = accept(&server);
+    let imds = ImdsEmulator::start(ImdsOptions {
+        mode: ImdsMode::V2Only,
+        credentials_lifetime: LIFETIME,
+        rotation: ROTATION,
+        on_issue: Some(Arc::new(move |c| {
+            sink(
+                &c.access_key_id,
+                &c.secret_access_key,
+                &c.token,
+                c.expires_at,
+            )
+        })),
+        ..ImdsOptions::default()
+    });
+    let mount = keyless(&server)
+        .env("AWS_EC2_METADATA_DISABLED", "false")
+        .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", &imds.endpoint())
+        .start();
+    let started = Instant::now();
+    let chunk: Vec<u8> = (0..(1u32 << 20)).map(|i| (i % 251) as u8).collect();
+    let mut expected = sha2::Sha256::default();
+    let mut f = std::fs::File::create(mount.path().join("big.bin")).expect("create");
+    // At least 25 s of writing so the upload spans rotations, whatever the machine's speed.
+    let mut written = 0u64;
+    while written < (1 << 30) || started.elapsed() < Duration::from_secs(25) {
+        std::io::Write::write_all(&mut f, &chunk).expect("write");
+        sha2::Digest::update(&mut expected, &chunk);
+        written += chunk.len() as u64;
+        if written >= (3 << 30) {
+            break;
+        }
+    }
+    f.sync_all().expect("fsync");
+    drop(f);
+    let stored = server.get("bkt", "big.bin").expect("object");
+    assert_eq!(stored.len() as u64, written);
+    let got = s3rolefs::sigv4::sha256_hex(&stored);
+    let want = hex::encode(sha2::Digest::finalize(expected));
+    assert_eq!(got, want);
+    assert_eq!(server.open_multipart_uploads("bkt"), 0);
+    // 404s are the lookups of the new name before it existed; nothing may be refused.
+    let refused: Vec<String> = server
+        .requests()
+        .iter()
+        .filter(|r| r.status.is_none_or(|s| s >= 400 && s != 404))
+        .map(|r| format!("{:?} {} -> {:?}", r.op, r.uri, r.status))
+        .collect();
+    assert!(refused.is_empty(), "{refused:?}");
+    let keys = server.access_keys_used();
+    assert!(keys.len() >= 2, "the upload used {} key(s)", keys.len());
+    println!(
+        "{} MiB in {:?} with {} distinct keys",
+        written >> 20,
+        started.elapsed(),
+        keys.len()
+    );
+}
