@@ -452,3 +452,39 @@ fn failed_upload_reports_error_and_keeps_data() {
     assert_eq!(kept.len(), 1, "the staging copy with the data is kept");
     assert!(m.stderr_log().contains(kept[0].path().to_str().unwrap()));
 }
+
+/// `cp -r` of a 1,000-file tree of mixed sizes (up to 200 MiB) and back: every byte equal,
+/// and the bucket holds exactly those keys.
+#[test]
+fn cp_thousand_file_tree_round_trip() {
+    let (server, m) = setup(&[]);
+    let src = tempfile::tempdir().unwrap();
+    let mut expected = Vec::new();
+    for i in 0..1000usize {
+        let size = match i {
+            0 => 200 << 20,
+            1..=9 => (i << 20) + i,
+            _ => (i * 131) % (64 * 1024) + (i % 3),
+        };
+        let rel = format!("big-tree/d{:02}/f{i:04}", i % 20);
+        fs::create_dir_all(src.path().join(format!("big-tree/d{:02}", i % 20))).unwrap();
+        let data = pattern(size, i as u8);
+        fs::write(src.path().join(&rel), &data).unwrap();
+        expected.push((rel, sha256_hex(&data)));
+    }
+    let started = std::time::Instant::now();
+    run(Command::new("cp").arg("-r").arg(src.path().join("big-tree")).arg(m.path()));
+    let copy_in = started.elapsed();
+    let back = tempfile::tempdir().unwrap();
+    run(Command::new("cp").arg("-r").arg(m.path().join("big-tree")).arg(back.path()));
+    println!("cp -r of 1,000 files into the mount: {copy_in:?}");
+    let mut keys = server.keys("bkt");
+    keys.retain(|k| !k.ends_with('/'));
+    let mut want: Vec<String> = expected.iter().map(|(k, _)| k.clone()).collect();
+    want.sort();
+    assert_eq!(keys, want);
+    for (rel, hash) in expected {
+        assert_eq!(sha256_hex(&fs::read(back.path().join(&rel)).unwrap()), hash, "{rel}");
+        assert_eq!(sha256_hex(&server.get("bkt", &rel).unwrap()), hash, "{rel} in the bucket");
+    }
+}
