@@ -22,7 +22,9 @@ fn setup(objects: &[(&str, &[u8])]) -> (TestServer, Mount) {
 }
 
 fn pattern(len: usize, seed: u8) -> Vec<u8> {
-    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
 }
 
 fn run(cmd: &mut Command) {
@@ -40,9 +42,15 @@ fn run(cmd: &mut Command) {
 fn new_file_is_uploaded_on_close() {
     let (server, m) = setup(&[]);
     fs::write(m.path().join("hello.txt"), b"hello world").unwrap();
-    assert_eq!(server.get("bkt", "hello.txt").unwrap().as_ref(), b"hello world");
+    assert_eq!(
+        server.get("bkt", "hello.txt").unwrap().as_ref(),
+        b"hello world"
+    );
     assert_eq!(fs::metadata(m.path().join("hello.txt")).unwrap().len(), 11);
-    assert_eq!(fs::read(m.path().join("hello.txt")).unwrap(), b"hello world");
+    assert_eq!(
+        fs::read(m.path().join("hello.txt")).unwrap(),
+        b"hello world"
+    );
 }
 
 /// A large file written sequentially streams as a multipart upload and arrives whole;
@@ -75,7 +83,10 @@ fn append_from_two_opens_keeps_every_line() {
     }
     let expected = "start\na0\nb0\na1\nb1\na2\nb2\n";
     assert_eq!(fs::read_to_string(&path).unwrap(), expected);
-    assert_eq!(server.get("bkt", "log.txt").unwrap().as_ref(), expected.as_bytes());
+    assert_eq!(
+        server.get("bkt", "log.txt").unwrap().as_ref(),
+        expected.as_bytes()
+    );
 }
 
 /// Writes after a seek, and an overwrite in the middle of an existing object.
@@ -104,9 +115,19 @@ fn random_writes_edit_the_object() {
 fn truncate_to_any_size() {
     let (server, m) = setup(&[("t", b"0123456789")]);
     let path = m.path().join("t");
-    fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(4).unwrap();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(4)
+        .unwrap();
     assert_eq!(server.get("bkt", "t").unwrap().as_ref(), b"0123");
-    fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(6).unwrap();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(6)
+        .unwrap();
     assert_eq!(server.get("bkt", "t").unwrap().as_ref(), b"0123\0\0");
     assert_eq!(fs::metadata(&path).unwrap().len(), 6);
 }
@@ -131,7 +152,10 @@ fn namespace_operations() {
     let p = m.path();
     fs::create_dir(p.join("new")).unwrap();
     assert!(server.keys("bkt").contains(&"new/".to_string()));
-    assert_eq!(fs::remove_dir(p.join("d")).unwrap_err().raw_os_error(), Some(libc::ENOTEMPTY));
+    assert_eq!(
+        fs::remove_dir(p.join("d")).unwrap_err().raw_os_error(),
+        Some(libc::ENOTEMPTY)
+    );
     fs::rename(p.join("d/x"), p.join("new/y")).unwrap();
     fs::remove_dir(p.join("d")).unwrap_or(());
     assert_eq!(fs::read(p.join("new/y")).unwrap(), b"1");
@@ -160,8 +184,13 @@ fn editor_save_replaces_the_file() {
 #[test]
 fn sed_in_place() {
     let (server, m) = setup(&[("conf", b"name=old\nport=1\n")]);
-    run(Command::new("sed").args(["-i", "s/old/new/"]).arg(m.path().join("conf")));
-    assert_eq!(server.get("bkt", "conf").unwrap().as_ref(), b"name=new\nport=1\n");
+    run(Command::new("sed")
+        .args(["-i", "s/old/new/"])
+        .arg(m.path().join("conf")));
+    assert_eq!(
+        server.get("bkt", "conf").unwrap().as_ref(),
+        b"name=new\nport=1\n"
+    );
 }
 
 /// `cp -r` of a tree and back: every byte equal, the bucket holds exactly those keys.
@@ -177,15 +206,24 @@ fn cp_tree_round_trip() {
         fs::write(src.path().join(&rel), &data).unwrap();
         expected.push((rel, data));
     }
-    run(Command::new("cp").arg("-r").arg(src.path().join("tree")).arg(m.path()));
+    run(Command::new("cp")
+        .arg("-r")
+        .arg(src.path().join("tree"))
+        .arg(m.path()));
     let back = tempfile::tempdir().unwrap();
-    run(Command::new("cp").arg("-r").arg(m.path().join("tree")).arg(back.path()));
+    run(Command::new("cp")
+        .arg("-r")
+        .arg(m.path().join("tree"))
+        .arg(back.path()));
     let mut keys = server.keys("bkt");
     keys.retain(|k| !k.ends_with('/'));
     assert_eq!(keys.len(), expected.len());
     for (rel, data) in expected {
         assert!(fs::read(back.path().join(&rel)).unwrap() == data, "{rel}");
-        assert!(server.get("bkt", &rel).unwrap().as_ref() == data.as_slice(), "{rel}");
+        assert!(
+            server.get("bkt", &rel).unwrap().as_ref() == data.as_slice(),
+            "{rel}"
+        );
     }
 }
 
@@ -198,8 +236,20 @@ fn tar_extract() {
     fs::write(src.path().join("pkg/src/main.c"), b"int main(){}\n").unwrap();
     fs::write(src.path().join("pkg/README"), b"readme\n").unwrap();
     let archive = src.path().join("pkg.tar");
-    run(Command::new("tar").arg("cf").arg(&archive).arg("-C").arg(src.path()).arg("pkg"));
-    run(Command::new("tar").arg("xf").arg(&archive).arg("-C").arg(m.path()));
-    assert_eq!(server.get("bkt", "pkg/src/main.c").unwrap().as_ref(), b"int main(){}\n");
+    run(Command::new("tar")
+        .arg("cf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(src.path())
+        .arg("pkg"));
+    run(Command::new("tar")
+        .arg("xf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(m.path()));
+    assert_eq!(
+        server.get("bkt", "pkg/src/main.c").unwrap().as_ref(),
+        b"int main(){}\n"
+    );
     assert_eq!(fs::read(m.path().join("pkg/README")).unwrap(), b"readme\n");
 }

@@ -120,9 +120,7 @@ impl<C: ObjectClient> S3Filesystem<C> {
         };
         // A file being written has the size its writer holds, uploaded or not.
         let size = match inode.kind {
-            EntryKind::File => self
-                .writer_of(inode.ino)
-                .map_or(inode.size, |w| w.size()),
+            EntryKind::File => self.writer_of(inode.ino).map_or(inode.size, |w| w.size()),
             EntryKind::Directory => 0,
         };
         Attr {
@@ -264,7 +262,11 @@ impl<C: ObjectClient> S3Filesystem<C> {
             // Being written through another handle: read its writes, cache nothing.
             let fh = self.handles().insert_file(FileHandle {
                 ino,
-                reader: tokio::sync::Mutex::new(Prefetcher::new(inode.key.clone(), String::new(), 0)),
+                reader: tokio::sync::Mutex::new(Prefetcher::new(
+                    inode.key.clone(),
+                    String::new(),
+                    0,
+                )),
                 writes: false,
             });
             return Ok((fh, false));

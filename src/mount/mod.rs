@@ -92,7 +92,7 @@ fn mount_foreground(config: MountConfig, report_ready: bool) -> Result<(), Mount
             config.read_only,
             config.allow_other,
         )
-            .map_err(mount_failed)?;
+        .map_err(mount_failed)?;
         fuser::Session::from_fd(adapter, fd, fuse.acl, fuse.clone()).map_err(|e| {
             let _ = kernel::unmount(&mountpoint, true);
             mount_failed(e)
@@ -174,7 +174,9 @@ fn writer_config(config: &MountConfig) -> Result<crate::upload::WriterConfig, Mo
         .and_then(|()| std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)))
         .map_err(|e| MountError::MountFailed {
             path: dir.clone(),
-            reason: format!("cannot create the cache directory: {e}; pick another with --cache-dir"),
+            reason: format!(
+                "cannot create the cache directory: {e}; pick another with --cache-dir"
+            ),
         })?;
     let mut writer = crate::upload::WriterConfig::new(dir.clone());
     if let Some(part_size) = config.part_size {
@@ -254,7 +256,12 @@ async fn connect(
         ca_bundle: config.ca_bundle.clone(),
         user_agent: format!("s3rolefs/{}", env!("CARGO_PKG_VERSION")),
     };
-    let client = S3Client::connect(client_config).await.map_err(|e| match e {
+    let client = S3Client::connect(client_config).await.map(|client| {
+        client
+            .with_object_settings(config.objects.clone())
+            .with_single_copy_limit(config.single_copy_limit)
+    });
+    let client = client.map_err(|e| match e {
         S3Error::NoSuchBucket { .. } => MountError::NoSuchBucket {
             bucket: config.bucket.clone(),
             endpoint: endpoint_text.clone(),
