@@ -320,3 +320,21 @@ fn header_value(name: &str, value: &str, sensitive: bool) -> Result<HeaderValue,
     v.set_sensitive(sensitive);
     Ok(v)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A sensitive header value prints as a placeholder in `Debug`, the form HTTP-level
+    /// logging would use; an ordinary one prints as itself.
+    #[test]
+    fn sensitive_header_values_never_print() {
+        let secret =
+            header_value("x-amz-server-side-encryption-customer-key", "S3CR3T", true).unwrap();
+        assert!(secret.is_sensitive());
+        assert!(!format!("{secret:?}").contains("S3CR3T"));
+        let plain = header_value("x-amz-storage-class", "STANDARD_IA", false).unwrap();
+        assert!(format!("{plain:?}").contains("STANDARD_IA"));
+        assert!(header_value("x-amz-acl", "bad\nvalue", false).is_err());
+    }
+}

@@ -17,6 +17,7 @@ pub mod listing;
 pub mod multipart;
 pub mod objects;
 pub mod service;
+pub mod sse;
 pub mod store;
 
 use std::collections::{BTreeMap, HashMap};
@@ -36,6 +37,7 @@ use self::auth::{KeyTable, Policy, TableAuth};
 pub use self::faults::{Fault, Op, RequestRecord};
 use self::front::Front;
 use self::service::Service;
+pub use self::sse::StoredWith;
 use self::store::{Bucket, Object, Store};
 
 /// Configuration of a [`TestServer`] before it starts.
@@ -344,6 +346,12 @@ impl TestServer {
                 last_modified: o.last_modified,
             })
         })
+    }
+
+    /// The encryption (SSE, KMS key, SSE-C key MD5), storage class and ACL an object was
+    /// stored with.
+    pub fn stored_with(&self, bucket: &str, key: &str) -> Option<StoredWith> {
+        self.with_bucket(bucket, |b| b.objects.get(key).map(|o| (*o.stored).clone()))
     }
 
     /// All keys of `bucket`, in S3 listing order.

@@ -13,6 +13,8 @@ use bytes::Bytes;
 use md5::{Digest, Md5};
 use time::OffsetDateTime;
 
+use super::sse::StoredWith;
+
 /// S3's minimum size for every part of a multipart upload but the last.
 pub const S3_MIN_PART_SIZE: usize = 5 * 1024 * 1024;
 
@@ -29,6 +31,9 @@ pub struct Object {
     pub content_type: String,
     /// User metadata (`x-amz-meta-*`), names lower-case without the prefix.
     pub metadata: HashMap<String, String>,
+    /// Encryption, storage class and ACL its writer asked for (boxed: most objects have
+    /// none, and listings move many objects).
+    pub stored: Box<StoredWith>,
 }
 
 impl Object {
@@ -45,6 +50,7 @@ impl Object {
             last_modified: now(),
             content_type: content_type.unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_owned()),
             metadata,
+            stored: Box::default(),
         }
     }
 
@@ -69,6 +75,8 @@ pub struct Upload {
     pub initiated: OffsetDateTime,
     pub content_type: Option<String>,
     pub metadata: HashMap<String, String>,
+    /// What CreateMultipartUpload asked for; the completed object gets it.
+    pub stored: StoredWith,
     pub parts: BTreeMap<i32, Part>,
 }
 
