@@ -375,6 +375,12 @@ impl TestServer {
         self.store.set_min_part_size(bytes);
     }
 
+    /// Largest CopyObject source and UploadPartCopy range accepted (S3: 5 GiB), so tests
+    /// of multipart copies can use small objects and prove CopyObject was not used above.
+    pub fn set_single_copy_limit(&self, bytes: usize) {
+        self.store.set_single_copy_limit(bytes);
+    }
+
     fn with_bucket<R>(&self, bucket: &str, f: impl FnOnce(&mut Bucket) -> R) -> R {
         let mut buckets = self.store.lock();
         let b = buckets

@@ -167,6 +167,12 @@ pub fn upload_part_copy(
         input.copy_source_if_none_match.as_ref(),
     )?;
     let span = copy_range(input.copy_source_range.as_deref(), source.body.len())?;
+    if span.len() > store.single_copy_limit() {
+        return Err(s3_error!(
+            InvalidRequest,
+            "The specified copy range is larger than the maximum allowable part size"
+        ));
+    }
     let body = source.body.slice(span);
     let etag = store::md5_hex(&body);
     let last_modified = store::now();

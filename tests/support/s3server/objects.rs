@@ -325,6 +325,13 @@ pub fn copy(store: &Store, input: CopyObjectInput) -> S3Result<CopyObjectOutput>
         ));
     };
     let source = lookup(store, src_bucket, src_key)?;
+    let limit = store.single_copy_limit();
+    if source.body.len() > limit {
+        return Err(s3_error!(
+            InvalidRequest,
+            "The specified copy source is larger than the maximum allowable size for a copy source: {limit}"
+        ));
+    }
     source.stored.check_access(CustomerKeyHeaders::new(
         input.copy_source_sse_customer_algorithm.as_ref(),
         input.copy_source_sse_customer_key.as_ref(),
