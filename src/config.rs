@@ -1,8 +1,11 @@
 //! One validated [`MountConfig`], built from the command line (and later `-o` options) and
 //! the environment. Every default is defined once, here, with its reason.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use crate::s3::settings::{CustomerKey, Encryption, S3_MIN_PART_SIZE};
+use crate::s3::ObjectSettings;
 
 /// Every default, with why it is what it is.
 pub mod defaults {
@@ -32,7 +35,40 @@ pub mod defaults {
     /// Region used to sign the first request when none is configured; S3 tells us the
     /// bucket's real region in its answer.
     pub const DISCOVERY_REGION: &str = "us-east-1";
+    /// Objects up to this size are copied (renamed) with one CopyObject, larger ones with
+    /// a multipart copy: 5 GiB is S3's own limit on CopyObject. Lower values exist for
+    /// tests and for S3-compatible servers with a lower limit.
+    pub use crate::s3::S3_SINGLE_COPY_LIMIT as SINGLE_COPY_LIMIT;
 }
+
+/// `--sse` values: the two server-side encryptions S3 manages the keys of.
+pub const SSE_VALUES: [&str; 2] = ["AES256", "aws:kms"];
+
+/// Storage classes objects can be written in. GLACIER and DEEP_ARCHIVE are left out on
+/// purpose: their objects cannot be read without a restore, so every file written through
+/// the mount would be unreadable through it.
+pub const STORAGE_CLASSES: [&str; 9] = [
+    "STANDARD",
+    "REDUCED_REDUNDANCY",
+    "STANDARD_IA",
+    "ONEZONE_IA",
+    "INTELLIGENT_TIERING",
+    "GLACIER_IR",
+    "OUTPOSTS",
+    "SNOW",
+    "EXPRESS_ONEZONE",
+];
+
+/// S3's canned ACLs (`x-amz-acl`).
+pub const CANNED_ACLS: [&str; 7] = [
+    "private",
+    "public-read",
+    "public-read-write",
+    "authenticated-read",
+    "aws-exec-read",
+    "bucket-owner-read",
+    "bucket-owner-full-control",
+];
 
 /// Where credentials come from, as the user asked (flags or `-o` options).
 #[derive(Clone, Debug, Default)]
@@ -75,6 +111,16 @@ pub struct MountOptions {
     /// Bytes, e.g. `8388608` (or with a suffix: `8M`).
     pub part_size: Option<String>,
     pub upload_concurrency: Option<usize>,
+    /// `AES256` or `aws:kms`.
+    pub sse: Option<String>,
+    pub sse_kms_key_id: Option<String>,
+    /// A file holding the SSE-C key: 32 raw bytes or their base64.
+    pub sse_c_key_file: Option<PathBuf>,
+    pub storage_class: Option<String>,
+    /// A canned ACL, e.g. `bucket-owner-full-control`.
+    pub acl: Option<String>,
+    /// Bytes (`5G`, `64M`): larger objects are copied as multipart copies.
+    pub single_copy_limit: Option<String>,
 }
 
 /// A mount's whole configuration, validated.
@@ -109,6 +155,11 @@ pub struct MountConfig {
     pub cache_dir: PathBuf,
     pub part_size: Option<u64>,
     pub upload_concurrency: Option<usize>,
+    /// Encryption, storage class and ACL of every object written, and the SSE-C key
+    /// (redacted in `Debug`) sent with every request about an object.
+    pub objects: ObjectSettings,
+    /// Objects larger than this are copied as multipart copies.
+    pub single_copy_limit: u64,
 }
 
 /// A configuration that cannot work, with the fix.
@@ -122,6 +173,15 @@ pub enum ConfigError {
         value: String,
         fix: &'static str,
     },
+    /// Options that cannot go together, or one that needs another.
+    #[error("{problem}; {fix}")]
+    Conflict {
+        problem: &'static str,
+        fix: &'static str,
+    },
+    /// The SSE-C key file is unusable (never shows its content).
+    #[error("SSE-C key file {}: {reason}; it must hold a 32-byte AES-256 key, raw or base64 (e.g. `openssl rand -base64 32 > FILE`)", path.display())]
+    KeyFile { path: PathBuf, reason: String },
 }
 
 impl MountConfig {
@@ -136,7 +196,7 @@ impl MountConfig {
         validate_bucket_name(&bucket)?;
         // An empty flag value means "not given" (as an unset variable does).
         let given = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
-        let endpoint = given(opts.endpoint_url)
+        let endpoint = given(opts.endpoint_url.clone())
             .or_else(|| env("AWS_ENDPOINT_URL_S3"))
             .or_else(|| env("AWS_ENDPOINT_URL"));
         if let Some(e) = &endpoint {
@@ -148,6 +208,7 @@ impl MountConfig {
                 });
             }
         }
+        let objects = object_settings(&opts, endpoint.as_deref())?;
         let region = given(opts.region)
             .or_else(|| env("AWS_REGION"))
             .or_else(|| env("AWS_DEFAULT_REGION"));
@@ -180,6 +241,18 @@ impl MountConfig {
                 })
             }
         };
+        let single_copy_limit =
+            match opts.single_copy_limit.as_deref() {
+                None => defaults::SINGLE_COPY_LIMIT,
+                Some(text) => match parse_size(text) {
+                    Some(n) if n >= S3_MIN_PART_SIZE => n,
+                    _ => return Err(ConfigError::InvalidValue {
+                        what: "single-copy limit",
+                        value: text.to_string(),
+                        fix: "give bytes of at least 5M, optionally with K/M/G (S3's limit is 5G)",
+                    }),
+                },
+            };
         // SAFETY: getuid/getgid cannot fail and touch no memory.
         let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
         Ok(MountConfig {
@@ -220,8 +293,112 @@ impl MountConfig {
                 })?),
             },
             upload_concurrency: opts.upload_concurrency,
+            objects,
+            single_copy_limit,
         })
     }
+}
+
+/// `--sse`, `--sse-kms-key-id`, `--sse-c-key-file`, `--storage-class`, `--acl`, validated
+/// together; the key file is read here, once, at mount.
+fn object_settings(
+    opts: &MountOptions,
+    endpoint: Option<&str>,
+) -> Result<ObjectSettings, ConfigError> {
+    fn given(v: &Option<String>) -> Option<&str> {
+        v.as_deref().map(str::trim).filter(|s| !s.is_empty())
+    }
+    let sse = given(&opts.sse);
+    let kms_key_id = given(&opts.sse_kms_key_id);
+    let encryption = match (sse, &opts.sse_c_key_file) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::Conflict {
+                problem: "--sse and --sse-c-key-file cannot go together",
+                fix:
+                    "keep --sse-c-key-file for customer keys (SSE-C), or --sse for keys S3 manages",
+            })
+        }
+        (None, Some(path)) => {
+            if endpoint.is_some_and(is_plain_http_off_host) {
+                return Err(ConfigError::Conflict {
+                    problem: "--sse-c-key-file with a plain http:// endpoint would send the key in clear (S3 refuses SSE-C over HTTP)",
+                    fix: "use an https:// endpoint",
+                });
+            }
+            Encryption::Customer(read_customer_key(path)?)
+        }
+        (Some("AES256"), None) => Encryption::S3Managed,
+        (Some("aws:kms"), None) => Encryption::Kms {
+            key_id: kms_key_id.map(str::to_string),
+        },
+        (Some(other), None) => return Err(ConfigError::InvalidValue {
+            what: "--sse",
+            value: other.to_string(),
+            fix: "use AES256 (SSE-S3) or aws:kms (SSE-KMS); for customer keys use --sse-c-key-file",
+        }),
+        (None, None) => Encryption::BucketDefault,
+    };
+    if kms_key_id.is_some() && !matches!(encryption, Encryption::Kms { .. }) {
+        return Err(ConfigError::Conflict {
+            problem: "--sse-kms-key-id needs --sse aws:kms",
+            fix: "add --sse aws:kms, or drop --sse-kms-key-id",
+        });
+    }
+    let storage_class = given(&opts.storage_class).map(str::to_string);
+    if let Some(class) = &storage_class {
+        if !STORAGE_CLASSES.contains(&class.as_str()) {
+            return Err(ConfigError::InvalidValue {
+                what: "--storage-class",
+                value: class.clone(),
+                fix: "use one of STANDARD, STANDARD_IA, ONEZONE_IA, INTELLIGENT_TIERING, GLACIER_IR, REDUCED_REDUNDANCY, EXPRESS_ONEZONE, OUTPOSTS, SNOW (GLACIER and DEEP_ARCHIVE objects are unreadable without a restore: use a lifecycle rule)",
+            });
+        }
+    }
+    let acl = given(&opts.acl).map(str::to_string);
+    if let Some(acl) = &acl {
+        if !CANNED_ACLS.contains(&acl.as_str()) {
+            return Err(ConfigError::InvalidValue {
+                what: "--acl",
+                value: acl.clone(),
+                fix: "use a canned ACL: private, public-read, public-read-write, authenticated-read, aws-exec-read, bucket-owner-read or bucket-owner-full-control",
+            });
+        }
+    }
+    Ok(ObjectSettings {
+        encryption,
+        storage_class,
+        acl,
+    })
+}
+
+fn read_customer_key(path: &Path) -> Result<CustomerKey, ConfigError> {
+    let content = std::fs::read(path).map_err(|e| ConfigError::KeyFile {
+        path: path.to_path_buf(),
+        reason: format!("cannot read it ({e})"),
+    })?;
+    CustomerKey::from_file_content(&content).map_err(|reason| ConfigError::KeyFile {
+        path: path.to_path_buf(),
+        reason,
+    })
+}
+
+/// True for an `http://` endpoint on another machine: traffic that leaves this host in
+/// clear. Loopback endpoints (a local gateway or test server) stay on the host.
+fn is_plain_http_off_host(endpoint: &str) -> bool {
+    let Some(rest) = endpoint.trim().strip_prefix("http://") else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.split(':').next().unwrap_or_default(),
+    };
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host.to_ascii_lowercase().ends_with(".localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    !loopback
 }
 
 /// Staging copies go under `$XDG_RUNTIME_DIR` (a per-user tmpfs, gone at logout) when
@@ -385,6 +562,131 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.region.as_deref(), Some("us-west-2"));
+    }
+
+    fn build_with(opts: MountOptions) -> Result<MountConfig, ConfigError> {
+        MountConfig::build(
+            MountOptions {
+                source: "bkt".into(),
+                mountpoint: "/mnt".into(),
+                ..opts
+            },
+            |_| None,
+        )
+    }
+
+    /// --sse takes AES256 or aws:kms, the KMS key id only with aws:kms.
+    #[test]
+    fn sse_values_and_kms_key_id_are_validated() {
+        let sse = |v: &str, key: Option<&str>| {
+            build_with(MountOptions {
+                sse: Some(v.into()),
+                sse_kms_key_id: key.map(String::from),
+                ..Default::default()
+            })
+        };
+        assert_eq!(
+            sse("AES256", None).unwrap().objects.encryption,
+            Encryption::S3Managed
+        );
+        assert_eq!(
+            sse("aws:kms", Some("alias/k")).unwrap().objects.encryption,
+            Encryption::Kms {
+                key_id: Some("alias/k".into())
+            }
+        );
+        let err = sse("aes256x", None).unwrap_err().to_string();
+        assert!(err.contains("use AES256"), "{err}");
+        let err = sse("AES256", Some("alias/k")).unwrap_err().to_string();
+        assert!(err.contains("needs --sse aws:kms"), "{err}");
+    }
+
+    /// An SSE-C key file is read at build, excludes --sse and refuses plain remote HTTP.
+    #[test]
+    fn sse_c_key_file_is_read_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key");
+        std::fs::write(&path, [9u8; 32]).unwrap();
+        let with_key = |extra: MountOptions| {
+            build_with(MountOptions {
+                sse_c_key_file: Some(path.clone()),
+                ..extra
+            })
+        };
+        let c = with_key(MountOptions::default()).unwrap();
+        assert!(matches!(c.objects.encryption, Encryption::Customer(_)));
+        assert!(
+            !format!("{c:?}").contains("CQkJ"),
+            "the key leaked into Debug"
+        );
+        let err = with_key(MountOptions {
+            sse: Some("AES256".into()),
+            ..Default::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("cannot go together"), "{err}");
+        let err = with_key(MountOptions {
+            endpoint_url: Some("http://s3.example.com".into()),
+            ..Default::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("https://"), "{err}");
+        assert!(with_key(MountOptions {
+            endpoint_url: Some("http://127.0.0.1:9000".into()),
+            ..Default::default()
+        })
+        .is_ok());
+        std::fs::write(&path, b"not a key\n").unwrap();
+        let err = with_key(MountOptions::default()).unwrap_err().to_string();
+        assert!(
+            err.contains("32-byte") && !err.contains("not a key"),
+            "{err}"
+        );
+    }
+
+    /// Storage class and ACL take S3's names; archive classes are refused with the reason.
+    #[test]
+    fn storage_class_and_acl_are_validated() {
+        let c = build_with(MountOptions {
+            storage_class: Some("STANDARD_IA".into()),
+            acl: Some("bucket-owner-full-control".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(c.objects.storage_class.as_deref(), Some("STANDARD_IA"));
+        assert_eq!(c.objects.acl.as_deref(), Some("bucket-owner-full-control"));
+        let err = build_with(MountOptions {
+            storage_class: Some("GLACIER".into()),
+            ..Default::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("restore"), "{err}");
+        assert!(build_with(MountOptions {
+            acl: Some("owner-full".into()),
+            ..Default::default()
+        })
+        .is_err());
+    }
+
+    /// The single-copy limit defaults to S3's 5 GiB and takes sizes of at least 5 MiB.
+    #[test]
+    fn single_copy_limit_defaults_to_s3s_and_is_bounded() {
+        let c = build_with(MountOptions::default()).unwrap();
+        assert_eq!(c.single_copy_limit, 5 << 30);
+        let c = build_with(MountOptions {
+            single_copy_limit: Some("32M".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(c.single_copy_limit, 32 << 20);
+        assert!(build_with(MountOptions {
+            single_copy_limit: Some("1M".into()),
+            ..Default::default()
+        })
+        .is_err());
     }
 
     /// Modes are octal; garbage is an error naming the fix.

@@ -158,6 +158,29 @@ struct MountArgs {
     /// Parts uploading at once per file (default 4).
     #[arg(long, value_name = "N", help_heading = "Upload")]
     upload_concurrency: Option<usize>,
+    /// Server-side encryption of written objects: AES256 (SSE-S3) or aws:kms (SSE-KMS) (default: the bucket's).
+    #[arg(long, value_name = "ALGORITHM", help_heading = "Upload")]
+    sse: Option<String>,
+    /// KMS key id, ARN or alias for --sse aws:kms (default: the account's S3 KMS key).
+    #[arg(long, value_name = "KEY", help_heading = "Upload")]
+    sse_kms_key_id: Option<String>,
+    /// Encrypt with a customer key (SSE-C) read from this file (32 bytes, raw or base64); it is sent with every read and write and never logged.
+    #[arg(long, value_name = "PATH", help_heading = "Upload")]
+    sse_c_key_file: Option<PathBuf>,
+    /// Storage class of written objects, e.g. STANDARD_IA, INTELLIGENT_TIERING (default STANDARD).
+    #[arg(long, value_name = "CLASS", help_heading = "Upload")]
+    storage_class: Option<String>,
+    /// Canned ACL of written objects, e.g. bucket-owner-full-control (default: none sent).
+    #[arg(long, value_name = "ACL", help_heading = "Upload")]
+    acl: Option<String>,
+    /// Objects larger than this are copied (renamed) with a multipart copy (default 5G, S3's CopyObject limit; lower it for tests or S3-compatible servers with a lower limit).
+    #[arg(
+        long,
+        value_name = "BYTES",
+        help_heading = "Upload",
+        hide_short_help = true
+    )]
+    single_copy_limit: Option<String>,
 
     /// Attempts per S3 request, retries included (default: AWS_MAX_ATTEMPTS, else 5).
     #[arg(long, help_heading = "Network")]
@@ -209,6 +232,12 @@ fn run(cli: Cli) -> Result<(), String> {
                 cache_dir: args.cache_dir,
                 part_size: args.part_size,
                 upload_concurrency: args.upload_concurrency,
+                sse: args.sse,
+                sse_kms_key_id: args.sse_kms_key_id,
+                sse_c_key_file: args.sse_c_key_file,
+                storage_class: args.storage_class,
+                acl: args.acl,
+                single_copy_limit: args.single_copy_limit,
             };
             let config = MountConfig::build(options, |k| std::env::var(k).ok())
                 .map_err(|e| e.to_string())?;

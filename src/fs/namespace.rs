@@ -4,9 +4,11 @@
 //! - `mkdir` writes the zero-byte marker `dir/`.
 //! - `rmdir` fails with `ENOTEMPTY` while any key remains under the directory, then removes
 //!   its marker (a directory that only existed through its keys is gone with them).
-//! - `rename` of a file is CopyObject then DeleteObject; of a directory, every key below it
+//! - `rename` of a file is a copy then DeleteObject; of a directory, every key below it
 //!   is copied (bounded concurrency) and then deleted — not atomic: a crash half way leaves
-//!   keys in both places, never none. `RENAME_NOREPLACE` is honoured.
+//!   keys in both places, never none. `RENAME_NOREPLACE` is honoured. A copy is one
+//!   CopyObject up to the server's single-copy limit (5 GiB on S3) and a multipart copy
+//!   (UploadPartCopy) above it, so files of any size can be renamed.
 
 use futures_util::stream::{self, TryStreamExt};
 
@@ -157,7 +159,9 @@ impl<C: ObjectClient> S3Filesystem<C> {
                 }
                 let (from, to) = (format!("{from_dir}{name}"), format!("{to_dir}{new_name}"));
                 if from != to {
-                    self.client.copy_object(&from, &to).await?;
+                    self.client
+                        .copy_object_sized(&from, &to, source.size)
+                        .await?;
                     self.client.delete_object(&from).await?;
                 }
             }
@@ -209,13 +213,16 @@ impl<C: ObjectClient> S3Filesystem<C> {
                 max_keys: None,
             })
             .await?;
-        let keys: Vec<String> = listing.objects.into_iter().map(|o| o.key).collect();
-        stream::iter(keys.iter().map(Ok::<_, S3Error>))
-            .try_for_each_concurrent(RENAME_CONCURRENCY, |key| async move {
-                let target = format!("{to}{}", &key[from.len()..]);
-                self.client.copy_object(key, &target).await.map(|_| ())
+        stream::iter(listing.objects.iter().map(Ok::<_, S3Error>))
+            .try_for_each_concurrent(RENAME_CONCURRENCY, |object| async move {
+                let target = format!("{to}{}", &object.key[from.len()..]);
+                self.client
+                    .copy_object_sized(&object.key, &target, object.size)
+                    .await
+                    .map(|_| ())
             })
             .await?;
+        let keys: Vec<String> = listing.objects.into_iter().map(|o| o.key).collect();
         let failed = self.client.delete_objects(&keys).await?;
         if let Some((key, reason)) = failed.into_iter().next() {
             log::warn!("rename: {key:?} was copied but could not be deleted: {reason}");
@@ -317,6 +324,33 @@ mod tests {
                 .map(String::from)
                 .collect::<Vec<_>>()
         );
+    }
+
+    /// A file above the single-copy limit is renamed with a multipart copy, byte-exact.
+    #[tokio::test]
+    async fn rename_large_file_uses_multipart_copy() {
+        let client = Arc::new(MemoryClient::new().with_single_copy_limit(6 << 20));
+        let data: Vec<u8> = (0..(13usize << 20)).map(|i| (i % 253) as u8).collect();
+        client.insert("big", data.clone());
+        let fs = S3Filesystem::new(
+            Arc::clone(&client),
+            FsConfig {
+                prefix: String::new(),
+                uid: 0,
+                gid: 0,
+                file_mode: 0o644,
+                dir_mode: 0o755,
+                metadata_ttl: Duration::from_secs(1),
+                read_only: false,
+                writer: Arc::new(crate::upload::WriterConfig::new(std::env::temp_dir())),
+            },
+        );
+        fs.rename(ROOT, "big", ROOT, "moved", false).await.unwrap();
+        let c = client.counters();
+        assert_eq!((c.copy_object, c.upload_part_copy), (0, 3));
+        assert_eq!(client.keys(), vec!["moved".to_string()]);
+        assert_eq!(client.get("moved").unwrap().as_ref(), &data[..]);
+        assert!(client.pending_uploads().is_empty());
     }
 
     /// A directory cannot replace a non-empty one, nor move into itself.

@@ -256,7 +256,12 @@ async fn connect(
         ca_bundle: config.ca_bundle.clone(),
         user_agent: format!("s3rolefs/{}", env!("CARGO_PKG_VERSION")),
     };
-    let client = S3Client::connect(client_config).await.map_err(|e| match e {
+    let client = S3Client::connect(client_config).await.map(|client| {
+        client
+            .with_object_settings(config.objects.clone())
+            .with_single_copy_limit(config.single_copy_limit)
+    });
+    let client = client.map_err(|e| match e {
         S3Error::NoSuchBucket { .. } => MountError::NoSuchBucket {
             bucket: config.bucket.clone(),
             endpoint: endpoint_text.clone(),

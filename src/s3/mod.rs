@@ -5,14 +5,20 @@
 //!   current credentials snapshot, retries, region discovery.
 //! - `xml`: S3's XML bodies (listings, multipart, errors) parsed into the types below.
 //! - `error`: [`S3Error`].
+//! - `settings`: what objects are written with (encryption, storage class, ACL, SSE-C
+//!   key), applied by the client to the operations S3 wants them on.
+//! - `copy`: copies of any size: CopyObject up to the single-copy limit, a multipart copy
+//!   (UploadPartCopy) above it.
 //! - `memory`: an in-memory implementation with failure injection and per-operation counters,
 //!   for fast unit tests of the filesystem core.
 //!
 //! This module knows nothing of the filesystem (`fs`).
 
 pub mod client;
+pub mod copy;
 pub mod error;
 pub mod memory;
+pub mod settings;
 pub mod xml;
 
 use std::future::Future;
@@ -21,6 +27,7 @@ use std::time::SystemTime;
 use bytes::Bytes;
 
 pub use error::S3Error;
+pub use settings::{ObjectSettings, S3_SINGLE_COPY_LIMIT};
 
 /// What S3 says about one object (HeadObject, GetObject, or a listing entry).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -90,6 +97,21 @@ pub struct CompletedPart {
     pub etag: String,
 }
 
+/// UploadPartCopy: a byte range of an object in the bucket becomes one part.
+#[derive(Clone, Debug, Default)]
+pub struct UploadPartCopyParams {
+    /// The key being assembled.
+    pub key: String,
+    pub upload_id: String,
+    pub part_number: u32,
+    pub source_key: String,
+    /// Half-open byte range `start..end` of the source.
+    pub range: std::ops::Range<u64>,
+    /// Fail with [`S3Error::PreconditionFailed`] unless the source still has this ETag, so
+    /// parts of one copy never come from two versions of the source.
+    pub source_if_match: Option<String>,
+}
+
 /// The S3 operations s3rolefs uses. Implementations sign with the current credentials
 /// snapshot and retry what is retryable; callers see only final outcomes.
 pub trait ObjectClient: Send + Sync + 'static {
@@ -147,6 +169,32 @@ pub trait ObjectClient: Send + Sync + 'static {
         key: &str,
         upload_id: &str,
     ) -> impl Future<Output = Result<(), S3Error>> + Send;
+    /// UploadPartCopy: returns the part's ETag.
+    fn upload_part_copy(
+        &self,
+        params: UploadPartCopyParams,
+    ) -> impl Future<Output = Result<String, S3Error>> + Send;
+
+    /// The largest object one CopyObject may copy on this server ([`S3_SINGLE_COPY_LIMIT`]
+    /// on S3); larger ones need a multipart copy.
+    fn single_copy_limit(&self) -> u64 {
+        S3_SINGLE_COPY_LIMIT
+    }
+
+    /// Copies `from` (of `size` bytes) to `to` within the bucket, whatever its size:
+    /// CopyObject up to [`ObjectClient::single_copy_limit`], a multipart copy above it.
+    /// Returns the new ETag.
+    fn copy_object_sized(
+        &self,
+        from: &str,
+        to: &str,
+        size: u64,
+    ) -> impl Future<Output = Result<String, S3Error>> + Send
+    where
+        Self: Sized,
+    {
+        copy::copy_sized(self, from, to, size)
+    }
 
     /// Every page of a listing, concatenated (stops early at `max_keys`).
     fn list_objects(

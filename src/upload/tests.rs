@@ -192,6 +192,12 @@ impl ObjectClient for SlowParts {
     async fn abort_multipart_upload(&self, key: &str, upload_id: &str) -> Result<(), S3Error> {
         self.inner.abort_multipart_upload(key, upload_id).await
     }
+    async fn upload_part_copy(
+        &self,
+        params: crate::s3::UploadPartCopyParams,
+    ) -> Result<String, S3Error> {
+        self.inner.upload_part_copy(params).await
+    }
 }
 
 /// Never more than `concurrency` parts upload at once, and that many do.

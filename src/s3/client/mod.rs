@@ -30,7 +30,8 @@ pub use region::{resolve_endpoint, resolve_region, DISCOVERY_REGION};
 pub use retry::RetryPolicy;
 
 use crate::credentials::CredentialsCell;
-use crate::s3::S3Error;
+use crate::s3::settings::ObjectSettings;
+use crate::s3::{S3Error, S3_SINGLE_COPY_LIMIT};
 use addressing::Addressing;
 use transport::Request;
 
@@ -68,6 +69,10 @@ pub struct S3Client {
     /// Server time minus local time, in milliseconds, learned from `RequestTimeTooSkewed`:
     /// signatures are dated by the server's clock so a skewed host keeps working.
     clock_offset_ms: Arc<std::sync::atomic::AtomicI64>,
+    /// What objects are written with, and the SSE-C key reads need.
+    settings: ObjectSettings,
+    /// The largest object one CopyObject copies; above it copies are multipart.
+    single_copy_limit: u64,
 }
 
 impl fmt::Debug for S3Client {
@@ -77,6 +82,7 @@ impl fmt::Debug for S3Client {
             .field("region", &self.region)
             .field("endpoint", &self.addressing.display())
             .field("signed", &self.credentials.is_some())
+            .field("settings", &self.settings)
             .finish_non_exhaustive()
     }
 }
@@ -162,7 +168,23 @@ impl S3Client {
                 max_backoff: config.max_backoff,
             },
             clock_offset_ms: Arc::default(),
+            settings: ObjectSettings::default(),
+            single_copy_limit: S3_SINGLE_COPY_LIMIT,
         })
+    }
+
+    /// Writes objects with `settings` (encryption, storage class, ACL) from now on, and
+    /// sends their SSE-C key, if any, on every request about an object.
+    pub fn with_object_settings(mut self, settings: ObjectSettings) -> Self {
+        self.settings = settings;
+        self
+    }
+
+    /// Copies objects larger than `bytes` as multipart copies (S3's limit is
+    /// [`S3_SINGLE_COPY_LIMIT`]; some S3-compatible servers have lower ones).
+    pub fn with_single_copy_limit(mut self, bytes: u64) -> Self {
+        self.single_copy_limit = bytes;
+        self
     }
 
     async fn head_bucket_checked(&self) -> Result<(), S3Error> {

@@ -8,9 +8,10 @@ use reqwest::Method;
 use super::transport::{Request, Response};
 use super::S3Client;
 use crate::s3::error::redact;
+use crate::s3::settings::Applies;
 use crate::s3::{
     xml, CompletedPart, GetObjectOutput, GetObjectParams, ListObjectsParams, ListPage,
-    ObjectClient, ObjectMeta, PutObjectParams, S3Error,
+    ObjectClient, ObjectMeta, PutObjectParams, S3Error, UploadPartCopyParams,
 };
 use crate::sigv4::uri_encode;
 
@@ -62,6 +63,11 @@ fn meta_from_headers(key: &str, resp: &Response) -> Result<ObjectMeta, S3Error> 
 }
 
 impl S3Client {
+    /// `x-amz-copy-source` for a key of this bucket: `/bucket/key`, the key URI-encoded.
+    fn copy_source(&self, key: &str) -> String {
+        format!("/{}/{}", self.bucket, uri_encode(key, false))
+    }
+
     /// HEAD answers carry no body, so a HEAD refused with a bare 400 or 403 cannot say why:
     /// an expired token, an unknown key id and a missing permission look alike, yet the
     /// caller must tell them apart (only the first calls for a credentials refresh). The
@@ -103,12 +109,15 @@ impl ObjectClient for S3Client {
     }
 
     async fn head_object(&self, key: &str) -> Result<ObjectMeta, S3Error> {
-        let head = Request::new("HeadObject", Method::HEAD, Some(key));
+        let head = Request::new("HeadObject", Method::HEAD, Some(key))
+            .object_headers(self.settings.headers(Applies::Access));
         let err = match self.execute(&head).await {
             Ok(resp) => return meta_from_headers(key, &resp),
             Err(err) => err,
         };
-        let ask = Request::new("GetObject", Method::GET, Some(key)).header("range", "bytes=0-0");
+        let ask = Request::new("GetObject", Method::GET, Some(key))
+            .header("range", "bytes=0-0")
+            .object_headers(self.settings.headers(Applies::Access));
         match self.explain_head_failure(err, ask).await {
             Some(err) => Err(err),
             // The explaining GET cured the cause (renewed credentials): ask once more.
@@ -121,7 +130,8 @@ impl ObjectClient for S3Client {
 
     async fn get_object(&self, params: GetObjectParams) -> Result<GetObjectOutput, S3Error> {
         let key = params.key.as_str();
-        let mut req = Request::new("GetObject", Method::GET, Some(key));
+        let mut req = Request::new("GetObject", Method::GET, Some(key))
+            .object_headers(self.settings.headers(Applies::Access));
         if let Some(range) = &params.range {
             // An empty half-open range has no `bytes=a-b` form; S3 would call it unsatisfiable.
             if range.start >= range.end {
@@ -177,6 +187,7 @@ impl ObjectClient for S3Client {
 
     async fn put_object(&self, params: PutObjectParams) -> Result<String, S3Error> {
         let req = Request::new("PutObject", Method::PUT, Some(&params.key))
+            .object_headers(self.settings.headers(Applies::Create))
             .body_with_md5(params.body.clone());
         etag_of(&self.execute(&req).await?)
     }
@@ -204,9 +215,10 @@ impl ObjectClient for S3Client {
     }
 
     async fn copy_object(&self, from: &str, to: &str) -> Result<String, S3Error> {
-        let source = format!("/{}/{}", self.bucket, uri_encode(from, false));
-        let mut req =
-            Request::new("CopyObject", Method::PUT, Some(to)).header("x-amz-copy-source", source);
+        let mut req = Request::new("CopyObject", Method::PUT, Some(to))
+            .header("x-amz-copy-source", self.copy_source(from))
+            .object_headers(self.settings.headers(Applies::Create))
+            .object_headers(self.settings.copy_source_headers());
         // A missing source is the error S3 reports for a copy.
         req.error_key = Some(from);
         req.error_in_ok = true;
@@ -215,8 +227,9 @@ impl ObjectClient for S3Client {
     }
 
     async fn create_multipart_upload(&self, key: &str) -> Result<String, S3Error> {
-        let req =
-            Request::new("CreateMultipartUpload", Method::POST, Some(key)).query("uploads", "");
+        let req = Request::new("CreateMultipartUpload", Method::POST, Some(key))
+            .query("uploads", "")
+            .object_headers(self.settings.headers(Applies::Create));
         let resp = self.execute(&req).await?;
         xml::parse_initiate_multipart(&resp.body)
     }
@@ -231,6 +244,7 @@ impl ObjectClient for S3Client {
         let req = Request::new("UploadPart", Method::PUT, Some(key))
             .query("partNumber", part_number.to_string())
             .query("uploadId", upload_id)
+            .object_headers(self.settings.headers(Applies::Access))
             .body_with_md5(body);
         etag_of(&self.execute(&req).await?)
     }
@@ -254,6 +268,36 @@ impl ObjectClient for S3Client {
         let req = Request::new("AbortMultipartUpload", Method::DELETE, Some(key))
             .query("uploadId", upload_id);
         self.execute(&req).await.map(drop)
+    }
+
+    async fn upload_part_copy(&self, params: UploadPartCopyParams) -> Result<String, S3Error> {
+        let range = &params.range;
+        // An empty half-open range has no `bytes=a-b` form.
+        if range.start >= range.end {
+            return Err(S3Error::InvalidRange);
+        }
+        let mut req = Request::new("UploadPartCopy", Method::PUT, Some(&params.key))
+            .query("partNumber", params.part_number.to_string())
+            .query("uploadId", params.upload_id.as_str())
+            .header("x-amz-copy-source", self.copy_source(&params.source_key))
+            .header(
+                "x-amz-copy-source-range",
+                format!("bytes={}-{}", range.start, range.end - 1),
+            )
+            .object_headers(self.settings.headers(Applies::Access))
+            .object_headers(self.settings.copy_source_headers());
+        if let Some(etag) = &params.source_if_match {
+            req = req.header("x-amz-copy-source-if-match", etag.clone());
+            req.if_match = Some(etag);
+        }
+        req.error_key = Some(&params.source_key);
+        req.error_in_ok = true;
+        let resp = self.execute(&req).await?;
+        xml::parse_copy_part(&resp.body)
+    }
+
+    fn single_copy_limit(&self) -> u64 {
+        self.single_copy_limit
     }
 }
 

@@ -7,12 +7,13 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use log::warn;
-use reqwest::header::HeaderMap;
+use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::Method;
 
 use super::errors::{map_error, ErrorContext};
 use super::S3Client;
 use crate::credentials::Credentials;
+use crate::s3::settings::SettingHeader;
 use crate::s3::xml::parse_error;
 use crate::s3::S3Error;
 use crate::sigv4::{self, HttpRequest, SigningInputs};
@@ -28,6 +29,9 @@ pub(super) struct Request<'a> {
     pub query: Vec<(String, String)>,
     /// Extra headers, sent and signed (lowercase names).
     pub headers: Vec<(String, String)>,
+    /// Headers from the mount's object settings (encryption, storage class, ACL, SSE-C
+    /// key), sent and signed; the sensitive ones are hidden from HTTP-level logging.
+    pub object_headers: Vec<SettingHeader>,
     pub body: Bytes,
     /// The ETag sent in `If-Match`, to name it in `PreconditionFailed`.
     pub if_match: Option<&'a str>,
@@ -48,6 +52,7 @@ impl<'a> Request<'a> {
             key,
             query: Vec::new(),
             headers: Vec::new(),
+            object_headers: Vec::new(),
             body: Bytes::new(),
             if_match: None,
             error_key: None,
@@ -63,6 +68,12 @@ impl<'a> Request<'a> {
 
     pub fn header(mut self, name: &str, value: impl Into<String>) -> Self {
         self.headers.push((name.to_string(), value.into()));
+        self
+    }
+
+    /// Adds headers of the mount's object settings.
+    pub fn object_headers(mut self, headers: Vec<SettingHeader>) -> Self {
+        self.object_headers.extend(headers);
         self
     }
 
@@ -220,6 +231,13 @@ impl S3Client {
             ("x-amz-content-sha256".to_string(), payload_hash.clone()),
         ];
         headers.extend(req.headers.iter().cloned());
+        // S3 wants every `x-amz-*` header signed, the SSE-C key included; the signature
+        // carries only a hash of it.
+        headers.extend(
+            req.object_headers
+                .iter()
+                .map(|h| (h.name.to_string(), h.value.clone())),
+        );
 
         let mut builder = self.http.request(req.method.clone(), &target.url);
         if let Some(cell) = &self.credentials {
@@ -244,13 +262,18 @@ impl S3Client {
                 },
             );
             for (name, value) in signed.headers {
-                builder = builder.header(name, value);
+                let sensitive = name == "authorization" || name == "x-amz-security-token";
+                builder = builder.header(name, header_value(name, &value, sensitive)?);
             }
             *used = Some(creds);
         }
         // reqwest derives `Host` from the URL, the same value we signed.
         for (name, value) in headers.iter().filter(|(n, _)| n != "host") {
-            builder = builder.header(name.as_str(), value.as_str());
+            let sensitive = req
+                .object_headers
+                .iter()
+                .any(|h| h.sensitive && h.name == name);
+            builder = builder.header(name.as_str(), header_value(name, value, sensitive)?);
         }
         let resp = builder
             .body(req.body.clone())
@@ -283,5 +306,35 @@ impl S3Client {
             endpoint: self.addressing.display(),
             reason,
         }
+    }
+}
+
+/// A header value for the wire; `sensitive` ones (signature, session token, SSE-C key) are
+/// flagged so that hyper and reqwest never print them, at any log level.
+fn header_value(name: &str, value: &str, sensitive: bool) -> Result<HeaderValue, S3Error> {
+    let mut v = HeaderValue::from_str(value).map_err(|_| {
+        S3Error::InvalidConfig(format!(
+            "header {name} holds characters HTTP cannot carry; use printable ASCII in the mount's settings (storage class, ACL, KMS key id)"
+        ))
+    })?;
+    v.set_sensitive(sensitive);
+    Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A sensitive header value prints as a placeholder in `Debug`, the form HTTP-level
+    /// logging would use; an ordinary one prints as itself.
+    #[test]
+    fn sensitive_header_values_never_print() {
+        let secret =
+            header_value("x-amz-server-side-encryption-customer-key", "S3CR3T", true).unwrap();
+        assert!(secret.is_sensitive());
+        assert!(!format!("{secret:?}").contains("S3CR3T"));
+        let plain = header_value("x-amz-storage-class", "STANDARD_IA", false).unwrap();
+        assert!(format!("{plain:?}").contains("STANDARD_IA"));
+        assert!(header_value("x-amz-acl", "bad\nvalue", false).is_err());
     }
 }

@@ -22,7 +22,7 @@ use listing::list_page;
 
 use super::{
     CompletedPart, GetObjectOutput, GetObjectParams, ListObjectsParams, ListPage, ObjectClient,
-    ObjectMeta, PutObjectParams, S3Error,
+    ObjectMeta, PutObjectParams, S3Error, UploadPartCopyParams, S3_SINGLE_COPY_LIMIT,
 };
 
 /// The operations of [`ObjectClient`], to aim failure injection at.
@@ -38,6 +38,7 @@ pub enum Op {
     CopyObject,
     CreateMultipartUpload,
     UploadPart,
+    UploadPartCopy,
     CompleteMultipartUpload,
     AbortMultipartUpload,
 }
@@ -55,6 +56,7 @@ pub struct OpCounters {
     pub copy_object: u64,
     pub create_multipart_upload: u64,
     pub upload_part: u64,
+    pub upload_part_copy: u64,
     pub complete_multipart_upload: u64,
     pub abort_multipart_upload: u64,
 }
@@ -72,6 +74,7 @@ impl OpCounters {
             Op::CopyObject => &mut self.copy_object,
             Op::CreateMultipartUpload => &mut self.create_multipart_upload,
             Op::UploadPart => &mut self.upload_part,
+            Op::UploadPartCopy => &mut self.upload_part_copy,
             Op::CompleteMultipartUpload => &mut self.complete_multipart_upload,
             Op::AbortMultipartUpload => &mut self.abort_multipart_upload,
         };
@@ -107,6 +110,7 @@ pub struct MemoryClient {
     state: Mutex<State>,
     page_size: usize,
     min_part_size: usize,
+    single_copy_limit: u64,
 }
 
 impl Default for MemoryClient {
@@ -125,6 +129,7 @@ impl MemoryClient {
             state: Mutex::new(State::default()),
             page_size: 1000,
             min_part_size: S3_MIN_PART_SIZE,
+            single_copy_limit: S3_SINGLE_COPY_LIMIT,
         }
     }
 
@@ -137,6 +142,13 @@ impl MemoryClient {
     /// Accepts smaller parts than S3's 5 MiB, so multipart tests stay small.
     pub fn with_min_part_size(mut self, n: usize) -> Self {
         self.min_part_size = n;
+        self
+    }
+
+    /// Refuses CopyObject of sources larger than `n` bytes (S3: 5 GiB), as S3 does, so
+    /// multipart copies can be tested with small objects.
+    pub fn with_single_copy_limit(mut self, n: u64) -> Self {
+        self.single_copy_limit = n;
         self
     }
 
@@ -306,6 +318,13 @@ impl ObjectClient for MemoryClient {
         let mut state = self.enter(Op::CopyObject)?;
         check_key(to)?;
         let source = state.objects.get(from).ok_or_else(|| no_such_key(from))?;
+        if source.data.len() as u64 > self.single_copy_limit {
+            return Err(service(
+                400,
+                "InvalidRequest",
+                "The specified copy source is larger than the maximum allowable size for a copy source",
+            ));
+        }
         let copy = StoredObject {
             data: source.data.clone(),
             etag: md5_etag(&source.data),
@@ -346,6 +365,37 @@ impl ObjectClient for MemoryClient {
         let etag = md5_etag(&body);
         upload.parts.insert(part_number, (etag.clone(), body));
         Ok(etag)
+    }
+
+    async fn upload_part_copy(&self, params: UploadPartCopyParams) -> Result<String, S3Error> {
+        let mut state = self.enter(Op::UploadPartCopy)?;
+        if !(1..=10_000).contains(&params.part_number) {
+            return Err(service(400, "InvalidArgument", "part number out of range"));
+        }
+        let source = state
+            .objects
+            .get(&params.source_key)
+            .ok_or_else(|| no_such_key(&params.source_key))?;
+        if let Some(etag) = &params.source_if_match {
+            if *etag != source.etag {
+                return Err(S3Error::PreconditionFailed { etag: etag.clone() });
+            }
+        }
+        let (start, end) = (params.range.start, params.range.end);
+        if start >= end || end > source.data.len() as u64 || end - start > self.single_copy_limit {
+            return Err(S3Error::InvalidRange);
+        }
+        let body = source.data.slice(start as usize..end as usize);
+        let upload = find_upload(&mut state, &params.key, &params.upload_id)?;
+        let etag = md5_etag(&body);
+        upload
+            .parts
+            .insert(params.part_number, (etag.clone(), body));
+        Ok(etag)
+    }
+
+    fn single_copy_limit(&self) -> u64 {
+        self.single_copy_limit
     }
 
     async fn complete_multipart_upload(

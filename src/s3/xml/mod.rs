@@ -254,6 +254,12 @@ pub fn parse_copy_object(body: &[u8]) -> Result<String, S3Error> {
     Ok(root.required("ETag")?.to_string())
 }
 
+/// `CopyPartResult` (UploadPartCopy): the part's ETag.
+pub fn parse_copy_part(body: &[u8]) -> Result<String, S3Error> {
+    let root = expect_root(body, "CopyPartResult")?;
+    Ok(root.required("ETag")?.to_string())
+}
+
 /// `DeleteResult`: every key S3 could not delete, with `"Code: Message"` as the reason.
 /// The reason is S3's text, so the caller redacts it like any error message.
 pub fn parse_delete_result(body: &[u8]) -> Result<Vec<(String, String)>, S3Error> {

@@ -17,6 +17,7 @@ pub mod listing;
 pub mod multipart;
 pub mod objects;
 pub mod service;
+pub mod sse;
 pub mod store;
 
 use std::collections::{BTreeMap, HashMap};
@@ -36,6 +37,7 @@ use self::auth::{KeyTable, Policy, TableAuth};
 pub use self::faults::{Fault, Op, RequestRecord};
 use self::front::Front;
 use self::service::Service;
+pub use self::sse::StoredWith;
 use self::store::{Bucket, Object, Store};
 
 /// Configuration of a [`TestServer`] before it starts.
@@ -346,6 +348,12 @@ impl TestServer {
         })
     }
 
+    /// The encryption (SSE, KMS key, SSE-C key MD5), storage class and ACL an object was
+    /// stored with.
+    pub fn stored_with(&self, bucket: &str, key: &str) -> Option<StoredWith> {
+        self.with_bucket(bucket, |b| b.objects.get(key).map(|o| (*o.stored).clone()))
+    }
+
     /// All keys of `bucket`, in S3 listing order.
     pub fn keys(&self, bucket: &str) -> Vec<String> {
         self.with_bucket(bucket, |b| b.objects.keys().cloned().collect())
@@ -365,6 +373,12 @@ impl TestServer {
     /// multipart tests can use small parts.
     pub fn set_min_part_size(&self, bytes: usize) {
         self.store.set_min_part_size(bytes);
+    }
+
+    /// Largest CopyObject source and UploadPartCopy range accepted (S3: 5 GiB), so tests
+    /// of multipart copies can use small objects and prove CopyObject was not used above.
+    pub fn set_single_copy_limit(&self, bytes: usize) {
+        self.store.set_single_copy_limit(bytes);
     }
 
     fn with_bucket<R>(&self, bucket: &str, f: impl FnOnce(&mut Bucket) -> R) -> R {

@@ -8,6 +8,7 @@ use s3s::{s3_error, S3Error, S3Result};
 
 use super::objects::check_copy_conditions;
 use super::service::{check_content_md5, collect_body, no_such_key, with_bucket};
+use super::sse::{CustomerKeyHeaders, StoredWith};
 use super::store::{self, Object, Part, Store, Upload};
 
 fn no_such_upload() -> S3Error {
@@ -44,12 +45,24 @@ pub fn create(
     input: CreateMultipartUploadInput,
 ) -> S3Result<CreateMultipartUploadOutput> {
     let upload_id = store.next_upload_id();
+    let stored = StoredWith::from_request(
+        input.server_side_encryption.as_ref(),
+        input.ssekms_key_id.as_ref(),
+        CustomerKeyHeaders::new(
+            input.sse_customer_algorithm.as_ref(),
+            input.sse_customer_key.as_ref(),
+            input.sse_customer_key_md5.as_ref(),
+        ),
+        input.storage_class.as_ref(),
+        input.acl.as_ref(),
+    )?;
     with_bucket(store, &input.bucket, |b| {
         let upload = Upload {
             key: input.key.clone(),
             initiated: store::now(),
             content_type: input.content_type.clone(),
             metadata: input.metadata.clone().unwrap_or_default(),
+            stored,
             parts: Default::default(),
         };
         b.uploads.insert(upload_id.clone(), upload);
@@ -65,8 +78,16 @@ pub fn create(
 
 pub async fn upload_part(store: &Store, input: UploadPartInput) -> S3Result<UploadPartOutput> {
     check_part_number(input.part_number)?;
+    let customer = CustomerKeyHeaders::new(
+        input.sse_customer_algorithm.as_ref(),
+        input.sse_customer_key.as_ref(),
+        input.sse_customer_key_md5.as_ref(),
+    );
     with_bucket(store, &input.bucket, |b| {
-        upload_mut(&mut b.uploads, &input.upload_id, &input.key).map(|_| ())
+        // Every part of an SSE-C upload carries the upload's key.
+        upload_mut(&mut b.uploads, &input.upload_id, &input.key)?
+            .stored
+            .check_access(customer)
     })?;
     let body = collect_body(input.body, input.content_length).await?;
     check_content_md5(input.content_md5.as_deref(), &body)?;
@@ -130,17 +151,34 @@ pub fn upload_part_copy(
     let source = with_bucket(store, src_bucket, |b| {
         b.objects.get(&**src_key).cloned().ok_or_else(no_such_key)
     })?;
+    source.stored.check_access(CustomerKeyHeaders::new(
+        input.copy_source_sse_customer_algorithm.as_ref(),
+        input.copy_source_sse_customer_key.as_ref(),
+        input.copy_source_sse_customer_key_md5.as_ref(),
+    ))?;
+    let customer = CustomerKeyHeaders::new(
+        input.sse_customer_algorithm.as_ref(),
+        input.sse_customer_key.as_ref(),
+        input.sse_customer_key_md5.as_ref(),
+    );
     check_copy_conditions(
         &source,
         input.copy_source_if_match.as_ref(),
         input.copy_source_if_none_match.as_ref(),
     )?;
     let span = copy_range(input.copy_source_range.as_deref(), source.body.len())?;
+    if span.len() > store.single_copy_limit() {
+        return Err(s3_error!(
+            InvalidRequest,
+            "The specified copy range is larger than the maximum allowable part size"
+        ));
+    }
     let body = source.body.slice(span);
     let etag = store::md5_hex(&body);
     let last_modified = store::now();
     with_bucket(store, &input.bucket, |b| {
         let upload = upload_mut(&mut b.uploads, &input.upload_id, &input.key)?;
+        upload.stored.check_access(customer)?;
         upload.parts.insert(
             input.part_number,
             Part {
@@ -221,6 +259,7 @@ pub fn complete(
             upload.metadata.clone(),
         );
         object.etag = etag.clone();
+        *object.stored = upload.stored.clone();
         b.uploads.remove(&input.upload_id);
         b.objects.insert(input.key.clone(), object);
         Ok(etag)

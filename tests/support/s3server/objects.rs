@@ -13,6 +13,7 @@ use s3s::stream::{ByteStream, RemainingLength};
 use s3s::{s3_error, S3Result, StdError};
 
 use super::service::{check_content_md5, collect_body, no_such_key, with_bucket};
+use super::sse::{CustomerKeyHeaders, StoredWith};
 use super::store::{self, Object, Store};
 
 /// Size of the slices a GET body is streamed in: big enough to be cheap per chunk, small
@@ -147,8 +148,10 @@ fn read(
     if_none_match: Option<&ETagCondition>,
     if_modified_since: Option<&Timestamp>,
     range: Option<Range>,
+    customer: CustomerKeyHeaders<'_>,
 ) -> S3Result<Read> {
     let object = lookup(store, bucket, key)?;
+    object.stored.check_access(customer)?;
     check_read_conditions(
         &object,
         if_match,
@@ -189,6 +192,11 @@ pub fn head(store: &Store, input: HeadObjectInput) -> S3Result<HeadObjectOutput>
         input.if_none_match.as_ref(),
         input.if_modified_since.as_ref(),
         input.range,
+        CustomerKeyHeaders::new(
+            input.sse_customer_algorithm.as_ref(),
+            input.sse_customer_key.as_ref(),
+            input.sse_customer_key_md5.as_ref(),
+        ),
     )?;
     Ok(HeadObjectOutput {
         accept_ranges: Some("bytes".into()),
@@ -198,6 +206,15 @@ pub fn head(store: &Store, input: HeadObjectInput) -> S3Result<HeadObjectOutput>
         e_tag: Some(ETag::Strong(object.etag.clone())),
         last_modified: Some(Timestamp::from(object.last_modified)),
         metadata: metadata_or_none(&object.metadata),
+        server_side_encryption: object.stored.sse.clone().map(ServerSideEncryption::from),
+        ssekms_key_id: object.stored.kms_key_id.clone(),
+        sse_customer_algorithm: object
+            .stored
+            .customer_key_md5
+            .as_ref()
+            .map(|_| "AES256".into()),
+        sse_customer_key_md5: object.stored.customer_key_md5.clone(),
+        storage_class: object.stored.storage_class.clone().map(StorageClass::from),
         ..Default::default()
     })
 }
@@ -216,6 +233,11 @@ pub fn get(store: &Store, input: GetObjectInput) -> S3Result<GetObjectOutput> {
         input.if_none_match.as_ref(),
         input.if_modified_since.as_ref(),
         input.range,
+        CustomerKeyHeaders::new(
+            input.sse_customer_algorithm.as_ref(),
+            input.sse_customer_key.as_ref(),
+            input.sse_customer_key_md5.as_ref(),
+        ),
     )?;
     Ok(GetObjectOutput {
         accept_ranges: Some("bytes".into()),
@@ -226,6 +248,15 @@ pub fn get(store: &Store, input: GetObjectInput) -> S3Result<GetObjectOutput> {
         e_tag: Some(ETag::Strong(object.etag.clone())),
         last_modified: Some(Timestamp::from(object.last_modified)),
         metadata: metadata_or_none(&object.metadata),
+        server_side_encryption: object.stored.sse.clone().map(ServerSideEncryption::from),
+        ssekms_key_id: object.stored.kms_key_id.clone(),
+        sse_customer_algorithm: object
+            .stored
+            .customer_key_md5
+            .as_ref()
+            .map(|_| "AES256".into()),
+        sse_customer_key_md5: object.stored.customer_key_md5.clone(),
+        storage_class: object.stored.storage_class.clone().map(StorageClass::from),
         ..Default::default()
     })
 }
@@ -234,7 +265,19 @@ pub async fn put(store: &Store, input: PutObjectInput) -> S3Result<PutObjectOutp
     with_bucket(store, &input.bucket, |_| Ok(()))?;
     let body = collect_body(input.body, input.content_length).await?;
     check_content_md5(input.content_md5.as_deref(), &body)?;
-    let object = Object::new(body, input.content_type, input.metadata.unwrap_or_default());
+    let stored = StoredWith::from_request(
+        input.server_side_encryption.as_ref(),
+        input.ssekms_key_id.as_ref(),
+        CustomerKeyHeaders::new(
+            input.sse_customer_algorithm.as_ref(),
+            input.sse_customer_key.as_ref(),
+            input.sse_customer_key_md5.as_ref(),
+        ),
+        input.storage_class.as_ref(),
+        input.acl.as_ref(),
+    )?;
+    let mut object = Object::new(body, input.content_type, input.metadata.unwrap_or_default());
+    *object.stored = stored;
     let etag = object.etag.clone();
     with_bucket(store, &input.bucket, |b| {
         // Conditional writes: If-None-Match: * refuses to overwrite, If-Match requires the
@@ -282,10 +325,34 @@ pub fn copy(store: &Store, input: CopyObjectInput) -> S3Result<CopyObjectOutput>
         ));
     };
     let source = lookup(store, src_bucket, src_key)?;
+    let limit = store.single_copy_limit();
+    if source.body.len() > limit {
+        return Err(s3_error!(
+            InvalidRequest,
+            "The specified copy source is larger than the maximum allowable size for a copy source: {limit}"
+        ));
+    }
+    source.stored.check_access(CustomerKeyHeaders::new(
+        input.copy_source_sse_customer_algorithm.as_ref(),
+        input.copy_source_sse_customer_key.as_ref(),
+        input.copy_source_sse_customer_key_md5.as_ref(),
+    ))?;
     check_copy_conditions(
         &source,
         input.copy_source_if_match.as_ref(),
         input.copy_source_if_none_match.as_ref(),
+    )?;
+    // The copy is stored as this request asks, not as the source was (S3's rule).
+    let stored = StoredWith::from_request(
+        input.server_side_encryption.as_ref(),
+        input.ssekms_key_id.as_ref(),
+        CustomerKeyHeaders::new(
+            input.sse_customer_algorithm.as_ref(),
+            input.sse_customer_key.as_ref(),
+            input.sse_customer_key_md5.as_ref(),
+        ),
+        input.storage_class.as_ref(),
+        input.acl.as_ref(),
     )?;
     let replace = input
         .metadata_directive
@@ -309,6 +376,7 @@ pub fn copy(store: &Store, input: CopyObjectInput) -> S3Result<CopyObjectOutput>
             ..source.clone()
         }
     };
+    *object.stored = stored;
     // A copy made in one request is a single-part object: its ETag is the body's MD5.
     if object.etag.contains('-') {
         object.etag = store::md5_hex(&object.body);

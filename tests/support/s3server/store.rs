@@ -13,8 +13,13 @@ use bytes::Bytes;
 use md5::{Digest, Md5};
 use time::OffsetDateTime;
 
+use super::sse::StoredWith;
+
 /// S3's minimum size for every part of a multipart upload but the last.
 pub const S3_MIN_PART_SIZE: usize = 5 * 1024 * 1024;
+
+/// S3's largest CopyObject source and largest UploadPartCopy range (5 GiB).
+pub const S3_SINGLE_COPY_LIMIT: usize = 5 * 1024 * 1024 * 1024;
 
 /// The content type S3 records when a PUT carries none.
 pub const DEFAULT_CONTENT_TYPE: &str = "binary/octet-stream";
@@ -29,6 +34,9 @@ pub struct Object {
     pub content_type: String,
     /// User metadata (`x-amz-meta-*`), names lower-case without the prefix.
     pub metadata: HashMap<String, String>,
+    /// Encryption, storage class and ACL its writer asked for (boxed: most objects have
+    /// none, and listings move many objects).
+    pub stored: Box<StoredWith>,
 }
 
 impl Object {
@@ -45,6 +53,7 @@ impl Object {
             last_modified: now(),
             content_type: content_type.unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_owned()),
             metadata,
+            stored: Box::default(),
         }
     }
 
@@ -69,6 +78,8 @@ pub struct Upload {
     pub initiated: OffsetDateTime,
     pub content_type: Option<String>,
     pub metadata: HashMap<String, String>,
+    /// What CreateMultipartUpload asked for; the completed object gets it.
+    pub stored: StoredWith,
     pub parts: BTreeMap<i32, Part>,
 }
 
@@ -100,6 +111,7 @@ pub struct Store {
     buckets: Mutex<BTreeMap<String, Bucket>>,
     upload_seq: AtomicU64,
     min_part_size: AtomicUsize,
+    single_copy_limit: AtomicUsize,
 }
 
 impl Store {
@@ -108,6 +120,7 @@ impl Store {
             buckets: Mutex::new(BTreeMap::new()),
             upload_seq: AtomicU64::new(1),
             min_part_size: AtomicUsize::new(S3_MIN_PART_SIZE),
+            single_copy_limit: AtomicUsize::new(S3_SINGLE_COPY_LIMIT),
         }
     }
 
@@ -123,6 +136,14 @@ impl Store {
 
     pub fn set_min_part_size(&self, n: usize) {
         self.min_part_size.store(n, Ordering::Relaxed);
+    }
+
+    pub fn single_copy_limit(&self) -> usize {
+        self.single_copy_limit.load(Ordering::Relaxed)
+    }
+
+    pub fn set_single_copy_limit(&self, n: usize) {
+        self.single_copy_limit.store(n, Ordering::Relaxed);
     }
 
     /// A fresh, unguessable-looking upload id (S3's are opaque strings too).
