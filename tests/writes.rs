@@ -473,10 +473,16 @@ fn cp_thousand_file_tree_round_trip() {
         expected.push((rel, sha256_hex(&data)));
     }
     let started = std::time::Instant::now();
-    run(Command::new("cp").arg("-r").arg(src.path().join("big-tree")).arg(m.path()));
+    run(Command::new("cp")
+        .arg("-r")
+        .arg(src.path().join("big-tree"))
+        .arg(m.path()));
     let copy_in = started.elapsed();
     let back = tempfile::tempdir().unwrap();
-    run(Command::new("cp").arg("-r").arg(m.path().join("big-tree")).arg(back.path()));
+    run(Command::new("cp")
+        .arg("-r")
+        .arg(m.path().join("big-tree"))
+        .arg(back.path()));
     println!("cp -r of 1,000 files into the mount: {copy_in:?}");
     let mut keys = server.keys("bkt");
     keys.retain(|k| !k.ends_with('/'));
@@ -484,7 +490,15 @@ fn cp_thousand_file_tree_round_trip() {
     want.sort();
     assert_eq!(keys, want);
     for (rel, hash) in expected {
-        assert_eq!(sha256_hex(&fs::read(back.path().join(&rel)).unwrap()), hash, "{rel}");
-        assert_eq!(sha256_hex(&server.get("bkt", &rel).unwrap()), hash, "{rel} in the bucket");
+        assert_eq!(
+            sha256_hex(&fs::read(back.path().join(&rel)).unwrap()),
+            hash,
+            "{rel}"
+        );
+        assert_eq!(
+            sha256_hex(&server.get("bkt", &rel).unwrap()),
+            hash,
+            "{rel} in the bucket"
+        );
     }
 }
