@@ -296,6 +296,14 @@ impl<C: ObjectClient> S3Filesystem<C> {
             return writer.read(offset, size).await.map_err(FsError::Upload);
         }
         let mut reader = handle.reader.lock().await;
+        if reader.etag().is_empty() {
+            // Opened while another handle was writing, which has since closed: pin the
+            // version that upload left behind.
+            self.getattr(handle.ino).await?;
+            let inode = self.inode(handle.ino)?;
+            let etag = inode.etag.clone().ok_or(FsError::NotFound)?;
+            *reader = Prefetcher::new(inode.key.clone(), etag, inode.size);
+        }
         Ok(reader.read(self.client.as_ref(), offset, size).await?)
     }
 
