@@ -239,24 +239,25 @@ mod tests {
     use std::sync::Arc;
     use std::time::Duration;
 
+    fn config(read_only: bool) -> FsConfig {
+        FsConfig {
+            prefix: String::new(),
+            uid: 0,
+            gid: 0,
+            file_mode: 0o644,
+            dir_mode: 0o755,
+            metadata_ttl: Duration::from_secs(1),
+            read_only,
+            writer: Arc::new(crate::upload::WriterConfig::new(std::env::temp_dir())),
+        }
+    }
+
     fn fs(objects: &[(&str, &str)]) -> (Arc<MemoryClient>, S3Filesystem<MemoryClient>) {
         let client = Arc::new(MemoryClient::new());
         for (k, v) in objects {
             client.insert(k, v.as_bytes().to_vec());
         }
-        let fs = S3Filesystem::new(
-            Arc::clone(&client),
-            FsConfig {
-                prefix: String::new(),
-                uid: 0,
-                gid: 0,
-                file_mode: 0o644,
-                dir_mode: 0o755,
-                metadata_ttl: Duration::from_secs(1),
-                read_only: false,
-                writer: Arc::new(crate::upload::WriterConfig::new(std::env::temp_dir())),
-            },
-        );
+        let fs = S3Filesystem::new(Arc::clone(&client), config(false));
         (client, fs)
     }
 
@@ -332,19 +333,7 @@ mod tests {
         let client = Arc::new(MemoryClient::new().with_single_copy_limit(6 << 20));
         let data: Vec<u8> = (0..(13usize << 20)).map(|i| (i % 253) as u8).collect();
         client.insert("big", data.clone());
-        let fs = S3Filesystem::new(
-            Arc::clone(&client),
-            FsConfig {
-                prefix: String::new(),
-                uid: 0,
-                gid: 0,
-                file_mode: 0o644,
-                dir_mode: 0o755,
-                metadata_ttl: Duration::from_secs(1),
-                read_only: false,
-                writer: Arc::new(crate::upload::WriterConfig::new(std::env::temp_dir())),
-            },
-        );
+        let fs = S3Filesystem::new(Arc::clone(&client), config(false));
         fs.rename(ROOT, "big", ROOT, "moved", false).await.unwrap();
         let c = client.counters();
         assert_eq!((c.copy_object, c.upload_part_copy), (0, 3));
@@ -372,19 +361,7 @@ mod tests {
     #[tokio::test]
     async fn read_only_refuses_changes() {
         let client = Arc::new(MemoryClient::new());
-        let fs = S3Filesystem::new(
-            client,
-            FsConfig {
-                prefix: String::new(),
-                uid: 0,
-                gid: 0,
-                file_mode: 0o644,
-                dir_mode: 0o755,
-                metadata_ttl: Duration::from_secs(1),
-                read_only: true,
-                writer: Arc::new(crate::upload::WriterConfig::new(std::env::temp_dir())),
-            },
-        );
+        let fs = S3Filesystem::new(client, config(true));
         assert!(matches!(fs.mkdir(ROOT, "d").await, Err(FsError::ReadOnly)));
     }
 }

@@ -24,17 +24,9 @@ use rand::distributions::{Alphanumeric, DistString};
 use s3s::Body;
 use tokio::sync::oneshot;
 
-/// Credentials the emulator issued (same shape as the IMDS and STS emulators').
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct IssuedCredentials {
-    pub access_key_id: String,
-    pub secret_access_key: String,
-    pub session_token: String,
-    pub expires_at: SystemTime,
-}
-
-/// What [`SsoOptions::on_issue`] calls with every issued set.
-pub type OnIssue = Arc<dyn Fn(&IssuedCredentials) + Send + Sync>;
+/// The same issued-credentials record and callback as the STS emulator's, so one sink
+/// serves every emulator.
+pub use super::sts::{IssuedCredentials, OnIssue};
 
 /// Configuration of an [`SsoEmulator`].
 #[derive(Clone, Default)]
