@@ -91,7 +91,13 @@ async fn sequential_file_streams_as_multipart() {
     write_all(&w, 0, &body).await;
     assert!(w.is_streaming().await);
     assert_eq!(w.size(), body.len() as u64);
-    assert!(s3.counters().upload_part >= 3, "parts go up before flush");
+    // The upload started while writing (its parts run in the background; how many have
+    // reached S3 by now depends on the scheduler, so only the start is asserted).
+    assert_eq!(
+        s3.counters().create_multipart_upload,
+        1,
+        "the stream starts before flush"
+    );
     let meta = w.flush().await.unwrap().unwrap();
     assert!(meta.etag.ends_with("-4\""), "{}", meta.etag);
     assert_eq!(s3.get("big").unwrap(), body);
@@ -173,7 +179,8 @@ impl ObjectClient for SlowParts {
     ) -> Result<String, S3Error> {
         let now = self.now.fetch_add(1, Ordering::SeqCst) + 1;
         self.most.fetch_max(now, Ordering::SeqCst);
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        // Long enough that parts overlap even on a loaded machine.
+        tokio::time::sleep(Duration::from_millis(200)).await;
         self.now.fetch_sub(1, Ordering::SeqCst);
         self.inner
             .upload_part(key, upload_id, part_number, body)
