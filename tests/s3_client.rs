@@ -64,6 +64,7 @@ fn put(key: &str, body: &'static [u8]) -> PutObjectParams {
     PutObjectParams {
         key: key.to_string(),
         body: Bytes::from_static(body),
+        mtime: None,
     }
 }
 
@@ -91,7 +92,7 @@ async fn every_operation_round_trips() {
         (&b"hello world"[..], 11)
     );
 
-    let copied = c.copy_object("dir/file", "dir/copy").await.unwrap();
+    let copied = c.copy_object("dir/file", "dir/copy", None).await.unwrap();
     assert_eq!(copied, etag);
     assert_eq!(server.get("bucket", "dir/copy").unwrap(), "hello world");
 
@@ -118,7 +119,7 @@ async fn multipart_upload_complete_and_abort() {
     let server = TestServer::start();
     let c = connect(&server, "bucket").await;
     server.set_min_part_size(4);
-    let id = c.create_multipart_upload("big").await.unwrap();
+    let id = c.create_multipart_upload("big", None).await.unwrap();
     let e1 = c
         .upload_part("big", &id, 1, Bytes::from_static(b"part1-"))
         .await
@@ -145,7 +146,7 @@ async fn multipart_upload_complete_and_abort() {
     assert_eq!(server.get("bucket", "big").unwrap(), "part1-part2");
     assert_eq!(c.head_object("big").await.unwrap().etag, etag);
 
-    let id = c.create_multipart_upload("abandoned").await.unwrap();
+    let id = c.create_multipart_upload("abandoned", None).await.unwrap();
     assert_eq!(server.open_multipart_uploads("bucket"), 1);
     c.abort_multipart_upload("abandoned", &id).await.unwrap();
     assert_eq!(server.open_multipart_uploads("bucket"), 0);
@@ -230,6 +231,7 @@ async fn odd_keys_round_trip_verbatim() {
         c.put_object(PutObjectParams {
             key: key.to_string(),
             body: Bytes::from(key.as_bytes().to_vec()),
+            mtime: None,
         })
         .await
         .unwrap_or_else(|e| panic!("put {key:?}: {e}"));

@@ -125,6 +125,7 @@ mod tests {
             size,
             etag: "\"e\"".into(),
             last_modified: UNIX_EPOCH,
+            mtime: None,
         }
     }
 

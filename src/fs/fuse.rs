@@ -365,7 +365,7 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
         _gid: Option<u32>,
         size: Option<u64>,
         _atime: Option<fuser::TimeOrNow>,
-        _mtime: Option<fuser::TimeOrNow>,
+        mtime: Option<fuser::TimeOrNow>,
         _ctime: Option<std::time::SystemTime>,
         _fh: Option<FileHandle>,
         _crtime: Option<std::time::SystemTime>,
@@ -377,11 +377,19 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
         let fs = Arc::clone(&self.fs);
         let ttl = self.ttl();
         self.runtime.spawn(async move {
-            // Modes, owners and times come from the mount options; only the size changes.
-            let result = match size {
+            // Modes and owners come from the mount options; size and mtime change (atime
+            // and ctime follow mtime: S3 has one time).
+            let mut result = match size {
                 Some(size) => fs.set_size(ino.0, size).await,
                 None => fs.getattr(ino.0).await,
             };
+            if let (Ok(_), Some(t)) = (&result, mtime) {
+                let t = match t {
+                    fuser::TimeOrNow::SpecificTime(t) => t,
+                    fuser::TimeOrNow::Now => std::time::SystemTime::now(),
+                };
+                result = fs.set_mtime(ino.0, t).await;
+            }
             match result {
                 Ok(attr) => reply.attr(&ttl, &to_file_attr(&attr)),
                 Err(e) => reply.error(errno(&e, "setattr")),

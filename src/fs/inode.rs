@@ -30,6 +30,8 @@ pub struct Inode {
     pub key: String,
     pub size: u64,
     pub mtime: SystemTime,
+    /// Where `mtime` comes from.
+    pub time_source: TimeSource,
     /// The object's ETag when last seen (files only).
     pub etag: Option<String>,
     /// Until when `size`/`mtime`/`etag` may be served without asking S3.
@@ -40,13 +42,74 @@ pub struct Inode {
     lookups: u64,
 }
 
+/// Where a file's mtime comes from. A listing shows only `Last-Modified`, so a time from
+/// metadata or from `utimes` is kept over a listing's time while the ETag stays the same.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TimeSource {
+    /// The object's `Last-Modified` (directories: the mount time).
+    #[default]
+    LastModified,
+    /// The object's `x-amz-meta-mtime`, seen on a HEAD or stored by our own write.
+    Metadata,
+    /// Set by `utimes` and not stored in S3 yet: kept in memory until a write or rename
+    /// rewrites the object and stores it.
+    Unsaved,
+}
+
 /// Fresh facts about a child, from a listing or a HEAD.
 #[derive(Clone, Debug)]
 pub struct ChildFacts {
     pub kind: EntryKind,
     pub size: u64,
     pub mtime: SystemTime,
+    pub time_source: TimeSource,
     pub etag: Option<String>,
+}
+
+impl ChildFacts {
+    /// A file as S3 describes it: its `x-amz-meta-mtime` when it has one (HEAD, GET), else
+    /// `Last-Modified` (listings).
+    pub fn file(meta: &crate::s3::ObjectMeta) -> Self {
+        ChildFacts {
+            kind: EntryKind::File,
+            size: meta.size,
+            mtime: meta.mtime.unwrap_or(meta.last_modified),
+            time_source: match meta.mtime {
+                Some(_) => TimeSource::Metadata,
+                None => TimeSource::LastModified,
+            },
+            etag: Some(meta.etag.clone()),
+        }
+    }
+
+    /// A directory: no size, the mount time.
+    pub fn directory(mount_time: SystemTime) -> Self {
+        ChildFacts {
+            kind: EntryKind::Directory,
+            size: 0,
+            mtime: mount_time,
+            time_source: TimeSource::LastModified,
+            etag: None,
+        }
+    }
+}
+
+impl Inode {
+    /// Takes fresh facts (same kind). A `Last-Modified` from a listing does not replace a
+    /// time from metadata or `utimes` while the object is the same version.
+    fn take(&mut self, facts: ChildFacts, valid_until: Instant) {
+        let same_version = self.etag == facts.etag;
+        let keep_time = facts.time_source == TimeSource::LastModified
+            && same_version
+            && self.time_source != TimeSource::LastModified;
+        if !keep_time {
+            self.mtime = facts.mtime;
+            self.time_source = facts.time_source;
+        }
+        self.size = facts.size;
+        self.etag = facts.etag;
+        self.valid_until = valid_until;
+    }
 }
 
 /// The inode table.
@@ -68,6 +131,7 @@ impl InodeTable {
             key: prefix.to_string(),
             size: 0,
             mtime: mount_time,
+            time_source: TimeSource::LastModified,
             etag: None,
             valid_until: far_future(),
             cached_etag: None,
@@ -109,10 +173,7 @@ impl InodeTable {
         if let Some(&ino) = self.children.get(&slot) {
             if let Some(existing) = self.inodes.get_mut(&ino) {
                 if existing.kind == facts.kind {
-                    existing.size = facts.size;
-                    existing.mtime = facts.mtime;
-                    existing.etag = facts.etag;
-                    existing.valid_until = valid_until;
+                    existing.take(facts, valid_until);
                     return Some(ino);
                 }
             }
@@ -133,6 +194,7 @@ impl InodeTable {
                 key,
                 size: facts.size,
                 mtime: facts.mtime,
+                time_source: facts.time_source,
                 etag: facts.etag,
                 valid_until,
                 cached_etag: None,
@@ -143,20 +205,19 @@ impl InodeTable {
         Some(ino)
     }
 
-    /// Updates a known inode's attributes (after a HEAD).
-    pub fn refresh(
-        &mut self,
-        ino: u64,
-        size: u64,
-        mtime: SystemTime,
-        etag: Option<String>,
-        until: Instant,
-    ) {
+    /// Updates a known inode's attributes (after a HEAD or an upload).
+    pub fn refresh(&mut self, ino: u64, facts: ChildFacts, until: Instant) {
         if let Some(inode) = self.inodes.get_mut(&ino) {
-            inode.size = size;
+            inode.take(facts, until);
+        }
+    }
+
+    /// `utimes`: the file's time is `mtime` from now on, kept in memory until a rewrite of
+    /// the object stores it (then [`TimeSource::Metadata`]).
+    pub fn set_mtime(&mut self, ino: u64, mtime: SystemTime, source: TimeSource) {
+        if let Some(inode) = self.inodes.get_mut(&ino) {
             inode.mtime = mtime;
-            inode.etag = etag;
-            inode.valid_until = until;
+            inode.time_source = source;
         }
     }
 
@@ -274,17 +335,13 @@ mod tests {
             kind: EntryKind::File,
             size,
             mtime: UNIX_EPOCH,
+            time_source: TimeSource::LastModified,
             etag: Some("\"e\"".into()),
         }
     }
 
     fn dir() -> ChildFacts {
-        ChildFacts {
-            kind: EntryKind::Directory,
-            size: 0,
-            mtime: UNIX_EPOCH,
-            etag: None,
-        }
+        ChildFacts::directory(UNIX_EPOCH)
     }
 
     fn soon() -> Instant {
@@ -311,6 +368,22 @@ mod tests {
         assert_eq!(t.get(a).unwrap().size, 2);
         let c = t.upsert_child(ROOT_INO, "a", dir(), soon()).unwrap();
         assert_ne!(a, c);
+    }
+
+    /// A time from metadata or utimes survives listings of the same version, not a new one.
+    #[test]
+    fn listing_keeps_a_kept_time_of_the_same_version() {
+        let mut t = InodeTable::new("", UNIX_EPOCH);
+        let a = t.upsert_child(ROOT_INO, "a", file(1), soon()).unwrap();
+        let set = UNIX_EPOCH + Duration::from_secs(1_000);
+        t.set_mtime(a, set, TimeSource::Unsaved);
+        t.upsert_child(ROOT_INO, "a", file(1), soon()).unwrap();
+        assert_eq!(t.get(a).unwrap().mtime, set);
+        let mut changed = file(2);
+        changed.etag = Some("\"other\"".into());
+        t.upsert_child(ROOT_INO, "a", changed, soon()).unwrap();
+        assert_eq!(t.get(a).unwrap().mtime, UNIX_EPOCH);
+        assert_eq!(t.get(a).unwrap().time_source, TimeSource::LastModified);
     }
 
     /// An inode goes when the kernel forgets every reference; the root never goes.

@@ -191,20 +191,10 @@ impl<C: ObjectClient> S3Filesystem<C> {
         );
         let listing = listing?;
         if !listing.objects.is_empty() || !listing.common_prefixes.is_empty() {
-            return Ok(ChildFacts {
-                kind: EntryKind::Directory,
-                size: 0,
-                mtime: self.mount_time,
-                etag: None,
-            });
+            return Ok(ChildFacts::directory(self.mount_time));
         }
         match head {
-            Ok(meta) => Ok(ChildFacts {
-                kind: EntryKind::File,
-                size: meta.size,
-                mtime: meta.last_modified,
-                etag: Some(meta.etag),
-            }),
+            Ok(meta) => Ok(ChildFacts::file(&meta)),
             Err(S3Error::NoSuchKey { .. }) => Err(FsError::NotFound),
             Err(e) => Err(e.into()),
         }
@@ -237,13 +227,7 @@ impl<C: ObjectClient> S3Filesystem<C> {
             Err(e) => return Err(e.into()),
         };
         let mut table = self.inodes();
-        table.refresh(
-            ino,
-            meta.size,
-            meta.last_modified,
-            Some(meta.etag),
-            self.valid_until(),
-        );
+        table.refresh(ino, ChildFacts::file(&meta), self.valid_until());
         let inode = table.get(ino).ok_or(FsError::UnknownInode(ino))?;
         Ok(self.attr_of(inode))
     }
@@ -459,33 +443,27 @@ impl<C: ObjectClient> S3Filesystem<C> {
         let mut snapshot = Vec::with_capacity(entries.len());
         for ListedEntry { name, kind, object } in entries {
             let facts = match object {
-                Some(meta) => ChildFacts {
-                    kind,
-                    size: meta.size,
-                    mtime: meta.last_modified,
-                    etag: Some(meta.etag),
-                },
+                Some(meta) if kind == EntryKind::File => ChildFacts::file(&meta),
                 None => match table.child(ino, &name) {
                     // A file being written keeps what the table knows of it.
                     Some(existing) if kind == EntryKind::File => ChildFacts {
                         kind,
                         size: existing.size,
                         mtime: existing.mtime,
+                        time_source: existing.time_source,
                         etag: existing.etag.clone(),
                     },
-                    _ => ChildFacts {
-                        kind,
-                        size: 0,
-                        mtime: self.mount_time,
-                        etag: None,
-                    },
+                    _ => ChildFacts::directory(self.mount_time),
                 },
+                Some(_) => ChildFacts::directory(self.mount_time),
             };
             if let Some(child) = table.upsert_child(ino, &name, facts.clone(), until) {
+                // The table may keep a time the listing cannot show (metadata, utimes).
+                let mtime = table.get(child).map_or(facts.mtime, |i| i.mtime);
                 snapshot.push(SnapshotEntry {
                     ino: child,
                     name,
-                    facts,
+                    facts: ChildFacts { mtime, ..facts },
                 });
             }
         }

@@ -13,7 +13,7 @@
 use futures_util::stream::{self, TryStreamExt};
 
 use super::dir::{self, EntryKind};
-use super::inode::ChildFacts;
+use super::inode::{ChildFacts, TimeSource};
 use super::{Attr, FsError, S3Filesystem};
 use crate::s3::{ListObjectsParams, ObjectClient, PutObjectParams, S3Error};
 
@@ -60,15 +60,10 @@ impl<C: ObjectClient> S3Filesystem<C> {
         self.client
             .put_object(PutObjectParams {
                 key: format!("{parent_key}{name}/"),
-                body: bytes::Bytes::new(),
+                ..Default::default()
             })
             .await?;
-        let facts = ChildFacts {
-            kind: EntryKind::Directory,
-            size: 0,
-            mtime: self.mount_time,
-            etag: None,
-        };
+        let facts = ChildFacts::directory(self.mount_time);
         let mut table = self.inodes();
         let ino = table
             .upsert_child(parent, name, facts, self.valid_until())
@@ -149,6 +144,13 @@ impl<C: ObjectClient> S3Filesystem<C> {
         if target.is_some() && no_replace {
             return Err(FsError::Exists);
         }
+        // A time set with utimes and not stored yet is stored by the copy (the object is
+        // rewritten anyway).
+        let mut unsaved_time = self
+            .inodes()
+            .child(parent, name)
+            .filter(|i| i.time_source == TimeSource::Unsaved)
+            .map(|i| i.mtime);
         match source.kind {
             EntryKind::File => {
                 if target
@@ -160,9 +162,11 @@ impl<C: ObjectClient> S3Filesystem<C> {
                 let (from, to) = (format!("{from_dir}{name}"), format!("{to_dir}{new_name}"));
                 if from != to {
                     self.client
-                        .copy_object_sized(&from, &to, source.size)
+                        .copy_object_sized(&from, &to, source.size, unsaved_time)
                         .await?;
                     self.client.delete_object(&from).await?;
+                } else {
+                    unsaved_time = None;
                 }
             }
             EntryKind::Directory => {
@@ -179,7 +183,14 @@ impl<C: ObjectClient> S3Filesystem<C> {
                 self.move_prefix(&from, &to).await?;
             }
         }
-        self.inodes().rename(parent, name, new_parent, new_name);
+        let mut table = self.inodes();
+        table.rename(parent, name, new_parent, new_name);
+        if let (Some(t), Some(moved), EntryKind::File) =
+            (unsaved_time, table.child(new_parent, new_name), source.kind)
+        {
+            let ino = moved.ino;
+            table.set_mtime(ino, t, TimeSource::Metadata);
+        }
         Ok(())
     }
 
@@ -217,7 +228,7 @@ impl<C: ObjectClient> S3Filesystem<C> {
             .try_for_each_concurrent(RENAME_CONCURRENCY, |object| async move {
                 let target = format!("{to}{}", &object.key[from.len()..]);
                 self.client
-                    .copy_object_sized(&object.key, &target, object.size)
+                    .copy_object_sized(&object.key, &target, object.size, None)
                     .await
                     .map(|_| ())
             })

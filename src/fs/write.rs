@@ -12,7 +12,7 @@ use std::time::SystemTime;
 
 use super::dir::{self, EntryKind};
 use super::handle::FileHandle;
-use super::inode::ChildFacts;
+use super::inode::{ChildFacts, TimeSource};
 use super::{Attr, FsError, S3Filesystem};
 use crate::cache::prefetch::Prefetcher;
 use crate::s3::ObjectClient;
@@ -133,6 +133,7 @@ impl<C: ObjectClient> S3Filesystem<C> {
             kind: EntryKind::File,
             size: 0,
             mtime: SystemTime::now(),
+            time_source: TimeSource::LastModified,
             etag: None,
         };
         let ino = {
@@ -174,13 +175,11 @@ impl<C: ObjectClient> S3Filesystem<C> {
         match writer.flush().await {
             Ok(Some(meta)) => {
                 let mut table = self.inodes();
-                table.refresh(
-                    ino,
-                    meta.size,
-                    meta.last_modified,
-                    Some(meta.etag.clone()),
-                    self.valid_until(),
-                );
+                table.refresh(ino, ChildFacts::file(&meta), self.valid_until());
+                if let (None, Some(t)) = (meta.mtime, writer.mtime()) {
+                    // Set with utimes after the upload had sent its metadata.
+                    table.set_mtime(ino, t, TimeSource::Unsaved);
+                }
                 table.note_open(ino, &meta.etag);
                 Ok(())
             }
@@ -225,6 +224,24 @@ impl<C: ObjectClient> S3Filesystem<C> {
                 writer.abandon().await;
             }
         }
+    }
+
+    /// `setattr(mtime)` (`utimes`, `touch -d`): the file shows `mtime` from now on. S3 cannot
+    /// change an object's metadata in place, so the time is stored (`x-amz-meta-mtime`) only
+    /// where the object is rewritten anyway: by the upload of an open writer, by a rename.
+    /// Until then it lives in memory. Directories keep the mount time.
+    pub async fn set_mtime(&self, ino: u64, mtime: SystemTime) -> Result<Attr, FsError> {
+        if self.config.read_only {
+            return Err(FsError::ReadOnly);
+        }
+        let inode = self.inode(ino)?;
+        if inode.kind == EntryKind::File {
+            if let Some(writer) = self.writer_of(ino) {
+                writer.set_mtime(mtime).await;
+            }
+            self.inodes().set_mtime(ino, mtime, TimeSource::Unsaved);
+        }
+        self.getattr(ino).await
     }
 
     /// `setattr(size)`: truncation, through the open writer or as its own upload.

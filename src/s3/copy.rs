@@ -8,6 +8,8 @@
 //! than yielding a mix of two versions. Parts run [`COPY_CONCURRENCY`] at a time; any
 //! failure aborts the upload, so no multipart upload is left behind.
 
+use std::time::SystemTime;
+
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use log::{debug, warn};
 
@@ -32,22 +34,27 @@ pub async fn copy_sized<C: ObjectClient>(
     from: &str,
     to: &str,
     size: u64,
+    mtime: Option<SystemTime>,
 ) -> Result<String, S3Error> {
     if size <= client.single_copy_limit() {
-        return client.copy_object(from, to).await;
+        return client.copy_object(from, to, mtime).await;
     }
-    multipart_copy(client, from, to).await
+    multipart_copy(client, from, to, mtime).await
 }
 
 async fn multipart_copy<C: ObjectClient>(
     client: &C,
     from: &str,
     to: &str,
+    mtime: Option<SystemTime>,
 ) -> Result<String, S3Error> {
     // The size and version the parts are cut from: the caller's size may be stale.
     let source = client.head_object(from).await?;
     let part_size = copy_part_size(source.size, client.single_copy_limit());
-    let upload_id = client.create_multipart_upload(to).await?;
+    // A multipart upload starts without metadata: the file time is carried over by hand.
+    let upload_id = client
+        .create_multipart_upload(to, mtime.or(source.mtime))
+        .await?;
     debug!(
         "copying {from:?} ({} bytes) to {to:?} as a multipart copy of {part_size}-byte parts",
         source.size
@@ -126,7 +133,10 @@ mod tests {
     async fn small_copy_is_one_copy_object() {
         let client = MemoryClient::new().with_single_copy_limit(8 * MIB);
         client.insert("a", pattern(8 * MIB as usize));
-        client.copy_object_sized("a", "b", 8 * MIB).await.unwrap();
+        client
+            .copy_object_sized("a", "b", 8 * MIB, None)
+            .await
+            .unwrap();
         let c = client.counters();
         assert_eq!((c.copy_object, c.upload_part_copy), (1, 0));
         assert_eq!(client.get("b"), client.get("a"));
@@ -139,7 +149,7 @@ mod tests {
         let data = pattern(20 * MIB as usize + 17);
         client.insert("a", data.clone());
         client
-            .copy_object_sized("a", "b", data.len() as u64)
+            .copy_object_sized("a", "b", data.len() as u64, None)
             .await
             .unwrap();
         let c = client.counters();
@@ -159,7 +169,7 @@ mod tests {
             message: "denied".into(),
         });
         let err = client
-            .copy_object_sized("a", "b", 20 * MIB)
+            .copy_object_sized("a", "b", 20 * MIB, None)
             .await
             .unwrap_err();
         assert!(matches!(err, S3Error::AccessDenied { .. }), "{err}");
@@ -178,7 +188,7 @@ mod tests {
         let err = client
             .upload_part_copy(UploadPartCopyParams {
                 key: "b".into(),
-                upload_id: client.create_multipart_upload("b").await.unwrap(),
+                upload_id: client.create_multipart_upload("b", None).await.unwrap(),
                 part_number: 1,
                 source_key: "a".into(),
                 range: 0..MIB,

@@ -18,6 +18,7 @@ pub mod client;
 pub mod copy;
 pub mod error;
 pub mod memory;
+pub mod mtime;
 pub mod settings;
 pub mod xml;
 
@@ -37,6 +38,9 @@ pub struct ObjectMeta {
     /// With its quotes, exactly as S3 sent it, so it can be echoed in `If-Match`.
     pub etag: String,
     pub last_modified: SystemTime,
+    /// The file time kept in `x-amz-meta-mtime` ([`mtime`]), when the object carries one
+    /// (HEAD and GET answers; listings do not show metadata).
+    pub mtime: Option<SystemTime>,
 }
 
 /// GetObject.
@@ -88,6 +92,8 @@ pub struct Listing {
 pub struct PutObjectParams {
     pub key: String,
     pub body: Bytes,
+    /// Stored as `x-amz-meta-mtime` ([`mtime`]).
+    pub mtime: Option<SystemTime>,
 }
 
 /// One completed part of a multipart upload.
@@ -138,16 +144,20 @@ pub trait ObjectClient: Send + Sync + 'static {
         &self,
         keys: &[String],
     ) -> impl Future<Output = Result<Vec<(String, String)>, S3Error>> + Send;
-    /// CopyObject within the bucket; returns the new ETag.
+    /// CopyObject within the bucket; returns the new ETag. The copy keeps the source's
+    /// metadata, unless `mtime` is given: then its metadata is replaced by that time.
     fn copy_object(
         &self,
         from: &str,
         to: &str,
+        mtime: Option<SystemTime>,
     ) -> impl Future<Output = Result<String, S3Error>> + Send;
-    /// CreateMultipartUpload: returns the upload id.
+    /// CreateMultipartUpload: returns the upload id. `mtime` is stored with the object as
+    /// `x-amz-meta-mtime`.
     fn create_multipart_upload(
         &self,
         key: &str,
+        mtime: Option<SystemTime>,
     ) -> impl Future<Output = Result<String, S3Error>> + Send;
     /// UploadPart: returns the part's ETag.
     fn upload_part(
@@ -183,17 +193,19 @@ pub trait ObjectClient: Send + Sync + 'static {
 
     /// Copies `from` (of `size` bytes) to `to` within the bucket, whatever its size:
     /// CopyObject up to [`ObjectClient::single_copy_limit`], a multipart copy above it.
-    /// Returns the new ETag.
+    /// Returns the new ETag. `mtime` as in [`ObjectClient::copy_object`]; a multipart copy
+    /// keeps the source's `x-amz-meta-mtime` when no `mtime` is given.
     fn copy_object_sized(
         &self,
         from: &str,
         to: &str,
         size: u64,
+        mtime: Option<SystemTime>,
     ) -> impl Future<Output = Result<String, S3Error>> + Send
     where
         Self: Sized,
     {
-        copy::copy_sized(self, from, to, size)
+        copy::copy_sized(self, from, to, size, mtime)
     }
 
     /// Every page of a listing, concatenated (stops early at `max_keys`).

@@ -7,10 +7,12 @@
 //!   slot (a semaphore permit) before spawning the part, so a fast writer is held back to
 //!   S3's pace and memory stays at `concurrency` parts in flight plus the one being filled.
 //! - Any failure aborts the upload (after the parts in flight have ended, so none lands
-//!   after the abort); an upload dropped unfinished is aborted in the background. S3 never
-//!   keeps a dangling upload from us, short of the abort itself failing (logged).
+//!   after the abort); an upload dropped unfinished is aborted in the background. An abort
+//!   that cannot reach the server is retried in the background for an hour, so an outage
+//!   in the middle of an upload leaves nothing dangling once the server is back.
 
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use log::{debug, warn};
@@ -36,6 +38,9 @@ pub struct MultipartUpload<C: ObjectClient> {
     client: Arc<C>,
     key: String,
     base_part_size: u64,
+    /// Stored as `x-amz-meta-mtime`; fixed once the upload started (metadata goes with
+    /// CreateMultipartUpload).
+    mtime: Option<SystemTime>,
     upload_id: Option<String>,
     /// The number the next pushed part gets.
     next_part: u32,
@@ -54,6 +59,7 @@ impl<C: ObjectClient> MultipartUpload<C> {
             client,
             key,
             base_part_size,
+            mtime: None,
             upload_id: None,
             next_part: 1,
             slots: Arc::new(Semaphore::new(concurrency.max(1))),
@@ -61,6 +67,18 @@ impl<C: ObjectClient> MultipartUpload<C> {
             done: Vec::new(),
             finished: false,
         }
+    }
+
+    /// The file time the object is to carry; too late once the upload started.
+    pub fn set_mtime(&mut self, mtime: Option<SystemTime>) {
+        if !self.is_started() {
+            self.mtime = mtime;
+        }
+    }
+
+    /// The file time the completed object carries.
+    pub fn mtime(&self) -> Option<SystemTime> {
+        self.mtime
     }
 
     /// True once CreateMultipartUpload succeeded (the first part was pushed).
@@ -114,7 +132,10 @@ impl<C: ObjectClient> MultipartUpload<C> {
         let upload_id = match &self.upload_id {
             Some(id) => id.clone(),
             None => {
-                let id = self.client.create_multipart_upload(&self.key).await?;
+                let id = self
+                    .client
+                    .create_multipart_upload(&self.key, self.mtime)
+                    .await?;
                 debug!("multipart upload of {:?} started", self.key);
                 self.upload_id = Some(id.clone());
                 id
@@ -190,7 +211,8 @@ impl<C: ObjectClient> MultipartUpload<C> {
     }
 
     /// Waits for the parts in flight (so none lands after the abort), then aborts the upload
-    /// in S3. A failed abort is logged: the upload then waits for the bucket's lifecycle rule.
+    /// in S3. An abort that fails for a passing reason (server unreachable, 5xx) is retried
+    /// in the background; see `keep_aborting`.
     pub async fn abort(&mut self) {
         if self.finished {
             return;
@@ -198,7 +220,7 @@ impl<C: ObjectClient> MultipartUpload<C> {
         self.finished = true;
         let in_flight = std::mem::take(&mut self.in_flight);
         abort_upload(
-            &*self.client,
+            &self.client,
             &self.key,
             self.upload_id.as_deref(),
             in_flight,
@@ -225,14 +247,14 @@ impl<C: ObjectClient> Drop for MultipartUpload<C> {
         let key = std::mem::take(&mut self.key);
         let upload_id = self.upload_id.take();
         let in_flight = std::mem::take(&mut self.in_flight);
-        runtime.spawn(async move {
-            abort_upload(&*client, &key, upload_id.as_deref(), in_flight).await
-        });
+        runtime.spawn(
+            async move { abort_upload(&client, &key, upload_id.as_deref(), in_flight).await },
+        );
     }
 }
 
 async fn abort_upload<C: ObjectClient>(
-    client: &C,
+    client: &Arc<C>,
     key: &str,
     upload_id: Option<&str>,
     in_flight: Vec<PartTask>,
@@ -241,15 +263,63 @@ async fn abort_upload<C: ObjectClient>(
         // Their outcome no longer matters; only that they ended.
         let _ended = task.await;
     }
-    if let Some(upload_id) = upload_id {
-        match client.abort_multipart_upload(key, upload_id).await {
-            Ok(()) => debug!("multipart upload of {key:?} aborted"),
-            Err(e) => warn!(
+    let Some(upload_id) = upload_id else {
+        return;
+    };
+    match client.abort_multipart_upload(key, upload_id).await {
+        Ok(()) => debug!("multipart upload of {key:?} aborted"),
+        Err(e) if e.is_retryable() => {
+            warn!(
                 "aborting the multipart upload {upload_id} of {key:?} failed: {e}; \
-                 it stays until AbortMultipartUpload succeeds or a lifecycle rule removes it"
-            ),
+                 retrying in the background"
+            );
+            keep_aborting(client.clone(), key.to_string(), upload_id.to_string());
         }
+        Err(e) => warn!("aborting the multipart upload {upload_id} of {key:?} failed: {e}"),
     }
+}
+
+/// How long a failed abort keeps being retried (the server may be down for a while).
+const ABORT_RETRY_FOR: Duration = Duration::from_secs(3600);
+/// The first and the longest pause between two abort attempts.
+const ABORT_RETRY_FIRST: Duration = Duration::from_millis(500);
+const ABORT_RETRY_MAX: Duration = Duration::from_secs(60);
+
+/// Retries an abort that failed (server unreachable, 5xx) with growing pauses, so an upload
+/// cut by an outage does not dangle once the server is back. Gives up loudly after
+/// [`ABORT_RETRY_FOR`].
+fn keep_aborting<C: ObjectClient>(client: Arc<C>, key: String, upload_id: String) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        warn!("multipart upload {upload_id} of {key:?} is left open (no runtime to retry on)");
+        return;
+    };
+    runtime.spawn(async move {
+        let started = tokio::time::Instant::now();
+        let mut pause = ABORT_RETRY_FIRST;
+        loop {
+            tokio::time::sleep(pause).await;
+            match client.abort_multipart_upload(&key, &upload_id).await {
+                Ok(()) => {
+                    log::info!("multipart upload {upload_id} of {key:?} aborted on retry");
+                    return;
+                }
+                Err(e) if !e.is_retryable() => {
+                    // NoSuchUpload (aborted by someone else), access denied: nothing to redo.
+                    warn!("aborting the multipart upload {upload_id} of {key:?}: {e}");
+                    return;
+                }
+                Err(e) if started.elapsed() >= ABORT_RETRY_FOR => {
+                    warn!(
+                        "giving up aborting the multipart upload {upload_id} of {key:?}: {e}; \
+                         it stays until a lifecycle rule removes it"
+                    );
+                    return;
+                }
+                Err(e) => debug!("aborting {upload_id} of {key:?} again failed: {e}"),
+            }
+            pause = (pause * 2).min(ABORT_RETRY_MAX);
+        }
+    });
 }
 
 async fn join(task: PartTask) -> Result<CompletedPart, S3Error> {

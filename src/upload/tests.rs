@@ -164,11 +164,20 @@ impl ObjectClient for SlowParts {
     async fn delete_objects(&self, keys: &[String]) -> Result<Vec<(String, String)>, S3Error> {
         self.inner.delete_objects(keys).await
     }
-    async fn copy_object(&self, from: &str, to: &str) -> Result<String, S3Error> {
-        self.inner.copy_object(from, to).await
+    async fn copy_object(
+        &self,
+        from: &str,
+        to: &str,
+        mtime: Option<std::time::SystemTime>,
+    ) -> Result<String, S3Error> {
+        self.inner.copy_object(from, to, mtime).await
     }
-    async fn create_multipart_upload(&self, key: &str) -> Result<String, S3Error> {
-        self.inner.create_multipart_upload(key).await
+    async fn create_multipart_upload(
+        &self,
+        key: &str,
+        mtime: Option<std::time::SystemTime>,
+    ) -> Result<String, S3Error> {
+        self.inner.create_multipart_upload(key, mtime).await
     }
     async fn upload_part(
         &self,

@@ -48,6 +48,9 @@ pub struct OpenWriter<C: ObjectClient> {
     state: Mutex<State<C>>,
     size: AtomicU64,
     dirty: AtomicBool,
+    /// A time set with `utimes` since the last write; the upload stores it when it still
+    /// can (see [`OpenWriter::set_mtime`]).
+    user_mtime: std::sync::Mutex<Option<SystemTime>>,
 }
 
 enum Mode<C: ObjectClient> {
@@ -101,7 +104,30 @@ impl<C: ObjectClient> OpenWriter<C> {
             }),
             size: AtomicU64::new(size),
             dirty: AtomicBool::new(dirty),
+            user_mtime: std::sync::Mutex::new(None),
         }
+    }
+
+    /// `utimes` on the open file: the next upload stores `mtime` as `x-amz-meta-mtime`,
+    /// unless a write comes after it (a write sets the time to the upload's). A streaming
+    /// upload already started has sent its metadata: then the time is not stored, and
+    /// [`OpenWriter::mtime`] still reports it for the filesystem to keep in memory.
+    pub async fn set_mtime(&self, mtime: SystemTime) {
+        let mut state = self.state.lock().await;
+        *self.user_mtime_slot() = Some(mtime);
+        if let Mode::Streaming { upload, .. } = &mut state.mode {
+            upload.set_mtime(Some(mtime));
+        }
+    }
+
+    /// The time set with `utimes` since the last write, if any.
+    pub fn mtime(&self) -> Option<SystemTime> {
+        *self.user_mtime_slot()
+    }
+
+    fn user_mtime_slot(&self) -> std::sync::MutexGuard<'_, Option<SystemTime>> {
+        // Holds a plain value; a panic elsewhere cannot leave it inconsistent.
+        self.user_mtime.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The object key this writer uploads to.
@@ -137,6 +163,11 @@ impl<C: ObjectClient> OpenWriter<C> {
         }
         let data = Bytes::copy_from_slice(data);
         let mut state = self.state.lock().await;
+        if self.user_mtime_slot().take().is_some() {
+            if let Mode::Streaming { upload, .. } = &mut state.mode {
+                upload.set_mtime(None);
+            }
+        }
         let size = self.size();
         if offset != size {
             self.switch_to_staged(&mut state, "a write away from the end")
@@ -210,11 +241,14 @@ impl<C: ObjectClient> OpenWriter<C> {
             return Ok(None);
         }
         let size = self.size();
+        // The time the object is stored with: set by utimes, when the upload can carry it.
+        let mut stored_mtime = self.mtime();
         let uploaded = match std::mem::replace(&mut state.mode, Mode::Staged) {
             // Whatever happens, the file continues staged: a completed upload cannot be
             // appended to, and a failed one was aborted.
             Mode::Streaming { mut upload, part } => {
                 let sent = if upload.is_started() {
+                    stored_mtime = upload.mtime();
                     let last = if part.is_empty() {
                         Ok(())
                     } else {
@@ -225,12 +259,12 @@ impl<C: ObjectClient> OpenWriter<C> {
                         Err(e) => Err(e),
                     }
                 } else {
-                    self.put(part.freeze()).await
+                    self.put(part.freeze(), stored_mtime).await
                 };
                 sent.map_err(|source| self.upload_failed(&state, source))
             }
             Mode::Staged => match self.fill(&mut state).await {
-                Ok(()) => self.upload_staged(&state, size).await,
+                Ok(()) => self.upload_staged(&state, size, stored_mtime).await,
                 Err(e) => Err(e),
             },
         };
@@ -245,6 +279,7 @@ impl<C: ObjectClient> OpenWriter<C> {
                     etag,
                     // S3 answers a PUT without Last-Modified; ours is within the request's time.
                     last_modified: SystemTime::now(),
+                    mtime: stored_mtime,
                 }))
             }
             Err(err) => {
@@ -347,14 +382,19 @@ impl<C: ObjectClient> OpenWriter<C> {
 
     /// Uploads the staging copy whole: one PutObject below one part, else multipart with
     /// parts read from disk one at a time (at most `concurrency + 1` in memory).
-    async fn upload_staged(&self, state: &State<C>, size: u64) -> Result<String, UploadError> {
+    async fn upload_staged(
+        &self,
+        state: &State<C>,
+        size: u64,
+        mtime: Option<SystemTime>,
+    ) -> Result<String, UploadError> {
         let failed = |source| self.upload_failed(state, source);
         let Some(staging) = &state.staging else {
-            return self.put(Bytes::new()).await.map_err(failed);
+            return self.put(Bytes::new(), mtime).await.map_err(failed);
         };
         if size <= self.config.part_size {
             let body = staging.read_at(0, size as usize).await?;
-            return self.put(body).await.map_err(failed);
+            return self.put(body, mtime).await.map_err(failed);
         }
         let mut upload = MultipartUpload::new(
             self.client.clone(),
@@ -362,6 +402,7 @@ impl<C: ObjectClient> OpenWriter<C> {
             self.config.part_size,
             self.config.concurrency,
         );
+        upload.set_mtime(mtime);
         let mut offset = 0;
         while offset < size {
             let len = upload.next_part_size().min(size - offset);
@@ -378,11 +419,12 @@ impl<C: ObjectClient> OpenWriter<C> {
         upload.complete().await.map_err(failed)
     }
 
-    async fn put(&self, body: Bytes) -> Result<String, S3Error> {
+    async fn put(&self, body: Bytes, mtime: Option<SystemTime>) -> Result<String, S3Error> {
         self.client
             .put_object(PutObjectParams {
                 key: self.key.clone(),
                 body,
+                mtime,
             })
             .await
     }

@@ -1,6 +1,8 @@
 //! The S3 operations of [`ObjectClient`], each one request (DeleteObjects: one per 1,000
 //! keys) built on `transport`, and the reading of their answers.
 
+use std::time::SystemTime;
+
 use bytes::Bytes;
 use reqwest::header::HeaderMap;
 use reqwest::Method;
@@ -8,6 +10,7 @@ use reqwest::Method;
 use super::transport::{Request, Response};
 use super::S3Client;
 use crate::s3::error::redact;
+use crate::s3::mtime;
 use crate::s3::settings::Applies;
 use crate::s3::{
     xml, CompletedPart, GetObjectOutput, GetObjectParams, ListObjectsParams, ListPage,
@@ -59,7 +62,16 @@ fn meta_from_headers(key: &str, resp: &Response) -> Result<ObjectMeta, S3Error> 
         size,
         etag: etag_of(resp)?,
         last_modified,
+        mtime: header(headers, mtime::HEADER).and_then(mtime::parse),
     })
+}
+
+/// The file time as `x-amz-meta-mtime`, when there is one.
+fn with_mtime(req: Request<'_>, t: Option<SystemTime>) -> Request<'_> {
+    match t {
+        Some(t) => req.header(mtime::HEADER, mtime::format(t)),
+        None => req,
+    }
 }
 
 impl S3Client {
@@ -189,6 +201,7 @@ impl ObjectClient for S3Client {
         let req = Request::new("PutObject", Method::PUT, Some(&params.key))
             .object_headers(self.settings.headers(Applies::Create))
             .body_with_md5(params.body.clone());
+        let req = with_mtime(req, params.mtime);
         etag_of(&self.execute(&req).await?)
     }
 
@@ -214,11 +227,19 @@ impl ObjectClient for S3Client {
         Ok(failed)
     }
 
-    async fn copy_object(&self, from: &str, to: &str) -> Result<String, S3Error> {
+    async fn copy_object(
+        &self,
+        from: &str,
+        to: &str,
+        mtime: Option<SystemTime>,
+    ) -> Result<String, S3Error> {
         let mut req = Request::new("CopyObject", Method::PUT, Some(to))
             .header("x-amz-copy-source", self.copy_source(from))
             .object_headers(self.settings.headers(Applies::Create))
             .object_headers(self.settings.copy_source_headers());
+        if mtime.is_some() {
+            req = with_mtime(req.header("x-amz-metadata-directive", "REPLACE"), mtime);
+        }
         // A missing source is the error S3 reports for a copy.
         req.error_key = Some(from);
         req.error_in_ok = true;
@@ -226,10 +247,15 @@ impl ObjectClient for S3Client {
         xml::parse_copy_object(&resp.body)
     }
 
-    async fn create_multipart_upload(&self, key: &str) -> Result<String, S3Error> {
+    async fn create_multipart_upload(
+        &self,
+        key: &str,
+        mtime: Option<SystemTime>,
+    ) -> Result<String, S3Error> {
         let req = Request::new("CreateMultipartUpload", Method::POST, Some(key))
             .query("uploads", "")
             .object_headers(self.settings.headers(Applies::Create));
+        let req = with_mtime(req, mtime);
         let resp = self.execute(&req).await?;
         xml::parse_initiate_multipart(&resp.body)
     }

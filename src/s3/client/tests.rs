@@ -151,6 +151,7 @@ async fn signed_requests_carry_the_session_token() {
         .put_object(PutObjectParams {
             key: "dir/a b".into(),
             body: Bytes::from_static(b"hello"),
+            mtime: None,
         })
         .await
         .unwrap();
@@ -263,7 +264,10 @@ async fn copy_error_inside_a_200_is_an_error() {
     let client = S3Client::connect(config(&server.endpoint, None))
         .await
         .unwrap();
-    let err = client.copy_object("from key", "to").await.unwrap_err();
+    let err = client
+        .copy_object("from key", "to", None)
+        .await
+        .unwrap_err();
     assert!(matches!(err, S3Error::AccessDenied { .. }), "{err}");
     let seen = server.seen.lock().unwrap().clone();
     assert_eq!(seen[1].header("x-amz-copy-source"), Some("/bkt/from%20key"));

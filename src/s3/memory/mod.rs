@@ -89,10 +89,12 @@ struct StoredObject {
     data: Bytes,
     etag: String,
     last_modified: SystemTime,
+    mtime: Option<SystemTime>,
 }
 
 struct Upload {
     key: String,
+    mtime: Option<SystemTime>,
     parts: BTreeMap<u32, (String, Bytes)>,
 }
 
@@ -170,7 +172,10 @@ impl MemoryClient {
 
     /// Stores an object directly (no counter), for test setup.
     pub fn insert(&self, key: &str, data: impl Into<Bytes>) -> String {
-        let data = data.into();
+        self.store(key, data.into(), None)
+    }
+
+    fn store(&self, key: &str, data: Bytes, mtime: Option<SystemTime>) -> String {
         let etag = md5_etag(&data);
         self.lock().objects.insert(
             key.to_string(),
@@ -178,6 +183,7 @@ impl MemoryClient {
                 data,
                 etag: etag.clone(),
                 last_modified: SystemTime::now(),
+                mtime,
             },
         );
         etag
@@ -224,6 +230,7 @@ fn meta(key: &str, o: &StoredObject) -> ObjectMeta {
         size: o.data.len() as u64,
         etag: o.etag.clone(),
         last_modified: o.last_modified,
+        mtime: o.mtime,
     }
 }
 
@@ -295,7 +302,7 @@ impl ObjectClient for MemoryClient {
     async fn put_object(&self, params: PutObjectParams) -> Result<String, S3Error> {
         drop(self.enter(Op::PutObject)?);
         check_key(&params.key)?;
-        Ok(self.insert(&params.key, params.body))
+        Ok(self.store(&params.key, params.body, params.mtime))
     }
 
     async fn delete_object(&self, key: &str) -> Result<(), S3Error> {
@@ -314,7 +321,12 @@ impl ObjectClient for MemoryClient {
         Ok(Vec::new())
     }
 
-    async fn copy_object(&self, from: &str, to: &str) -> Result<String, S3Error> {
+    async fn copy_object(
+        &self,
+        from: &str,
+        to: &str,
+        mtime: Option<SystemTime>,
+    ) -> Result<String, S3Error> {
         let mut state = self.enter(Op::CopyObject)?;
         check_key(to)?;
         let source = state.objects.get(from).ok_or_else(|| no_such_key(from))?;
@@ -329,13 +341,19 @@ impl ObjectClient for MemoryClient {
             data: source.data.clone(),
             etag: md5_etag(&source.data),
             last_modified: SystemTime::now(),
+            // Metadata is copied unless replaced.
+            mtime: mtime.or(source.mtime),
         };
         let etag = copy.etag.clone();
         state.objects.insert(to.to_string(), copy);
         Ok(etag)
     }
 
-    async fn create_multipart_upload(&self, key: &str) -> Result<String, S3Error> {
+    async fn create_multipart_upload(
+        &self,
+        key: &str,
+        mtime: Option<SystemTime>,
+    ) -> Result<String, S3Error> {
         let mut state = self.enter(Op::CreateMultipartUpload)?;
         check_key(key)?;
         state.next_upload += 1;
@@ -344,6 +362,7 @@ impl ObjectClient for MemoryClient {
             id.clone(),
             Upload {
                 key: key.to_string(),
+                mtime,
                 parts: BTreeMap::new(),
             },
         );
@@ -438,13 +457,14 @@ impl ObjectClient for MemoryClient {
             data.extend_from_slice(body);
         }
         let etag = format!("\"{}-{}\"", hex::encode(Md5::digest(&digests)), parts.len());
-        state.uploads.remove(upload_id);
+        let mtime = state.uploads.remove(upload_id).and_then(|u| u.mtime);
         state.objects.insert(
             key.to_string(),
             StoredObject {
                 data: data.freeze(),
                 etag: etag.clone(),
                 last_modified: SystemTime::now(),
+                mtime,
             },
         );
         Ok(etag)

@@ -83,9 +83,6 @@ impl ServerBuilder {
     }
 
     fn try_start(&self) -> std::io::Result<TestServer> {
-        let listener = StdTcpListener::bind(self.addr)?;
-        listener.set_nonblocking(true)?;
-        let addr = listener.local_addr()?;
         let access_key = self.access_key.clone().unwrap_or_else(|| {
             format!(
                 "AKIA{}",
@@ -98,30 +95,48 @@ impl ServerBuilder {
             .secret_key
             .clone()
             .unwrap_or_else(|| Alphanumeric.sample_string(&mut rand::thread_rng(), 40));
-
-        let store = Arc::new(Store::new());
         let keys = Arc::new(KeyTable::default());
         keys.add_key(&access_key, &secret_key);
-        let monitor = Arc::new(faults::Monitor::default());
-        let vhost_base = format!("localhost:{}", addr.port());
+        let mut server = TestServer {
+            addr: self.addr,
+            access_key,
+            secret_key,
+            region: self.region.clone(),
+            worker_threads: self.worker_threads,
+            store: Arc::new(Store::new()),
+            keys,
+            monitor: Arc::new(faults::Monitor::default()),
+            shutdown: None,
+            thread: None,
+        };
+        server.listen()?;
+        Ok(server)
+    }
+}
 
+impl TestServer {
+    /// Binds `self.addr` and serves the server's store on a background thread.
+    fn listen(&mut self) -> std::io::Result<()> {
+        let listener = StdTcpListener::bind(self.addr)?;
+        listener.set_nonblocking(true)?;
+        self.addr = listener.local_addr()?;
+        let vhost_base = format!("localhost:{}", self.addr.port());
         let mut builder = S3ServiceBuilder::new(Service {
-            store: store.clone(),
+            store: self.store.clone(),
             default_region: self.region.clone(),
         });
-        builder.set_auth(TableAuth(keys.clone()));
+        builder.set_auth(TableAuth(self.keys.clone()));
         builder.set_access(Policy {
-            keys: keys.clone(),
-            store: store.clone(),
+            keys: self.keys.clone(),
+            store: self.store.clone(),
         });
         builder.set_host(SingleDomain::new(&vhost_base).map_err(std::io::Error::other)?);
         let front = Front {
             s3: builder.build(),
-            store: store.clone(),
-            monitor: monitor.clone(),
+            store: self.store.clone(),
+            monitor: self.monitor.clone(),
             vhost_base,
         };
-
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(self.worker_threads)
             .thread_name("s3server")
@@ -135,18 +150,30 @@ impl ServerBuilder {
                 // Cuts open keep-alive connections instead of waiting for clients to hang up.
                 runtime.shutdown_timeout(Duration::from_secs(1));
             })?;
+        self.shutdown = Some(shutdown_tx);
+        self.thread = Some(thread);
+        Ok(())
+    }
 
-        Ok(TestServer {
-            addr,
-            access_key,
-            secret_key,
-            region: self.region.clone(),
-            store,
-            keys,
-            monitor,
-            shutdown: Some(shutdown_tx),
-            thread: Some(thread),
-        })
+    /// Stops serving, as a crashed or unplugged server would: the port refuses connections
+    /// and open ones are cut. The buckets stay in memory for [`TestServer::restart`].
+    pub fn stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+
+    /// Serves again, on the same address, with the same buckets and keys.
+    pub fn restart(&mut self) {
+        self.stop();
+        // The port was ours a moment ago; a client's connection in TIME_WAIT does not block
+        // a listener, so the bind succeeds at once.
+        self.listen().unwrap_or_else(|e| {
+            panic!("test S3 server: cannot listen again on {}: {e}", self.addr)
+        });
     }
 }
 
@@ -196,6 +223,7 @@ pub struct TestServer {
     access_key: String,
     secret_key: String,
     region: String,
+    worker_threads: usize,
     store: Arc<Store>,
     keys: Arc<KeyTable>,
     monitor: Arc<faults::Monitor>,
@@ -455,11 +483,6 @@ impl TestServer {
 
 impl Drop for TestServer {
     fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        self.stop();
     }
 }
