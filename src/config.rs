@@ -27,6 +27,9 @@ pub mod defaults {
     pub const INITIAL_BACKOFF: Duration = Duration::from_millis(100);
     /// No retry waits longer than this: beyond it a user would rather see the error.
     pub const MAX_BACKOFF: Duration = Duration::from_secs(5);
+    /// Blocks fetched ahead of readers, all open files together: 4 GETs of 8 MiB keep one
+    /// stream at full speed (measured: 64 MiB was no faster, and cost 30 MiB of RSS).
+    pub const MAX_PREFETCH_MEMORY: u64 = 32 * 1024 * 1024;
     /// Connecting to S3 takes milliseconds; 10 s covers a congested path without hanging
     /// a `mount` for long on a wrong endpoint.
     pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -108,6 +111,10 @@ pub struct MountOptions {
     pub max_attempts: Option<u32>,
     pub log_file: Option<PathBuf>,
     pub cache_dir: Option<PathBuf>,
+    /// Bytes of the in-memory block cache (`64M`).
+    pub cache_size: Option<String>,
+    /// Bytes of blocks fetched ahead, across all open files (`64M`).
+    pub max_prefetch_memory: Option<String>,
     /// Bytes, e.g. `8388608` (or with a suffix: `8M`).
     pub part_size: Option<String>,
     pub upload_concurrency: Option<usize>,
@@ -153,6 +160,10 @@ pub struct MountConfig {
     pub log_file: Option<PathBuf>,
     /// Where staging copies of files being edited live (mode 0700).
     pub cache_dir: PathBuf,
+    /// Bytes of the in-memory block cache.
+    pub cache_size: u64,
+    /// Bytes of blocks fetched ahead of readers, across all open files.
+    pub max_prefetch_memory: u64,
     pub part_size: Option<u64>,
     pub upload_concurrency: Option<usize>,
     /// Encryption, storage class and ACL of every object written, and the SSE-C key
@@ -284,6 +295,24 @@ impl MountConfig {
             ca_bundle: env("AWS_CA_BUNDLE").map(PathBuf::from),
             log_file: opts.log_file,
             cache_dir: opts.cache_dir.unwrap_or_else(|| default_cache_dir(&env)),
+            cache_size: match opts.cache_size.as_deref() {
+                None => crate::cache::block::default_cache_size(
+                    crate::cache::block::machine_memory().unwrap_or(0),
+                ),
+                Some(text) => parse_size(text).ok_or_else(|| ConfigError::InvalidValue {
+                    what: "cache size",
+                    value: text.to_string(),
+                    fix: "give bytes, optionally with K/M/G (e.g. 256M; 0 turns the cache off)",
+                })?,
+            },
+            max_prefetch_memory: match opts.max_prefetch_memory.as_deref() {
+                None => defaults::MAX_PREFETCH_MEMORY,
+                Some(text) => parse_size(text).ok_or_else(|| ConfigError::InvalidValue {
+                    what: "prefetch memory",
+                    value: text.to_string(),
+                    fix: "give bytes, optionally with K/M/G (e.g. 128M)",
+                })?,
+            },
             part_size: match opts.part_size.as_deref() {
                 None => None,
                 Some(text) => Some(parse_size(text).ok_or_else(|| ConfigError::InvalidValue {

@@ -151,6 +151,12 @@ struct MountArgs {
     /// Directory for staging copies of files being edited (default: $XDG_RUNTIME_DIR/s3rolefs, else /var/tmp/s3rolefs).
     #[arg(long, value_name = "DIR", help_heading = "Cache")]
     cache_dir: Option<PathBuf>,
+    /// Memory for cached blocks of files read, e.g. 256M (default: 1/512 of RAM, 16-64 MiB; the kernel's page cache holds the rest).
+    #[arg(long, value_name = "BYTES", help_heading = "Cache")]
+    cache_size: Option<String>,
+    /// Memory for blocks fetched ahead of readers, all files together, e.g. 128M (default 32 MiB).
+    #[arg(long, value_name = "BYTES", help_heading = "Cache")]
+    max_prefetch_memory: Option<String>,
 
     /// Size of multipart upload parts, e.g. 8M (default 8 MiB, growing for huge files).
     #[arg(long, value_name = "BYTES", help_heading = "Upload")]
@@ -230,6 +236,8 @@ fn run(cli: Cli) -> Result<(), String> {
                 max_attempts: args.max_attempts,
                 log_file: args.log_file,
                 cache_dir: args.cache_dir,
+                cache_size: args.cache_size,
+                max_prefetch_memory: args.max_prefetch_memory,
                 part_size: args.part_size,
                 upload_concurrency: args.upload_concurrency,
                 sse: args.sse,

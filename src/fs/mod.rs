@@ -25,7 +25,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 
-use crate::cache::prefetch::Prefetcher;
+use crate::cache::block::BlockCache;
+use crate::cache::prefetch::{Prefetcher, ReadContext};
 use crate::s3::{ListObjectsParams, ObjectClient, S3Error};
 use crate::upload::WriterConfig;
 use dir::{EntryKind, ListedEntry};
@@ -49,6 +50,10 @@ pub struct FsConfig {
     pub read_only: bool,
     /// How open files upload (part size, concurrency, staging directory).
     pub writer: Arc<WriterConfig>,
+    /// Bytes of the block cache.
+    pub cache_size: u64,
+    /// Bytes of blocks fetched ahead, across all open files.
+    pub max_prefetch_memory: u64,
 }
 
 /// Attributes of one inode, as the kernel gets them.
@@ -74,6 +79,8 @@ pub struct ReaddirEntry {
 /// The mounted filesystem.
 pub struct S3Filesystem<C: ObjectClient> {
     client: Arc<C>,
+    /// What reads share: the block cache and the prefetch budget.
+    reads: ReadContext<C>,
     config: FsConfig,
     mount_time: SystemTime,
     inodes: Mutex<InodeTable>,
@@ -85,8 +92,14 @@ pub struct S3Filesystem<C: ObjectClient> {
 impl<C: ObjectClient> S3Filesystem<C> {
     pub fn new(client: Arc<C>, config: FsConfig) -> Self {
         let mount_time = SystemTime::now();
+        let reads = ReadContext::new(
+            Arc::clone(&client),
+            Arc::new(BlockCache::new(config.cache_size)),
+            config.max_prefetch_memory,
+        );
         S3Filesystem {
             client,
+            reads,
             inodes: Mutex::new(InodeTable::new(&config.prefix, mount_time)),
             handles: Mutex::new(HandleTable::default()),
             writers: Mutex::new(HashMap::new()),
@@ -288,7 +301,7 @@ impl<C: ObjectClient> S3Filesystem<C> {
             let etag = inode.etag.clone().ok_or(FsError::NotFound)?;
             *reader = Prefetcher::new(inode.key.clone(), etag, inode.size);
         }
-        Ok(reader.read(self.client.as_ref(), offset, size).await?)
+        Ok(reader.read(&self.reads, offset, size).await?)
     }
 
     /// `release`: the file is closed; the last writing handle uploads what is left.

@@ -260,6 +260,8 @@ mod tests {
             metadata_ttl: Duration::from_secs(1),
             read_only,
             writer: Arc::new(crate::upload::WriterConfig::new(std::env::temp_dir())),
+            cache_size: 64 << 20,
+            max_prefetch_memory: 64 << 20,
         }
     }
 

@@ -48,7 +48,25 @@ pub fn mount(config: MountConfig) -> Result<(), MountError> {
     result
 }
 
+/// Block-sized buffers (8 MiB GET bodies, upload parts) come and go at disk speed. Above
+/// glibc's mmap threshold each one is a fresh mmap: page faults and zeroed pages for every
+/// block, then munmap. Serving them from the heap instead reuses the same memory; what the
+/// heap keeps is bounded by the cache and prefetch budgets.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn keep_large_buffers_on_the_heap() {
+    const THRESHOLD: libc::c_int = 64 * 1024 * 1024;
+    // SAFETY: mallopt only sets allocator parameters; called before any other thread runs.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, THRESHOLD);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 2 * THRESHOLD);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn keep_large_buffers_on_the_heap() {}
+
 fn mount_foreground(config: MountConfig, report_ready: bool) -> Result<(), MountError> {
+    keep_large_buffers_on_the_heap();
     preflight::check_fuse_available()?;
     let mountpoint = preflight::check_mountpoint(&config.mountpoint)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -74,6 +92,8 @@ fn mount_foreground(config: MountConfig, report_ready: bool) -> Result<(), Mount
             metadata_ttl: config.metadata_ttl,
             read_only: config.read_only,
             writer: Arc::new(writer_config(&config)?),
+            cache_size: config.cache_size,
+            max_prefetch_memory: config.max_prefetch_memory,
         },
     ));
     let adapter = FuseAdapter::new(fs, runtime.handle().clone());
