@@ -10,9 +10,7 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use s3rolefs::credentials::{Credentials, CredentialsCell, Secret};
 use s3rolefs::s3::client::{ClientConfig, S3Client};
-use s3rolefs::s3::{
-    CompletedPart, GetObjectParams, ListObjectsParams, ObjectClient, PutObjectParams, S3Error,
-};
+use s3rolefs::s3::{GetObjectParams, ListObjectsParams, ObjectClient, PutObjectParams, S3Error};
 use support::{Fault, Op, TestServer};
 
 fn credentials(access_key: &str, secret: &str, token: Option<&str>) -> Credentials {
@@ -128,16 +126,8 @@ async fn multipart_upload_complete_and_abort() {
         .upload_part("big", &id, 2, Bytes::from_static(b"part2"))
         .await
         .unwrap();
-    let parts = [
-        CompletedPart {
-            part_number: 1,
-            etag: e1,
-        },
-        CompletedPart {
-            part_number: 2,
-            etag: e2,
-        },
-    ];
+    assert!(e1.checksum_crc32c.is_some(), "parts carry their CRC32C");
+    let parts = [e1, e2];
     let etag = c
         .complete_multipart_upload("big", &id, &parts)
         .await

@@ -820,3 +820,26 @@ fn out_of_band_api_works_without_a_runtime() {
     assert_eq!(server.get(BUCKET, "many/00000"), None);
     assert!(server.endpoint().starts_with("http://127.0.0.1:"));
 }
+
+/// A PUT whose x-amz-checksum-crc32c does not match the body is refused with BadDigest.
+#[tokio::test]
+async fn put_with_wrong_crc32c_is_refused() {
+    use s3rolefs::s3::checksum::crc32c_base64;
+    let (server, client) = server();
+    let bad = client
+        .request("PUT", BUCKET, "c")
+        .header("x-amz-checksum-crc32c", &crc32c_base64(b"other"))
+        .body("data")
+        .send()
+        .await;
+    assert_eq!(bad.status, 400);
+    assert_eq!(bad.xml_value("Code").as_deref(), Some("BadDigest"));
+    assert_eq!(server.get(BUCKET, "c"), None);
+    let good = client
+        .request("PUT", BUCKET, "c")
+        .header("x-amz-checksum-crc32c", &crc32c_base64(b"data"))
+        .body("data")
+        .send()
+        .await;
+    assert_eq!(good.status, 200, "{}", good.text());
+}

@@ -139,8 +139,8 @@ impl Prefetcher {
             return Ok(Bytes::new());
         }
         let end = self.size.min(offset + u64::from(len));
-        let near = offset + SEEK_TOLERANCE >= self.frontier
-            && offset <= self.frontier + SEEK_TOLERANCE;
+        let near =
+            offset + SEEK_TOLERANCE >= self.frontier && offset <= self.frontier + SEEK_TOLERANCE;
         if self.fresh || near {
             if !self.fresh && end > self.frontier {
                 self.window = (self.window * 2).min(MAX_WINDOW);
@@ -169,15 +169,19 @@ impl Prefetcher {
             .as_ref()
             .map(|(index, data)| (index * BLOCK_SIZE, data));
         let exact = self.exact.as_ref().map(|(start, data)| (*start, data));
-        [current, exact].into_iter().flatten().find_map(|(start, data)| {
-            let data_end = start + data.len() as u64;
-            (offset >= start && end <= data_end)
-                .then(|| data.slice((offset - start) as usize..(end - start) as usize))
-        })
+        [current, exact]
+            .into_iter()
+            .flatten()
+            .find_map(|(start, data)| {
+                let data_end = start + data.len() as u64;
+                (offset >= start && end <= data_end)
+                    .then(|| data.slice((offset - start) as usize..(end - start) as usize))
+            })
     }
 
     fn all_cached<C: ObjectClient>(&self, ctx: &ReadContext<C>, offset: u64, end: u64) -> bool {
-        (offset / BLOCK_SIZE..=(end - 1) / BLOCK_SIZE).all(|i| ctx.cache.contains(&self.block_key(i)))
+        (offset / BLOCK_SIZE..=(end - 1) / BLOCK_SIZE)
+            .all(|i| ctx.cache.contains(&self.block_key(i)))
     }
 
     /// What was asked plus the window, in one GET.
@@ -274,7 +278,9 @@ impl Prefetcher {
         };
         match f.task.await {
             Ok(result) => result,
-            Err(e) => Err(S3Error::Malformed(format!("a block fetch ended abnormally: {e}"))),
+            Err(e) => Err(S3Error::Malformed(format!(
+                "a block fetch ended abnormally: {e}"
+            ))),
         }
     }
 
@@ -398,14 +404,21 @@ mod tests {
         let mut saw_ahead = 0;
         while offset < len {
             let got = p.read(&ctx, offset, MIB as u32).await.unwrap();
-            assert_eq!(got.as_ref(), &data[offset as usize..offset as usize + got.len()]);
+            assert_eq!(
+                got.as_ref(),
+                &data[offset as usize..offset as usize + got.len()]
+            );
             offset += got.len() as u64;
             saw_ahead = saw_ahead.max(p.blocks_in_flight());
         }
         assert!(saw_ahead >= 4, "blocks ahead in flight: {saw_ahead}");
         // A few small GETs at the start, then one per block.
         let blocks = len.div_ceil(BLOCK_SIZE);
-        assert!(gets(&ctx) <= blocks + 4, "{} GETs for {blocks} blocks", gets(&ctx));
+        assert!(
+            gets(&ctx) <= blocks + 4,
+            "{} GETs for {blocks} blocks",
+            gets(&ctx)
+        );
     }
 
     /// Reads that arrive slightly out of order (the kernel's concurrent readahead) and a
@@ -413,9 +426,22 @@ mod tests {
     #[tokio::test]
     async fn out_of_order_and_small_back_steps_stay_sequential() {
         let (ctx, mut p, data) = setup(64 * MIB, 64 * MIB);
-        for offset in [0, MIB, 3 * MIB, 2 * MIB, 4 * MIB, 5 * MIB, 4 * MIB, 6 * MIB, 8 * MIB] {
+        for offset in [
+            0,
+            MIB,
+            3 * MIB,
+            2 * MIB,
+            4 * MIB,
+            5 * MIB,
+            4 * MIB,
+            6 * MIB,
+            8 * MIB,
+        ] {
             let got = p.read(&ctx, offset, MIB as u32).await.unwrap();
-            assert_eq!(got.as_ref(), &data[offset as usize..(offset + MIB) as usize]);
+            assert_eq!(
+                got.as_ref(),
+                &data[offset as usize..(offset + MIB) as usize]
+            );
         }
         assert!(p.blocks_in_flight() > 0, "still streaming");
     }
@@ -446,7 +472,10 @@ mod tests {
         let mut offset = 0;
         while offset < 40 * MIB {
             let got = p.read(&ctx, offset, MIB as u32).await.unwrap();
-            assert_eq!(got.as_ref(), &data[offset as usize..offset as usize + got.len()]);
+            assert_eq!(
+                got.as_ref(),
+                &data[offset as usize..offset as usize + got.len()]
+            );
             offset += got.len() as u64;
             assert_eq!(p.blocks_in_flight(), 0);
         }

@@ -161,7 +161,7 @@ struct MountArgs {
     /// Size of multipart upload parts, e.g. 8M (default 8 MiB, growing for huge files).
     #[arg(long, value_name = "BYTES", help_heading = "Upload")]
     part_size: Option<String>,
-    /// Parts uploading at once per file (default 4).
+    /// Parts uploading at once per file (default 8).
     #[arg(long, value_name = "N", help_heading = "Upload")]
     upload_concurrency: Option<usize>,
     /// Server-side encryption of written objects: AES256 (SSE-S3) or aws:kms (SSE-KMS) (default: the bucket's).

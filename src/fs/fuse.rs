@@ -423,13 +423,14 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
         _size: u32,
         reply: ReplyXattr,
     ) {
-        // ENOTSUP makes the kernel stop asking (security.capability, selinux labels) for the
-        // rest of the mount, instead of one round trip per call.
-        reply.error(Errno::ENOTSUP);
+        // ENOSYS makes the kernel stop asking for the rest of the mount (it then answers
+        // EOPNOTSUPP itself). Any other error is asked again: every write() checks
+        // `security.capability` first, one round trip per write.
+        reply.error(Errno::ENOSYS);
     }
 
     fn listxattr(&self, _req: &Request, _ino: INodeNo, _size: u32, reply: ReplyXattr) {
-        reply.error(Errno::ENOTSUP);
+        reply.error(Errno::ENOSYS);
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {

@@ -14,7 +14,7 @@ use futures_util::stream::{self, StreamExt, TryStreamExt};
 use log::{debug, warn};
 
 use super::settings::{COPY_CONCURRENCY, COPY_PART_SIZE, S3_MIN_PART_SIZE};
-use super::{CompletedPart, ObjectClient, S3Error, UploadPartCopyParams};
+use super::{ObjectClient, S3Error, UploadPartCopyParams};
 
 /// S3's limit on parts of one multipart upload (the write path's `upload::S3_MAX_PARTS`;
 /// `s3` cannot import `upload`).
@@ -73,10 +73,7 @@ async fn multipart_copy<C: ObjectClient>(
                 range,
                 source_if_match: Some(source.etag.clone()),
             };
-            async move {
-                let etag = client.upload_part_copy(params).await?;
-                Ok::<_, S3Error>(CompletedPart { part_number, etag })
-            }
+            client.upload_part_copy(params)
         })
         .buffer_unordered(COPY_CONCURRENCY)
         // The first failure drops (cancels) the parts still in flight before the abort.

@@ -14,6 +14,7 @@
 //!
 //! This module knows nothing of the filesystem (`fs`).
 
+pub mod checksum;
 pub mod client;
 pub mod copy;
 pub mod error;
@@ -101,6 +102,9 @@ pub struct PutObjectParams {
 pub struct CompletedPart {
     pub part_number: u32,
     pub etag: String,
+    /// The part's CRC32C (base64), listed in CompleteMultipartUpload when S3 gave or took
+    /// one ([`checksum`]).
+    pub checksum_crc32c: Option<String>,
 }
 
 /// UploadPartCopy: a byte range of an object in the bucket becomes one part.
@@ -159,14 +163,14 @@ pub trait ObjectClient: Send + Sync + 'static {
         key: &str,
         mtime: Option<SystemTime>,
     ) -> impl Future<Output = Result<String, S3Error>> + Send;
-    /// UploadPart: returns the part's ETag.
+    /// UploadPart: returns the part as CompleteMultipartUpload wants it.
     fn upload_part(
         &self,
         key: &str,
         upload_id: &str,
         part_number: u32,
         body: Bytes,
-    ) -> impl Future<Output = Result<String, S3Error>> + Send;
+    ) -> impl Future<Output = Result<CompletedPart, S3Error>> + Send;
     /// CompleteMultipartUpload: returns the object's ETag.
     fn complete_multipart_upload(
         &self,
@@ -179,11 +183,11 @@ pub trait ObjectClient: Send + Sync + 'static {
         key: &str,
         upload_id: &str,
     ) -> impl Future<Output = Result<(), S3Error>> + Send;
-    /// UploadPartCopy: returns the part's ETag.
+    /// UploadPartCopy: returns the part as CompleteMultipartUpload wants it.
     fn upload_part_copy(
         &self,
         params: UploadPartCopyParams,
-    ) -> impl Future<Output = Result<String, S3Error>> + Send;
+    ) -> impl Future<Output = Result<CompletedPart, S3Error>> + Send;
 
     /// The largest object one CopyObject may copy on this server ([`S3_SINGLE_COPY_LIMIT`]
     /// on S3); larger ones need a multipart copy.

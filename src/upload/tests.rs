@@ -185,7 +185,7 @@ impl ObjectClient for SlowParts {
         upload_id: &str,
         part_number: u32,
         body: Bytes,
-    ) -> Result<String, S3Error> {
+    ) -> Result<CompletedPart, S3Error> {
         let now = self.now.fetch_add(1, Ordering::SeqCst) + 1;
         self.most.fetch_max(now, Ordering::SeqCst);
         // Long enough that parts overlap even on a loaded machine.
@@ -211,7 +211,7 @@ impl ObjectClient for SlowParts {
     async fn upload_part_copy(
         &self,
         params: crate::s3::UploadPartCopyParams,
-    ) -> Result<String, S3Error> {
+    ) -> Result<CompletedPart, S3Error> {
         self.inner.upload_part_copy(params).await
     }
 }
@@ -462,4 +462,23 @@ async fn dropped_writer_aborts_its_upload() {
     }
     assert!(s3.pending_uploads().is_empty());
     assert_eq!(s3.counters().abort_multipart_upload, 1);
+}
+
+/// A flush before any write (a duplicate descriptor closed, as `cmd > file` does) uploads
+/// the empty file and keeps streaming: the data that follows goes up as it is written.
+#[tokio::test]
+async fn an_empty_flush_keeps_the_writer_streaming() {
+    let dir = tempfile::tempdir().unwrap();
+    let s3 = Arc::new(MemoryClient::new().with_min_part_size(0));
+    let w = OpenWriter::new(s3.clone(), "dup".into(), Origin::New, config(&dir, 2));
+    w.flush().await.unwrap();
+    assert_eq!(s3.get("dup").unwrap().len(), 0);
+    assert!(w.is_streaming().await);
+    let body = data((PART * 3) as usize);
+    write_all(&w, 0, &body).await;
+    assert!(w.is_streaming().await);
+    // The multipart upload started while writing (its first part is pushed inline).
+    assert_eq!(s3.counters().create_multipart_upload, 1);
+    w.flush().await.unwrap();
+    assert_eq!(s3.get("dup").unwrap(), body);
 }

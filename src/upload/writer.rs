@@ -244,8 +244,8 @@ impl<C: ObjectClient> OpenWriter<C> {
         // The time the object is stored with: set by utimes, when the upload can carry it.
         let mut stored_mtime = self.mtime();
         let uploaded = match std::mem::replace(&mut state.mode, Mode::Staged) {
-            // Whatever happens, the file continues staged: a completed upload cannot be
-            // appended to, and a failed one was aborted.
+            // Whatever happens, the file continues staged (but for an empty file, below): a
+            // completed upload cannot be appended to, and a failed one was aborted.
             Mode::Streaming { mut upload, part } => {
                 let sent = if upload.is_started() {
                     stored_mtime = upload.mtime();
@@ -258,6 +258,14 @@ impl<C: ObjectClient> OpenWriter<C> {
                         Ok(()) => upload.complete().await,
                         Err(e) => Err(e),
                     }
+                } else if size == 0 {
+                    // Nothing written yet: a close of a duplicate descriptor (`cmd > file`
+                    // and `dd` open, dup2 and close before writing). The empty object goes
+                    // up, and the writer keeps streaming, so the writes that follow do not
+                    // fall back to staging and an upload at close.
+                    let sent = self.put(Bytes::new(), stored_mtime).await;
+                    state.mode = Mode::Streaming { upload, part };
+                    sent
                 } else {
                     self.put(part.freeze(), stored_mtime).await
                 };

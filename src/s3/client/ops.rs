@@ -9,6 +9,7 @@ use reqwest::Method;
 
 use super::transport::{Request, Response};
 use super::S3Client;
+use crate::s3::checksum;
 use crate::s3::error::redact;
 use crate::s3::mtime;
 use crate::s3::settings::Applies;
@@ -200,7 +201,7 @@ impl ObjectClient for S3Client {
     async fn put_object(&self, params: PutObjectParams) -> Result<String, S3Error> {
         let req = Request::new("PutObject", Method::PUT, Some(&params.key))
             .object_headers(self.settings.headers(Applies::Create))
-            .body_with_md5(params.body.clone());
+            .body_with_checksum(params.body.clone());
         let req = with_mtime(req, params.mtime);
         etag_of(&self.execute(&req).await?)
     }
@@ -254,6 +255,7 @@ impl ObjectClient for S3Client {
     ) -> Result<String, S3Error> {
         let req = Request::new("CreateMultipartUpload", Method::POST, Some(key))
             .query("uploads", "")
+            .header(checksum::ALGORITHM_HEADER, checksum::ALGORITHM)
             .object_headers(self.settings.headers(Applies::Create));
         let req = with_mtime(req, mtime);
         let resp = self.execute(&req).await?;
@@ -266,13 +268,23 @@ impl ObjectClient for S3Client {
         upload_id: &str,
         part_number: u32,
         body: Bytes,
-    ) -> Result<String, S3Error> {
+    ) -> Result<CompletedPart, S3Error> {
         let req = Request::new("UploadPart", Method::PUT, Some(key))
             .query("partNumber", part_number.to_string())
             .query("uploadId", upload_id)
             .object_headers(self.settings.headers(Applies::Access))
-            .body_with_md5(body);
-        etag_of(&self.execute(&req).await?)
+            .body_with_checksum(body);
+        let sent = req
+            .headers
+            .iter()
+            .find(|(name, _)| name == checksum::HEADER)
+            .map(|(_, value)| value.clone());
+        let resp = self.execute(&req).await?;
+        Ok(CompletedPart {
+            part_number,
+            etag: etag_of(&resp)?,
+            checksum_crc32c: sent,
+        })
     }
 
     async fn complete_multipart_upload(
@@ -296,7 +308,10 @@ impl ObjectClient for S3Client {
         self.execute(&req).await.map(drop)
     }
 
-    async fn upload_part_copy(&self, params: UploadPartCopyParams) -> Result<String, S3Error> {
+    async fn upload_part_copy(
+        &self,
+        params: UploadPartCopyParams,
+    ) -> Result<CompletedPart, S3Error> {
         let range = &params.range;
         // An empty half-open range has no `bytes=a-b` form.
         if range.start >= range.end {
@@ -319,7 +334,12 @@ impl ObjectClient for S3Client {
         req.error_key = Some(&params.source_key);
         req.error_in_ok = true;
         let resp = self.execute(&req).await?;
-        xml::parse_copy_part(&resp.body)
+        let (etag, checksum_crc32c) = xml::parse_copy_part(&resp.body)?;
+        Ok(CompletedPart {
+            part_number: params.part_number,
+            etag,
+            checksum_crc32c,
+        })
     }
 
     fn single_copy_limit(&self) -> u64 {

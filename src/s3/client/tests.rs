@@ -170,7 +170,15 @@ async fn signed_requests_carry_the_session_token() {
     );
     assert!(auth.contains("x-amz-security-token"), "{auth}");
     assert!(auth.contains("/us-east-1/s3/aws4_request"), "{auth}");
-    assert_eq!(put.header("content-md5"), Some("XUFAKrxLKna5cZ2REBfFkg=="));
+    assert_eq!(
+        put.header("x-amz-checksum-crc32c"),
+        Some(crate::s3::checksum::crc32c_base64(b"hello").as_str())
+    );
+    assert!(
+        auth.contains("x-amz-checksum-crc32c"),
+        "the checksum is signed: {auth}"
+    );
+    // A small body keeps its signed SHA-256.
     assert_eq!(
         put.header("x-amz-content-sha256"),
         Some("2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824")

@@ -375,18 +375,26 @@ impl ObjectClient for MemoryClient {
         upload_id: &str,
         part_number: u32,
         body: Bytes,
-    ) -> Result<String, S3Error> {
+    ) -> Result<CompletedPart, S3Error> {
         let mut state = self.enter(Op::UploadPart)?;
         if !(1..=10_000).contains(&part_number) {
             return Err(service(400, "InvalidArgument", "part number out of range"));
         }
         let upload = find_upload(&mut state, key, upload_id)?;
         let etag = md5_etag(&body);
+        let checksum_crc32c = Some(super::checksum::crc32c_base64(&body));
         upload.parts.insert(part_number, (etag.clone(), body));
-        Ok(etag)
+        Ok(CompletedPart {
+            part_number,
+            etag,
+            checksum_crc32c,
+        })
     }
 
-    async fn upload_part_copy(&self, params: UploadPartCopyParams) -> Result<String, S3Error> {
+    async fn upload_part_copy(
+        &self,
+        params: UploadPartCopyParams,
+    ) -> Result<CompletedPart, S3Error> {
         let mut state = self.enter(Op::UploadPartCopy)?;
         if !(1..=10_000).contains(&params.part_number) {
             return Err(service(400, "InvalidArgument", "part number out of range"));
@@ -410,7 +418,11 @@ impl ObjectClient for MemoryClient {
         upload
             .parts
             .insert(params.part_number, (etag.clone(), body));
-        Ok(etag)
+        Ok(CompletedPart {
+            part_number: params.part_number,
+            etag,
+            checksum_crc32c: None,
+        })
     }
 
     fn single_copy_limit(&self) -> u64 {

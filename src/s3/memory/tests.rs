@@ -118,16 +118,8 @@ fn multipart_upload_round_trip() {
     let id = block_on(c.create_multipart_upload("big", None)).unwrap();
     let e1 = block_on(c.upload_part("big", &id, 1, Bytes::from_static(b"ab"))).unwrap();
     let e2 = block_on(c.upload_part("big", &id, 2, Bytes::from_static(b"c"))).unwrap();
-    let parts = [
-        CompletedPart {
-            part_number: 2,
-            etag: e2.clone(),
-        },
-        CompletedPart {
-            part_number: 1,
-            etag: e1.clone(),
-        },
-    ];
+    assert_eq!((e1.part_number, e2.part_number), (1, 2));
+    let parts = [e2, e1];
     assert!(block_on(c.complete_multipart_upload("big", &id, &parts)).is_err());
     let parts = [parts[1].clone(), parts[0].clone()];
     let etag = block_on(c.complete_multipart_upload("big", &id, &parts)).unwrap();

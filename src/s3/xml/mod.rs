@@ -257,9 +257,13 @@ pub fn parse_copy_object(body: &[u8]) -> Result<String, S3Error> {
 }
 
 /// `CopyPartResult` (UploadPartCopy): the part's ETag.
-pub fn parse_copy_part(body: &[u8]) -> Result<String, S3Error> {
+/// `CopyPartResult`: the part's ETag, and its CRC32C when the upload declared one.
+pub fn parse_copy_part(body: &[u8]) -> Result<(String, Option<String>), S3Error> {
     let root = expect_root(body, "CopyPartResult")?;
-    Ok(root.required("ETag")?.to_string())
+    Ok((
+        root.required("ETag")?.to_string(),
+        root.child_text("ChecksumCRC32C").map(str::to_string),
+    ))
 }
 
 /// `DeleteResult`: every key S3 could not delete, with `"Code: Message"` as the reason.
@@ -311,8 +315,13 @@ pub fn complete_multipart_body(parts: &[CompletedPart]) -> String {
     let mut out =
         String::from("<CompleteMultipartUpload xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">");
     for part in parts {
+        let checksum = part
+            .checksum_crc32c
+            .as_deref()
+            .map(|c| format!("<ChecksumCRC32C>{}</ChecksumCRC32C>", escape_text(c)))
+            .unwrap_or_default();
         out.push_str(&format!(
-            "<Part><PartNumber>{}</PartNumber><ETag>{}</ETag></Part>",
+            "<Part><PartNumber>{}</PartNumber><ETag>{}</ETag>{checksum}</Part>",
             part.part_number,
             escape_text(&part.etag)
         ));

@@ -172,13 +172,23 @@ fn request_bodies_escape_keys() {
         .collect();
     assert_eq!(parsed, vec!["a&b<c>\"'", "line\r\nbreak"]);
 
-    let parts = [CompletedPart {
-        part_number: 1,
-        etag: "\"e1\"".into(),
-    }];
+    let parts = [
+        CompletedPart {
+            part_number: 1,
+            etag: "\"e1\"".into(),
+            checksum_crc32c: Some("4waSgw==".into()),
+        },
+        CompletedPart {
+            part_number: 2,
+            etag: "\"e2\"".into(),
+            checksum_crc32c: None,
+        },
+    ];
     let body = complete_multipart_body(&parts);
     let root = parse_document(body.as_bytes()).unwrap();
-    let part = root.child("Part").unwrap();
-    assert_eq!(part.child_text("PartNumber"), Some("1"));
-    assert_eq!(part.child_text("ETag"), Some("\"e1\""));
+    let listed: Vec<_> = root.children_named("Part").collect();
+    assert_eq!(listed[0].child_text("PartNumber"), Some("1"));
+    assert_eq!(listed[0].child_text("ETag"), Some("\"e1\""));
+    assert_eq!(listed[0].child_text("ChecksumCRC32C"), Some("4waSgw=="));
+    assert_eq!(listed[1].child_text("ChecksumCRC32C"), None);
 }

@@ -7,7 +7,7 @@ use s3s::dto::*;
 use s3s::{s3_error, S3Error, S3Result};
 
 use super::objects::check_copy_conditions;
-use super::service::{check_content_md5, collect_body, no_such_key, with_bucket};
+use super::service::{check_content_md5, check_crc32c, collect_body, no_such_key, with_bucket};
 use super::sse::{CustomerKeyHeaders, StoredWith};
 use super::store::{self, Object, Part, Store, Upload};
 
@@ -91,6 +91,7 @@ pub async fn upload_part(store: &Store, input: UploadPartInput) -> S3Result<Uplo
     })?;
     let body = collect_body(input.body, input.content_length).await?;
     check_content_md5(input.content_md5.as_deref(), &body)?;
+    check_crc32c(input.checksum_crc32c.as_deref(), &body)?;
     let etag = store::md5_hex(&body);
     let part = Part {
         body,

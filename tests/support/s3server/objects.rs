@@ -12,7 +12,7 @@ use s3s::dto::*;
 use s3s::stream::{ByteStream, RemainingLength};
 use s3s::{s3_error, S3Result, StdError};
 
-use super::service::{check_content_md5, collect_body, no_such_key, with_bucket};
+use super::service::{check_content_md5, check_crc32c, collect_body, no_such_key, with_bucket};
 use super::sse::{CustomerKeyHeaders, StoredWith};
 use super::store::{self, Object, Store};
 
@@ -265,6 +265,7 @@ pub async fn put(store: &Store, input: PutObjectInput) -> S3Result<PutObjectOutp
     with_bucket(store, &input.bucket, |_| Ok(()))?;
     let body = collect_body(input.body, input.content_length).await?;
     check_content_md5(input.content_md5.as_deref(), &body)?;
+    check_crc32c(input.checksum_crc32c.as_deref(), &body)?;
     let stored = StoredWith::from_request(
         input.server_side_encryption.as_ref(),
         input.ssekms_key_id.as_ref(),

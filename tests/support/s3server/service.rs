@@ -84,6 +84,20 @@ pub fn check_content_md5(content_md5: Option<&str>, body: &[u8]) -> S3Result<()>
     Ok(())
 }
 
+/// Verifies an `x-amz-checksum-crc32c` header against the body, as S3 does.
+pub fn check_crc32c(sent: Option<&str>, body: &[u8]) -> S3Result<()> {
+    let Some(sent) = sent else {
+        return Ok(());
+    };
+    if sent.trim() != s3rolefs::s3::checksum::crc32c_base64(body) {
+        return Err(s3_error!(
+            BadDigest,
+            "The CRC32C you specified did not match the calculated checksum."
+        ));
+    }
+    Ok(())
+}
+
 #[async_trait::async_trait]
 impl S3 for Service {
     async fn create_bucket(
