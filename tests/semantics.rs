@@ -109,6 +109,37 @@ fn ten_thousand_key_directory_lists_completely() {
     assert_eq!(server.count(support::Op::HeadObject), heads_before);
 }
 
+/// "A listing is reused for `--metadata-ttl`: a second `ls` asks S3 nothing; a change made
+/// through the mount shows at once; one made by another client shows once the TTL ran out."
+#[test]
+fn listings_are_cached_for_the_ttl() {
+    let server = TestServer::start();
+    server.create_bucket("bkt");
+    server.put_many(
+        "bkt",
+        (0..50).map(|i| (format!("d/f{i:02}"), b"x".to_vec())),
+    );
+    let m = Mount::start(&server, "bkt", &["--metadata-ttl", "2"]);
+    let dir = m.path().join("d");
+    assert_eq!(names(&dir).len(), 50);
+    let lists = server.count(support::Op::ListObjects);
+    assert_eq!(names(&dir).len(), 50);
+    assert_eq!(
+        server.count(support::Op::ListObjects),
+        lists,
+        "served from the cache"
+    );
+    // Through the mount: visible at once.
+    fs::write(dir.join("mine"), b"m").unwrap();
+    assert!(names(&dir).contains(&"mine".to_string()));
+    fs::remove_file(dir.join("f00")).unwrap();
+    assert!(!names(&dir).contains(&"f00".to_string()));
+    // Another client: visible after the TTL.
+    server.put("bkt", "d/theirs", b"t".to_vec());
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    assert!(names(&dir).contains(&"theirs".to_string()));
+}
+
 /// "When both an object `a` and keys under `a/` exist, the directory wins and the file `a`
 /// is hidden (and logged once)."
 #[test]

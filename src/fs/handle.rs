@@ -3,10 +3,12 @@
 //! A file handle pins the object's ETag at open (every read carries it in `If-Match`) and
 //! owns its read-ahead state. A directory handle holds the snapshot of the listing taken at
 //! the first `readdir`, so the offsets the kernel sends back stay meaningful however the
-//! bucket changes meanwhile.
+//! bucket changes meanwhile. Snapshots are also kept per directory for the metadata TTL
+//! ([`ListingCache`]), so the next `ls` of the same directory lists nothing from S3.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use super::inode::ChildFacts;
 use crate::cache::prefetch::Prefetcher;
@@ -37,6 +39,33 @@ pub struct DirHandle {
     pub ino: u64,
     /// Filled by the first `readdir` (offset 0), refilled by a rewind.
     pub snapshot: tokio::sync::Mutex<Option<Arc<Vec<SnapshotEntry>>>>,
+}
+
+/// Directory snapshots recently taken, reused by the next listing of the same directory
+/// until they expire. Any change this mount makes to a directory's names drops its entry.
+#[derive(Debug, Default)]
+pub struct ListingCache {
+    listings: HashMap<u64, (Instant, Arc<Vec<SnapshotEntry>>)>,
+}
+
+impl ListingCache {
+    /// The snapshot of directory `ino`, while fresh, with its expiry.
+    pub fn get(&self, ino: u64) -> Option<(Instant, Arc<Vec<SnapshotEntry>>)> {
+        let (until, snapshot) = self.listings.get(&ino)?;
+        (*until > Instant::now()).then(|| (*until, Arc::clone(snapshot)))
+    }
+
+    pub fn insert(&mut self, ino: u64, until: Instant, snapshot: Arc<Vec<SnapshotEntry>>) {
+        // Expired snapshots go as new ones come, so the map follows the directories in use.
+        let now = Instant::now();
+        self.listings.retain(|_, (u, _)| *u > now);
+        self.listings.insert(ino, (until, snapshot));
+    }
+
+    /// The names in directory `ino` changed (create, mkdir, unlink, rmdir, rename).
+    pub fn invalidate(&mut self, ino: u64) {
+        self.listings.remove(&ino);
+    }
 }
 
 /// Every open file and directory of the mount, by handle number.

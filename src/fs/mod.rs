@@ -31,7 +31,7 @@ use crate::s3::{ListObjectsParams, ObjectClient, S3Error};
 use crate::upload::WriterConfig;
 use dir::{EntryKind, ListedEntry};
 pub use error::FsError;
-use handle::{DirHandle, FileHandle, HandleTable, SnapshotEntry};
+use handle::{DirHandle, FileHandle, HandleTable, ListingCache, SnapshotEntry};
 use inode::{ChildFacts, Inode, InodeTable, ROOT_INO};
 pub use write::OpenMode;
 use write::WriterSlot;
@@ -85,6 +85,7 @@ pub struct S3Filesystem<C: ObjectClient> {
     mount_time: SystemTime,
     inodes: Mutex<InodeTable>,
     handles: Mutex<HandleTable>,
+    listings: Mutex<ListingCache>,
     /// The writer of every inode some handle writes (see `write`).
     writers: Mutex<HashMap<u64, WriterSlot<C>>>,
 }
@@ -102,6 +103,7 @@ impl<C: ObjectClient> S3Filesystem<C> {
             reads,
             inodes: Mutex::new(InodeTable::new(&config.prefix, mount_time)),
             handles: Mutex::new(HandleTable::default()),
+            listings: Mutex::new(ListingCache::default()),
             writers: Mutex::new(HashMap::new()),
             config,
             mount_time,
@@ -120,6 +122,15 @@ impl<C: ObjectClient> S3Filesystem<C> {
 
     fn handles(&self) -> MutexGuard<'_, HandleTable> {
         self.handles.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn listings(&self) -> MutexGuard<'_, ListingCache> {
+        self.listings.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The names in directory `ino` changed through this mount: its cached listing goes.
+    fn names_changed(&self, ino: u64) {
+        self.listings().invalidate(ino);
     }
 
     fn writers(&self) -> MutexGuard<'_, HashMap<u64, WriterSlot<C>>> {
@@ -348,14 +359,22 @@ impl<C: ObjectClient> S3Filesystem<C> {
         mut accept: impl FnMut(&ReaddirEntry) -> bool + Send,
     ) -> Result<(), FsError> {
         let handle = self.handles().dir(fh).ok_or(FsError::BadHandle(fh))?;
-        let snapshot = {
+        let (snapshot, entries_until) = {
             let mut slot = handle.snapshot.lock().await;
-            match (&*slot, offset) {
-                (Some(s), o) if o > 0 => Arc::clone(s),
+            let cached = self.listings().get(handle.ino);
+            match (&*slot, offset, cached) {
+                (Some(s), o, _) if o > 0 => (Arc::clone(s), self.valid_until()),
+                (_, _, Some((until, s))) => {
+                    *slot = Some(Arc::clone(&s));
+                    (s, until)
+                }
                 _ => {
                     let fresh = Arc::new(self.list_directory(handle.ino).await?);
+                    let until = self.valid_until();
+                    self.listings()
+                        .insert(handle.ino, until, Arc::clone(&fresh));
                     *slot = Some(Arc::clone(&fresh));
-                    fresh
+                    (fresh, until)
                 }
             }
         };
@@ -393,7 +412,7 @@ impl<C: ObjectClient> S3Filesystem<C> {
                             handle.ino,
                             &item.name,
                             item.facts.clone(),
-                            self.valid_until(),
+                            entries_until,
                         ),
                     };
                     let Some(attr) = ino.and_then(|i| table.get(i)).map(|i| self.attr_of(i)) else {

@@ -63,6 +63,7 @@ impl<C: ObjectClient> S3Filesystem<C> {
                 ..Default::default()
             })
             .await?;
+        self.names_changed(parent);
         let facts = ChildFacts::directory(self.mount_time);
         let mut table = self.inodes();
         let ino = table
@@ -103,6 +104,7 @@ impl<C: ObjectClient> S3Filesystem<C> {
             };
         }
         self.client.delete_object(&prefix).await?;
+        self.names_changed(parent);
         self.inodes().unlink_name(parent, name);
         Ok(())
     }
@@ -118,6 +120,7 @@ impl<C: ObjectClient> S3Filesystem<C> {
         self.client
             .delete_object(&format!("{parent_key}{name}"))
             .await?;
+        self.names_changed(parent);
         self.inodes().unlink_name(parent, name);
         Ok(())
     }
@@ -144,6 +147,9 @@ impl<C: ObjectClient> S3Filesystem<C> {
         if target.is_some() && no_replace {
             return Err(FsError::Exists);
         }
+        // Before the first copy: a rename that fails half way has changed names too.
+        self.names_changed(parent);
+        self.names_changed(new_parent);
         // A time set with utimes and not stored yet is stored by the copy (the object is
         // rewritten anyway).
         let mut unsaved_time = self
@@ -191,6 +197,10 @@ impl<C: ObjectClient> S3Filesystem<C> {
             let ino = moved.ino;
             table.set_mtime(ino, t, TimeSource::Metadata);
         }
+        drop(table);
+        // Again after: a listing taken during the copy may show the old name.
+        self.names_changed(parent);
+        self.names_changed(new_parent);
         Ok(())
     }
 

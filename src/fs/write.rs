@@ -144,6 +144,7 @@ impl<C: ObjectClient> S3Filesystem<C> {
             table.remember(ino);
             ino
         };
+        self.names_changed(parent);
         let key = format!("{}{name}", parent_inode.key);
         self.attach_writer(ino, &key, Origin::New);
         let fh = self.new_handle(ino, &key, String::new(), 0);
