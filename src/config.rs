@@ -295,32 +295,27 @@ impl MountConfig {
             ca_bundle: env("AWS_CA_BUNDLE").map(PathBuf::from),
             log_file: opts.log_file,
             cache_dir: opts.cache_dir.unwrap_or_else(|| default_cache_dir(&env)),
-            cache_size: match opts.cache_size.as_deref() {
-                None => crate::cache::block::default_cache_size(
+            cache_size: size_option(
+                opts.cache_size.as_deref(),
+                "cache size",
+                "give bytes, optionally with K/M/G (e.g. 256M; 0 turns the cache off)",
+            )?
+            .unwrap_or_else(|| {
+                crate::cache::block::default_cache_size(
                     crate::cache::block::machine_memory().unwrap_or(0),
-                ),
-                Some(text) => parse_size(text).ok_or_else(|| ConfigError::InvalidValue {
-                    what: "cache size",
-                    value: text.to_string(),
-                    fix: "give bytes, optionally with K/M/G (e.g. 256M; 0 turns the cache off)",
-                })?,
-            },
-            max_prefetch_memory: match opts.max_prefetch_memory.as_deref() {
-                None => defaults::MAX_PREFETCH_MEMORY,
-                Some(text) => parse_size(text).ok_or_else(|| ConfigError::InvalidValue {
-                    what: "prefetch memory",
-                    value: text.to_string(),
-                    fix: "give bytes, optionally with K/M/G (e.g. 128M)",
-                })?,
-            },
-            part_size: match opts.part_size.as_deref() {
-                None => None,
-                Some(text) => Some(parse_size(text).ok_or_else(|| ConfigError::InvalidValue {
-                    what: "part size",
-                    value: text.to_string(),
-                    fix: "give bytes, optionally with K/M/G (e.g. 8M); S3 needs at least 5M",
-                })?),
-            },
+                )
+            }),
+            max_prefetch_memory: size_option(
+                opts.max_prefetch_memory.as_deref(),
+                "prefetch memory",
+                "give bytes, optionally with K/M/G (e.g. 128M)",
+            )?
+            .unwrap_or(defaults::MAX_PREFETCH_MEMORY),
+            part_size: size_option(
+                opts.part_size.as_deref(),
+                "part size",
+                "give bytes, optionally with K/M/G (e.g. 8M); S3 needs at least 5M",
+            )?,
             upload_concurrency: opts.upload_concurrency,
             objects,
             single_copy_limit,
@@ -438,6 +433,22 @@ fn default_cache_dir(env: &impl Fn(&str) -> Option<String>) -> PathBuf {
         Some(dir) => PathBuf::from(dir).join("s3rolefs"),
         None => PathBuf::from("/var/tmp/s3rolefs"),
     }
+}
+
+/// A size flag (`8M`, `256M`, bytes), when given.
+fn size_option(
+    text: Option<&str>,
+    what: &'static str,
+    fix: &'static str,
+) -> Result<Option<u64>, ConfigError> {
+    text.map(|text| {
+        parse_size(text).ok_or_else(|| ConfigError::InvalidValue {
+            what,
+            value: text.to_string(),
+            fix,
+        })
+    })
+    .transpose()
 }
 
 /// `8388608`, `8M`, `64K`, `1G` → bytes.

@@ -561,6 +561,23 @@ fn mtime_of(path: &std::path::Path) -> std::time::SystemTime {
     fs::metadata(path).unwrap().modified().unwrap()
 }
 
+/// `touch -m -d @SECS path`.
+fn touch_at(path: &std::path::Path, secs: u64) {
+    run(Command::new("touch")
+        .args(["-m", "-d", &format!("@{secs}")])
+        .arg(path));
+}
+
+/// The `x-amz-meta-mtime` the bucket holds for `key`.
+fn stored_mtime(server: &TestServer, key: &str) -> Option<String> {
+    server
+        .object_info("bkt", key)
+        .unwrap()
+        .metadata
+        .get("mtime")
+        .cloned()
+}
+
 /// Times set with utimes: shown at once; stored as `x-amz-meta-mtime` when the object is
 /// rewritten anyway (an upload of the open file, a rename), so they survive a remount.
 #[test]
@@ -571,48 +588,38 @@ fn times_set_by_programs_are_kept() {
     let t2 = UNIX_EPOCH + Duration::from_secs(1_200_000_000);
 
     // touch -d on a file nobody writes: shown, kept in memory only.
-    run(Command::new("touch")
-        .args(["-m", "-d", "@1000000000"])
-        .arg(m.path().join("old.txt")));
+    touch_at(&m.path().join("old.txt"), 1_000_000_000);
     assert_eq!(mtime_of(&m.path().join("old.txt")), t1);
-    assert!(!server
-        .object_info("bkt", "old.txt")
-        .unwrap()
-        .metadata
-        .contains_key("mtime"));
+    assert_eq!(stored_mtime(&server, "old.txt"), None);
 
     // cp -p sets the time on the open file before closing it: stored with the upload.
     let src = tempfile::tempdir().unwrap();
     let local = src.path().join("kept.txt");
     fs::write(&local, b"kept").unwrap();
-    run(Command::new("touch")
-        .args(["-m", "-d", "@1200000000"])
-        .arg(&local));
+    touch_at(&local, 1_200_000_000);
     run(Command::new("cp")
         .arg("-p")
         .arg(&local)
         .arg(m.path().join("kept.txt")));
     assert_eq!(mtime_of(&m.path().join("kept.txt")), t2);
     assert_eq!(
-        server.object_info("bkt", "kept.txt").unwrap().metadata["mtime"],
-        "1200000000"
+        stored_mtime(&server, "kept.txt").as_deref(),
+        Some("1200000000")
     );
 
     // rsync -a writes a temporary file, sets its time after closing it, then renames it:
     // the rename's copy stores the time.
     let synced = src.path().join("synced.bin");
     fs::write(&synced, pattern(300_000, 1)).unwrap();
-    run(Command::new("touch")
-        .args(["-m", "-d", "@1000000000"])
-        .arg(&synced));
+    touch_at(&synced, 1_000_000_000);
     run(Command::new("rsync")
         .arg("-a")
         .arg(&synced)
         .arg(m.path().join("synced.bin")));
     assert_eq!(mtime_of(&m.path().join("synced.bin")), t1);
     assert_eq!(
-        server.object_info("bkt", "synced.bin").unwrap().metadata["mtime"],
-        "1000000000"
+        stored_mtime(&server, "synced.bin").as_deref(),
+        Some("1000000000")
     );
     // A second rsync -a finds the file up to date (same size and time): nothing is sent.
     server.reset_counters();
