@@ -412,25 +412,43 @@ fn read_full(f: &mut fs::File, buf: &mut [u8]) -> usize {
     n
 }
 
+/// A mount with 5 MiB parts, `attempts` tries per request and its own staging directory.
+fn mount_with_staging(server: &TestServer, attempts: u32) -> (tempfile::TempDir, Mount) {
+    let cache = tempfile::tempdir().unwrap();
+    let attempts = attempts.to_string();
+    let m = Mount::start(
+        server,
+        "bkt",
+        &[
+            "--part-size",
+            "5M",
+            "--max-attempts",
+            &attempts,
+            "--cache-dir",
+            cache.path().to_str().unwrap(),
+        ],
+    );
+    (cache, m)
+}
+
+/// Exactly one staging file holds `data`, and the log names it.
+fn assert_staging_kept(cache: &tempfile::TempDir, m: &Mount, data: &[u8]) {
+    let kept: Vec<_> = fs::read_dir(cache.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| fs::read(e.path()).map(|b| b == data).unwrap_or(false))
+        .collect();
+    assert_eq!(kept.len(), 1, "the staging copy with the data is kept");
+    assert!(m.stderr_log().contains(kept[0].path().to_str().unwrap()));
+}
+
 /// UploadPart fails on the server: close() returns an error, no partial object is visible,
 /// no multipart upload is left open, and the staging copy still holds the data.
 #[test]
 fn failed_upload_reports_error_and_keeps_data() {
     let server = TestServer::start();
     server.create_bucket("bkt");
-    let cache = tempfile::tempdir().unwrap();
-    let m = Mount::start(
-        &server,
-        "bkt",
-        &[
-            "--part-size",
-            "5M",
-            "--max-attempts",
-            "1",
-            "--cache-dir",
-            cache.path().to_str().unwrap(),
-        ],
-    );
+    let (cache, m) = mount_with_staging(&server, 1);
     server.fail_next_op(support::Op::UploadPart, 1000, support::Fault::InternalError);
     server.fail_next_op(support::Op::PutObject, 1000, support::Fault::InternalError);
     let data = pattern(12 << 20, 7);
@@ -444,13 +462,7 @@ fn failed_upload_reports_error_and_keeps_data() {
         "partial object visible"
     );
     assert_eq!(server.open_multipart_uploads("bkt"), 0);
-    let kept: Vec<_> = fs::read_dir(cache.path())
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .filter(|e| fs::read(e.path()).map(|b| b == data).unwrap_or(false))
-        .collect();
-    assert_eq!(kept.len(), 1, "the staging copy with the data is kept");
-    assert!(m.stderr_log().contains(kept[0].path().to_str().unwrap()));
+    assert_staging_kept(&cache, &m, &data);
 }
 
 /// `cp -r` of a 1,000-file tree of mixed sizes (up to 200 MiB) and back: every byte equal,
@@ -510,19 +522,7 @@ fn cp_thousand_file_tree_round_trip() {
 fn server_stopped_mid_upload() {
     let mut server = TestServer::start();
     server.create_bucket("bkt");
-    let cache = tempfile::tempdir().unwrap();
-    let m = Mount::start(
-        &server,
-        "bkt",
-        &[
-            "--part-size",
-            "5M",
-            "--max-attempts",
-            "2",
-            "--cache-dir",
-            cache.path().to_str().unwrap(),
-        ],
-    );
+    let (cache, m) = mount_with_staging(&server, 2);
     let data = pattern(12 << 20, 3);
     let mut f = fs::File::create(m.path().join("cut.bin")).unwrap();
     f.write_all(&data).unwrap();
@@ -532,13 +532,7 @@ fn server_stopped_mid_upload() {
     let err = f.sync_all().unwrap_err();
     assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
     drop(f);
-    let kept: Vec<_> = fs::read_dir(cache.path())
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .filter(|e| fs::read(e.path()).map(|b| b == data).unwrap_or(false))
-        .collect();
-    assert_eq!(kept.len(), 1, "the staging copy with the data is kept");
-    assert!(m.stderr_log().contains(kept[0].path().to_str().unwrap()));
+    assert_staging_kept(&cache, &m, &data);
 
     server.restart();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
