@@ -109,8 +109,9 @@ fn ten_thousand_key_directory_lists_completely() {
     assert_eq!(server.count(support::Op::HeadObject), heads_before);
 }
 
-/// "A listing is reused for `--metadata-ttl`: a second `ls` asks S3 nothing; a change made
-/// through the mount shows at once; one made by another client shows once the TTL ran out."
+/// "A listing is reused for `--metadata-ttl`: a second `ls` asks S3 nothing, nor does a lookup
+/// of a name it lacks; a change made through the mount shows at once; one made by another
+/// client shows once the TTL ran out."
 #[test]
 fn listings_are_cached_for_the_ttl() {
     let server = TestServer::start();
@@ -134,6 +135,15 @@ fn listings_are_cached_for_the_ttl() {
     assert!(names(&dir).contains(&"mine".to_string()));
     fs::remove_file(dir.join("f00")).unwrap();
     assert!(!names(&dir).contains(&"f00".to_string()));
+    // A name the fresh listing lacks is ENOENT without asking S3.
+    let before = server.total_requests();
+    assert!(fs::metadata(dir.join("missing")).is_err());
+    assert!(fs::metadata(dir.join(".git")).is_err());
+    assert_eq!(
+        server.total_requests(),
+        before,
+        "negative lookups from the listing"
+    );
     // Another client: visible after the TTL.
     server.put("bkt", "d/theirs", b"t".to_vec());
     std::thread::sleep(std::time::Duration::from_millis(2500));

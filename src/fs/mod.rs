@@ -188,6 +188,16 @@ impl<C: ObjectClient> S3Filesystem<C> {
                 }
             }
         }
+        // A fresh listing of the parent without the name answers for S3 (negative lookups:
+        // shells, editors and `git` probe many names that do not exist).
+        if let Some((_, snapshot)) = self.listings().get(parent) {
+            if snapshot
+                .binary_search_by(|e| e.name.as_str().cmp(name))
+                .is_err()
+            {
+                return Err(FsError::NotFound);
+            }
+        }
         let facts = self.stat_key(&parent_inode.key, name).await?;
         let mut table = self.inodes();
         let ino = table
