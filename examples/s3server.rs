@@ -76,11 +76,20 @@ struct Args {
 fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let args = Args::parse();
-    let server = TestServer::builder()
+    let builder = TestServer::builder()
         .addr(args.addr)
         .credentials(&args.access_key, &args.secret_key)
-        .region(&args.region)
-        .start();
+        .region(&args.region);
+    let server = match builder.try_start() {
+        Ok(server) => server,
+        Err(e) => {
+            eprintln!(
+                "s3server: cannot listen on {}: {e}; stop what uses that port or give another with --addr",
+                args.addr
+            );
+            std::process::exit(1);
+        }
+    };
     for bucket in &args.buckets {
         server.create_bucket(bucket);
     }
