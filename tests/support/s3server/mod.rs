@@ -83,7 +83,6 @@ impl ServerBuilder {
     }
 
     /// Like [`ServerBuilder::start`], with the bind error returned instead of a panic.
-    #[allow(dead_code)] // used by the example server, not by every test binary
     pub fn try_start(&self) -> std::io::Result<TestServer> {
         let access_key = self.access_key.clone().unwrap_or_else(|| {
             format!(
