@@ -115,6 +115,8 @@ pub struct MountOptions {
     pub cache_size: Option<String>,
     /// Bytes of blocks fetched ahead, across all open files (`64M`).
     pub max_prefetch_memory: Option<String>,
+    /// Bytes of blocks kept on disk under the cache directory (`10G`; absent: none).
+    pub cache_dir_size: Option<String>,
     /// Bytes, e.g. `8388608` (or with a suffix: `8M`).
     pub part_size: Option<String>,
     pub upload_concurrency: Option<usize>,
@@ -164,6 +166,8 @@ pub struct MountConfig {
     pub cache_size: u64,
     /// Bytes of blocks fetched ahead of readers, across all open files.
     pub max_prefetch_memory: u64,
+    /// Bytes of blocks kept on disk in `cache_dir/blocks` (0: no disk tier).
+    pub cache_dir_size: u64,
     pub part_size: Option<u64>,
     pub upload_concurrency: Option<usize>,
     /// Encryption, storage class and ACL of every object written, and the SSE-C key
@@ -311,6 +315,12 @@ impl MountConfig {
                 "give bytes, optionally with K/M/G (e.g. 128M)",
             )?
             .unwrap_or(defaults::MAX_PREFETCH_MEMORY),
+            cache_dir_size: size_option(
+                opts.cache_dir_size.as_deref(),
+                "disk cache size",
+                "give bytes, optionally with K/M/G (e.g. 10G)",
+            )?
+            .unwrap_or(0),
             part_size: size_option(
                 opts.part_size.as_deref(),
                 "part size",

@@ -340,3 +340,48 @@ fn statfs_reports_large_free_space() {
     assert_eq!(unsafe { libc::statvfs(path.as_ptr(), &mut st) }, 0);
     assert!(st.f_bavail as u64 * st.f_frsize as u64 > 1 << 50);
 }
+
+/// "With `--cache-dir-size`, blocks read are kept on disk (files 0600) and read again from
+/// there after a remount, never for another version of the object."
+#[test]
+fn disk_cache_serves_reads_across_remounts() {
+    use std::os::unix::fs::PermissionsExt;
+    let server = TestServer::start();
+    server.create_bucket("bkt");
+    let data: Vec<u8> = (0..20 * 1024 * 1024u32).map(|i| (i % 253) as u8).collect();
+    server.put("bkt", "big.bin", data.clone());
+    let cache = tempfile::tempdir().unwrap();
+    let args = [
+        "--cache-dir",
+        cache.path().to_str().unwrap(),
+        "--cache-dir-size",
+        "1G",
+    ];
+    let m = Mount::start(&server, "bkt", &args);
+    assert_eq!(fs::read(m.path().join("big.bin")).unwrap(), data);
+    drop(m);
+    let blocks: Vec<_> = fs::read_dir(cache.path().join("blocks"))
+        .unwrap()
+        .map(|e| e.unwrap())
+        .collect();
+    assert!(blocks.len() >= 2, "blocks on disk: {}", blocks.len());
+    for b in &blocks {
+        assert_eq!(b.metadata().unwrap().permissions().mode() & 0o777, 0o600);
+    }
+
+    let m = Mount::start(&server, "bkt", &args);
+    let gets = server.count(support::Op::GetObject);
+    assert_eq!(fs::read(m.path().join("big.bin")).unwrap(), data);
+    assert_eq!(
+        server.count(support::Op::GetObject),
+        gets,
+        "a remounted read comes from the disk cache"
+    );
+    drop(m);
+
+    // Another version of the object: its blocks are not the cached ones.
+    let new: Vec<u8> = data.iter().map(|b| b.wrapping_add(1)).collect();
+    server.put("bkt", "big.bin", new.clone());
+    let m = Mount::start(&server, "bkt", &args);
+    assert_eq!(fs::read(m.path().join("big.bin")).unwrap(), new);
+}

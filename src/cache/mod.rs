@@ -2,8 +2,11 @@
 //!
 //! - `block`: blocks of objects keyed by key + ETag + index, in a byte-bounded LRU shared
 //!   by the whole mount.
+//! - `disk`: the optional disk tier (`--cache-dir-size`): block files, 0600, kept across
+//!   remounts, checked against key and ETag.
 //! - `prefetch`: per-handle sequential detection and a growing window of ranged GETs in
 //!   flight, served through the block cache, within a mount-wide memory budget.
 
 pub mod block;
+pub mod disk;
 pub mod prefetch;

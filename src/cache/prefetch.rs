@@ -32,6 +32,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
 use super::block::{BlockCache, BlockKey, BLOCK_SIZE};
+use super::disk::DiskCache;
 use crate::s3::{GetObjectParams, ObjectClient, S3Error};
 
 /// The first window: small, so probing the start of a big file costs little.
@@ -47,6 +48,9 @@ const BUDGET_UNIT: u64 = 4096;
 pub struct ReadContext<C: ObjectClient> {
     pub client: Arc<C>,
     pub cache: Arc<BlockCache>,
+    /// The disk tier, when configured: blocks are looked for there before S3, and stored
+    /// there once fetched.
+    pub disk: Option<Arc<DiskCache>>,
     budget: Arc<Semaphore>,
 }
 
@@ -57,8 +61,19 @@ impl<C: ObjectClient> ReadContext<C> {
         ReadContext {
             client,
             cache,
+            disk: None,
             budget: Arc::new(Semaphore::new(units as usize)),
         }
+    }
+
+    /// Adds the disk tier.
+    pub fn with_disk(mut self, disk: Option<Arc<DiskCache>>) -> Self {
+        self.disk = disk;
+        self
+    }
+
+    fn has_block(&self, key: &BlockKey) -> bool {
+        self.cache.contains(key) || self.disk.as_ref().is_some_and(|d| d.contains(key))
     }
 
     /// Budget units free right now (for tests and `status`).
@@ -180,8 +195,7 @@ impl Prefetcher {
     }
 
     fn all_cached<C: ObjectClient>(&self, ctx: &ReadContext<C>, offset: u64, end: u64) -> bool {
-        (offset / BLOCK_SIZE..=(end - 1) / BLOCK_SIZE)
-            .all(|i| ctx.cache.contains(&self.block_key(i)))
+        (offset / BLOCK_SIZE..=(end - 1) / BLOCK_SIZE).all(|i| ctx.has_block(&self.block_key(i)))
     }
 
     /// What was asked plus the window, in one GET.
@@ -294,10 +308,21 @@ impl Prefetcher {
         let range = start..start + self.block_len(index);
         let client = ctx.client.clone();
         let cache = ctx.cache.clone();
+        let disk = ctx.disk.clone();
         let block_key = self.block_key(index);
         let task = tokio::spawn(async move {
+            let want = (range.end - range.start) as usize;
+            if let Some(disk) = &disk {
+                if let Some(data) = disk.get(&block_key).await.filter(|d| d.len() == want) {
+                    cache.insert(block_key, data.clone());
+                    return Ok(data);
+                }
+            }
             let data = fetch(&*client, &block_key.key, &block_key.etag, range).await?;
-            cache.insert(block_key, data.clone());
+            cache.insert(block_key.clone(), data.clone());
+            if let Some(disk) = &disk {
+                disk.put(block_key, data.clone());
+            }
             Ok(data)
         });
         self.in_flight.insert(

@@ -157,6 +157,9 @@ struct MountArgs {
     /// Memory for blocks fetched ahead of readers, all files together, e.g. 128M (default 32 MiB).
     #[arg(long, value_name = "BYTES", help_heading = "Cache")]
     max_prefetch_memory: Option<String>,
+    /// Keep up to this many bytes of read blocks on disk under --cache-dir, across remounts, e.g. 10G (default: none).
+    #[arg(long, value_name = "BYTES", help_heading = "Cache")]
+    cache_dir_size: Option<String>,
 
     /// Size of multipart upload parts, e.g. 8M (default 8 MiB, growing for huge files).
     #[arg(long, value_name = "BYTES", help_heading = "Upload")]
@@ -238,6 +241,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 cache_dir: args.cache_dir,
                 cache_size: args.cache_size,
                 max_prefetch_memory: args.max_prefetch_memory,
+                cache_dir_size: args.cache_dir_size,
                 part_size: args.part_size,
                 upload_concurrency: args.upload_concurrency,
                 sse: args.sse,

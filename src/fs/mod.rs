@@ -26,6 +26,7 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 
 use crate::cache::block::BlockCache;
+use crate::cache::disk::DiskCache;
 use crate::cache::prefetch::{Prefetcher, ReadContext};
 use crate::s3::{ListObjectsParams, ObjectClient, S3Error};
 use crate::upload::WriterConfig;
@@ -54,6 +55,8 @@ pub struct FsConfig {
     pub cache_size: u64,
     /// Bytes of blocks fetched ahead, across all open files.
     pub max_prefetch_memory: u64,
+    /// The disk tier of the block cache, when configured.
+    pub disk_cache: Option<Arc<DiskCache>>,
 }
 
 /// Attributes of one inode, as the kernel gets them.
@@ -97,7 +100,8 @@ impl<C: ObjectClient> S3Filesystem<C> {
             Arc::clone(&client),
             Arc::new(BlockCache::new(config.cache_size)),
             config.max_prefetch_memory,
-        );
+        )
+        .with_disk(config.disk_cache.clone());
         S3Filesystem {
             client,
             reads,

@@ -272,6 +272,7 @@ mod tests {
             writer: Arc::new(crate::upload::WriterConfig::new(std::env::temp_dir())),
             cache_size: 64 << 20,
             max_prefetch_memory: 64 << 20,
+            disk_cache: None,
         }
     }
 

@@ -94,6 +94,7 @@ fn mount_foreground(config: MountConfig, report_ready: bool) -> Result<(), Mount
             writer: Arc::new(writer_config(&config)?),
             cache_size: config.cache_size,
             max_prefetch_memory: config.max_prefetch_memory,
+            disk_cache: disk_cache(&config)?,
         },
     ));
     let adapter = FuseAdapter::new(fs, runtime.handle().clone());
@@ -184,6 +185,25 @@ fn source_name(config: &MountConfig) -> String {
 
 /// The upload settings, with the staging directory created (mode 0700: staging copies hold
 /// the bucket's data).
+/// The disk tier of the block cache, in `<cache-dir>/blocks`, when `--cache-dir-size` asks.
+fn disk_cache(
+    config: &MountConfig,
+) -> Result<Option<Arc<crate::cache::disk::DiskCache>>, MountError> {
+    if config.cache_dir_size == 0 {
+        return Ok(None);
+    }
+    let dir = config.cache_dir.join("blocks");
+    crate::cache::disk::DiskCache::open(&dir, config.cache_dir_size)
+        .map(Some)
+        .map_err(|e| MountError::MountFailed {
+            path: dir,
+            reason: format!(
+                "cannot use the block cache directory: {e}; pick another with --cache-dir \
+                 or drop --cache-dir-size"
+            ),
+        })
+}
+
 fn writer_config(config: &MountConfig) -> Result<crate::upload::WriterConfig, MountError> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     let dir = &config.cache_dir;
