@@ -205,6 +205,15 @@ impl InodeTable {
         Some(ino)
     }
 
+    /// A directory was just listed, so it exists: its attributes are fresh until `until`.
+    pub fn confirm_directory(&mut self, ino: u64, until: Instant) {
+        if let Some(inode) = self.inodes.get_mut(&ino) {
+            if inode.kind == EntryKind::Directory && inode.valid_until < until {
+                inode.valid_until = until;
+            }
+        }
+    }
+
     /// Updates a known inode's attributes (after a HEAD or an upload).
     pub fn refresh(&mut self, ino: u64, facts: ChildFacts, until: Instant) {
         if let Some(inode) = self.inodes.get_mut(&ino) {

@@ -385,6 +385,9 @@ impl<C: ObjectClient> S3Filesystem<C> {
                 _ => {
                     let fresh = Arc::new(self.list_directory(handle.ino).await?);
                     let until = self.valid_until();
+                    // Listed: it exists. A listing longer than the TTL must not make the
+                    // next `stat` of the directory ask S3 again.
+                    self.inodes().confirm_directory(handle.ino, until);
                     self.listings()
                         .insert(handle.ino, until, Arc::clone(&fresh));
                     *slot = Some(Arc::clone(&fresh));
@@ -452,15 +455,16 @@ impl<C: ObjectClient> S3Filesystem<C> {
     /// Lists the directory `ino` (every page) and records every child in the inode table.
     async fn list_directory(&self, ino: u64) -> Result<Vec<SnapshotEntry>, FsError> {
         let inode = self.inode(ino)?;
-        let listing = self
-            .client
-            .list_objects(&ListObjectsParams {
+        let listing = crate::s3::listing::list_all(
+            &*self.client,
+            &ListObjectsParams {
                 prefix: inode.key.clone(),
                 delimiter: Some("/".into()),
                 start_after: None,
                 max_keys: None,
-            })
-            .await?;
+            },
+        )
+        .await?;
         let mut entries = dir::entries_from_listing(&inode.key, listing);
         // Files being written that S3 does not hold yet show as they are now.
         let pending: Vec<String> = {

@@ -103,6 +103,12 @@ fn mount_foreground(config: MountConfig, report_ready: bool) -> Result<(), Mount
         path: mountpoint.clone(),
         reason: e.to_string(),
     };
+    // Signal handlers go in before the mount exists: a SIGTERM in between would otherwise
+    // kill the process with the default action and leave a dead mount behind.
+    let signals = {
+        let _runtime = runtime.enter();
+        termination_signals()
+    };
     // Root mounts with mount(2) itself so the type reads `fuse.s3rolefs`; other users go
     // through fuser and fusermount3 (which set the same type).
     let direct = kernel::can_mount_directly();
@@ -136,7 +142,7 @@ fn mount_foreground(config: MountConfig, report_ready: bool) -> Result<(), Mount
     let mut unmounter = session.unmount_callable();
     let signal_mountpoint = mountpoint.clone();
     runtime.spawn(async move {
-        wait_for_termination().await;
+        wait_for_termination(signals).await;
         log::info!("signal received: unmounting");
         let result = if direct {
             kernel::unmount(&signal_mountpoint, true)
@@ -160,13 +166,25 @@ fn mount_foreground(config: MountConfig, report_ready: bool) -> Result<(), Mount
     })
 }
 
-async fn wait_for_termination() {
+type TerminationSignals = (tokio::signal::unix::Signal, tokio::signal::unix::Signal);
+
+/// SIGTERM and SIGINT handlers (inside the runtime's context).
+fn termination_signals() -> Option<TerminationSignals> {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
+    match (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
-    ) else {
-        log::error!("cannot install signal handlers; unmount with: s3rolefs unmount DIR");
+    ) {
+        (Ok(term), Ok(int)) => Some((term, int)),
+        _ => {
+            log::error!("cannot install signal handlers; unmount with: s3rolefs unmount DIR");
+            None
+        }
+    }
+}
+
+async fn wait_for_termination(signals: Option<TerminationSignals>) {
+    let Some((mut term, mut int)) = signals else {
         return std::future::pending().await;
     };
     tokio::select! {

@@ -7,6 +7,7 @@
 //! - `error`: [`S3Error`].
 //! - `settings`: what objects are written with (encryption, storage class, ACL, SSE-C
 //!   key), applied by the client to the operations S3 wants them on.
+//! - `listing`: a large directory's pages listed side by side (StartAfter intervals).
 //! - `copy`: copies of any size: CopyObject up to the single-copy limit, a multipart copy
 //!   (UploadPartCopy) above it.
 //! - `memory`: an in-memory implementation with failure injection and per-operation counters,
@@ -18,6 +19,7 @@ pub mod checksum;
 pub mod client;
 pub mod copy;
 pub mod error;
+pub mod listing;
 pub mod memory;
 pub mod mtime;
 pub mod settings;
