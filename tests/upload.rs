@@ -60,7 +60,9 @@ fn data(len: usize) -> Vec<u8> {
 /// Writes `bytes` sequentially in 1 MiB requests, as the kernel sends them.
 async fn write_all(w: &OpenWriter<S3Client>, bytes: &[u8]) {
     for (i, chunk) in bytes.chunks(MIB).enumerate() {
-        let written = w.write((i * MIB) as u64, chunk).await;
+        let written = w
+            .write((i * MIB) as u64, bytes::Bytes::copy_from_slice(chunk))
+            .await;
         assert_eq!(written.unwrap_or_else(|e| panic!("{e}")), chunk.len());
     }
 }

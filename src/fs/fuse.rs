@@ -328,11 +328,12 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        // The kernel's buffer is only lent for this call: the task gets its own copy.
-        let data = data.to_vec();
+        // The kernel's buffer is only lent for this call: the task gets its own copy, the
+        // only one on the way to the part buffer.
+        let data = bytes::Bytes::copy_from_slice(data);
         let fs = Arc::clone(&self.fs);
         self.runtime.spawn(async move {
-            match fs.write(fh.0, offset, &data).await {
+            match fs.write(fh.0, offset, data).await {
                 Ok(n) => reply.written(n),
                 Err(e) => reply.error(errno(&e, "write")),
             }

@@ -153,7 +153,7 @@ impl<C: ObjectClient> S3Filesystem<C> {
     }
 
     /// `write` through a handle.
-    pub async fn write(&self, fh: u64, offset: u64, data: &[u8]) -> Result<u32, FsError> {
+    pub async fn write(&self, fh: u64, offset: u64, data: bytes::Bytes) -> Result<u32, FsError> {
         let handle = self.handles().file(fh).ok_or(FsError::BadHandle(fh))?;
         if !handle.writes {
             return Err(FsError::BadHandle(fh));

@@ -44,7 +44,10 @@ fn internal_error() -> S3Error {
 async fn write_all<C: ObjectClient>(w: &OpenWriter<C>, offset: u64, bytes: &[u8]) {
     for (i, chunk) in bytes.chunks(16 * 1024).enumerate() {
         let at = offset + (i * 16 * 1024) as u64;
-        assert_eq!(w.write(at, chunk).await.unwrap(), chunk.len());
+        assert_eq!(
+            w.write(at, Bytes::copy_from_slice(chunk)).await.unwrap(),
+            chunk.len()
+        );
     }
 }
 
@@ -280,7 +283,7 @@ async fn sequential_then_seek_keeps_every_byte() {
     let w = OpenWriter::new(s3.clone(), "seek".into(), Origin::New, config(&dir, 2));
     let mut expect = data((PART * 5 / 2) as usize);
     write_all(&w, 0, &expect).await;
-    w.write(10, b"PATCHED").await.unwrap();
+    w.write(10, Bytes::from_static(b"PATCHED")).await.unwrap();
     expect[10..17].copy_from_slice(b"PATCHED");
     assert!(!w.is_streaming().await);
     let tail = data(1000);
@@ -323,7 +326,7 @@ async fn random_write_into_existing_object_keeps_the_rest() {
     };
     let w = OpenWriter::new(s3.clone(), "obj".into(), origin, config(&dir, 2));
     assert!(!w.is_dirty());
-    w.write(PART + 5, b"xyz").await.unwrap();
+    w.write(PART + 5, Bytes::from_static(b"xyz")).await.unwrap();
     expect[(PART + 5) as usize..(PART + 8) as usize].copy_from_slice(b"xyz");
     assert_eq!(
         &w.read(PART, 10).await.unwrap()[..],
@@ -345,7 +348,9 @@ async fn append_to_existing_object() {
     let etag = s3.insert("log", "line 1\n");
     let origin = Origin::Existing { etag, size: 7 };
     let w = OpenWriter::new(s3.clone(), "log".into(), origin, config(&dir, 2));
-    w.write(w.size(), b"line 2\n").await.unwrap();
+    w.write(w.size(), Bytes::from_static(b"line 2\n"))
+        .await
+        .unwrap();
     assert_eq!(w.size(), 14);
     w.flush().await.unwrap();
     assert_eq!(s3.get("log").unwrap(), "line 1\nline 2\n");
@@ -380,7 +385,7 @@ async fn truncate_to_zero_fetches_nothing() {
         config(&dir, 2),
     );
     w.truncate(0).await.unwrap();
-    w.write(0, b"new").await.unwrap();
+    w.write(0, Bytes::from_static(b"new")).await.unwrap();
     w.flush().await.unwrap();
     assert_eq!(s3.get("z").unwrap(), "new");
     assert_eq!(s3.counters().get_object, 0);
@@ -405,7 +410,7 @@ async fn object_changed_since_open_fails_the_fill() {
     s3.insert("moved", "new content");
     let origin = Origin::Existing { etag, size: 11 };
     let w = OpenWriter::new(s3.clone(), "moved".into(), origin, config(&dir, 2));
-    let err = w.write(0, b"x").await.unwrap_err();
+    let err = w.write(0, Bytes::from_static(b"x")).await.unwrap_err();
     assert!(
         matches!(err.s3_error(), Some(S3Error::PreconditionFailed { .. })),
         "{err}"

@@ -156,12 +156,12 @@ impl<C: ObjectClient> OpenWriter<C> {
         state.staging.as_ref().map(|s| s.path().to_path_buf())
     }
 
-    /// Writes `data` at `offset`; returns how many bytes were written (all of them).
-    pub async fn write(&self, offset: u64, data: &[u8]) -> Result<usize, UploadError> {
+    /// Writes `data` at `offset`; returns how many bytes were written (all of them). The
+    /// buffer is kept (part buffer, staging write) without another copy.
+    pub async fn write(&self, offset: u64, data: Bytes) -> Result<usize, UploadError> {
         if data.is_empty() {
             return Ok(0);
         }
-        let data = Bytes::copy_from_slice(data);
         let mut state = self.state.lock().await;
         if self.user_mtime_slot().take().is_some() {
             if let Mode::Streaming { upload, .. } = &mut state.mode {
