@@ -86,6 +86,11 @@ impl<C: ObjectClient> MultipartUpload<C> {
         self.upload_id.is_some()
     }
 
+    /// True once the upload completed or was aborted (after a failure): no part goes up now.
+    pub fn has_ended(&self) -> bool {
+        self.finished
+    }
+
     /// The size the next part must have (the last part may be smaller).
     pub fn next_part_size(&self) -> u64 {
         part_size(self.base_part_size, self.next_part)

@@ -76,6 +76,27 @@ impl StagingFile {
             .await
     }
 
+    /// Starts writing `data` at `offset`, for data that is also on its way to S3 and will
+    /// rarely be read back; [`WriteThrough::finish`] says how it went. It runs on the
+    /// blocking pool while the caller goes on, and hands the pages to the disk at once
+    /// (`sync_file_range`), dropping those written before from the page cache: a large file
+    /// being streamed keeps no more than a part or two dirty in memory. Left dirty, a
+    /// gigabyte of mirror makes the kernel throttle every writer on the machine (the S3
+    /// server's too, when it is local) once the dirty limit nears. (`O_DIRECT` would skip
+    /// the copy, but waits for the disk: measured slower.)
+    pub fn write_through(&self, offset: u64, data: Bytes) -> WriteThrough {
+        let file = self.file.clone();
+        let task = tokio::task::spawn_blocking(move || {
+            file.write_all_at(&data, offset)?;
+            release_pages(&file, offset, data.len() as u64);
+            Ok(())
+        });
+        WriteThrough {
+            path: self.path.clone(),
+            task,
+        }
+    }
+
     /// Up to `len` bytes at `offset`; fewer only at the end of the file.
     pub async fn read_at(&self, offset: u64, len: usize) -> Result<Bytes, UploadError> {
         let file = self.file.clone();
@@ -124,6 +145,44 @@ impl StagingFile {
             path: self.path.clone(),
             source,
         })
+    }
+}
+
+/// A [`StagingFile::write_through`] in progress.
+#[derive(Debug)]
+pub struct WriteThrough {
+    path: PathBuf,
+    task: tokio::task::JoinHandle<io::Result<()>>,
+}
+
+impl WriteThrough {
+    /// Waits for the write; its error names the staging file.
+    pub async fn finish(self) -> Result<(), UploadError> {
+        let outcome = match self.task.await {
+            Ok(outcome) => outcome,
+            Err(e) => Err(io::Error::other(format!("staging I/O task failed: {e}"))),
+        };
+        outcome.map_err(|source| UploadError::LocalIo {
+            path: self.path,
+            source,
+        })
+    }
+}
+
+/// Starts writeback of `[offset, offset + len)` and drops the clean pages before `offset`
+/// from the page cache. Both are hints: a filesystem that ignores them (tmpfs) loses nothing.
+fn release_pages(file: &File, offset: u64, len: u64) {
+    use std::os::fd::AsRawFd;
+    let (Ok(start), Ok(len)) = (
+        libc::off64_t::try_from(offset),
+        libc::off64_t::try_from(len),
+    ) else {
+        return;
+    };
+    // SAFETY: plain syscalls on a descriptor this function borrows; no memory is passed.
+    unsafe {
+        libc::sync_file_range(file.as_raw_fd(), start, len, libc::SYNC_FILE_RANGE_WRITE);
+        libc::posix_fadvise(file.as_raw_fd(), 0, start, libc::POSIX_FADV_DONTNEED);
     }
 }
 

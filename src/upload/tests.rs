@@ -487,3 +487,77 @@ async fn an_empty_flush_keeps_the_writer_streaming() {
     w.flush().await.unwrap();
     assert_eq!(s3.get("dup").unwrap(), body);
 }
+
+/// A file smaller than a part goes up from memory: no staging file is ever created.
+#[tokio::test]
+async fn small_file_never_touches_the_disk() {
+    let (dir, s3) = (tempfile::tempdir().unwrap(), bucket());
+    let w = OpenWriter::new(s3.clone(), "s".into(), Origin::New, config(&dir, 4));
+    write_all(&w, 0, &data((PART / 2) as usize)).await;
+    assert_eq!(staged_files(&dir), 0, "nothing local while writing");
+    w.flush().await.unwrap();
+    assert_eq!(staged_files(&dir), 0, "nothing local after the upload");
+}
+
+/// While streaming, every full part is in the mirror; only the part being filled is not,
+/// and a read of it puts it there (the file keeps streaming).
+#[tokio::test]
+async fn the_mirror_holds_every_sent_part() {
+    let (dir, s3) = (tempfile::tempdir().unwrap(), bucket());
+    let w = OpenWriter::new(s3.clone(), "m".into(), Origin::New, config(&dir, 4));
+    let body = data((PART * 5 / 2) as usize);
+    write_all(&w, 0, &body).await;
+    let path = w.staging_path().await.unwrap();
+    let read_back = w.read(0, body.len() as u32).await.unwrap();
+    assert_eq!(&read_back[..], &body[..]);
+    assert!(w.is_streaming().await, "a read does not end the stream");
+    assert_eq!(std::fs::read(&path).unwrap(), body);
+    w.flush().await.unwrap();
+    assert_eq!(s3.get("m").unwrap(), body);
+}
+
+/// A staging directory that cannot be written (here: missing) stops a large stream at the
+/// next part with the disk's error, never losing a byte: once the directory is back, the
+/// same writer uploads the whole file.
+#[tokio::test]
+async fn an_unwritable_mirror_holds_the_stream_in_memory() {
+    let (dir, s3) = (tempfile::tempdir().unwrap(), bucket());
+    let missing = dir.path().join("gone");
+    let cfg = Arc::new(WriterConfig {
+        part_size: PART,
+        concurrency: 4,
+        cache_dir: missing.clone(),
+    });
+    let w = OpenWriter::new(s3.clone(), "d".into(), Origin::New, cfg);
+    let body = data((PART * 3) as usize);
+    let chunk = 16 * 1024;
+    let mut accepted = 0;
+    let mut refused = None;
+    for piece in body.chunks(chunk) {
+        match w
+            .write(accepted as u64, Bytes::copy_from_slice(piece))
+            .await
+        {
+            Ok(n) => accepted += n,
+            Err(e) => {
+                refused = Some(e);
+                break;
+            }
+        }
+    }
+    let err = refused.expect("the writer stops taking bytes it cannot keep");
+    assert!(err.to_string().contains("gone"), "{err}");
+    assert!(
+        accepted as u64 >= PART && (accepted as u64) < 2 * PART + chunk as u64,
+        "about a part held in memory, then refused: {accepted}"
+    );
+    assert_eq!(
+        s3.counters().upload_part,
+        0,
+        "nothing pushed without its mirror"
+    );
+    std::fs::create_dir(&missing).unwrap();
+    write_all(&w, accepted as u64, &body[accepted..]).await;
+    w.flush().await.unwrap();
+    assert_eq!(s3.get("d").unwrap(), body);
+}

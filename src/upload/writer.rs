@@ -12,16 +12,25 @@
 //!   from S3 with ranged GETs pinned to the ETag seen at open (`If-Match`), the first time a
 //!   read, write or flush needs the content; a truncate first limits what is fetched.
 //!
-//! While streaming, every byte is *also* written to a staging file (the mirror). This costs
-//! one local write per byte and disk space for the file's size, and buys the two properties
-//! nothing else gives: a stream that turns non-sequential (a seek back, a truncate, a flush
-//! followed by more writes — a completed multipart upload cannot be appended to) switches to
-//! staging with every byte already local, and an upload that fails keeps the data, since
-//! parts already sent cannot be read back from S3 and their buffers are gone.
+//! While streaming, each full part is *also* written to a staging file (the mirror) before
+//! it goes up, so every byte is either in the mirror or in the part buffer. This costs one
+//! local write per byte of a large file and disk space for its size, and buys the two
+//! properties nothing else gives: a stream that turns non-sequential (a seek back, a
+//! truncate, a flush followed by more writes — a completed multipart upload cannot be
+//! appended to) switches to staging with every byte already local, and an upload that fails
+//! keeps the data, since parts already sent cannot be read back from S3. The part being
+//! filled is written to the mirror ("spilled") only when something needs it there: a switch
+//! to staging, a read of it, a failed upload. So a file smaller than a part never touches
+//! the disk unless its upload fails, and a large one is written locally once, a part at a
+//! time, with its pages handed to the disk at once rather than left dirty in memory (where
+//! they would compete with the uploads for the page cache).
 //!
 //! A failed streaming upload is aborted and the writer drops to staged mode: the write that
-//! hit the failure still succeeds (its bytes are in the mirror) and the next flush uploads
-//! the staging copy. `flush` returns `Ok` only once S3 acknowledged the whole object.
+//! hit the failure still succeeds (its bytes are in the mirror or in memory) and the next
+//! flush uploads the staging copy. If the disk cannot take the part buffer then (full), the
+//! writer stays in memory, and every later call tries again and reports the disk's error:
+//! the data is never dropped while the writer lives. `flush` returns `Ok` only once S3
+//! acknowledged the whole object.
 //!
 //! Concurrency: one tokio mutex over the state, held across S3 calls, because every
 //! operation must see the mode and the size the previous one left; handles of one inode
@@ -37,6 +46,7 @@ use bytes::{Bytes, BytesMut};
 use log::{debug, warn};
 use tokio::sync::Mutex;
 
+use super::staging::WriteThrough;
 use super::{MultipartUpload, Origin, StagingFile, UploadError, WriterConfig};
 use crate::s3::{GetObjectParams, ObjectClient, ObjectMeta, PutObjectParams, S3Error};
 
@@ -62,10 +72,24 @@ enum Mode<C: ObjectClient> {
     Staged,
 }
 
+/// Bytes `[offset, offset + data.len())` on their way to the mirror.
+struct PendingMirror {
+    offset: u64,
+    data: Bytes,
+    /// `None` once a write of them failed.
+    write: Option<WriteThrough>,
+}
+
 struct State<C: ObjectClient> {
     mode: Mode<C>,
     /// The mirror while streaming, the copy when staged; created on first need.
     staging: Option<StagingFile>,
+    /// While streaming: bytes `[0, mirrored)` are known to be in the mirror; with those of
+    /// `mirror_pending`, everything before the part buffer.
+    mirrored: u64,
+    /// The mirror write of the last part sent, running while the next part fills (or, after
+    /// it failed, its bytes, to be written again).
+    mirror_pending: Option<PendingMirror>,
     /// The version of the object the staging copy is filled from.
     origin_etag: Option<String>,
     /// Bytes `[filled_to, fill_limit)` of the original object are still to be copied in.
@@ -98,6 +122,8 @@ impl<C: ObjectClient> OpenWriter<C> {
             state: Mutex::new(State {
                 mode,
                 staging: None,
+                mirrored: 0,
+                mirror_pending: None,
                 origin_etag: etag,
                 filled_to: 0,
                 fill_limit: size,
@@ -163,6 +189,7 @@ impl<C: ObjectClient> OpenWriter<C> {
             return Ok(0);
         }
         let mut state = self.state.lock().await;
+        self.settle(&mut state).await?;
         if self.user_mtime_slot().take().is_some() {
             if let Mode::Streaming { upload, .. } = &mut state.mode {
                 upload.set_mtime(None);
@@ -171,35 +198,191 @@ impl<C: ObjectClient> OpenWriter<C> {
         let size = self.size();
         if offset != size {
             self.switch_to_staged(&mut state, "a write away from the end")
-                .await;
+                .await?;
         }
         let end = offset + data.len() as u64;
-        if matches!(state.mode, Mode::Staged) {
-            self.fill(&mut state).await?;
+        let Mode::Streaming { part, upload } = &mut state.mode else {
+            return self.write_staged(&mut state, offset, data).await;
+        };
+        if part.len() as u64 >= upload.next_part_size() {
+            // The last part could not go to the mirror: no more bytes until it can.
+            self.send_full_parts(&mut state).await?;
         }
-        self.staging(&mut state)
+        self.write_more(&mut state, end, data).await
+    }
+
+    /// Appends `data` to the part buffer (the file reaching `end`) and sends what filled.
+    async fn write_more(
+        &self,
+        state: &mut State<C>,
+        end: u64,
+        data: Bytes,
+    ) -> Result<usize, UploadError> {
+        let Mode::Streaming { part, upload } = &mut state.mode else {
+            // A failed push in the retry above moved the writer to staging.
+            return self
+                .write_staged(state, end - data.len() as u64, data)
+                .await;
+        };
+        reserve_part(part, data.len(), end, upload.next_part_size());
+        part.extend_from_slice(&data);
+        self.size.store(end, Ordering::Release);
+        self.dirty.store(true, Ordering::Release);
+        if let Err(e) = self.send_full_parts(state).await {
+            // The bytes are in memory: the write succeeded; the next call reports the disk.
+            debug!("{:?}: {e}; the part stays in memory", self.key);
+        }
+        Ok(data.len())
+    }
+
+    /// Writes `data` at `offset` into the staging copy (staged mode).
+    async fn write_staged(
+        &self,
+        state: &mut State<C>,
+        offset: u64,
+        data: Bytes,
+    ) -> Result<usize, UploadError> {
+        self.fill(state).await?;
+        self.staging(state)
             .await?
             .write_at(offset, data.clone())
             .await?;
-        self.size.store(size.max(end), Ordering::Release);
+        let end = offset + data.len() as u64;
+        self.size.store(self.size().max(end), Ordering::Release);
         self.dirty.store(true, Ordering::Release);
-        if let Mode::Streaming { upload, part } = &mut state.mode {
-            part.extend_from_slice(&data);
-            while part.len() as u64 >= upload.next_part_size() {
-                let body = part.split_to(upload.next_part_size() as usize).freeze();
-                if let Err(e) = upload.push_part(body).await {
-                    // The bytes are in the mirror: the write succeeded, the upload did not.
-                    warn!(
-                        "streaming {:?} failed: {e}; switching to its staging copy, \
-                         uploaded on the next flush",
-                        self.key
-                    );
-                    state.mode = Mode::Staged;
-                    break;
+        Ok(data.len())
+    }
+
+    /// Sends every full part in the part buffer: each goes to the mirror (in the background,
+    /// the previous one's mirror write finished first) and is pushed. A push that fails
+    /// ends streaming (the part buffer is spilled and the writer goes on staged); a mirror
+    /// that cannot be written leaves the part in memory.
+    async fn send_full_parts(&self, state: &mut State<C>) -> Result<(), UploadError> {
+        loop {
+            let (body, start) = match &mut state.mode {
+                Mode::Streaming { upload, part }
+                    if part.len() as u64 >= upload.next_part_size() =>
+                {
+                    let start = self.size() - part.len() as u64;
+                    (
+                        part.split_to(upload.next_part_size() as usize).freeze(),
+                        start,
+                    )
                 }
+                _ => return Ok(()),
+            };
+            if let Err(e) = self.mirror(state, start, &body).await {
+                // Not pushed: the part goes back to the front of the buffer.
+                if let Mode::Streaming { part, .. } = &mut state.mode {
+                    let mut whole = BytesMut::from(&body[..]);
+                    whole.extend_from_slice(part);
+                    *part = whole;
+                }
+                return Err(e);
+            }
+            let Mode::Streaming { upload, .. } = &mut state.mode else {
+                return Ok(());
+            };
+            if let Err(e) = upload.push_part(body).await {
+                warn!(
+                    "streaming {:?} failed: {e}; switching to its staging copy, \
+                     uploaded on the next flush",
+                    self.key
+                );
+                return self.switch_to_staged(state, "a failed upload").await;
             }
         }
-        Ok(data.len())
+    }
+
+    /// Starts the mirror write of the part `body` at `start`, once the previous one is done.
+    async fn mirror(
+        &self,
+        state: &mut State<C>,
+        start: u64,
+        body: &Bytes,
+    ) -> Result<(), UploadError> {
+        self.finish_mirror(state).await?;
+        let end = start + body.len() as u64;
+        if state.mirrored >= end {
+            return Ok(());
+        }
+        let skip = state.mirrored.saturating_sub(start);
+        let data = body.slice(skip as usize..);
+        let write = self
+            .staging(state)
+            .await?
+            .write_through(start + skip, data.clone());
+        state.mirror_pending = Some(PendingMirror {
+            offset: start + skip,
+            data,
+            write: Some(write),
+        });
+        Ok(())
+    }
+
+    /// Waits for the pending mirror write; one that failed is tried once more, plainly, and
+    /// stays pending (its bytes kept) if that fails too.
+    async fn finish_mirror(&self, state: &mut State<C>) -> Result<(), UploadError> {
+        let Some(mut pending) = state.mirror_pending.take() else {
+            return Ok(());
+        };
+        let first = match pending.write.take() {
+            Some(write) => write.finish().await,
+            None => Err(UploadError::LocalIo {
+                path: self.config.cache_dir.clone(),
+                source: std::io::Error::other("an earlier write failed"),
+            }),
+        };
+        let written = match first {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                debug!("{:?}: mirror write failed ({e}); trying again", self.key);
+                match self.staging(state).await {
+                    Ok(file) => file.write_at(pending.offset, pending.data.clone()).await,
+                    Err(e) => Err(e),
+                }
+            }
+        };
+        match written {
+            Ok(()) => {
+                let end = pending.offset + pending.data.len() as u64;
+                state.mirrored = state.mirrored.max(end);
+                Ok(())
+            }
+            Err(e) => {
+                state.mirror_pending = Some(pending);
+                Err(e)
+            }
+        }
+    }
+
+    /// Writes the part buffer's bytes not yet in the mirror to it; streaming goes on.
+    async fn spill(&self, state: &mut State<C>) -> Result<(), UploadError> {
+        self.finish_mirror(state).await?;
+        let size = self.size();
+        let tail = match &state.mode {
+            Mode::Streaming { part, .. } if state.mirrored < size => {
+                let start = size - part.len() as u64;
+                let skip = state.mirrored.saturating_sub(start) as usize;
+                Bytes::copy_from_slice(&part[skip..])
+            }
+            _ => return Ok(()),
+        };
+        let at = size - tail.len() as u64;
+        self.staging(state).await?.write_at(at, tail).await?;
+        state.mirrored = size;
+        Ok(())
+    }
+
+    /// A streaming upload that failed earlier, whose part buffer the disk could not take
+    /// then, moves to staging now; the disk's error again if it still cannot.
+    async fn settle(&self, state: &mut State<C>) -> Result<(), UploadError> {
+        match &state.mode {
+            Mode::Streaming { upload, .. } if upload.has_ended() => {
+                self.switch_to_staged(state, "an upload that failed").await
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Up to `len` bytes at `offset`, as written so far (read-your-writes).
@@ -210,8 +393,14 @@ impl<C: ObjectClient> OpenWriter<C> {
             return Ok(Bytes::new());
         }
         let len = (size - offset).min(u64::from(len)) as usize;
-        if matches!(state.mode, Mode::Staged) {
-            self.fill(&mut state).await?;
+        match state.mode {
+            Mode::Staged => self.fill(&mut state).await?,
+            Mode::Streaming { .. } => {
+                self.finish_mirror(&mut state).await?;
+                if offset + len as u64 > state.mirrored {
+                    self.spill(&mut state).await?;
+                }
+            }
         }
         self.staging(&mut state).await?.read_at(offset, len).await
     }
@@ -222,7 +411,7 @@ impl<C: ObjectClient> OpenWriter<C> {
         if size == self.size() {
             return Ok(());
         }
-        self.switch_to_staged(&mut state, "a truncate").await;
+        self.switch_to_staged(&mut state, "a truncate").await?;
         // Bytes cut off never need fetching, even if the file grows again (they are zeros).
         state.fill_limit = state.fill_limit.min(size);
         state.filled_to = state.filled_to.min(state.fill_limit);
@@ -240,36 +429,72 @@ impl<C: ObjectClient> OpenWriter<C> {
         if !self.is_dirty() {
             return Ok(None);
         }
+        self.settle(&mut state).await?;
         let size = self.size();
         // The time the object is stored with: set by utimes, when the upload can carry it.
         let mut stored_mtime = self.mtime();
         let uploaded = match std::mem::replace(&mut state.mode, Mode::Staged) {
             // Whatever happens, the file continues staged (but for an empty file, below): a
             // completed upload cannot be appended to, and a failed one was aborted.
+            Mode::Streaming { upload, .. } if !upload.is_started() && size == 0 => {
+                // Nothing written yet: a close of a duplicate descriptor (`cmd > file` and
+                // `dd` open, dup2 and close before writing). The empty object goes up, and
+                // the writer keeps streaming, so the writes that follow do not fall back to
+                // staging and an upload at close.
+                let sent = self.put(Bytes::new(), stored_mtime).await;
+                state.mode = Mode::Streaming {
+                    upload,
+                    part: BytesMut::new(),
+                };
+                sent.map_err(|source| self.upload_failed(&state, source))
+            }
             Mode::Streaming { mut upload, part } => {
+                // A mirror that failed matters only if the upload fails too (then it is
+                // written again with the rest); the upload does not wait for it.
+                if let Err(e) = self.finish_mirror(&mut state).await {
+                    debug!("{:?}: {e}", self.key);
+                }
+                let tail = part.freeze();
                 let sent = if upload.is_started() {
                     stored_mtime = upload.mtime();
-                    let last = if part.is_empty() {
+                    let last = if tail.is_empty() {
                         Ok(())
                     } else {
-                        upload.push_part(part.freeze()).await
+                        upload.push_part(tail.clone()).await
                     };
                     match last {
                         Ok(()) => upload.complete().await,
                         Err(e) => Err(e),
                     }
-                } else if size == 0 {
-                    // Nothing written yet: a close of a duplicate descriptor (`cmd > file`
-                    // and `dd` open, dup2 and close before writing). The empty object goes
-                    // up, and the writer keeps streaming, so the writes that follow do not
-                    // fall back to staging and an upload at close.
-                    let sent = self.put(Bytes::new(), stored_mtime).await;
-                    state.mode = Mode::Streaming { upload, part };
-                    sent
                 } else {
-                    self.put(part.freeze(), stored_mtime).await
+                    self.put(tail.clone(), stored_mtime).await
                 };
-                sent.map_err(|source| self.upload_failed(&state, source))
+                match sent {
+                    Ok(etag) => {
+                        // Writes after this continue staged; the bytes the mirror lacks
+                        // (the last part) are fetched back from the new object if needed.
+                        state.mirror_pending = None;
+                        state.filled_to = state.mirrored.min(size);
+                        state.fill_limit = size;
+                        Ok(etag)
+                    }
+                    Err(source) => {
+                        // Every byte must stay: the part buffer goes to the mirror and the
+                        // writer on staged; if the disk refuses, it stays in memory.
+                        upload.abort().await;
+                        state.mode = Mode::Streaming {
+                            upload,
+                            part: BytesMut::from(&tail[..]),
+                        };
+                        let staged = self.switch_to_staged(&mut state, "a failed upload").await;
+                        let failed = self.upload_failed(&state, source);
+                        if let Err(local) = staged {
+                            warn!("{failed}");
+                            return Err(local);
+                        }
+                        Err(failed)
+                    }
+                }
             }
             Mode::Staged => match self.fill(&mut state).await {
                 Ok(()) => self.upload_staged(&state, size, stored_mtime).await,
@@ -309,6 +534,14 @@ impl<C: ObjectClient> OpenWriter<C> {
     /// upload in flight; a dirty staging copy is kept and its path logged.
     pub async fn abandon(&self) {
         let mut state = self.state.lock().await;
+        if self.is_dirty() {
+            if let Err(e) = self.spill(&mut state).await {
+                warn!(
+                    "the last bytes of {:?} could not be kept on disk ({e}); they are lost",
+                    self.key
+                );
+            }
+        }
         if let Mode::Streaming { upload, .. } = &mut state.mode {
             upload.abort().await;
         }
@@ -325,13 +558,20 @@ impl<C: ObjectClient> OpenWriter<C> {
         }
     }
 
-    /// Leaves streaming mode (aborting the multipart upload); every byte is in the mirror.
-    async fn switch_to_staged(&self, state: &mut State<C>, why: &str) {
-        if let Mode::Streaming { upload, .. } = &mut state.mode {
-            debug!("{:?}: {why}; switching from streaming to staging", self.key);
-            upload.abort().await;
-            state.mode = Mode::Staged;
+    /// Leaves streaming mode: the part buffer goes to the mirror (so every byte is in it),
+    /// then the multipart upload is aborted. If the disk refuses the part buffer, the writer
+    /// stays streaming (its upload untouched) and the disk's error is returned.
+    async fn switch_to_staged(&self, state: &mut State<C>, why: &str) -> Result<(), UploadError> {
+        if !matches!(state.mode, Mode::Streaming { .. }) {
+            return Ok(());
         }
+        debug!("{:?}: {why}; switching from streaming to staging", self.key);
+        self.spill(state).await?;
+        if let Mode::Streaming { upload, .. } = &mut state.mode {
+            upload.abort().await;
+        }
+        state.mode = Mode::Staged;
+        Ok(())
     }
 
     /// The staging file, created (at the current size) on first need.
@@ -438,20 +678,56 @@ impl<C: ObjectClient> OpenWriter<C> {
     }
 }
 
+/// Room for `more` bytes in the part buffer, the file reaching `file_end` with them. A small
+/// file grows it as a `Vec` would; from [`WHOLE_PART_FROM`] on, a whole part is allocated at
+/// once: growing 8 MiB by doubling would copy it again and again.
+fn reserve_part(part: &mut BytesMut, more: usize, file_end: u64, part_size: u64) {
+    let needed = part.len() + more;
+    if needed <= part.capacity() {
+        return;
+    }
+    if file_end < WHOLE_PART_FROM {
+        part.reserve(more);
+        return;
+    }
+    let mut fresh = BytesMut::with_capacity(needed.max(part_size as usize));
+    fresh.extend_from_slice(part);
+    *part = fresh;
+}
+
+/// The file size from which the part buffer is allocated a whole part at a time.
+const WHOLE_PART_FROM: u64 = 1 << 20;
+
 impl<C: ObjectClient> Drop for OpenWriter<C> {
     /// A clean staging file goes away with its writer; a dirty one is kept for the user.
     fn drop(&mut self) {
         let dirty = self.is_dirty();
-        if let Some(staging) = self.state.get_mut().staging.take() {
-            if dirty {
-                warn!(
-                    "{:?} was not uploaded; its data is kept in {}",
-                    self.key,
-                    staging.path().display()
-                );
-            } else {
-                staging.remove();
-            }
+        let size = self.size();
+        let state = self.state.get_mut();
+        // What only memory held (the part buffer, a mirror write that failed) goes now.
+        let unkept = match &state.mode {
+            Mode::Streaming { .. } if dirty => size.saturating_sub(state.mirrored),
+            _ => 0,
+        };
+        match state.staging.take() {
+            Some(staging) if dirty && unkept > 0 => warn!(
+                "{:?} was not uploaded; its first {} bytes are kept in {}, the last {unkept} \
+                 are lost",
+                self.key,
+                state.mirrored,
+                staging.path().display()
+            ),
+            Some(staging) if dirty => warn!(
+                "{:?} was not uploaded; its data is kept in {}",
+                self.key,
+                staging.path().display()
+            ),
+            Some(staging) => staging.remove(),
+            None if unkept > 0 => warn!(
+                "{:?} was not uploaded; its {unkept} bytes are lost",
+                self.key
+            ),
+            None => {}
         }
     }
 }
