@@ -32,11 +32,44 @@ const MAX_READAHEAD: u32 = 1024 * 1024;
 pub struct FuseAdapter<C: ObjectClient> {
     fs: Arc<S3Filesystem<C>>,
     runtime: Handle,
+    /// Runs (on the blocking pool) at the first request after the FUSE handshake.
+    after_init: std::sync::Mutex<Option<AfterInit>>,
+    /// Set once `after_init` was taken: the hot paths then skip its lock.
+    init_done: std::sync::atomic::AtomicBool,
 }
+
+type AfterInit = Box<dyn FnOnce() + Send + 'static>;
 
 impl<C: ObjectClient> FuseAdapter<C> {
     pub fn new(fs: Arc<S3Filesystem<C>>, runtime: Handle) -> Self {
-        FuseAdapter { fs, runtime }
+        FuseAdapter {
+            fs,
+            runtime,
+            after_init: std::sync::Mutex::new(None),
+            init_done: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// `task` runs once the mount is initialized: at the first lookup, getattr or open,
+    /// which the kernel sends only after it applied the handshake's answer.
+    pub fn after_init(self, task: impl FnOnce() + Send + 'static) -> Self {
+        *self.after_init.lock().unwrap_or_else(|p| p.into_inner()) = Some(Box::new(task));
+        self
+    }
+
+    fn initialized(&self) {
+        use std::sync::atomic::Ordering;
+        if self.init_done.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let task = self
+            .after_init
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(task) = task {
+            self.runtime.spawn_blocking(task);
+        }
     }
 
     fn ttl(&self) -> Duration {
@@ -100,6 +133,7 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        self.initialized();
         let Some(name) = name.to_str().map(str::to_owned) else {
             // S3 keys are UTF-8: a non-UTF-8 name cannot exist in the bucket.
             reply.error(Errno::ENOENT);
@@ -211,6 +245,7 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        self.initialized();
         let ttl = self.ttl();
         if let Some(attr) = self.fs.getattr_cached(ino.0) {
             reply.attr(&ttl, &to_file_attr(&attr));
@@ -226,6 +261,7 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        self.initialized();
         let mode = OpenMode {
             write: !matches!(flags.acc_mode(), OpenAccMode::O_RDONLY),
             truncate: flags.0 & libc::O_TRUNC != 0,

@@ -93,3 +93,19 @@ pub fn unmount(mountpoint: &Path, lazy_if_busy: bool) -> io::Result<()> {
     }
     Err(err)
 }
+
+/// How far the kernel reads ahead of a program reading a file of the mount, in KiB: one
+/// FUSE request of the largest size (`max_pages` 256 × 4 KiB), so a sequential reader always
+/// has the next megabyte on its way while it copies the current one. The kernel's default
+/// for FUSE is 128 KiB — eight times the requests, and the reader waits between them;
+/// measured 1 MiB: +20 % on a sequential read, more reads worse (page-cache churn).
+pub const READ_AHEAD_KIB: u32 = 1024;
+
+/// Sets the read-ahead of the FUSE mount on `device` (`major:minor`). Root only (sysfs).
+/// Must run after the FUSE handshake, which lowers it to what the kernel offered then.
+pub fn set_read_ahead(device: &str, kib: u32) -> io::Result<()> {
+    std::fs::write(
+        format!("/sys/class/bdi/{device}/read_ahead_kb"),
+        kib.to_string(),
+    )
+}

@@ -97,7 +97,9 @@ fn mount_foreground(config: MountConfig, report_ready: bool) -> Result<(), Mount
             disk_cache: disk_cache(&config)?,
         },
     ));
-    let adapter = FuseAdapter::new(fs, runtime.handle().clone());
+    let read_ahead_mountpoint = mountpoint.clone();
+    let adapter = FuseAdapter::new(fs, runtime.handle().clone())
+        .after_init(move || raise_read_ahead(&read_ahead_mountpoint));
     let fuse = fuse_config(&config);
     let mount_failed = |e: std::io::Error| MountError::MountFailed {
         path: mountpoint.clone(),
@@ -164,6 +166,28 @@ fn mount_foreground(config: MountConfig, report_ready: bool) -> Result<(), Mount
         path: mountpoint,
         reason: e.to_string(),
     })
+}
+
+/// Gives the mount the read-ahead of [`kernel::READ_AHEAD_KIB`]; as root only (sysfs), and
+/// a refusal costs speed, nothing else.
+fn raise_read_ahead(mountpoint: &Path) {
+    if !kernel::can_mount_directly() {
+        return;
+    }
+    let Some(device) = preflight::mount_device_of(mountpoint) else {
+        log::debug!(
+            "read-ahead left as is: {} not in mountinfo",
+            mountpoint.display()
+        );
+        return;
+    };
+    match kernel::set_read_ahead(&device, kernel::READ_AHEAD_KIB) {
+        Ok(()) => log::debug!(
+            "read-ahead of {device} set to {} KiB",
+            kernel::READ_AHEAD_KIB
+        ),
+        Err(e) => log::debug!("read-ahead of {device} left as is: {e}"),
+    }
 }
 
 type TerminationSignals = (tokio::signal::unix::Signal, tokio::signal::unix::Signal);

@@ -59,17 +59,30 @@ pub fn check_mountpoint(path: &Path) -> Result<PathBuf, MountError> {
 
 /// The filesystem type mounted exactly at `path`, from `/proc/self/mountinfo`.
 pub fn mount_type_of(path: &Path) -> Option<String> {
+    mount_entry(path).map(|(_, fstype)| fstype)
+}
+
+/// The device (`major:minor`) of the mount exactly at `path`; for FUSE, the name of its
+/// entry in `/sys/class/bdi`.
+pub fn mount_device_of(path: &Path) -> Option<String> {
+    mount_entry(path).map(|(device, _)| device)
+}
+
+/// The device and filesystem type of the newest mount exactly at `path`.
+fn mount_entry(path: &Path) -> Option<(String, String)> {
     let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
     let wanted = path.to_str()?;
     info.lines().rev().find_map(|line| {
         // Fields: id parent major:minor root mountpoint options [optional...] - fstype source superopts
         let mut fields = line.split(' ');
-        let mountpoint = fields.nth(4)?;
+        let device = fields.nth(2)?;
+        let mountpoint = fields.nth(1)?;
         if unescape_mountinfo(mountpoint) != wanted {
             return None;
         }
         let rest = line.split(" - ").nth(1)?;
-        rest.split(' ').next().map(str::to_string)
+        let fstype = rest.split(' ').next()?;
+        Some((device.to_string(), fstype.to_string()))
     })
 }
 
