@@ -8,7 +8,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::{mount::mount_type, run_mount_expect_failure, Mount, MountCommand, TestServer};
+use support::mount::{mount_device, mount_type};
+use support::{run_mount_expect_failure, Mount, MountCommand, TestServer};
 
 fn server() -> TestServer {
     let server = TestServer::start();
@@ -72,6 +73,28 @@ fn background_mount_returns_when_ready_and_unmounts() {
         .unwrap();
     assert!(out.status.success(), "{out:?}");
     assert!(wait_unmounted(mount.path()));
+}
+
+/// A root mount reads ahead 1 MiB (the kernel's FUSE default is 128 KiB), set once the
+/// mount answered its first request, before any file could be opened.
+#[test]
+fn root_mount_reads_ahead_a_megabyte() {
+    let server = server();
+    let mount = Mount::start(&server, "bkt", &[]);
+    assert_eq!(
+        std::fs::read(mount.path().join("hello.txt")).unwrap(),
+        b"hello"
+    );
+    let device = mount_device(mount.path()).expect("the mount is in mountinfo");
+    let read_ahead = std::fs::read_to_string(format!("/sys/class/bdi/{device}/read_ahead_kb"))
+        .expect("the mount's bdi exists");
+    // SAFETY: geteuid cannot fail.
+    let expected = if unsafe { libc::geteuid() } == 0 {
+        "1024"
+    } else {
+        "128" // sysfs is root's: other users keep the kernel's default
+    };
+    assert_eq!(read_ahead.trim(), expected);
 }
 
 /// In background mode a failure still reaches the caller: exit code 1 and the message.

@@ -32,7 +32,7 @@ const MAX_READAHEAD: u32 = 1024 * 1024;
 pub struct FuseAdapter<C: ObjectClient> {
     fs: Arc<S3Filesystem<C>>,
     runtime: Handle,
-    /// Runs (on the blocking pool) at the first request after the FUSE handshake.
+    /// Runs at the first request after the FUSE handshake, before that request is answered.
     after_init: std::sync::Mutex<Option<AfterInit>>,
     /// Set once `after_init` was taken: the hot paths then skip its lock.
     init_done: std::sync::atomic::AtomicBool,
@@ -50,8 +50,10 @@ impl<C: ObjectClient> FuseAdapter<C> {
         }
     }
 
-    /// `task` runs once the mount is initialized: at the first lookup, getattr or open,
-    /// which the kernel sends only after it applied the handshake's answer.
+    /// `task` runs once the mount is initialized: at the first lookup, getattr or open
+    /// (which the kernel sends only after it applied the handshake's answer), on the request
+    /// loop and before that request is answered, so that no file is opened before it ran
+    /// (a file's read-ahead is fixed at open). It must be quick and must not touch the mount.
     pub fn after_init(self, task: impl FnOnce() + Send + 'static) -> Self {
         *self.after_init.lock().unwrap_or_else(|p| p.into_inner()) = Some(Box::new(task));
         self
@@ -68,7 +70,7 @@ impl<C: ObjectClient> FuseAdapter<C> {
             .unwrap_or_else(|p| p.into_inner())
             .take();
         if let Some(task) = task {
-            self.runtime.spawn_blocking(task);
+            task();
         }
     }
 

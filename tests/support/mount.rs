@@ -431,6 +431,16 @@ fn kill(child: &mut Child) -> Option<ExitStatus> {
 /// The filesystem type mounted exactly at `dir`, from `/proc/self/mountinfo` (the last entry
 /// wins, as mounts stack).
 pub fn mount_type(dir: &Path) -> Option<String> {
+    mount_entry(dir).map(|(_, fs_type)| fs_type)
+}
+
+/// The device (`major:minor`) of the mount exactly at `dir`; a FUSE mount's name in
+/// `/sys/class/bdi`.
+pub fn mount_device(dir: &Path) -> Option<String> {
+    mount_entry(dir).map(|(device, _)| device)
+}
+
+fn mount_entry(dir: &Path) -> Option<(String, String)> {
     // Resolve only the parent: a stat of a hung FUSE mount point itself would block.
     let dir = match (
         dir.parent().and_then(|p| p.canonicalize().ok()),
@@ -443,9 +453,11 @@ pub fn mount_type(dir: &Path) -> Option<String> {
     info.lines().rev().find_map(|line| {
         // <id> <parent> <maj:min> <root> <mount point> <options> [optional...] - <type> ...
         let (left, right) = line.split_once(" - ")?;
-        let mount_point = unescape_mountinfo(left.split(' ').nth(4)?);
+        let mut fields = left.split(' ');
+        let device = fields.nth(2)?;
+        let mount_point = unescape_mountinfo(fields.nth(1)?);
         let fs_type = right.split(' ').next()?;
-        (Path::new(&mount_point) == dir).then(|| fs_type.to_owned())
+        (Path::new(&mount_point) == dir).then(|| (device.to_owned(), fs_type.to_owned()))
     })
 }
 
