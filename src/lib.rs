@@ -28,7 +28,9 @@ pub mod upload;
 
 pub use config::MountConfig;
 
-/// Mounts as `config` says (the library entry point; the binary goes through `cli`).
+/// Mounts as `config` says (the library entry point; the binary goes through `cli`). In the
+/// background, the child is this process's command line again.
 pub fn run(config: MountConfig) -> Result<(), mount::MountError> {
-    mount::mount(config)
+    let arguments: Vec<_> = std::env::args_os().skip(1).collect();
+    mount::mount(config, &arguments)
 }

@@ -97,6 +97,75 @@ fn root_mount_reads_ahead_a_megabyte() {
     assert_eq!(read_ahead.trim(), expected);
 }
 
+/// Runs `mount.s3rolefs SOURCE DIR -o OPTIONS` — the form mount(8) and fstab use, through a
+/// link of that name to the binary — with the server's keys; returns its exit status and
+/// stderr once it returned (a mount is then ready, in the background).
+fn mount_helper(server: &TestServer, source: &str, dir: &Path, options: &str) -> (bool, String) {
+    let home = tempfile::tempdir().unwrap();
+    let helper = home.path().join("mount.s3rolefs");
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_s3rolefs"), &helper).unwrap();
+    let log = home.path().join("stderr.log");
+    let options = format!(
+        "{options},endpoint_url={},region={}",
+        server.endpoint(),
+        server.region()
+    );
+    let status = Command::new(&helper)
+        .arg(source)
+        .arg(dir)
+        .args(["-o", &options])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home.path())
+        .env("AWS_CONFIG_FILE", home.path().join("none"))
+        .env("AWS_SHARED_CREDENTIALS_FILE", home.path().join("none"))
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_ACCESS_KEY_ID", server.access_key())
+        .env("AWS_SECRET_ACCESS_KEY", server.secret_key())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .status()
+        .unwrap();
+    (status.success(), std::fs::read_to_string(&log).unwrap())
+}
+
+/// mount(8)'s form with an fstab line's options (`_netdev`, `nofail`, `x-systemd.*` left to
+/// mount(8) and systemd, the rest as flags): returns once mounted; `umount` unmounts; a bad
+/// bucket fails with its one-line message.
+#[test]
+fn mount_helper_form_mounts_and_umount_unmounts() {
+    support::require_fuse();
+    let server = server();
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, stderr) = mount_helper(
+        &server,
+        "bkt",
+        dir.path(),
+        "rw,_netdev,nofail,x-systemd.automount,allow_other,uid=4242,file_mode=0600",
+    );
+    assert!(ok, "{stderr}");
+    assert_eq!(mount_type(dir.path()).as_deref(), Some("fuse.s3rolefs"));
+    let file = dir.path().join("hello.txt");
+    assert_eq!(std::fs::read(&file).unwrap(), b"hello");
+    let meta = std::fs::metadata(&file).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!((meta.uid(), meta.mode() & 0o777), (4242, 0o600));
+    let out = Command::new("umount").arg(dir.path()).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(wait_unmounted(dir.path()));
+
+    let (ok, stderr) = mount_helper(&server, "missing-bucket", dir.path(), "ro");
+    assert!(!ok, "a missing bucket must fail the mount");
+    assert!(stderr.contains("does not exist"), "{stderr}");
+    assert!(mount_type(dir.path()).is_none());
+    let (ok, stderr) = mount_helper(&server, "bkt", dir.path(), "regoin=x");
+    assert!(
+        !ok && stderr.contains("unknown mount option \"regoin\""),
+        "{stderr}"
+    );
+}
+
 /// In background mode a failure still reaches the caller: exit code 1 and the message.
 #[test]
 fn background_mount_reports_failure() {

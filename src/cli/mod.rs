@@ -3,9 +3,12 @@
 //! failure as one line.
 //!
 //! - `credentials`: the `credentials` report (which source, why not the others, expiry).
+//! - `mount_helper`: the mount(8) form (`mount.s3rolefs BUCKET DIR -o OPTIONS`).
 
 mod credentials;
+mod mount_helper;
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -205,10 +208,25 @@ struct MountArgs {
 
 /// Parses the command line, runs the command, and returns the process exit code.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let raw: Vec<OsString> = std::env::args_os().collect();
+    // The command line in s3rolefs' own form: what a background mount runs again.
+    let (cli, arguments) = match mount_helper::invocation(&raw) {
+        Ok(mount_helper::Invocation::Plain) => (Cli::parse_from(&raw), raw),
+        Ok(mount_helper::Invocation::Mount { argv, fake }) => {
+            let cli = Cli::parse_from(&argv);
+            if fake {
+                return ExitCode::SUCCESS;
+            }
+            (cli, argv)
+        }
+        Err(message) => {
+            eprintln!("s3rolefs: {message}");
+            return ExitCode::FAILURE;
+        }
+    };
     let debug = matches!(&cli.command, Command::Mount(m) if m.debug);
     init_logging(debug);
-    match run(cli) {
+    match run(cli, arguments.get(1..).unwrap_or_default()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("s3rolefs: {message}");
@@ -217,7 +235,7 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> Result<(), String> {
+fn run(cli: Cli, arguments: &[OsString]) -> Result<(), String> {
     match cli.command {
         Command::Mount(args) => {
             let options = MountOptions {
@@ -253,7 +271,7 @@ fn run(cli: Cli) -> Result<(), String> {
             };
             let config = MountConfig::build(options, |k| std::env::var(k).ok())
                 .map_err(|e| e.to_string())?;
-            mount::mount(config).map_err(|e| e.to_string())
+            mount::mount(config, arguments).map_err(|e| e.to_string())
         }
         Command::Unmount { mountpoint } => mount::unmount(&mountpoint).map_err(|e| e.to_string()),
         Command::Credentials {

@@ -9,6 +9,7 @@
 //!
 //! Re-executing instead of `fork()`ing keeps the child free of a half-copied tokio runtime.
 
+use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -23,9 +24,10 @@ pub fn is_daemon_child() -> bool {
     std::env::var_os(CHILD_ENV).is_some()
 }
 
-/// Parent side: starts the child with the same arguments plus `--foreground`, and returns
-/// once it reported. The child's logs go to `log_file` (or nowhere).
-pub fn spawn_and_wait(log_file: Option<&Path>) -> Result<(), MountError> {
+/// Parent side: starts the child with `arguments` (those of this `s3rolefs mount`, without
+/// the program; for a mount(8) call, as translated) plus `--foreground`, and returns once it
+/// reported. The child's logs go to `log_file` (or nowhere).
+pub fn spawn_and_wait(arguments: &[OsString], log_file: Option<&Path>) -> Result<(), MountError> {
     let exe = std::env::current_exe().map_err(|e| MountError::Daemon(e.to_string()))?;
     let stderr = match log_file {
         Some(path) => Stdio::from(
@@ -40,7 +42,7 @@ pub fn spawn_and_wait(log_file: Option<&Path>) -> Result<(), MountError> {
         None => Stdio::null(),
     };
     let mut child = Command::new(exe)
-        .args(std::env::args_os().skip(1))
+        .args(arguments)
         .arg("--foreground")
         .env(CHILD_ENV, "1")
         .stdin(Stdio::null())

@@ -17,6 +17,7 @@ pub mod error;
 pub mod kernel;
 pub mod preflight;
 
+use std::ffi::OsString;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -31,12 +32,12 @@ pub use error::MountError;
 
 /// Mounts as `config` says; returns when the mount ends (foreground) or is ready
 /// (background).
-pub fn mount(config: MountConfig) -> Result<(), MountError> {
+pub fn mount(config: MountConfig, arguments: &[OsString]) -> Result<(), MountError> {
     if !config.foreground {
         // Check what can be checked cheaply before starting the child, for a quick answer.
         preflight::check_fuse_available()?;
         preflight::check_mountpoint(&config.mountpoint)?;
-        return daemon::spawn_and_wait(config.log_file.as_deref());
+        return daemon::spawn_and_wait(arguments, config.log_file.as_deref());
     }
     let child = daemon::is_daemon_child();
     let result = mount_foreground(config, child);
