@@ -166,6 +166,40 @@ fn mount_helper_form_mounts_and_umount_unmounts() {
     );
 }
 
+/// Under systemd (`Type=notify`): `READY=1` on `NOTIFY_SOCKET` once the mount is usable,
+/// `STOPPING=1` when it goes (here a fake systemd: a datagram socket of the test's).
+#[test]
+fn systemd_hears_ready_and_stopping() {
+    let server = server();
+    let dir = tempfile::tempdir().unwrap();
+    let socket_path = dir.path().join("notify");
+    let systemd = std::os::unix::net::UnixDatagram::bind(&socket_path).unwrap();
+    systemd
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mount = MountCommand::new(&server, "bkt")
+        .env("NOTIFY_SOCKET", socket_path.to_str().unwrap())
+        .start();
+    let mut buf = [0u8; 512];
+    let n = systemd.recv(&mut buf).expect("READY=1 within 10 s");
+    let ready = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(
+        ready.starts_with("READY=1\nSTATUS=mounted bkt on "),
+        "{ready}"
+    );
+    assert_eq!(
+        std::fs::read(mount.path().join("hello.txt")).unwrap(),
+        b"hello",
+        "usable once READY=1 was sent"
+    );
+    let pid = mount.pid().unwrap() as libc::pid_t;
+    // SAFETY: a signal to the mount's own process.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let n = systemd.recv(&mut buf).expect("STOPPING=1 within 10 s");
+    assert_eq!(&buf[..n], b"STOPPING=1");
+    assert!(wait_unmounted(mount.path()));
+}
+
 /// In background mode a failure still reaches the caller: exit code 1 and the message.
 #[test]
 fn background_mount_reports_failure() {

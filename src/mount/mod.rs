@@ -15,6 +15,7 @@ pub mod credentials;
 pub mod daemon;
 pub mod error;
 pub mod kernel;
+pub mod notify;
 pub mod preflight;
 
 use std::ffi::OsString;
@@ -135,6 +136,11 @@ fn mount_foreground(config: MountConfig, report_ready: bool) -> Result<(), Mount
         source_name(&config),
         mountpoint.display()
     );
+    notify::notify(&format!(
+        "READY=1\nSTATUS=mounted {} on {}",
+        source_name(&config),
+        mountpoint.display()
+    ));
     if report_ready {
         daemon::report_ready();
         // Only now: until the mount was ready the terminal may have been needed (MFA code).
@@ -147,6 +153,7 @@ fn mount_foreground(config: MountConfig, report_ready: bool) -> Result<(), Mount
     runtime.spawn(async move {
         wait_for_termination(signals).await;
         log::info!("signal received: unmounting");
+        notify::notify("STOPPING=1");
         let result = if direct {
             kernel::unmount(&signal_mountpoint, true)
         } else {
@@ -157,6 +164,7 @@ fn mount_foreground(config: MountConfig, report_ready: bool) -> Result<(), Mount
         }
     });
     let outcome = session.run();
+    notify::notify("STOPPING=1");
     if direct && preflight::mount_type_of(&mountpoint).is_some() {
         // The session ended while still mounted (a device error): do not leave a dead mount.
         let _ = kernel::unmount(&mountpoint, true);

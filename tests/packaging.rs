@@ -1,0 +1,90 @@
+//! The files in packaging/: the systemd unit passes `systemd-analyze verify` (with its
+//! ExecStart pointed at the binary under test), and every line of the example fstab is
+//! accepted by the mount helper as mount(8) would call it (`-f`: checked, not mounted).
+
+use std::path::Path;
+use std::process::Command;
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+/// systemd-analyze is on every systemd machine; where it is missing the check cannot run,
+/// which CI must not mistake for a pass.
+fn systemd_analyze() -> Option<&'static str> {
+    let found = Command::new("systemd-analyze")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found && std::env::var("CI").as_deref() == Ok("true") {
+        panic!("systemd-analyze is missing: install systemd to verify packaging/systemd");
+    }
+    found.then_some("systemd-analyze")
+}
+
+#[test]
+fn systemd_unit_verifies() {
+    let Some(analyze) = systemd_analyze() else {
+        eprintln!("skipped: no systemd-analyze on this machine");
+        return;
+    };
+    let unit = std::fs::read_to_string(Path::new(ROOT).join("packaging/systemd/s3rolefs@.service"))
+        .unwrap();
+    assert!(
+        unit.contains("Type=notify"),
+        "readiness comes from the mount"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let binary = env!("CARGO_BIN_EXE_s3rolefs");
+    let env_file = dir.path().join("mnt-data.env");
+    std::fs::write(
+        &env_file,
+        "S3ROLEFS_SOURCE=my-bucket\nS3ROLEFS_ARGS=--region eu-west-1\n",
+    )
+    .unwrap();
+    let local = unit
+        .replace("/usr/bin/s3rolefs", binary)
+        .replace("/etc/s3rolefs/%i.env", env_file.to_str().unwrap());
+    let path = dir.path().join("s3rolefs@mnt-data.service");
+    std::fs::write(&path, local).unwrap();
+    let out = Command::new(analyze)
+        .arg("verify")
+        .arg("--man=no")
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // Complaints about other units of this machine are not ours.
+    let ours: Vec<&str> = stderr.lines().filter(|l| l.contains("s3rolefs")).collect();
+    assert!(out.status.success() && ours.is_empty(), "{stderr}");
+}
+
+#[test]
+fn example_fstab_lines_are_accepted() {
+    let fstab = std::fs::read_to_string(Path::new(ROOT).join("packaging/fstab.example")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let helper = dir.path().join("mount.s3rolefs");
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_s3rolefs"), &helper).unwrap();
+    let mut lines = 0;
+    for line in fstab
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#') && !l.trim().is_empty())
+    {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let [source, target, fstype, options, ..] = fields[..] else {
+            panic!("not an fstab line: {line}");
+        };
+        // mount(8) runs mount.TYPE; for fuse.TYPE, mount.fuse3 runs TYPE itself.
+        let program = if fstype == "s3rolefs" {
+            helper.clone()
+        } else {
+            assert_eq!(fstype, "fuse.s3rolefs");
+            Path::new(env!("CARGO_BIN_EXE_s3rolefs")).to_path_buf()
+        };
+        let out = Command::new(program)
+            .args([source, target, "-f", "-o", options])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{line}: {out:?}");
+        lines += 1;
+    }
+    assert_eq!(lines, 2);
+}
