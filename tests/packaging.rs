@@ -88,3 +88,76 @@ fn example_fstab_lines_are_accepted() {
     }
     assert_eq!(lines, 2);
 }
+
+/// `man s3rolefs` and `man s3rolefs-mount` render from the generated pages, and the mount
+/// page lists the flags --help shows.
+#[test]
+fn man_pages_render() {
+    let binary = env!("CARGO_BIN_EXE_s3rolefs");
+    let help = Command::new(binary)
+        .args(["mount", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout).into_owned();
+    for (page, name) in [(None, "s3rolefs"), (Some("mount"), "s3rolefs-mount")] {
+        let roff = Command::new(binary)
+            .arg("manpage")
+            .args(page)
+            .output()
+            .unwrap();
+        assert!(roff.status.success(), "{roff:?}");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join(format!("{name}.1"));
+        std::fs::write(&file, &roff.stdout).unwrap();
+        let rendered = Command::new("man")
+            .arg("-l")
+            .arg(&file)
+            .env("MANPAGER", "cat")
+            .env("MANWIDTH", "100")
+            .output()
+            .expect("man is installed (Debian: man-db)");
+        let text = String::from_utf8_lossy(&rendered.stdout);
+        assert!(rendered.status.success(), "{rendered:?}");
+        assert!(text.contains(&format!("{name}(1)")), "{text}");
+        if page == Some("mount") {
+            for flag in [
+                "--endpoint-url",
+                "--region",
+                "--role-arn",
+                "--cache-size",
+                "--part-size",
+            ] {
+                assert!(
+                    help.contains(flag) && text.contains(flag),
+                    "{flag} in --help and man"
+                );
+            }
+        }
+    }
+}
+
+/// The bash completion script loads and completes the commands and the mount flags.
+#[test]
+fn bash_completion_loads() {
+    let binary = env!("CARGO_BIN_EXE_s3rolefs");
+    let script = Command::new(binary)
+        .args(["completions", "bash"])
+        .output()
+        .unwrap();
+    assert!(script.status.success());
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("s3rolefs.bash");
+    std::fs::write(&file, &script.stdout).unwrap();
+    // Complete `s3rolefs mount --reg` as bash would, through the loaded function.
+    let probe = format!(
+        "source {} && complete -p s3rolefs && COMP_WORDS=(s3rolefs mount --reg) COMP_CWORD=2 \
+         COMP_LINE='s3rolefs mount --reg' COMP_POINT=21 && _s3rolefs s3rolefs --reg mount && \
+         printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+        file.display()
+    );
+    let out = Command::new("bash").arg("-c").arg(&probe).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(text.contains("complete -o bashdefault"), "{text}");
+    assert!(text.lines().any(|l| l == "--region"), "{text}");
+}

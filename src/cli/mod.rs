@@ -36,6 +36,16 @@ enum Command {
         /// The mount point.
         mountpoint: PathBuf,
     },
+    /// Print the man page (roff) of s3rolefs, or of one of its commands (s3rolefs-mount(1)),
+    /// generated from these definitions.
+    #[command(hide = true)]
+    Manpage {
+        /// A command: mount, unmount, credentials.
+        command: Option<String>,
+    },
+    /// Print the completion script of SHELL (bash, zsh, fish, elvish, powershell).
+    #[command(hide = true)]
+    Completions { shell: clap_complete::Shell },
     /// Show which credentials source applies and why the others do not (never the secret).
     Credentials {
         #[command(flatten)]
@@ -274,12 +284,39 @@ fn run(cli: Cli, arguments: &[OsString]) -> Result<(), String> {
             mount::mount(config, arguments).map_err(|e| e.to_string())
         }
         Command::Unmount { mountpoint } => mount::unmount(&mountpoint).map_err(|e| e.to_string()),
+        Command::Manpage { command } => manpage(command.as_deref()),
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "s3rolefs", &mut std::io::stdout());
+            Ok(())
+        }
         Command::Credentials {
             credentials,
             region,
             json,
         } => credentials::report(credentials.into_options(), region, json),
     }
+}
+
+/// The man page of s3rolefs (`None`) or of one of its commands, as `s3rolefs-mount(1)`.
+fn manpage(command: Option<&str>) -> Result<(), String> {
+    let root = <Cli as clap::CommandFactory>::command();
+    let page = match command {
+        None => root,
+        Some(name) => {
+            let sub = root
+                .find_subcommand(name)
+                .filter(|c| !c.is_hide_set())
+                .ok_or_else(|| {
+                    format!("no command {name:?}; the commands are mount, unmount, credentials")
+                })?
+                .clone();
+            sub.name(format!("s3rolefs-{name}"))
+        }
+    };
+    clap_mangen::Man::new(page)
+        .render(&mut std::io::stdout())
+        .map_err(|e| format!("cannot write the man page: {e}"))
 }
 
 fn init_logging(debug: bool) {
