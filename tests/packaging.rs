@@ -1,9 +1,19 @@
-//! The files in packaging/: the systemd unit passes `systemd-analyze verify` (with its
-//! ExecStart pointed at the binary under test), and every line of the example fstab is
-//! accepted by the mount helper as mount(8) would call it (`-f`: checked, not mounted).
+//! The files in packaging/ and scripts/package: the systemd unit passes `systemd-analyze
+//! verify` (with its ExecStart pointed at the binary under test), every line of the example
+//! fstab is accepted by the mount helper as mount(8) would call it (`-f`: checked, not
+//! mounted), the man pages render, the completions load, and the .deb installs and mounts
+//! through mount(8) with credentials from an emulated instance role.
+
+mod support;
 
 use std::path::Path;
 use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use support::imds::{ImdsEmulator, ImdsOptions};
+use support::mount::mount_type;
+use support::TestServer;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -160,4 +170,121 @@ fn bash_completion_loads() {
     assert!(out.status.success(), "{out:?}");
     assert!(text.contains("complete -o bashdefault"), "{text}");
     assert!(text.lines().any(|l| l == "--region"), "{text}");
+}
+
+/// Undoes the install (and any mount left) however the test ends.
+struct Installed;
+
+impl Drop for Installed {
+    fn drop(&mut self) {
+        let _ = Command::new("dpkg").args(["-r", "s3rolefs"]).output();
+    }
+}
+
+fn wait_unmounted(dir: &Path) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while mount_type(dir).is_some() {
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
+}
+
+/// scripts/package builds the .deb of the binary under test; `dpkg -i` installs it; then
+/// `mount -t s3rolefs` and an fstab line (`mount -T FSTAB DIR`) mount the test server's
+/// bucket with credentials from the IMDS emulator only, `umount` unmounts, and a missing
+/// bucket makes mount(8) fail with the message. It changes the system (the package is
+/// removed at the end), so it runs in CI or where `S3ROLEFS_TEST_INSTALL=1`.
+#[test]
+fn deb_installs_and_mount8_uses_it() {
+    let in_ci = std::env::var("CI").as_deref() == Ok("true");
+    if !in_ci && std::env::var("S3ROLEFS_TEST_INSTALL").as_deref() != Ok("1") {
+        eprintln!("skipped: installs a package into the system; S3ROLEFS_TEST_INSTALL=1 runs it");
+        return;
+    }
+    // SAFETY: geteuid cannot fail.
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "dpkg -i and mount(8) need root"
+    );
+    support::require_fuse();
+    let built = Command::new(Path::new(ROOT).join("scripts/package"))
+        .env("BIN", env!("CARGO_BIN_EXE_s3rolefs"))
+        .env("COMPRESSION", "none")
+        .output()
+        .unwrap();
+    assert!(built.status.success(), "{built:?}");
+    let deb = String::from_utf8_lossy(&built.stdout).trim().to_owned();
+    let installed = Command::new("dpkg").args(["-i", &deb]).output().unwrap();
+    assert!(installed.status.success(), "{installed:?}");
+    let _installed = Installed;
+    assert!(Path::new("/usr/sbin/mount.s3rolefs").exists());
+
+    let server = Arc::new(TestServer::start());
+    server.create_bucket("bkt");
+    server.put("bkt", "hello.txt", b"hello".to_vec());
+    let accepting = Arc::clone(&server);
+    let imds = ImdsEmulator::start(ImdsOptions {
+        on_issue: Some(Arc::new(move |c| {
+            accepting.add_session_key(
+                &c.access_key_id,
+                &c.secret_access_key,
+                &c.token,
+                c.expires_at,
+            )
+        })),
+        ..ImdsOptions::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let mnt = dir.path().join("mnt");
+    std::fs::create_dir(&mnt).unwrap();
+    let options = format!(
+        "_netdev,endpoint_url={},region={}",
+        server.endpoint(),
+        server.region()
+    );
+    // No keys anywhere: the instance role (emulated) is the only source.
+    let mount8 = |args: &[&str]| {
+        Command::new("mount")
+            .args(args)
+            .env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .env("HOME", dir.path())
+            .env("AWS_CONFIG_FILE", dir.path().join("none"))
+            .env("AWS_SHARED_CREDENTIALS_FILE", dir.path().join("none"))
+            .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", imds.endpoint())
+            .output()
+            .unwrap()
+    };
+    let mnt_arg = mnt.to_str().unwrap();
+
+    let out = mount8(&["-t", "s3rolefs", "bkt", mnt_arg, "-o", &options]);
+    assert!(out.status.success(), "mount -t s3rolefs: {out:?}");
+    assert_eq!(mount_type(&mnt).as_deref(), Some("fuse.s3rolefs"));
+    assert_eq!(std::fs::read(mnt.join("hello.txt")).unwrap(), b"hello");
+    let out = Command::new("umount").arg(&mnt).output().unwrap();
+    assert!(out.status.success(), "umount: {out:?}");
+    assert!(wait_unmounted(&mnt));
+
+    let fstab = dir.path().join("fstab");
+    std::fs::write(&fstab, format!("bkt {mnt_arg} s3rolefs {options},ro 0 0\n")).unwrap();
+    let out = mount8(&["-T", fstab.to_str().unwrap(), mnt_arg]);
+    assert!(out.status.success(), "mount from an fstab line: {out:?}");
+    assert_eq!(std::fs::read(mnt.join("hello.txt")).unwrap(), b"hello");
+    assert!(
+        std::fs::write(mnt.join("new"), b"x").is_err(),
+        "ro from the fstab line"
+    );
+    let out = Command::new("umount").arg(&mnt).output().unwrap();
+    assert!(out.status.success(), "umount: {out:?}");
+    assert!(wait_unmounted(&mnt));
+
+    let out = mount8(&["-t", "s3rolefs", "missing-bucket", mnt_arg, "-o", &options]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a missing bucket must fail mount(8)");
+    assert!(stderr.contains("does not exist"), "{stderr}");
+    assert!(mount_type(&mnt).is_none());
 }
