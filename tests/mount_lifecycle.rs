@@ -200,6 +200,49 @@ fn systemd_hears_ready_and_stopping() {
     assert!(wait_unmounted(mount.path()));
 }
 
+/// Removes the test's own `/dev/log` however the test ends.
+struct DevLog;
+
+impl Drop for DevLog {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file("/dev/log");
+    }
+}
+
+/// A background mount without `--log-file` (as mount(8) and fstab start it: no terminal)
+/// logs to syslog: datagrams on `/dev/log`, here a socket of the test's where the machine
+/// has no syslog.
+#[test]
+fn background_mount_logs_to_syslog() {
+    let dev_log = Path::new("/dev/log");
+    // SAFETY: geteuid cannot fail.
+    if dev_log.exists() || unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: /dev/log is taken by this machine's syslog, or not root");
+        return;
+    }
+    let syslog = std::os::unix::net::UnixDatagram::bind(dev_log).unwrap();
+    let _remove = DevLog;
+    syslog
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let server = server();
+    let (mount, status, stderr) = Mount::start_daemon(&server, "bkt", &[]);
+    assert!(status.success(), "{status}: {stderr}");
+    let wanted = format!("mounted bkt on {}", mount.path().display());
+    let mut buf = [0u8; 4096];
+    let line = loop {
+        let n = syslog.recv(&mut buf).expect("the mount's log within 10 s");
+        let line = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if line.contains(&wanted) {
+            break line;
+        }
+    };
+    assert!(
+        line.starts_with("<30>s3rolefs["),
+        "facility daemon, info: {line}"
+    );
+}
+
 /// In background mode a failure still reaches the caller: exit code 1 and the message.
 #[test]
 fn background_mount_reports_failure() {

@@ -4,9 +4,11 @@
 //!
 //! - `credentials`: the `credentials` report (which source, why not the others, expiry).
 //! - `mount_helper`: the mount(8) form (`mount.s3rolefs BUCKET DIR -o OPTIONS`).
+//! - `syslog`: the log of a background mount without `--log-file`.
 
 mod credentials;
 mod mount_helper;
+mod syslog;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -326,7 +328,27 @@ fn init_logging(debug: bool) {
         // fuser warns about every operation a filesystem leaves to the kernel's defaults.
         "s3rolefs=info,fuser=error,warn"
     };
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default))
-        .format_timestamp_millis()
-        .init();
+    let mut builder =
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default));
+    builder.format_timestamp_millis();
+    // A background mount without --log-file logs to syslog/journald (which stamp the time).
+    if crate::mount::daemon::logs_to_syslog() {
+        if let Ok(sink) = syslog::Syslog::connect(std::path::Path::new(syslog::DEV_LOG)) {
+            let pid = std::process::id();
+            builder
+                .format(move |buf, record| {
+                    use std::io::Write;
+                    writeln!(
+                        buf,
+                        "<{}>s3rolefs[{pid}]: {} {}: {}",
+                        syslog::priority(record.level()),
+                        record.level(),
+                        record.target(),
+                        record.args()
+                    )
+                })
+                .target(env_logger::Target::Pipe(Box::new(sink)));
+        }
+    }
+    builder.init();
 }

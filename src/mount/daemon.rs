@@ -19,14 +19,22 @@ use super::error::MountError;
 /// Set in the child's environment: "you are the background mount; report on stdout".
 pub const CHILD_ENV: &str = "S3ROLEFS_DAEMON_CHILD";
 
+/// Set in the child's environment when it has no `--log-file`: it logs to syslog.
+pub const SYSLOG_ENV: &str = "S3ROLEFS_DAEMON_SYSLOG";
+
 /// True in the background child.
 pub fn is_daemon_child() -> bool {
     std::env::var_os(CHILD_ENV).is_some()
 }
 
+/// True in a background child that has no log file: its log goes to syslog/journald.
+pub fn logs_to_syslog() -> bool {
+    is_daemon_child() && std::env::var_os(SYSLOG_ENV).is_some()
+}
+
 /// Parent side: starts the child with `arguments` (those of this `s3rolefs mount`, without
 /// the program; for a mount(8) call, as translated) plus `--foreground`, and returns once it
-/// reported. The child's logs go to `log_file` (or nowhere).
+/// reported. The child's logs go to `log_file`, else to syslog (journald).
 pub fn spawn_and_wait(arguments: &[OsString], log_file: Option<&Path>) -> Result<(), MountError> {
     let exe = std::env::current_exe().map_err(|e| MountError::Daemon(e.to_string()))?;
     let stderr = match log_file {
@@ -41,7 +49,11 @@ pub fn spawn_and_wait(arguments: &[OsString], log_file: Option<&Path>) -> Result
         ),
         None => Stdio::null(),
     };
-    let mut child = Command::new(exe)
+    let mut command = Command::new(exe);
+    if log_file.is_none() {
+        command.env(SYSLOG_ENV, "1");
+    }
+    let mut child = command
         .args(arguments)
         .arg("--foreground")
         .env(CHILD_ENV, "1")
