@@ -547,6 +547,7 @@ async fn issued_credentials_are_accepted_by_the_s3_server() {
         bucket: "bucket".into(),
         endpoint: Some(server.endpoint()),
         region: Some(server.region().to_string()),
+        region_hint: None,
         force_path_style: true,
         credentials: Some(Arc::new(CredentialsCell::new(creds))),
         max_attempts: 1,

@@ -348,6 +348,42 @@ fn region_is_discovered_when_not_given() {
     assert_eq!(std::fs::read(mount.path().join("x")).unwrap(), b"eu");
 }
 
+/// On EC2 without `--region` or `AWS_REGION`: the instance's region (IMDS placement) is
+/// where the bucket is asked for first, and the bucket's own region, which S3 names in its
+/// answer, overrules it (an instance in one region may mount a bucket of another).
+#[test]
+fn instance_region_gives_way_to_the_buckets() {
+    use support::imds::{ImdsEmulator, ImdsOptions};
+    let server = std::sync::Arc::new(server());
+    server.create_bucket_in_region("eu-bkt", "eu-west-1");
+    server.put("eu-bkt", "x", b"eu".to_vec());
+    let accepting = std::sync::Arc::clone(&server);
+    let imds = ImdsEmulator::start(ImdsOptions {
+        region: "ap-southeast-2".into(),
+        on_issue: Some(std::sync::Arc::new(move |c| {
+            accepting.add_session_key(
+                &c.access_key_id,
+                &c.secret_access_key,
+                &c.token,
+                c.expires_at,
+            )
+        })),
+        ..ImdsOptions::default()
+    });
+    let mount = MountCommand::new(&server, "eu-bkt")
+        .region("")
+        .without_static_credentials()
+        .env("AWS_EC2_METADATA_DISABLED", "false")
+        .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", &imds.endpoint())
+        .start();
+    assert_eq!(std::fs::read(mount.path().join("x")).unwrap(), b"eu");
+    assert!(
+        mount.stderr_log().contains("is in region eu-west-1"),
+        "{}",
+        mount.stderr_log()
+    );
+}
+
 /// An endpoint nobody listens on: "cannot reach", naming the endpoint.
 #[test]
 fn endpoint_unreachable() {

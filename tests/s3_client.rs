@@ -28,6 +28,7 @@ fn config(server: &TestServer, bucket: &str) -> ClientConfig {
         bucket: bucket.to_string(),
         endpoint: Some(server.endpoint()),
         region: Some(server.region().to_string()),
+        region_hint: None,
         force_path_style: false,
         credentials: Some(Arc::new(CredentialsCell::new(credentials(
             server.access_key(),

@@ -59,6 +59,7 @@ async fn client(server: &TestServer, settings: ObjectSettings) -> S3Client {
         bucket: "bkt".into(),
         endpoint: Some(server.endpoint()),
         region: Some(server.region().to_string()),
+        region_hint: None,
         force_path_style: true,
         credentials: Some(Arc::new(CredentialsCell::new(credentials))),
         max_attempts: 1,

@@ -28,6 +28,7 @@ async fn connect(server: &TestServer) -> Arc<S3Client> {
         bucket: BUCKET.to_string(),
         endpoint: Some(server.endpoint()),
         region: Some(server.region().to_string()),
+        region_hint: None,
         force_path_style: false,
         credentials: Some(Arc::new(CredentialsCell::new(credentials))),
         max_attempts: 3,

@@ -25,6 +25,9 @@ pub struct MountCredentials {
     pub masked_key: String,
     /// The region the chain's sources point at, when no region was configured.
     pub region: Option<String>,
+    /// `region` is the instance's (IMDS), not the user's: where the instance runs says
+    /// nothing of where the bucket is, so the bucket's own region overrules it.
+    pub region_from_instance: bool,
 }
 
 /// The providers' view of the configuration: the process environment plus the flags.
@@ -57,6 +60,9 @@ pub fn chain_options(opts: &CredentialOptions, interactive: bool) -> ChainOption
     }
 }
 
+/// What [`region_of`] says of a region read from the instance metadata.
+const INSTANCE_REGION: &str = "instance metadata";
+
 /// The region and where it came from: configured, the profile, or (on EC2) IMDS.
 pub async fn region_of(
     ctx: &ProviderContext,
@@ -70,7 +76,7 @@ pub async fn region_of(
             .and_then(crate::credentials::imds::ImdsProvider::new);
         if let Ok(imds) = imds {
             if let Ok(region) = imds.region().await {
-                return (Some(region), "instance metadata");
+                return (Some(region), INSTANCE_REGION);
             }
         }
     }
@@ -95,7 +101,7 @@ pub async fn start(
             },
             ChainError::SourceFailed { error, .. } => MountError::BadCredentials(error.to_string()),
         })?;
-    let (found_region, _) = region_of(&ctx, &resolved).await;
+    let (found_region, region_source) = region_of(&ctx, &resolved).await;
     let creds = &resolved.credentials;
     let source = creds.source.clone();
     let masked_key = mask_key_id(&creds.access_key_id);
@@ -110,6 +116,7 @@ pub async fn start(
         source,
         masked_key,
         region: found_region,
+        region_from_instance: region_source == INSTANCE_REGION,
     })
 }
 

@@ -325,10 +325,12 @@ async fn connect(
         Some(c) => (c.source.clone(), c.masked_key.clone()),
         None => ("--no-sign-request".to_string(), "none".to_string()),
     };
-    let region = config
-        .region
-        .clone()
-        .or_else(|| mount_credentials.as_ref().and_then(|c| c.region.clone()));
+    // The user's region is the bucket's or an error; the instance's is only where to ask first.
+    let (region, region_hint) = match (&config.region, &mount_credentials) {
+        (Some(region), _) => (Some(region.clone()), None),
+        (None, Some(c)) if c.region_from_instance => (None, c.region.clone()),
+        (None, c) => (c.as_ref().and_then(|c| c.region.clone()), None),
+    };
     let endpoint_text = config
         .endpoint
         .clone()
@@ -337,6 +339,7 @@ async fn connect(
         bucket: config.bucket.clone(),
         endpoint: config.endpoint.clone(),
         region,
+        region_hint,
         force_path_style: config.force_path_style,
         credentials: mount_credentials.as_ref().map(|c| Arc::clone(&c.cell)),
         max_attempts: config.max_attempts,

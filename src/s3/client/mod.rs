@@ -43,6 +43,9 @@ pub struct ClientConfig {
     pub endpoint: Option<String>,
     /// `None`: discover the bucket's region with HeadBucket.
     pub region: Option<String>,
+    /// Without `region`: the region to ask first (the instance's); S3's answer naming the
+    /// bucket's own overrules it.
+    pub region_hint: Option<String>,
     pub force_path_style: bool,
     /// `None`: send unsigned requests (`--no-sign-request`).
     pub credentials: Option<Arc<CredentialsCell>>,
@@ -102,7 +105,12 @@ impl S3Client {
             .map(str::trim)
             .filter(|r| !r.is_empty())
             .map(str::to_string);
-        let probe_region = configured.as_deref().unwrap_or(DISCOVERY_REGION);
+        let hinted = config
+            .region_hint
+            .as_deref()
+            .map(str::trim)
+            .filter(|r| !r.is_empty());
+        let probe_region = configured.as_deref().or(hinted).unwrap_or(DISCOVERY_REGION);
         let client = S3Client::for_region(http.clone(), &config, probe_region)?;
         if configured.is_some() {
             client.head_bucket_checked().await?;
@@ -110,7 +118,8 @@ impl S3Client {
         }
 
         // Discovery: S3 names the bucket's region on any answer to a HeadBucket, even one
-        // signed for the wrong region; local servers name none and are `us-east-1`.
+        // signed for the wrong region; local servers name none and keep the region asked
+        // (the hint, else `us-east-1`).
         let probe = Request {
             raw_errors: true,
             ..Request::new("HeadBucket", Method::HEAD, None)
@@ -128,7 +137,7 @@ impl S3Client {
             hint = region::region_hint(answer.status, &answer.headers, &answer.body);
             resp = answer;
         }
-        let region = hint.unwrap_or_else(|| DISCOVERY_REGION.to_string());
+        let region = hint.unwrap_or_else(|| probe_region.to_string());
         debug!("bucket {:?}: region {region} (discovered)", config.bucket);
         if region == probe_region {
             return match client.failure_of(&resp, &probe) {

@@ -114,6 +114,7 @@ fn config(endpoint: &str, credentials: Option<Credentials>) -> ClientConfig {
         bucket: "bkt".into(),
         endpoint: Some(endpoint.to_string()),
         region: Some("us-east-1".into()),
+        region_hint: None,
         force_path_style: false,
         credentials: credentials.map(|c| Arc::new(CredentialsCell::new(c))),
         max_attempts: 3,
@@ -487,4 +488,44 @@ async fn access_denied_does_not_wait_for_a_renewal() {
     .await
     .expect("no wait for a renewal");
     assert!(matches!(outcome, Err(S3Error::AccessDenied { .. })));
+}
+
+/// A region hint (the instance's, on EC2) the bucket is not in is overruled by the region
+/// S3 names: the mount goes on in the bucket's region instead of failing.
+#[tokio::test]
+async fn region_hint_is_overruled_by_the_buckets_region() {
+    let server = serve(vec![
+        answer(
+            "301 Moved Permanently",
+            &["x-amz-bucket-region: ap-northeast-1"],
+            "",
+        ),
+        answer("200 OK", &[], ""),
+    ])
+    .await;
+    let mut cfg = config(&server.endpoint, Some(session_credentials()));
+    cfg.region = None;
+    cfg.region_hint = Some("eu-central-1".into());
+    let client = S3Client::connect(cfg).await.unwrap();
+    assert_eq!(client.region(), "ap-northeast-1");
+    let seen = server.seen.lock().unwrap().clone();
+    assert!(
+        seen[0]
+            .header("authorization")
+            .unwrap()
+            .contains("/eu-central-1/s3/"),
+        "asked in the hinted region first"
+    );
+}
+
+/// A hint a local server does not contradict (it names no region) is kept.
+#[tokio::test]
+async fn region_hint_stands_where_the_server_names_none() {
+    let server = serve(vec![answer("200 OK", &[], "")]).await;
+    let mut cfg = config(&server.endpoint, None);
+    cfg.region = None;
+    cfg.region_hint = Some("eu-central-1".into());
+    let client = S3Client::connect(cfg).await.unwrap();
+    assert_eq!(client.region(), "eu-central-1");
+    assert_eq!(server.seen.lock().unwrap().len(), 1);
 }
