@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::mount::{mount_device, mount_type};
+use support::mount::{mount_device, mount_type, wait_unmounted};
 use support::{run_mount_expect_failure, Mount, MountCommand, TestServer};
 
 fn server() -> TestServer {
@@ -37,17 +37,6 @@ fn assert_one_line_error(code: i32, stderr: &str, needles: &[&str]) {
             lines[0]
         );
     }
-}
-
-fn wait_unmounted(dir: &Path) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if mount_type(dir).is_none() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    false
 }
 
 /// Without `--foreground`, `mount` returns 0 once the mount is usable, and
@@ -353,21 +342,13 @@ fn region_is_discovered_when_not_given() {
 /// answer, overrules it (an instance in one region may mount a bucket of another).
 #[test]
 fn instance_region_gives_way_to_the_buckets() {
-    use support::imds::{ImdsEmulator, ImdsOptions};
+    use support::imds::{accepted_by, ImdsEmulator, ImdsOptions};
     let server = std::sync::Arc::new(server());
     server.create_bucket_in_region("eu-bkt", "eu-west-1");
     server.put("eu-bkt", "x", b"eu".to_vec());
-    let accepting = std::sync::Arc::clone(&server);
     let imds = ImdsEmulator::start(ImdsOptions {
         region: "ap-southeast-2".into(),
-        on_issue: Some(std::sync::Arc::new(move |c| {
-            accepting.add_session_key(
-                &c.access_key_id,
-                &c.secret_access_key,
-                &c.token,
-                c.expires_at,
-            )
-        })),
+        on_issue: Some(accepted_by(&server)),
         ..ImdsOptions::default()
     });
     let mount = MountCommand::new(&server, "eu-bkt")

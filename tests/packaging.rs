@@ -9,10 +9,9 @@ mod support;
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use support::imds::{ImdsEmulator, ImdsOptions};
-use support::mount::mount_type;
+use support::imds::{accepted_by, ImdsEmulator, ImdsOptions};
+use support::mount::{mount_type, wait_unmounted};
 use support::TestServer;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
@@ -181,17 +180,6 @@ impl Drop for Installed {
     }
 }
 
-fn wait_unmounted(dir: &Path) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while mount_type(dir).is_some() {
-        if Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    true
-}
-
 /// scripts/package builds the .deb of the binary under test; `dpkg -i` installs it; then
 /// `mount -t s3rolefs` and an fstab line (`mount -T FSTAB DIR`) mount the test server's
 /// bucket with credentials from the IMDS emulator only, `umount` unmounts, and a missing
@@ -226,16 +214,8 @@ fn deb_installs_and_mount8_uses_it() {
     let server = Arc::new(TestServer::start());
     server.create_bucket("bkt");
     server.put("bkt", "hello.txt", b"hello".to_vec());
-    let accepting = Arc::clone(&server);
     let imds = ImdsEmulator::start(ImdsOptions {
-        on_issue: Some(Arc::new(move |c| {
-            accepting.add_session_key(
-                &c.access_key_id,
-                &c.secret_access_key,
-                &c.token,
-                c.expires_at,
-            )
-        })),
+        on_issue: Some(accepted_by(&server)),
         ..ImdsOptions::default()
     });
     let dir = tempfile::tempdir().unwrap();

@@ -61,7 +61,8 @@ impl<C: ObjectClient> FuseAdapter<C> {
 
     fn initialized(&self) {
         use std::sync::atomic::Ordering;
-        if self.init_done.swap(true, Ordering::AcqRel) {
+        // A plain load on every call after the first: no write to a shared cache line.
+        if self.init_done.load(Ordering::Acquire) || self.init_done.swap(true, Ordering::AcqRel) {
             return;
         }
         let task = self

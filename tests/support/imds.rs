@@ -381,6 +381,19 @@ pub struct IssuedCredentials {
 /// `TestServer::add_session_key` so the S3 server accepts exactly what was issued.
 pub type OnIssue = Arc<dyn Fn(&IssuedCredentials) + Send + Sync>;
 
+/// An [`OnIssue`] that makes `server` accept every set the emulator issues.
+pub fn accepted_by(server: &Arc<super::TestServer>) -> OnIssue {
+    let server = Arc::clone(server);
+    Arc::new(move |c| {
+        server.add_session_key(
+            &c.access_key_id,
+            &c.secret_access_key,
+            &c.token,
+            c.expires_at,
+        )
+    })
+}
+
 /// Issues credentials on demand: the current set is reused until it is `period` old, then a
 /// new one is minted, valid `lifetime` from its issue (so with lifetime 30 s and period
 /// 10 s, every answer has at least 20 s left, as real IMDS keeps a margin).

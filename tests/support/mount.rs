@@ -428,6 +428,18 @@ fn kill(child: &mut Child) -> Option<ExitStatus> {
     child.wait().ok()
 }
 
+/// Waits (up to 10 s) until nothing is mounted at `dir`; false if something still is.
+pub fn wait_unmounted(dir: &Path) -> bool {
+    let deadline = Instant::now() + EXIT_TIMEOUT;
+    while mount_type(dir).is_some() {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(POLL);
+    }
+    true
+}
+
 /// The filesystem type mounted exactly at `dir`, from `/proc/self/mountinfo` (the last entry
 /// wins, as mounts stack).
 pub fn mount_type(dir: &Path) -> Option<String> {
