@@ -1,8 +1,9 @@
 //! The files in packaging/ and scripts/package: the systemd unit passes `systemd-analyze
 //! verify` (with its ExecStart pointed at the binary under test), every line of the example
 //! fstab is accepted by the mount helper as mount(8) would call it (`-f`: checked, not
-//! mounted), the man pages render, the completions load, and the .deb installs and mounts
-//! through mount(8) with credentials from an emulated instance role.
+//! mounted), the man pages render, the completions load, the .deb installs and mounts
+//! through mount(8) with credentials from an emulated instance role, and the .rpm holds the
+//! same files and installs into a scratch root.
 
 mod support;
 
@@ -171,6 +172,146 @@ fn bash_completion_loads() {
     assert!(text.lines().any(|l| l == "--region"), "{text}");
 }
 
+/// rpmbuild comes with Debian's `rpm` package (scripts/setup installs it); where it is
+/// missing the .rpm cannot be built, which CI must not mistake for a pass.
+fn rpmbuild_found() -> bool {
+    let found = Command::new("rpmbuild")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found && std::env::var("CI").as_deref() == Ok("true") {
+        panic!("rpmbuild is missing: install it (Debian: apt-get install rpm) to build the .rpm");
+    }
+    found
+}
+
+/// scripts/package with FORMATS=rpm builds an .rpm of the binary under test holding what the
+/// .deb holds (zsh completions at the RPM distributions' path), requiring fuse3, versioned
+/// from Cargo.toml; `rpm --root` installs it into a scratch directory, where
+/// mount.s3rolefs is a symlink to the binary and the binary runs. Nothing outside temporary
+/// directories is touched: rpm's database is kept there too (--dbpath).
+#[test]
+fn rpm_builds_with_the_deb_contents() {
+    if !rpmbuild_found() {
+        eprintln!("skipped: no rpmbuild on this machine (Debian: apt-get install rpm)");
+        return;
+    }
+    let binary = env!("CARGO_BIN_EXE_s3rolefs");
+    let out = tempfile::tempdir().unwrap();
+    let built = Command::new(Path::new(ROOT).join("scripts/package"))
+        .env("BIN", binary)
+        .env("FORMATS", "rpm")
+        .env("OUT", out.path())
+        .env("COMPRESSION", "none")
+        .output()
+        .unwrap();
+    assert!(built.status.success(), "{built:?}");
+    let stdout = String::from_utf8_lossy(&built.stdout);
+    let [rpm] = stdout.lines().collect::<Vec<_>>()[..] else {
+        panic!("one package path expected: {stdout}");
+    };
+    assert!(rpm.ends_with(".rpm") && Path::new(rpm).is_file(), "{rpm}");
+
+    // Queries open a database too (on Debian ~/.rpmdb, created if missing): a scratch one.
+    let db = out.path().join("query-db");
+    let query = |args: &[&str]| {
+        let out = Command::new("rpm")
+            .arg("--dbpath")
+            .arg(&db)
+            .args(args)
+            .arg(rpm)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "rpm {args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+
+    let listed = query(&["-qlp"]);
+    let files: Vec<&str> = listed.lines().collect();
+    let expected = [
+        "/usr/bin/s3rolefs",
+        "/usr/sbin/mount.s3rolefs",
+        "/usr/share/man/man1/s3rolefs.1.gz",
+        "/usr/share/man/man1/s3rolefs-mount.1.gz",
+        "/usr/share/man/man1/s3rolefs-unmount.1.gz",
+        "/usr/share/man/man1/s3rolefs-credentials.1.gz",
+        "/usr/share/bash-completion/completions/s3rolefs",
+        "/usr/share/zsh/site-functions/_s3rolefs",
+        "/usr/share/fish/vendor_completions.d/s3rolefs.fish",
+        "/usr/lib/systemd/system/s3rolefs@.service",
+        "/usr/share/doc/s3rolefs",
+        "/usr/share/doc/s3rolefs/README.md",
+        "/usr/share/doc/s3rolefs/fstab.example",
+    ];
+    for path in expected {
+        assert!(
+            files.contains(&path),
+            "{path} missing from the .rpm:\n{listed}"
+        );
+    }
+    // Beyond those, only the man pages of further commands (one for each command --help
+    // lists), each a command the binary has.
+    for path in files.iter().filter(|path| !expected.contains(path)) {
+        let command = path
+            .strip_prefix("/usr/share/man/man1/s3rolefs-")
+            .and_then(|page| page.strip_suffix(".1.gz"))
+            .unwrap_or_else(|| panic!("unexpected {path} in the .rpm:\n{listed}"));
+        assert_ne!(command, "help", "no man page for help:\n{listed}");
+        let help = Command::new(binary)
+            .args([command, "--help"])
+            .output()
+            .unwrap();
+        assert!(help.status.success(), "{path} names no command: {help:?}");
+    }
+    let docs = query(&["-qdp"]);
+    for doc in ["README.md", "fstab.example"] {
+        let path = format!("/usr/share/doc/s3rolefs/{doc}");
+        assert!(docs.lines().any(|l| l == path), "{doc} is %doc:\n{docs}");
+    }
+
+    let requires = query(&["-qp", "--requires"]);
+    assert!(requires.lines().any(|l| l.trim() == "fuse3"), "{requires}");
+    // RPM versions cannot hold '-': scripts/package maps a Cargo pre-release's to '~'.
+    let version = query(&["-qp", "--queryformat", "%{VERSION}"]);
+    assert_eq!(version, env!("CARGO_PKG_VERSION").replace('-', "~"));
+    let license = query(&["-qp", "--queryformat", "%{LICENSE}"]);
+    assert_eq!(license, env!("CARGO_PKG_LICENSE"));
+
+    let root = out.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    // --dbpath is inside --root: root/var/lib/rpm.
+    let installed = Command::new("rpm")
+        .arg("--root")
+        .arg(&root)
+        .args([
+            "--dbpath",
+            "/var/lib/rpm",
+            "--nodeps",
+            "--noscripts",
+            "-i",
+            rpm,
+        ])
+        .output()
+        .unwrap();
+    assert!(installed.status.success(), "rpm -i: {installed:?}");
+    let helper = root.join("usr/sbin/mount.s3rolefs");
+    let target = std::fs::read_link(&helper).unwrap();
+    assert_eq!(target, Path::new("../bin/s3rolefs"));
+    assert_eq!(
+        std::fs::canonicalize(&helper).unwrap(),
+        std::fs::canonicalize(root.join("usr/bin/s3rolefs")).unwrap()
+    );
+    let run = Command::new(root.join("usr/bin/s3rolefs"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{run:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&run.stdout).trim(),
+        format!("s3rolefs {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
 /// Undoes the install (and any mount left) however the test ends.
 struct Installed;
 
@@ -199,8 +340,12 @@ fn deb_installs_and_mount8_uses_it() {
         "dpkg -i and mount(8) need root"
     );
     support::require_fuse();
+    // Its own output directory, so the .rpm test can build at the same time.
+    let out = tempfile::tempdir().unwrap();
     let built = Command::new(Path::new(ROOT).join("scripts/package"))
         .env("BIN", env!("CARGO_BIN_EXE_s3rolefs"))
+        .env("FORMATS", "deb")
+        .env("OUT", out.path())
         .env("COMPRESSION", "none")
         .output()
         .unwrap();
