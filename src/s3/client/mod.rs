@@ -142,7 +142,9 @@ impl S3Client {
         if region == probe_region {
             return match client.failure_of(&resp, &probe) {
                 None => Ok(client),
-                Some(err) => Err(err),
+                // A HEAD's bare 403/400 may be a clock S3 finds too far off, or credentials
+                // to renew: the checked HeadBucket asks again with a GET that shows why.
+                Some(_) => client.head_bucket_checked().await.map(|()| client),
             };
         }
         let client = S3Client::for_region(http, &config, &region)?;
@@ -153,6 +155,19 @@ impl S3Client {
             client.endpoint_display()
         );
         Ok(client)
+    }
+
+    /// A client for the configured region (else the hinted one, else the discovery region)
+    /// that has asked S3 nothing yet: for probes that must run when the bucket cannot be
+    /// opened (`s3rolefs check` reports each permission on its own).
+    pub fn unconnected(config: &ClientConfig) -> Result<S3Client, S3Error> {
+        let region = [&config.region, &config.region_hint]
+            .into_iter()
+            .flatten()
+            .map(|r| r.trim())
+            .find(|r| !r.is_empty())
+            .unwrap_or(DISCOVERY_REGION);
+        S3Client::for_region(build_http(config)?, config, region)
     }
 
     fn for_region(

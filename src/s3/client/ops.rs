@@ -116,6 +116,34 @@ impl S3Client {
     }
 }
 
+impl S3Client {
+    /// The server's clock minus ours, in milliseconds, from the `Date` header of its answer
+    /// to a HeadBucket — any answer, an error included, carries one. Ours is read halfway
+    /// through the request. `None` when the server sends no usable `Date`.
+    pub async fn clock_offset_ms(&self) -> Result<Option<i64>, S3Error> {
+        let probe = Request {
+            raw_errors: true,
+            ..Request::new("HeadBucket", Method::HEAD, None)
+        };
+        let sent = SystemTime::now();
+        let resp = self.execute(&probe).await?;
+        let received = SystemTime::now();
+        let ours = sent + received.duration_since(sent).unwrap_or_default() / 2;
+        let Some(theirs) = resp
+            .headers
+            .get("date")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|d| httpdate::parse_http_date(d).ok())
+        else {
+            return Ok(None);
+        };
+        Ok(Some(match theirs.duration_since(ours) {
+            Ok(ahead) => ahead.as_millis() as i64,
+            Err(behind) => -(behind.duration().as_millis() as i64),
+        }))
+    }
+}
+
 impl ObjectClient for S3Client {
     async fn head_bucket(&self) -> Result<(), S3Error> {
         self.head_bucket_checked().await
