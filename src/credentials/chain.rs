@@ -197,6 +197,15 @@ fn imds_provider(
     ctx: &ProviderContext,
     opts: &ChainOptions,
 ) -> Result<SharedProvider, CredentialsError> {
+    Ok(Arc::new(instance_metadata(ctx, opts)?))
+}
+
+/// The IMDS source as the chain configures it: the environment, the active profile's keys,
+/// `--imds-v2-only` and `--imds-role`. `NotConfigured` when IMDS is disabled.
+pub fn instance_metadata(
+    ctx: &ProviderContext,
+    opts: &ChainOptions,
+) -> Result<ImdsProvider, CredentialsError> {
     // The active profile may set the IMDS endpoint (ec2_metadata_service_endpoint, ...).
     let profile = active_profile(ctx).ok().flatten();
     let lookup = |key: &str| {
@@ -211,7 +220,7 @@ fn imds_provider(
     if let Some(role) = &opts.imds_role {
         config.role_name = Some(role.clone());
     }
-    Ok(Arc::new(ImdsProvider::new(config)?))
+    ImdsProvider::new(config)
 }
 
 fn skipped(e: &CredentialsError) -> Attempt {

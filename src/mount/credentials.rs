@@ -28,6 +28,8 @@ pub struct MountCredentials {
     /// `region` is the instance's (IMDS), not the user's: where the instance runs says
     /// nothing of where the bucket is, so the bucket's own region overrules it.
     pub region_from_instance: bool,
+    /// Every source the chain looked at, and why the others did not apply.
+    pub attempts: Vec<chain::Attempt>,
 }
 
 /// The providers' view of the configuration: the process environment plus the flags.
@@ -106,6 +108,7 @@ pub async fn start(
     let source = creds.source.clone();
     let masked_key = mask_key_id(&creds.access_key_id);
     warn_about_lifetime(&resolved);
+    let attempts = resolved.attempts.clone();
     let cell = Arc::new(CredentialsCell::new(resolved.credentials.clone()));
     let refresher = Refresher::start(Arc::clone(&cell), resolved.provider, SystemTime::now())
         .map_err(|e| MountError::Runtime(format!("cannot start the credentials refresher: {e}")))?;
@@ -117,6 +120,7 @@ pub async fn start(
         masked_key,
         region: found_region,
         region_from_instance: region_source == INSTANCE_REGION,
+        attempts,
     })
 }
 

@@ -23,6 +23,10 @@ pub enum MountError {
         "fusermount3 was not found on PATH; install it (apt-get install -y fuse3) or mount as root"
     )]
     NoFusermount,
+    #[error("cannot open /dev/fuse: {0}; in a container, run it with --device /dev/fuse --cap-add SYS_ADMIN (and no read-only /dev)")]
+    FuseDeviceUnusable(String),
+    #[error("allow_other is refused to users other than root unless /etc/fuse.conf has the line user_allow_other; add it (echo user_allow_other >> /etc/fuse.conf) or mount as root")]
+    AllowOtherNotPermitted,
     #[error("no credentials found ({tried}); give the instance an IAM role, or use a profile (--profile), web identity, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; --no-sign-request reads a public bucket")]
     NoCredentials { tried: String },
     #[error("credentials are unusable: {0}")]

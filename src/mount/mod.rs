@@ -36,7 +36,7 @@ pub use error::MountError;
 pub fn mount(config: MountConfig, arguments: &[OsString]) -> Result<(), MountError> {
     if !config.foreground {
         // Check what can be checked cheaply before starting the child, for a quick answer.
-        preflight::check_fuse_available()?;
+        preflight::check_fuse_available(config.allow_other)?;
         preflight::check_mountpoint(&config.mountpoint)?;
         return daemon::spawn_and_wait(arguments, config.log_file.as_deref());
     }
@@ -69,7 +69,7 @@ fn keep_large_buffers_on_the_heap() {}
 
 fn mount_foreground(config: MountConfig, report_ready: bool) -> Result<(), MountError> {
     keep_large_buffers_on_the_heap();
-    preflight::check_fuse_available()?;
+    preflight::check_fuse_available(config.allow_other)?;
     let mountpoint = preflight::check_mountpoint(&config.mountpoint)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -321,27 +321,33 @@ async fn connect(
     } else {
         Some(credentials::start(&config.credentials, config.region.as_deref()).await?)
     };
-    let (source_name, key) = match &mount_credentials {
-        Some(c) => (c.source.clone(), c.masked_key.clone()),
-        None => ("--no-sign-request".to_string(), "none".to_string()),
-    };
+    let client = S3Client::connect(client_config(config, mount_credentials.as_ref()))
+        .await
+        .map_err(|e| bucket_error(config, e, mount_credentials.as_ref()))?
+        .with_object_settings(config.objects.clone())
+        .with_single_copy_limit(config.single_copy_limit);
+    Ok((client, mount_credentials))
+}
+
+/// The S3 client's configuration for `config`, signing with `credentials` (`None`:
+/// unsigned requests).
+pub fn client_config(
+    config: &MountConfig,
+    credentials: Option<&credentials::MountCredentials>,
+) -> ClientConfig {
     // The user's region is the bucket's or an error; the instance's is only where to ask first.
-    let (region, region_hint) = match (&config.region, &mount_credentials) {
+    let (region, region_hint) = match (&config.region, credentials) {
         (Some(region), _) => (Some(region.clone()), None),
         (None, Some(c)) if c.region_from_instance => (None, c.region.clone()),
-        (None, c) => (c.as_ref().and_then(|c| c.region.clone()), None),
+        (None, c) => (c.and_then(|c| c.region.clone()), None),
     };
-    let endpoint_text = config
-        .endpoint
-        .clone()
-        .unwrap_or_else(|| "AWS S3".to_string());
-    let client_config = ClientConfig {
+    ClientConfig {
         bucket: config.bucket.clone(),
         endpoint: config.endpoint.clone(),
         region,
         region_hint,
         force_path_style: config.force_path_style,
-        credentials: mount_credentials.as_ref().map(|c| Arc::clone(&c.cell)),
+        credentials: credentials.map(|c| Arc::clone(&c.cell)),
         max_attempts: config.max_attempts,
         initial_backoff: config.initial_backoff,
         max_backoff: config.max_backoff,
@@ -349,16 +355,26 @@ async fn connect(
         read_timeout: config.read_timeout,
         ca_bundle: config.ca_bundle.clone(),
         user_agent: format!("s3rolefs/{}", env!("CARGO_PKG_VERSION")),
+    }
+}
+
+/// Why the bucket of `config` could not be opened, as its one-line message.
+pub fn bucket_error(
+    config: &MountConfig,
+    error: S3Error,
+    credentials: Option<&credentials::MountCredentials>,
+) -> MountError {
+    let (source_name, key) = match credentials {
+        Some(c) => (c.source.clone(), c.masked_key.clone()),
+        None => ("--no-sign-request".to_string(), "none".to_string()),
     };
-    let client = S3Client::connect(client_config).await.map(|client| {
-        client
-            .with_object_settings(config.objects.clone())
-            .with_single_copy_limit(config.single_copy_limit)
-    });
-    let client = client.map_err(|e| match e {
+    match error {
         S3Error::NoSuchBucket { .. } => MountError::NoSuchBucket {
             bucket: config.bucket.clone(),
-            endpoint: endpoint_text.clone(),
+            endpoint: config
+                .endpoint
+                .clone()
+                .unwrap_or_else(|| "AWS S3".to_string()),
         },
         S3Error::AccessDenied { code, message } => MountError::AccessDenied {
             bucket: config.bucket.clone(),
@@ -367,8 +383,8 @@ async fn connect(
             } else {
                 format!("{code}: {message}")
             },
-            source_name: source_name.clone(),
-            key: key.clone(),
+            source_name,
+            key,
         },
         S3Error::CredentialsRejected { code, message } => MountError::BadCredentials(format!(
             "S3 rejected the credentials from {source_name} (key {key}): {code}: {message}; check or renew them"
@@ -384,8 +400,7 @@ async fn connect(
             bucket: config.bucket.clone(),
             detail: other.to_string(),
         },
-    })?;
-    Ok((client, mount_credentials))
+    }
 }
 
 /// `s3rolefs unmount DIR`: unmounts a FUSE mount point (root: umount(2); others:

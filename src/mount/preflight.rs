@@ -1,22 +1,61 @@
 //! Checks made before anything is mounted, so that a mount that cannot work fails with a
-//! clear message and leaves nothing behind: FUSE available, mount point usable.
+//! clear message and leaves nothing behind: FUSE available (device, fusermount3,
+//! `user_allow_other`), mount point usable. `s3rolefs check` runs the same checks.
 
 use std::path::{Path, PathBuf};
 
 use super::error::MountError;
 
-/// `/dev/fuse` exists, and `fusermount3` is there when we are not root (root mounts with
-/// mount(2) directly).
-pub fn check_fuse_available() -> Result<(), MountError> {
-    if !Path::new("/dev/fuse").exists() {
+/// What FUSE needs before a mount: `/dev/fuse` present and openable; `fusermount3` when
+/// we are not root (root mounts with mount(2) directly); and, for `allow_other` by a user
+/// other than root, `user_allow_other` in `/etc/fuse.conf` (fusermount3 refuses it
+/// otherwise). Returns what was found, for `s3rolefs check`.
+pub fn check_fuse_available(allow_other: bool) -> Result<FuseSetup, MountError> {
+    let device = Path::new(FUSE_DEVICE);
+    if !device.exists() {
         return Err(MountError::NoFuseDevice);
+    }
+    // Opening the device is what the mount does first; a container without the device
+    // cgroup permission, or a read-only bind, fails here rather than halfway.
+    if let Err(e) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(device)
+    {
+        return Err(MountError::FuseDeviceUnusable(e.to_string()));
     }
     // SAFETY: geteuid cannot fail and touches no memory.
     let root = unsafe { libc::geteuid() } == 0;
-    if !root && find_on_path("fusermount3").is_none() {
+    let fusermount = find_on_path("fusermount3");
+    if !root && fusermount.is_none() {
         return Err(MountError::NoFusermount);
     }
-    Ok(())
+    if allow_other && !root && !user_allow_other(FUSE_CONF) {
+        return Err(MountError::AllowOtherNotPermitted);
+    }
+    Ok(FuseSetup { root, fusermount })
+}
+
+/// The FUSE device.
+const FUSE_DEVICE: &str = "/dev/fuse";
+/// fusermount3's configuration: `user_allow_other` lives there.
+const FUSE_CONF: &str = "/etc/fuse.conf";
+
+/// How this machine will mount.
+#[derive(Debug)]
+pub struct FuseSetup {
+    /// Root mounts with mount(2) itself.
+    pub root: bool,
+    pub fusermount: Option<PathBuf>,
+}
+
+/// Whether `conf` has an uncommented `user_allow_other` line.
+fn user_allow_other(conf: &str) -> bool {
+    std::fs::read_to_string(conf).is_ok_and(|text| {
+        text.lines()
+            .map(|l| l.split('#').next().unwrap_or("").trim())
+            .any(|l| l == "user_allow_other")
+    })
 }
 
 /// The mount point exists, is a directory, and is not already a mount point. Returns its
@@ -147,6 +186,23 @@ mod tests {
             matches!(err, MountError::MountpointNotDirectory(_)),
             "{err}"
         );
+    }
+
+    /// Only an uncommented `user_allow_other` line counts.
+    #[test]
+    fn user_allow_other_must_be_uncommented() {
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("fuse.conf");
+        let conf_str = conf.to_str().unwrap();
+        std::fs::write(&conf, "# user_allow_other\nmount_max = 1000\n").unwrap();
+        assert!(!user_allow_other(conf_str));
+        std::fs::write(
+            &conf,
+            "mount_max = 1000\n  user_allow_other  # for s3rolefs\n",
+        )
+        .unwrap();
+        assert!(user_allow_other(conf_str));
+        assert!(!user_allow_other("/nonexistent/fuse.conf"));
     }
 
     /// `/` is a mount point of something.

@@ -26,10 +26,16 @@ pub const TOKEN_REFRESH_MARGIN: Duration = Duration::from_secs(120);
 /// of milliseconds, and three attempts then cost well under a second of waiting.
 pub const RETRY_BASE_DELAY: Duration = Duration::from_millis(100);
 
-/// The fix for a token request that connects but is never answered.
-const HOP_LIMIT_HINT: &str = "the IMDSv2 token request timed out: in a container, raise the \
-    instance's metadata hop limit to 2 (aws ec2 modify-instance-metadata-options \
-    --http-put-response-hop-limit 2)";
+/// The fix for a token request that connects but is never answered: IMDS drops answers
+/// that would cross more network hops than the instance's limit, and a container is one.
+macro_rules! hop_limit_fix {
+    () => {
+        "in a container, raise the instance's metadata hop limit to 2 (aws ec2 \
+         modify-instance-metadata-options --http-put-response-hop-limit 2)"
+    };
+}
+pub(super) const HOP_LIMIT_FIX: &str = hop_limit_fix!();
+const HOP_LIMIT_HINT: &str = concat!("the IMDSv2 token request timed out: ", hop_limit_fix!());
 
 /// How the GETs of one call authenticate.
 #[derive(Clone)]
@@ -129,7 +135,7 @@ impl ImdsClient {
 
     /// The cached IMDSv2 token, a new one, or IMDSv1 when the token request was refused in
     /// a way that means "this IMDS has no v2" and the fallback is allowed.
-    async fn session(&self) -> Result<Session, CredentialsError> {
+    pub(super) async fn session(&self) -> Result<Session, CredentialsError> {
         let mut cached = self.token.lock().await;
         if let Some(token) = cached.as_ref() {
             if Instant::now() < token.renew_at {

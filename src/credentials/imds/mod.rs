@@ -19,7 +19,7 @@ pub(crate) mod document;
 pub use client::{RETRY_BASE_DELAY, TOKEN_HEADER, TOKEN_REFRESH_MARGIN, TOKEN_TTL_HEADER};
 pub use config::*;
 
-use self::client::ImdsClient;
+use self::client::{ImdsClient, Session};
 use self::document::{error_reason, parse_credentials, DocumentError};
 use super::{BoxFuture, Credentials, CredentialsError, ProvideCredentials, ProviderContext};
 use crate::sigv4::uri_encode;
@@ -29,6 +29,18 @@ pub(crate) const NAME: &str = "imds";
 
 const ROLE_LIST_PATH: &str = "/latest/meta-data/iam/security-credentials/";
 const REGION_PATH: &str = "/latest/meta-data/placement/region";
+
+/// How IMDS gave a session ([`ImdsProvider::token_check`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenCheck {
+    /// An IMDSv2 token.
+    V2,
+    /// IMDSv1: the token request was refused with this status (IMDSv2 is off).
+    V1Refused(u16),
+    /// IMDSv1: the token request connected but was never answered — the hop limit; `fix`
+    /// says what to do.
+    V1TimedOut { fix: &'static str },
+}
 
 /// The instance role's credentials from IMDS.
 pub struct ImdsProvider {
@@ -131,8 +143,22 @@ impl ImdsProvider {
         Ok(region)
     }
 
+    /// How this IMDS hands out sessions, for `s3rolefs check`: an IMDSv2 token, or IMDSv1
+    /// because the token request was refused or never answered. An error when neither works.
+    pub async fn token_check(&self) -> Result<TokenCheck, CredentialsError> {
+        Ok(match self.client.session().await? {
+            Session::V2(_) => TokenCheck::V2,
+            Session::V1 {
+                token_status: Some(status),
+            } => TokenCheck::V1Refused(status),
+            Session::V1 { token_status: None } => TokenCheck::V1TimedOut {
+                fix: client::HOP_LIMIT_FIX,
+            },
+        })
+    }
+
     /// The role attached to the instance: the first line of the role list.
-    async fn role_name(&self) -> Result<String, CredentialsError> {
+    pub async fn role_name(&self) -> Result<String, CredentialsError> {
         let answer = self.client.get(ROLE_LIST_PATH).await?;
         let endpoint = &self.client.config.endpoint;
         // As in the SDKs, an instance without a role is "not configured": the chain moves
