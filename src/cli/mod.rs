@@ -1,11 +1,13 @@
-//! The command line: `s3rolefs mount`, `s3rolefs unmount`, `s3rolefs credentials`. Parses
-//! arguments with clap, turns them into configuration, runs the command, and prints any
-//! failure as one line.
+//! The command line: `s3rolefs mount`, `s3rolefs unmount`, `s3rolefs credentials`,
+//! `s3rolefs check`. Parses arguments with clap, turns them into configuration, runs the
+//! command, and prints any failure as one line.
 //!
+//! - `check`: the doctor (FUSE, credentials, IMDS, clock, bucket, permissions).
 //! - `credentials`: the `credentials` report (which source, why not the others, expiry).
 //! - `mount_helper`: the mount(8) form (`mount.s3rolefs BUCKET DIR -o OPTIONS`).
 //! - `syslog`: the log of a background mount without `--log-file`.
 
+mod check;
 mod credentials;
 mod mount_helper;
 mod syslog;
@@ -42,12 +44,15 @@ enum Command {
     /// generated from these definitions.
     #[command(hide = true)]
     Manpage {
-        /// A command: mount, unmount, credentials.
+        /// A command: mount, unmount, check, credentials.
         command: Option<String>,
     },
     /// Print the completion script of SHELL (bash, zsh, fish, elvish, powershell).
     #[command(hide = true)]
     Completions { shell: clap_complete::Shell },
+    /// Check everything a mount of BUCKET needs, one ✔/✘ line each with the fix: FUSE,
+    /// credentials, IMDS and the instance role, clock, bucket and region, permissions.
+    Check(check::CheckArgs),
     /// Show which credentials source applies and why the others do not (never the secret).
     Credentials {
         #[command(flatten)]
@@ -113,14 +118,9 @@ impl CredentialArgs {
     }
 }
 
-#[derive(Debug, Args)]
-struct MountArgs {
-    /// The bucket, optionally with a key prefix to mount instead of the whole bucket.
-    #[arg(value_name = "BUCKET[:PREFIX]")]
-    source: String,
-    /// An existing empty directory.
-    mountpoint: PathBuf,
-
+/// Where the bucket is (shared by `mount` and `check`).
+#[derive(Debug, Args, Clone, Default)]
+pub struct BucketArgs {
     /// S3 endpoint URL (default: AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, else AWS S3).
     #[arg(long, value_name = "URL", help_heading = "Bucket")]
     endpoint_url: Option<String>,
@@ -130,6 +130,18 @@ struct MountArgs {
     /// Address the bucket in the URL path instead of the host name.
     #[arg(long, help_heading = "Bucket")]
     force_path_style: bool,
+}
+
+#[derive(Debug, Args)]
+struct MountArgs {
+    /// The bucket, optionally with a key prefix to mount instead of the whole bucket.
+    #[arg(value_name = "BUCKET[:PREFIX]")]
+    source: String,
+    /// An existing empty directory.
+    mountpoint: PathBuf,
+
+    #[command(flatten)]
+    bucket: BucketArgs,
 
     /// Send unsigned requests (public buckets); no credentials are looked up.
     #[arg(long, help_heading = "Credentials")]
@@ -236,8 +248,13 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let debug = matches!(&cli.command, Command::Mount(m) if m.debug);
-    init_logging(debug);
+    let level = match &cli.command {
+        Command::Mount(m) if m.debug => LogLevel::Debug,
+        // The doctor's report is its output; log lines would only interleave with it.
+        Command::Check(_) => LogLevel::Quiet,
+        _ => LogLevel::Info,
+    };
+    init_logging(level);
     match run(cli, arguments.get(1..).unwrap_or_default()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
@@ -253,9 +270,9 @@ fn run(cli: Cli, arguments: &[OsString]) -> Result<(), String> {
             let options = MountOptions {
                 source: args.source,
                 mountpoint: args.mountpoint,
-                endpoint_url: args.endpoint_url,
-                region: args.region,
-                force_path_style: args.force_path_style,
+                endpoint_url: args.bucket.endpoint_url,
+                region: args.bucket.region,
+                force_path_style: args.bucket.force_path_style,
                 no_sign_request: args.no_sign_request,
                 credentials: args.credentials.into_options(),
                 read_only: args.read_only,
@@ -297,6 +314,7 @@ fn run(cli: Cli, arguments: &[OsString]) -> Result<(), String> {
             region,
             json,
         } => credentials::report(credentials.into_options(), region, json),
+        Command::Check(args) => check::run(args),
     }
 }
 
@@ -310,7 +328,9 @@ fn manpage(command: Option<&str>) -> Result<(), String> {
                 .find_subcommand(name)
                 .filter(|c| !c.is_hide_set())
                 .ok_or_else(|| {
-                    format!("no command {name:?}; the commands are mount, unmount, credentials")
+                    format!(
+                        "no command {name:?}; the commands are mount, unmount, check, credentials"
+                    )
                 })?
                 .clone();
             sub.name(format!("s3rolefs-{name}"))
@@ -321,12 +341,19 @@ fn manpage(command: Option<&str>) -> Result<(), String> {
         .map_err(|e| format!("cannot write the man page: {e}"))
 }
 
-fn init_logging(debug: bool) {
-    let default = if debug {
-        "s3rolefs=debug,fuser=error,warn"
-    } else {
+/// How much a command logs unless `RUST_LOG` says otherwise.
+enum LogLevel {
+    Quiet,
+    Info,
+    Debug,
+}
+
+fn init_logging(level: LogLevel) {
+    let default = match level {
+        LogLevel::Debug => "s3rolefs=debug,fuser=error,warn",
         // fuser warns about every operation a filesystem leaves to the kernel's defaults.
-        "s3rolefs=info,fuser=error,warn"
+        LogLevel::Info => "s3rolefs=info,fuser=error,warn",
+        LogLevel::Quiet => "error",
     };
     let mut builder =
         env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default));

@@ -47,6 +47,26 @@ fn find_on_path(program: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// The `s3rolefs` binary with an environment built from scratch: `PATH`, `HOME` = `home`,
+/// AWS config files that do not exist, IMDS disabled — nothing of the machine's AWS setup.
+pub fn s3rolefs_command(home: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_s3rolefs"));
+    cmd.env_clear();
+    cmd.env(
+        "PATH",
+        std::env::var_os("PATH").unwrap_or_else(|| OsString::from("/usr/sbin:/usr/bin:/sbin:/bin")),
+    );
+    cmd.env("HOME", home);
+    cmd.env("AWS_CONFIG_FILE", home.join("no-aws-config"));
+    cmd.env(
+        "AWS_SHARED_CREDENTIALS_FILE",
+        home.join("no-aws-credentials"),
+    );
+    cmd.env("AWS_EC2_METADATA_DISABLED", "true");
+    cmd.env("RUST_BACKTRACE", "1");
+    cmd
+}
+
 /// The `s3rolefs mount` command line and environment for one test.
 pub struct MountCommand {
     source: String,
@@ -103,28 +123,14 @@ impl MountCommand {
     }
 
     fn command(&self, mountpoint: &Path, home: &Path, foreground: bool) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_s3rolefs"));
+        let mut cmd = s3rolefs_command(home);
         cmd.arg("mount").arg(&self.source).arg(mountpoint);
         cmd.args(["--endpoint-url", &self.endpoint, "--region", &self.region]);
         if foreground {
             cmd.arg("--foreground");
         }
         cmd.args(&self.args);
-        cmd.env_clear();
-        cmd.env(
-            "PATH",
-            std::env::var_os("PATH")
-                .unwrap_or_else(|| OsString::from("/usr/sbin:/usr/bin:/sbin:/bin")),
-        );
-        cmd.env("HOME", home);
-        cmd.env("AWS_CONFIG_FILE", home.join("no-aws-config"));
-        cmd.env(
-            "AWS_SHARED_CREDENTIALS_FILE",
-            home.join("no-aws-credentials"),
-        );
-        cmd.env("AWS_EC2_METADATA_DISABLED", "true");
         cmd.env("RUST_LOG", "s3rolefs=debug");
-        cmd.env("RUST_BACKTRACE", "1");
         if let Some((access_key, secret_key)) = &self.static_credentials {
             cmd.env("AWS_ACCESS_KEY_ID", access_key);
             cmd.env("AWS_SECRET_ACCESS_KEY", secret_key);

@@ -1,6 +1,7 @@
 //! Who may call the server: a mutable table of access keys (long-term keys and session keys
 //! with a token and an expiry) behind s3s's SigV4 verification, and the access policy that
-//! lets anonymous requests read public buckets.
+//! lets anonymous requests read public buckets and denies a key the operations a test
+//! takes away from it.
 //!
 //! s3s 0.14.1 verifies the signature itself and only asks [`S3Auth::get_secret_key`] for the
 //! secret of the access key id in the credential scope; that hook does not see the request.
@@ -36,9 +37,30 @@ struct Session {
 #[derive(Default)]
 pub struct KeyTable {
     keys: RwLock<HashMap<String, KeyEntry>>,
+    /// Access key → operations (s3s names: `GetObject`, `ListObjectsV2`, …) it is denied,
+    /// as an IAM policy without that permission would.
+    denied: RwLock<HashMap<String, Vec<String>>>,
 }
 
 impl KeyTable {
+    /// Denies `access_key` the operations `ops` from now on (AccessDenied, 403).
+    pub fn deny(&self, access_key: &str, ops: &[&str]) {
+        self.denied
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(access_key.to_owned())
+            .or_default()
+            .extend(ops.iter().map(|op| (*op).to_owned()));
+    }
+
+    fn is_denied(&self, access_key: &str, op: &str) -> bool {
+        self.denied
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(access_key)
+            .is_some_and(|ops| ops.iter().any(|o| o == op))
+    }
+
     /// Accepts a long-term key pair (no session token).
     pub fn add_key(&self, access_key: &str, secret_key: &str) {
         self.write().insert(
@@ -140,6 +162,12 @@ impl S3Access for Policy {
             // Removed between signature check and now.
             return Err(s3_error!(InvalidAccessKeyId));
         };
+        if self
+            .keys
+            .is_denied(&credentials.access_key, cx.s3_op().name())
+        {
+            return Err(s3_error!(AccessDenied, "Access Denied"));
+        }
         let sent_token = security_token(cx);
         match (&entry.session, sent_token) {
             (None, None) => Ok(()),

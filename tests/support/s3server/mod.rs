@@ -296,6 +296,12 @@ impl TestServer {
     }
 
     /// Stops accepting a key (including the default one); returns whether it was known.
+    /// Denies `access_key` the operations `ops` (s3s names: `GetObject`, `PutObject`,
+    /// `ListObjectsV2`, `HeadBucket`, …) with AccessDenied, like a policy that lacks them.
+    pub fn deny(&self, access_key: &str, ops: &[&str]) {
+        self.keys.deny(access_key, ops);
+    }
+
     pub fn remove_key(&self, access_key: &str) -> bool {
         self.keys.remove_key(access_key)
     }
