@@ -152,7 +152,24 @@ impl Refresher {
 
     /// What the refresher is doing now.
     pub fn status(&self) -> RefreshStatus {
-        self.status.lock().map(|s| s.clone()).unwrap_or_default()
+        self.status_handle().get()
+    }
+
+    /// A handle that reads the status from elsewhere (the `status` control socket), without
+    /// holding the refresher itself; after the refresher stopped it reads the last status.
+    pub fn status_handle(&self) -> StatusHandle {
+        StatusHandle(Arc::clone(&self.status))
+    }
+}
+
+/// A cloneable reader of one refresher's [`RefreshStatus`].
+#[derive(Clone, Debug)]
+pub struct StatusHandle(Arc<Mutex<RefreshStatus>>);
+
+impl StatusHandle {
+    /// What the refresher is doing now (held only for the copy).
+    pub fn get(&self) -> RefreshStatus {
+        self.0.lock().map(|s| s.clone()).unwrap_or_default()
     }
 }
 
