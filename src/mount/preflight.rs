@@ -109,20 +109,58 @@ pub fn mount_device_of(path: &Path) -> Option<String> {
 
 /// The device and filesystem type of the newest mount exactly at `path`.
 fn mount_entry(path: &Path) -> Option<(String, String)> {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    let wanted = path.to_str()?;
-    info.lines().rev().find_map(|line| {
-        // Fields: id parent major:minor root mountpoint options [optional...] - fstype source superopts
-        let mut fields = line.split(' ');
-        let device = fields.nth(2)?;
-        let mountpoint = fields.nth(1)?;
-        if unescape_mountinfo(mountpoint) != wanted {
-            return None;
-        }
-        let rest = line.split(" - ").nth(1)?;
-        let fstype = rest.split(' ').next()?;
-        Some((device.to_string(), fstype.to_string()))
-    })
+    let info = std::fs::read_to_string(MOUNTINFO).ok()?;
+    parse_mountinfo(&info)
+        .into_iter()
+        .rev()
+        .find(|m| m.mountpoint == path)
+        .map(|m| (m.device, m.fstype))
+}
+
+/// This process's view of the mounts.
+const MOUNTINFO: &str = "/proc/self/mountinfo";
+
+/// One mount, as `/proc/self/mountinfo` lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MountEntry {
+    pub mountpoint: PathBuf,
+    /// `major:minor`.
+    pub device: String,
+    /// `fuse.s3rolefs` for a mount of ours (`fuse` where the subtype was not kept).
+    pub fstype: String,
+    /// What was mounted: `s3rolefs:BUCKET[:PREFIX]` for ours.
+    pub source: String,
+}
+
+/// Every mount of type `fstype`, oldest first (empty if mountinfo cannot be read).
+pub fn mounts_of_type(fstype: &str) -> Vec<MountEntry> {
+    let info = std::fs::read_to_string(MOUNTINFO).unwrap_or_default();
+    parse_mountinfo(&info)
+        .into_iter()
+        .filter(|m| m.fstype == fstype)
+        .collect()
+}
+
+/// The entries of a mountinfo text; malformed lines are skipped.
+fn parse_mountinfo(info: &str) -> Vec<MountEntry> {
+    info.lines()
+        .filter_map(|line| {
+            // Fields: id parent major:minor root mountpoint options [optional...] - fstype source superopts
+            let (left, right) = line.split_once(" - ")?;
+            let mut fields = left.split(' ');
+            let device = fields.nth(2)?;
+            let mountpoint = fields.nth(1)?;
+            let mut rest = right.split(' ');
+            let fstype = rest.next()?;
+            let source = rest.next().unwrap_or_default();
+            Some(MountEntry {
+                mountpoint: PathBuf::from(unescape_mountinfo(mountpoint)),
+                device: device.to_string(),
+                fstype: fstype.to_string(),
+                source: unescape_mountinfo(source),
+            })
+        })
+        .collect()
 }
 
 /// mountinfo escapes space, tab, newline and backslash as `\ooo` octal.
@@ -203,6 +241,25 @@ mod tests {
         .unwrap();
         assert!(user_allow_other(conf_str));
         assert!(!user_allow_other("/nonexistent/fuse.conf"));
+    }
+
+    /// Every line gives its mount point, device, type and source, escapes decoded.
+    #[test]
+    fn mountinfo_lines_are_parsed() {
+        let info = "22 1 0:21 / /proc rw,nosuid shared:12 - proc proc rw\n\
+                    90 29 0:52 / /mnt/my\\040data rw,nosuid,nodev - fuse.s3rolefs s3rolefs:bkt:logs/ rw\n\
+                    not a mountinfo line\n";
+        let mounts = parse_mountinfo(info);
+        assert_eq!(mounts.len(), 2);
+        assert_eq!(
+            mounts[1],
+            MountEntry {
+                mountpoint: PathBuf::from("/mnt/my data"),
+                device: "0:52".into(),
+                fstype: "fuse.s3rolefs".into(),
+                source: "s3rolefs:bkt:logs/".into(),
+            }
+        );
     }
 
     /// `/` is a mount point of something.
