@@ -9,6 +9,7 @@
 //! - `error`: [`FsError`] and the errno policy.
 //! - `namespace`: mkdir, rmdir, unlink, rename.
 //! - `write`: create, write, flush/fsync, truncation through the upload engine.
+//! - `status`: a snapshot of caches, open files and uploads for `s3rolefs status`.
 //! - `fuse`: the `fuser::Filesystem` adapter.
 
 pub mod dir;
@@ -17,6 +18,7 @@ pub mod fuse;
 pub mod handle;
 pub mod inode;
 mod namespace;
+pub mod status;
 pub mod write;
 
 use std::collections::HashMap;
@@ -57,6 +59,8 @@ pub struct FsConfig {
     pub max_prefetch_memory: u64,
     /// The disk tier of the block cache, when configured.
     pub disk_cache: Option<Arc<DiskCache>>,
+    /// Bytes the disk tier may hold (0 without one), as `status` reports it.
+    pub disk_cache_size: u64,
 }
 
 /// Attributes of one inode, as the kernel gets them.
@@ -85,6 +89,9 @@ pub struct S3Filesystem<C: ObjectClient> {
     /// What reads share: the block cache and the prefetch budget.
     reads: ReadContext<C>,
     config: FsConfig,
+    /// The whole prefetch budget as `reads` counts it (whole pages), so `status` can tell
+    /// how much of it is in use.
+    prefetch_capacity: u64,
     mount_time: SystemTime,
     inodes: Mutex<InodeTable>,
     handles: Mutex<HandleTable>,
@@ -102,9 +109,11 @@ impl<C: ObjectClient> S3Filesystem<C> {
             config.max_prefetch_memory,
         )
         .with_disk(config.disk_cache.clone());
+        let prefetch_capacity = reads.budget_available();
         S3Filesystem {
             client,
             reads,
+            prefetch_capacity,
             inodes: Mutex::new(InodeTable::new(&config.prefix, mount_time)),
             handles: Mutex::new(HandleTable::default()),
             listings: Mutex::new(ListingCache::default()),

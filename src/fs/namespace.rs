@@ -273,6 +273,7 @@ mod tests {
             cache_size: 64 << 20,
             max_prefetch_memory: 64 << 20,
             disk_cache: None,
+            disk_cache_size: 0,
         }
     }
 

@@ -97,6 +97,7 @@ fn mount_foreground(config: MountConfig, report_ready: bool) -> Result<(), Mount
             cache_size: config.cache_size,
             max_prefetch_memory: config.max_prefetch_memory,
             disk_cache: disk_cache(&config)?,
+            disk_cache_size: config.cache_dir_size,
         },
     ));
     let read_ahead_mountpoint = mountpoint.clone();
