@@ -9,8 +9,10 @@
 //! - `credentials`: the chain, the refresher, and the MFA prompt at mount.
 //! - `daemon`: the background child and its readiness report.
 //! - `kernel`: mount(2)/umount(2) as `fuse.s3rolefs` for root.
+//! - `control`: the per-mount status socket that `s3rolefs status` reads, and its client.
 //! - `error`: [`MountError`], one line with cause and fix.
 
+pub mod control;
 pub mod credentials;
 pub mod daemon;
 pub mod error;
@@ -76,13 +78,23 @@ fn mount_foreground(config: MountConfig, report_ready: bool) -> Result<(), Mount
         .thread_name("s3rolefs-io")
         .build()
         .map_err(|e| MountError::Runtime(e.to_string()))?;
-    let (client, _credentials) = runtime.block_on(connect(&config))?;
+    // The credentials must live as long as the mount: they hold the refresher.
+    let (client, credentials) = runtime.block_on(connect(&config))?;
     log::info!(
         "bucket {:?} in region {} at {}",
         config.bucket,
         client.region(),
         client.endpoint_display()
     );
+    let facts = control::MountFacts {
+        pid: std::process::id(),
+        mountpoint: mountpoint.to_string_lossy().into_owned(),
+        source: source_name(&config),
+        endpoint: client.endpoint_display(),
+        region: client.region().to_string(),
+        read_only: config.read_only,
+        started: std::time::SystemTime::now(),
+    };
     let fs = Arc::new(S3Filesystem::new(
         Arc::new(client),
         FsConfig {
@@ -100,6 +112,9 @@ fn mount_foreground(config: MountConfig, report_ready: bool) -> Result<(), Mount
             disk_cache_size: config.cache_dir_size,
         },
     ));
+    // Before the mount, so a mount that is visible can always be asked; dropped (and the
+    // socket removed) on every way out of here.
+    let mut control = control_socket(&runtime, facts, credentials.as_ref(), Arc::clone(&fs));
     let read_ahead_mountpoint = mountpoint.clone();
     let adapter = FuseAdapter::new(fs, runtime.handle().clone())
         .after_init(move || raise_read_ahead(&read_ahead_mountpoint));
@@ -151,6 +166,7 @@ fn mount_foreground(config: MountConfig, report_ready: bool) -> Result<(), Mount
     let _ = std::env::set_current_dir("/");
     let mut unmounter = session.unmount_callable();
     let signal_mountpoint = mountpoint.clone();
+    let signal_control = control.clone();
     runtime.spawn(async move {
         wait_for_termination(signals).await;
         log::info!("signal received: unmounting");
@@ -163,9 +179,15 @@ fn mount_foreground(config: MountConfig, report_ready: bool) -> Result<(), Mount
         if let Err(e) = result {
             log::error!("unmount on signal failed: {e}");
         }
+        if let Some(socket) = signal_control {
+            socket.close();
+        }
     });
     let outcome = session.run();
     notify::notify("STOPPING=1");
+    if let Some(socket) = control.take() {
+        socket.close();
+    }
     if direct && preflight::mount_type_of(&mountpoint).is_some() {
         // The session ended while still mounted (a device error): do not leave a dead mount.
         let _ = kernel::unmount(&mountpoint, true);
@@ -176,6 +198,29 @@ fn mount_foreground(config: MountConfig, report_ready: bool) -> Result<(), Mount
         path: mountpoint,
         reason: e.to_string(),
     })
+}
+
+/// The mount's status socket (see `control`); a mount without one still works, so a
+/// failure is a warning.
+fn control_socket(
+    runtime: &tokio::runtime::Runtime,
+    facts: control::MountFacts,
+    credentials: Option<&credentials::MountCredentials>,
+    fs: Arc<S3Filesystem<S3Client>>,
+) -> Option<Arc<control::ControlSocket>> {
+    let live = credentials
+        .map(|c| control::LiveCredentials::new(Arc::clone(&c.cell), c.refresher.status_handle()));
+    let status: control::StatusSource = Arc::new(move || facts.status(live.as_ref(), fs.status()));
+    match control::ControlSocket::open(runtime.handle(), status) {
+        Ok(socket) => {
+            log::debug!("status socket at {}", socket.path().display());
+            Some(socket)
+        }
+        Err(e) => {
+            log::warn!("{e}; `s3rolefs status` will not show this mount");
+            None
+        }
+    }
 }
 
 /// Gives the mount the read-ahead of [`kernel::READ_AHEAD_KIB`]; as root only (sysfs), and
