@@ -2,12 +2,13 @@
 //!
 //! Imports run one way: `cli → mount → fs → {cache, upload} → s3 → credentials → sigv4`.
 //!
-//! - `cli`: the command line (`mount`, `unmount`); prints failures as one line.
+//! - `cli`: the command line (`mount`, `unmount`, `status`, `credentials`, `check`); prints
+//!   failures as one line.
 //! - `config`: one validated `MountConfig` from flags and environment; every default, once.
 //! - `mount`: preflight checks, credentials and bucket, the kernel mount, background mode,
-//!   signals, unmount.
-//! - `fs`: the filesystem core (inodes, directories, handles, errno policy) and the thin
-//!   fuser adapter.
+//!   signals, unmount; the per-mount control socket that `status` reads.
+//! - `fs`: the filesystem core (inodes, directories, handles, errno policy, a status
+//!   snapshot) and the thin fuser adapter.
 //! - `cache`: read-ahead between the filesystem and S3.
 //! - `upload`: the write path of an open file (streaming multipart or a staged local copy),
 //!   uploaded whole, kept locally on failure.

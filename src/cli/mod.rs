@@ -1,15 +1,17 @@
-//! The command line: `s3rolefs mount`, `s3rolefs unmount`, `s3rolefs credentials`,
-//! `s3rolefs check`. Parses arguments with clap, turns them into configuration, runs the
+//! The command line: `s3rolefs mount`, `s3rolefs unmount`, `s3rolefs status`,
+//! `s3rolefs credentials`, `s3rolefs check`. Parses arguments with clap, turns them into configuration, runs the
 //! command, and prints any failure as one line.
 //!
 //! - `check`: the doctor (FUSE, credentials, IMDS, clock, bucket, permissions).
 //! - `credentials`: the `credentials` report (which source, why not the others, expiry).
 //! - `mount_helper`: the mount(8) form (`mount.s3rolefs BUCKET DIR -o OPTIONS`).
+//! - `status`: the mounts of this machine, as their control sockets report them.
 //! - `syslog`: the log of a background mount without `--log-file`.
 
 mod check;
 mod credentials;
 mod mount_helper;
+mod status;
 mod syslog;
 
 use std::ffi::OsString;
@@ -40,11 +42,20 @@ enum Command {
         /// The mount point.
         mountpoint: PathBuf,
     },
+    /// Show the s3rolefs mounts of this machine: bucket, credentials and their expiry, cache
+    /// use, uploads in progress (root sees every mount, other users their own).
+    Status {
+        /// Only the mount at this directory.
+        mountpoint: Option<PathBuf>,
+        /// Print JSON for scripts.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the man page (roff) of s3rolefs, or of one of its commands (s3rolefs-mount(1)),
     /// generated from these definitions.
     #[command(hide = true)]
     Manpage {
-        /// A command: mount, unmount, check, credentials.
+        /// A command: mount, unmount, status, check, credentials.
         command: Option<String>,
     },
     /// Print the completion script of SHELL (bash, zsh, fish, elvish, powershell).
@@ -250,8 +261,8 @@ pub fn main() -> ExitCode {
     };
     let level = match &cli.command {
         Command::Mount(m) if m.debug => LogLevel::Debug,
-        // The doctor's report is its output; log lines would only interleave with it.
-        Command::Check(_) => LogLevel::Quiet,
+        // The doctor's and status reports are their output; log lines would only interleave.
+        Command::Check(_) | Command::Status { .. } => LogLevel::Quiet,
         _ => LogLevel::Info,
     };
     init_logging(level);
@@ -303,6 +314,7 @@ fn run(cli: Cli, arguments: &[OsString]) -> Result<(), String> {
             mount::mount(config, arguments).map_err(|e| e.to_string())
         }
         Command::Unmount { mountpoint } => mount::unmount(&mountpoint).map_err(|e| e.to_string()),
+        Command::Status { mountpoint, json } => status::run(mountpoint, json),
         Command::Manpage { command } => manpage(command.as_deref()),
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
@@ -329,7 +341,7 @@ fn manpage(command: Option<&str>) -> Result<(), String> {
                 .filter(|c| !c.is_hide_set())
                 .ok_or_else(|| {
                     format!(
-                        "no command {name:?}; the commands are mount, unmount, check, credentials"
+                        "no command {name:?}; the commands are mount, unmount, status, check, credentials"
                     )
                 })?
                 .clone();
