@@ -70,8 +70,8 @@ pub fn run(mountpoint: Option<PathBuf>, json: bool) -> Result<(), String> {
 }
 
 /// The text report: a block per mount that answered (`mounted`: the mount points in this
-/// process's mount table), then a line per mount in `silent` (no answer), blank lines
-/// between blocks.
+/// process's mount table), blank lines between them, then one line per mount in `silent`
+/// (no answer).
 fn format_report(
     statuses: &[MountStatus],
     mounted: &[PathBuf],
@@ -88,11 +88,14 @@ fn format_report(
             format_mount(s, now, here)
         })
         .collect();
-    blocks.extend(
-        silent
-            .iter()
-            .map(|m| format!("{}  ({NO_STATUS})\n", m.display())),
-    );
+    if !silent.is_empty() {
+        blocks.push(
+            silent
+                .iter()
+                .map(|m| format!("{}  ({NO_STATUS})\n", m.display()))
+                .collect(),
+        );
+    }
     blocks.join("\n")
 }
 
@@ -465,18 +468,14 @@ mod tests {
         assert_eq!(format_report(&[], &[], &[], now), "no s3rolefs mounts\n");
         let status = sample(now);
         let mounted = [PathBuf::from("/mnt/data"), PathBuf::from("/mnt/x")];
-        let report = format_report(
-            std::slice::from_ref(&status),
-            &mounted,
-            &[PathBuf::from("/mnt/x")],
-            now,
-        );
+        let silent = [PathBuf::from("/mnt/x"), PathBuf::from("/mnt/y")];
+        let report = format_report(std::slice::from_ref(&status), &mounted, &silent, now);
         let expected = format!(
-            "{}\n/mnt/x  (no status: its control socket is not readable by this user, or the \
-             process is gone)\n",
+            "{}\n/mnt/x  ({NO_STATUS})\n/mnt/y  ({NO_STATUS})\n",
             format_mount(&status, now, true)
         );
         assert_eq!(report, expected);
+        assert!(NO_STATUS.contains("not readable by this user, or the process is gone"));
     }
 
     /// A mount point is resolved through its parent only.
