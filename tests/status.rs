@@ -386,6 +386,7 @@ impl Drop for RemoveOnDrop {
 /// Another user (nobody) learns nothing of root's mount: not through `status` (the
 /// directory is root's alone: the mount shows without details), and not even when handed
 /// a path to the socket it may open — the mount checks who connects and says nothing.
+/// Runs as root (it switches users with setpriv), as the harness's other such tests do.
 #[test]
 fn other_users_cannot_read_the_status() {
     let server = server();
