@@ -567,7 +567,7 @@ async fn issued_credentials_are_accepted_by_the_s3_server() {
         })
         .await
         .expect("get with STS credentials");
-    assert_eq!(&got.body[..], b"hi");
+    assert_eq!(&got.body.to_bytes()[..], b"hi");
 }
 
 // ---- conformance: recorded STS exchanges -------------------------------------------------

@@ -5,7 +5,8 @@
 //! ETag and the block's index, so a replaced object can never be served from the old
 //! version's blocks (they simply stop being asked for, and age out). The cache is a
 //! byte-bounded LRU (`--cache-size`): inserting past the bound evicts the least recently
-//! used blocks. Blocks are `Bytes`, handed out as zero-copy slices.
+//! used blocks. Blocks are [`Chunks`] (the pieces their GET's body arrived in), handed out
+//! as zero-copy slices.
 //!
 //! The kernel's page cache already serves re-reads of a file whose version did not change
 //! (the filesystem asks it to keep its pages, `FOPEN_KEEP_CACHE`); this cache serves what
@@ -14,8 +15,9 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use bytes::Bytes;
 use lru::LruCache;
+
+use crate::s3::Chunks;
 
 /// The size of one block, and of one ranged GET of the prefetcher.
 pub const BLOCK_SIZE: u64 = 8 * 1024 * 1024;
@@ -37,7 +39,7 @@ pub struct BlockCache {
 
 #[derive(Debug)]
 struct Inner {
-    blocks: LruCache<BlockKey, Bytes>,
+    blocks: LruCache<BlockKey, Chunks>,
     bytes: u64,
     hits: u64,
     misses: u64,
@@ -72,7 +74,7 @@ impl BlockCache {
     }
 
     /// The block, if cached (and marks it recently used).
-    pub fn get(&self, key: &BlockKey) -> Option<Bytes> {
+    pub fn get(&self, key: &BlockKey) -> Option<Chunks> {
         let mut inner = self.lock();
         let found = inner.blocks.get(key).cloned();
         match found {
@@ -89,7 +91,7 @@ impl BlockCache {
 
     /// Stores a block, evicting the least recently used ones past the capacity. A block
     /// larger than the whole cache is not stored.
-    pub fn insert(&self, key: BlockKey, data: Bytes) {
+    pub fn insert(&self, key: BlockKey, data: Chunks) {
         let size = data.len() as u64;
         if size > self.capacity {
             return;
@@ -150,10 +152,10 @@ mod tests {
     #[test]
     fn evicts_least_recently_used_past_the_byte_bound() {
         let cache = BlockCache::new(10);
-        cache.insert(key(0), Bytes::from(vec![0; 4]));
-        cache.insert(key(1), Bytes::from(vec![1; 4]));
+        cache.insert(key(0), Chunks::from(vec![0; 4]));
+        cache.insert(key(1), Chunks::from(vec![1; 4]));
         assert!(cache.get(&key(0)).is_some()); // 0 is now the most recent
-        cache.insert(key(2), Bytes::from(vec![2; 4]));
+        cache.insert(key(2), Chunks::from(vec![2; 4]));
         assert!(cache.contains(&key(0)));
         assert!(!cache.contains(&key(1)));
         assert!(cache.contains(&key(2)));
@@ -163,13 +165,13 @@ mod tests {
     #[test]
     fn versions_do_not_mix() {
         let cache = BlockCache::new(100);
-        cache.insert(key(0), Bytes::from_static(b"old"));
+        cache.insert(key(0), Chunks::from(b"old".to_vec()));
         let other = BlockKey {
             etag: Arc::from("\"new\""),
             ..key(0)
         };
         assert!(cache.get(&other).is_none());
-        assert_eq!(cache.get(&key(0)).unwrap().as_ref(), b"old");
+        assert_eq!(cache.get(&key(0)).unwrap().to_bytes().as_ref(), b"old");
         let s = cache.stats();
         assert_eq!((s.hits, s.misses), (1, 1));
     }
@@ -177,10 +179,10 @@ mod tests {
     #[test]
     fn replacing_a_block_keeps_the_byte_count_right() {
         let cache = BlockCache::new(100);
-        cache.insert(key(0), Bytes::from(vec![0; 30]));
-        cache.insert(key(0), Bytes::from(vec![0; 20]));
+        cache.insert(key(0), Chunks::from(vec![0; 30]));
+        cache.insert(key(0), Chunks::from(vec![0; 20]));
         assert_eq!(cache.stats().bytes, 20);
-        cache.insert(key(1), Bytes::from(vec![0; 200]));
+        cache.insert(key(1), Chunks::from(vec![0; 200]));
         assert!(!cache.contains(&key(1)), "larger than the cache");
     }
 

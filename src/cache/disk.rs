@@ -21,6 +21,8 @@ use bytes::Bytes;
 use lru::LruCache;
 use sha2::{Digest, Sha256};
 
+use crate::s3::Chunks;
+
 use super::block::BlockKey;
 
 /// The first line of every block file.
@@ -102,7 +104,7 @@ impl DiskCache {
     }
 
     /// The block, if on disk and intact.
-    pub async fn get(self: &Arc<Self>, key: &BlockKey) -> Option<Bytes> {
+    pub async fn get(self: &Arc<Self>, key: &BlockKey) -> Option<Chunks> {
         let name = Self::file_name(key);
         // Marks the block recently used; absent from the index means not on disk.
         self.lock().files.get(&name)?;
@@ -113,7 +115,7 @@ impl DiskCache {
             .await
             .ok()?;
         match read {
-            Ok(data) => Some(data),
+            Ok(data) => Some(Chunks::from(data)),
             Err(e) => {
                 log::debug!(
                     "block cache: a block of {:?} is unreadable ({e}); dropped",
@@ -137,7 +139,7 @@ impl DiskCache {
     }
 
     /// Stores a block in the background (a failure only costs the cache entry).
-    pub fn put(self: &Arc<Self>, key: BlockKey, data: Bytes) {
+    pub fn put(self: &Arc<Self>, key: BlockKey, data: Chunks) {
         if self.capacity == 0 || data.len() as u64 > self.capacity {
             return;
         }
@@ -161,7 +163,7 @@ impl DiskCache {
         });
     }
 
-    fn write_file(&self, name: &str, key: &BlockKey, data: &[u8]) -> io::Result<u64> {
+    fn write_file(&self, name: &str, key: &BlockKey, data: &Chunks) -> io::Result<u64> {
         // Written under a temporary name and renamed, so a reader never sees half a block.
         let tmp = self.dir.join(format!("{name}.{}.tmp", std::process::id()));
         let mut file = OpenOptions::new()
@@ -171,9 +173,11 @@ impl DiskCache {
             .mode(0o600)
             .open(&tmp)?;
         let header = Self::header(key);
-        let written = file
-            .write_all(header.as_bytes())
-            .and_then(|()| file.write_all(data));
+        let written = file.write_all(header.as_bytes()).and_then(|()| {
+            data.parts()
+                .iter()
+                .try_for_each(|part| file.write_all(part))
+        });
         if let Err(e) = written {
             let _ = fs::remove_file(&tmp);
             return Err(e);
@@ -242,13 +246,13 @@ mod tests {
     async fn blocks_survive_a_reopen_and_files_are_private() {
         let dir = tempfile::tempdir().unwrap();
         let cache = DiskCache::open(dir.path(), 1 << 20).unwrap();
-        cache.put(key("a/b", "\"e1\"", 0), Bytes::from_static(b"hello"));
+        cache.put(key("a/b", "\"e1\"", 0), Bytes::from_static(b"hello").into());
         settle(&cache, 1).await;
         drop(cache);
         let cache = DiskCache::open(dir.path(), 1 << 20).unwrap();
         assert!(cache.contains(&key("a/b", "\"e1\"", 0)));
         let got = cache.get(&key("a/b", "\"e1\"", 0)).await.unwrap();
-        assert_eq!(got.as_ref(), b"hello");
+        assert_eq!(got.to_bytes().as_ref(), b"hello");
         // Another version of the object is another block.
         assert!(cache.get(&key("a/b", "\"e2\"", 0)).await.is_none());
         for entry in fs::read_dir(dir.path()).unwrap() {
@@ -264,12 +268,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let one = Bytes::from(vec![7u8; 1000]);
         let cache = DiskCache::open(dir.path(), 2500).unwrap();
-        cache.put(key("k", "e", 0), one.clone());
+        cache.put(key("k", "e", 0), one.clone().into());
         settle(&cache, 1).await;
-        cache.put(key("k", "e", 1), one.clone());
+        cache.put(key("k", "e", 1), one.clone().into());
         settle(&cache, 2).await;
         assert!(cache.get(&key("k", "e", 0)).await.is_some()); // 0 is now recent
-        cache.put(key("k", "e", 2), one.clone());
+        cache.put(key("k", "e", 2), one.clone().into());
         for _ in 0..200 {
             if cache.contains(&key("k", "e", 2)) {
                 break;
@@ -287,7 +291,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = DiskCache::open(dir.path(), 1 << 20).unwrap();
         let k = key("x", "e", 3);
-        cache.put(k.clone(), Bytes::from_static(b"data"));
+        cache.put(k.clone(), Bytes::from_static(b"data").into());
         settle(&cache, 1).await;
         let path = dir.path().join(DiskCache::file_name(&k));
         fs::write(&path, b"garbage").unwrap();

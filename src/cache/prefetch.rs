@@ -27,13 +27,12 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
 use super::block::{BlockCache, BlockKey, BLOCK_SIZE};
 use super::disk::DiskCache;
-use crate::s3::{GetObjectParams, ObjectClient, S3Error};
+use crate::s3::{Chunks, GetObjectParams, ObjectClient, S3Error};
 
 /// The first window: small, so probing the start of a big file costs little.
 pub const INITIAL_WINDOW: u64 = 256 * 1024;
@@ -84,7 +83,7 @@ impl<C: ObjectClient> ReadContext<C> {
 
 /// A block being fetched, with the budget it holds (none for a block a read waits on).
 struct InFlight {
-    task: JoinHandle<Result<Bytes, S3Error>>,
+    task: JoinHandle<Result<Chunks, S3Error>>,
     _budget: Option<OwnedSemaphorePermit>,
 }
 
@@ -100,9 +99,9 @@ pub struct Prefetcher {
     /// No read yet: the first one starts a stream wherever it lands.
     fresh: bool,
     /// The last exact (non-block) fetch: `(offset of data[0], data)`.
-    exact: Option<(u64, Bytes)>,
+    exact: Option<(u64, Chunks)>,
     /// The block last read, kept so the reads inside it need no lookup.
-    current: Option<(u64, Bytes)>,
+    current: Option<(u64, Chunks)>,
     in_flight: BTreeMap<u64, InFlight>,
 }
 
@@ -143,15 +142,16 @@ impl Prefetcher {
         self.in_flight.len()
     }
 
-    /// Up to `len` bytes at `offset` (fewer at the end of the object; none past it).
+    /// Up to `len` bytes at `offset` (fewer at the end of the object; none past it), as
+    /// slices of the fetched bodies: nothing is copied on the way to the kernel.
     pub async fn read<C: ObjectClient>(
         &mut self,
         ctx: &ReadContext<C>,
         offset: u64,
         len: u32,
-    ) -> Result<Bytes, S3Error> {
+    ) -> Result<Chunks, S3Error> {
         if offset >= self.size || len == 0 {
-            return Ok(Bytes::new());
+            return Ok(Chunks::new());
         }
         let end = self.size.min(offset + u64::from(len));
         let near =
@@ -178,7 +178,7 @@ impl Prefetcher {
     }
 
     /// A read served from the last exact fetch or the current block, without a lookup.
-    fn buffered(&self, offset: u64, end: u64) -> Option<Bytes> {
+    fn buffered(&self, offset: u64, end: u64) -> Option<Chunks> {
         let current = self
             .current
             .as_ref()
@@ -204,10 +204,10 @@ impl Prefetcher {
         ctx: &ReadContext<C>,
         offset: u64,
         end: u64,
-    ) -> Result<Bytes, S3Error> {
+    ) -> Result<Chunks, S3Error> {
         let fetch_end = self.size.min(end.max(offset + self.window));
         let body = fetch(&*ctx.client, &self.key, &self.etag, offset..fetch_end).await?;
-        let served = body.slice(..body.len().min((end - offset) as usize));
+        let served = body.slice(0..body.len().min((end - offset) as usize));
         self.exact = Some((offset, body));
         Ok(served)
     }
@@ -219,7 +219,7 @@ impl Prefetcher {
         ctx: &ReadContext<C>,
         offset: u64,
         end: u64,
-    ) -> Result<Bytes, S3Error> {
+    ) -> Result<Chunks, S3Error> {
         let first = offset / BLOCK_SIZE;
         let last = (end - 1) / BLOCK_SIZE;
         let last_block = (self.size - 1) / BLOCK_SIZE;
@@ -241,7 +241,7 @@ impl Prefetcher {
             };
             self.start_block(ctx, index, Some(permit));
         }
-        let mut parts = Vec::with_capacity((last - first + 1) as usize);
+        let mut served = Chunks::new();
         for index in first..=last {
             let block = self.block(ctx, index).await?;
             let start = index * BLOCK_SIZE;
@@ -254,20 +254,11 @@ impl Prefetcher {
                     block.len()
                 )));
             }
-            parts.push(block.slice(from as usize..to as usize));
+            // A read across a block boundary is two sets of slices, still no copy.
+            served.append(block.slice(from as usize..to as usize));
             self.current = Some((index, block));
         }
-        Ok(match parts.len() {
-            1 => parts.pop().unwrap_or_default(),
-            _ => {
-                // A read across a block boundary: the one copy of this path.
-                let mut joined = BytesMut::with_capacity((end - offset) as usize);
-                for p in parts {
-                    joined.extend_from_slice(&p);
-                }
-                joined.freeze()
-            }
-        })
+        Ok(served)
     }
 
     /// One block: from the cache, from its GET in flight, or fetched now.
@@ -275,7 +266,7 @@ impl Prefetcher {
         &mut self,
         ctx: &ReadContext<C>,
         index: u64,
-    ) -> Result<Bytes, S3Error> {
+    ) -> Result<Chunks, S3Error> {
         if let Some((i, data)) = &self.current {
             if *i == index {
                 return Ok(data.clone());
@@ -366,7 +357,7 @@ async fn fetch<C: ObjectClient>(
     key: &str,
     etag: &str,
     range: std::ops::Range<u64>,
-) -> Result<Bytes, S3Error> {
+) -> Result<Chunks, S3Error> {
     let want = range.end - range.start;
     let out = client
         .get_object(GetObjectParams {
@@ -412,7 +403,7 @@ mod tests {
     async fn a_first_small_read_costs_one_small_get() {
         let (ctx, mut p, data) = setup(100 * MIB, 64 * MIB);
         let got = p.read(&ctx, 0, 4096).await.unwrap();
-        assert_eq!(got.as_ref(), &data[..4096]);
+        assert_eq!(got.to_bytes().as_ref(), &data[..4096]);
         assert_eq!(gets(&ctx), 1);
         assert_eq!(p.blocks_in_flight(), 0);
         // The rest of the small window is served without asking again.
@@ -430,7 +421,7 @@ mod tests {
         while offset < len {
             let got = p.read(&ctx, offset, MIB as u32).await.unwrap();
             assert_eq!(
-                got.as_ref(),
+                got.to_bytes().as_ref(),
                 &data[offset as usize..offset as usize + got.len()]
             );
             offset += got.len() as u64;
@@ -464,7 +455,7 @@ mod tests {
         ] {
             let got = p.read(&ctx, offset, MIB as u32).await.unwrap();
             assert_eq!(
-                got.as_ref(),
+                got.to_bytes().as_ref(),
                 &data[offset as usize..(offset + MIB) as usize]
             );
         }
@@ -482,7 +473,10 @@ mod tests {
         let before = gets(&ctx);
         for offset in [150 * MIB, 30 * MIB + 7, 190 * MIB, 90 * MIB] {
             let got = p.read(&ctx, offset, 4096).await.unwrap();
-            assert_eq!(got.as_ref(), &data[offset as usize..offset as usize + 4096]);
+            assert_eq!(
+                got.to_bytes().as_ref(),
+                &data[offset as usize..offset as usize + 4096]
+            );
             assert_eq!(p.blocks_in_flight(), 0);
         }
         assert_eq!(gets(&ctx) - before, 4, "one GET per random read");
@@ -498,7 +492,7 @@ mod tests {
         while offset < 40 * MIB {
             let got = p.read(&ctx, offset, MIB as u32).await.unwrap();
             assert_eq!(
-                got.as_ref(),
+                got.to_bytes().as_ref(),
                 &data[offset as usize..offset as usize + got.len()]
             );
             offset += got.len() as u64;
@@ -519,7 +513,10 @@ mod tests {
         let before = gets(&ctx);
         let mut q = Prefetcher::new("big".into(), etag, 32 * MIB);
         let got = q.read(&ctx, 9 * MIB, MIB as u32).await.unwrap();
-        assert_eq!(got.as_ref(), &data[9 * MIB as usize..10 * MIB as usize]);
+        assert_eq!(
+            got.to_bytes().as_ref(),
+            &data[9 * MIB as usize..10 * MIB as usize]
+        );
         assert_eq!(gets(&ctx), before, "served from the cache");
         assert!(ctx.cache.stats().hits > 0);
     }

@@ -25,12 +25,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
-use bytes::Bytes;
-
 use crate::cache::block::BlockCache;
 use crate::cache::disk::DiskCache;
 use crate::cache::prefetch::{Prefetcher, ReadContext};
-use crate::s3::{ListObjectsParams, ObjectClient, S3Error};
+use crate::s3::{Chunks, ListObjectsParams, ObjectClient, S3Error};
 use crate::upload::WriterConfig;
 use dir::{EntryKind, ListedEntry};
 pub use error::FsError;
@@ -320,11 +318,16 @@ impl<C: ObjectClient> S3Filesystem<C> {
         Ok((self.handles().insert_file(handle), keep_cache))
     }
 
-    /// `read`: up to `size` bytes at `offset` through the handle's pinned version.
-    pub async fn read(&self, fh: u64, offset: u64, size: u32) -> Result<Bytes, FsError> {
+    /// `read`: up to `size` bytes at `offset` through the handle's pinned version, as
+    /// slices of the fetched bodies (see [`Chunks`]).
+    pub async fn read(&self, fh: u64, offset: u64, size: u32) -> Result<Chunks, FsError> {
         let handle = self.handles().file(fh).ok_or(FsError::BadHandle(fh))?;
         if let Some(writer) = self.writer_of(handle.ino) {
-            return writer.read(offset, size).await.map_err(FsError::Upload);
+            return writer
+                .read(offset, size)
+                .await
+                .map(Chunks::from)
+                .map_err(FsError::Upload);
         }
         let mut reader = handle.reader.lock().await;
         if reader.etag().is_empty() {

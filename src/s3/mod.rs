@@ -5,6 +5,7 @@
 //!   current credentials snapshot, retries, region discovery.
 //! - `xml`: S3's XML bodies (listings, multipart, errors) parsed into the types below.
 //! - `error`: [`S3Error`].
+//! - `chunks`: [`Chunks`], an object's body in the pieces it arrived in.
 //! - `settings`: what objects are written with (encryption, storage class, ACL, SSE-C
 //!   key), applied by the client to the operations S3 wants them on.
 //! - `listing`: a large directory's pages listed side by side (StartAfter intervals).
@@ -16,6 +17,7 @@
 //! This module knows nothing of the filesystem (`fs`).
 
 pub mod checksum;
+pub mod chunks;
 pub mod client;
 pub mod copy;
 pub mod error;
@@ -30,6 +32,7 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 
+pub use chunks::Chunks;
 pub use error::S3Error;
 pub use settings::{ObjectSettings, S3_SINGLE_COPY_LIMIT};
 
@@ -61,7 +64,9 @@ pub struct GetObjectParams {
 pub struct GetObjectOutput {
     /// `size` is the whole object's size, not the range's.
     pub meta: ObjectMeta,
-    pub body: Bytes,
+    /// As it came off the connection, in pieces ([`Chunks`]): never joined unless a
+    /// caller needs one slice.
+    pub body: Chunks,
 }
 
 /// ListObjectsV2 (one call lists every page).

@@ -610,7 +610,7 @@ impl<C: ObjectClient> OpenWriter<C> {
                 .await
                 .and_then(|out| {
                     if out.body.len() as u64 == end - start {
-                        Ok(out.body)
+                        Ok(out.body.to_bytes())
                     } else {
                         Err(S3Error::Malformed(format!(
                             "asked bytes {start}..{end}, got {} bytes",

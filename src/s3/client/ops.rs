@@ -171,8 +171,11 @@ impl ObjectClient for S3Client {
 
     async fn get_object(&self, params: GetObjectParams) -> Result<GetObjectOutput, S3Error> {
         let key = params.key.as_str();
-        let mut req = Request::new("GetObject", Method::GET, Some(key))
-            .object_headers(self.settings.headers(Applies::Access));
+        let mut req = Request {
+            keep_chunks: true,
+            ..Request::new("GetObject", Method::GET, Some(key))
+        }
+        .object_headers(self.settings.headers(Applies::Access));
         if let Some(range) = &params.range {
             // An empty half-open range has no `bytes=a-b` form; S3 would call it unsatisfiable.
             if range.start >= range.end {
@@ -192,10 +195,10 @@ impl ObjectClient for S3Client {
                 if range.start >= meta.size {
                     return Err(S3Error::InvalidRange);
                 }
-                let end = range.end.min(meta.size).min(resp.body.len() as u64);
-                resp.body.slice(range.start as usize..end as usize)
+                let end = range.end.min(meta.size).min(resp.chunks.len() as u64);
+                resp.chunks.slice(range.start as usize..end as usize)
             }
-            _ => resp.body,
+            _ => resp.chunks,
         };
         Ok(GetObjectOutput { meta, body })
     }
@@ -401,6 +404,7 @@ mod tests {
             status: 206,
             headers,
             body: Bytes::from_static(b"234"),
+            chunks: crate::s3::Chunks::new(),
         };
         let meta = meta_from_headers("k", &resp).unwrap();
         assert_eq!((meta.size, meta.etag.as_str()), (10, "\"abc\""));

@@ -453,7 +453,7 @@ async fn clock_skew_is_corrected_from_the_server_date() {
         })
         .await
         .unwrap();
-    assert_eq!(out.body.as_ref(), b"body");
+    assert_eq!(out.body.to_bytes().as_ref(), b"body");
     let seen = server.seen.lock().unwrap();
     assert_eq!(seen.len(), 3);
     let signed_at = |i: usize| seen[i].header("x-amz-date").unwrap().to_string();

@@ -16,7 +16,7 @@ use super::S3Client;
 use crate::credentials::Credentials;
 use crate::s3::settings::SettingHeader;
 use crate::s3::xml::parse_error;
-use crate::s3::S3Error;
+use crate::s3::{Chunks, S3Error};
 use crate::sigv4::{self, HttpRequest, SigningInputs};
 
 /// One S3 request, replayable: the body is `Bytes`, everything else is borrowed or small.
@@ -43,6 +43,9 @@ pub(super) struct Request<'a> {
     pub error_in_ok: bool,
     /// Hand non-retryable error answers back as they are (region discovery reads them).
     pub raw_errors: bool,
+    /// Keep a success answer's body in the pieces it arrived in ([`Response::chunks`])
+    /// instead of joining them (object bodies: joining is a copy of every byte).
+    pub keep_chunks: bool,
 }
 
 impl<'a> Request<'a> {
@@ -59,6 +62,7 @@ impl<'a> Request<'a> {
             error_key: None,
             error_in_ok: false,
             raw_errors: false,
+            keep_chunks: false,
         }
     }
 
@@ -99,7 +103,10 @@ impl<'a> Request<'a> {
 pub(super) struct Response {
     pub status: u16,
     pub headers: HeaderMap,
+    /// The body, unless it went to `chunks`.
     pub body: Bytes,
+    /// A success answer's body in pieces, when the request asked to `keep_chunks`.
+    pub chunks: Chunks,
 }
 
 /// How long a request S3 rejected for stale credentials waits for the refresher.
@@ -291,20 +298,31 @@ impl S3Client {
             .map_err(|e| self.transport_error(&e))?;
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
-        let body = resp.bytes().await.map_err(|e| self.transport_error(&e))?;
+        let (body, chunks) = if req.keep_chunks && (200..300).contains(&status) {
+            let mut chunks = Chunks::new();
+            let mut resp = resp;
+            while let Some(part) = resp.chunk().await.map_err(|e| self.transport_error(&e))? {
+                chunks.push(part);
+            }
+            (Bytes::new(), chunks)
+        } else {
+            let body = resp.bytes().await.map_err(|e| self.transport_error(&e))?;
+            (body, Chunks::new())
+        };
         // Per request, for `RUST_LOG=s3rolefs=trace` when a mount is slow: which call, how long.
         log::trace!(
             "{} {:?}: {status}, {} bytes up, {} down, {:.1} ms",
             req.op,
             req.key.unwrap_or(""),
             req.body.len(),
-            body.len(),
+            body.len() + chunks.len(),
             started.elapsed().as_secs_f64() * 1000.0
         );
         Ok(Response {
             status,
             headers,
             body,
+            chunks,
         })
     }
 

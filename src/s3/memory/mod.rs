@@ -281,7 +281,7 @@ impl ObjectClient for MemoryClient {
         };
         Ok(GetObjectOutput {
             meta: meta(&params.key, o),
-            body,
+            body: body.into(),
         })
     }
 
