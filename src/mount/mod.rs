@@ -118,6 +118,7 @@ fn mount_foreground(config: MountConfig, report_ready: bool) -> Result<(), Mount
     let read_ahead_mountpoint = mountpoint.clone();
     let adapter = FuseAdapter::new(fs, runtime.handle().clone())
         .after_init(move || raise_read_ahead(&read_ahead_mountpoint));
+    let read_replies = adapter.read_replies();
     let fuse = fuse_config(&config);
     let mount_failed = |e: std::io::Error| MountError::MountFailed {
         path: mountpoint.clone(),
@@ -147,6 +148,10 @@ fn mount_foreground(config: MountConfig, report_ready: bool) -> Result<(), Mount
     } else {
         fuser::Session::new(adapter, &mountpoint, &fuse).map_err(mount_failed)?
     };
+    if let Err(e) = read_replies.attach(std::os::fd::AsFd::as_fd(&session)) {
+        // Reads still work through fuser's replies, joined: one copy more per read.
+        log::warn!("cannot duplicate the FUSE device for read replies: {e}");
+    }
     log::info!(
         "mounted {} on {}",
         source_name(&config),
