@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use super::error::MountError;
 
-/// What FUSE needs before a mount: `/dev/fuse` present and openable; `fusermount3` when
-/// we are not root (root mounts with mount(2) directly); and, for `allow_other` by a user
+/// What FUSE needs before a mount: `/dev/fuse` present (and openable, for root, who opens
+/// it); `fusermount3` when we are not root (root mounts with mount(2) directly); and, for `allow_other` by a user
 /// other than root, `user_allow_other` in `/etc/fuse.conf` (fusermount3 refuses it
 /// otherwise). Returns what was found, for `s3rolefs check`.
 pub fn check_fuse_available(allow_other: bool) -> Result<FuseSetup, MountError> {
@@ -15,17 +15,20 @@ pub fn check_fuse_available(allow_other: bool) -> Result<FuseSetup, MountError> 
     if !device.exists() {
         return Err(MountError::NoFuseDevice);
     }
-    // Opening the device is what the mount does first; a container without the device
-    // cgroup permission, or a read-only bind, fails here rather than halfway.
-    if let Err(e) = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(device)
-    {
-        return Err(MountError::FuseDeviceUnusable(e.to_string()));
-    }
     // SAFETY: geteuid cannot fail and touches no memory.
     let root = unsafe { libc::geteuid() } == 0;
+    // Root opens the device itself (others go through the setuid fusermount3, which opens
+    // it for them): a container without the device cgroup permission, or a read-only
+    // bind, fails here rather than halfway.
+    if root {
+        if let Err(e) = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(device)
+        {
+            return Err(MountError::FuseDeviceUnusable(e.to_string()));
+        }
+    }
     let fusermount = find_on_path("fusermount3");
     if !root && fusermount.is_none() {
         return Err(MountError::NoFusermount);

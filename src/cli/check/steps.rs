@@ -194,7 +194,7 @@ fn fuse(config: &MountConfig) -> Step {
             } else {
                 ""
             };
-            Step::pass("fuse", format!("/dev/fuse opens; {how}{other}"))
+            Step::pass("fuse", format!("/dev/fuse present; {how}{other}"))
         }
         Err(e) => Step::fail("fuse", e.to_string()),
     }
