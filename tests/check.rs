@@ -156,6 +156,26 @@ fn json_report_lists_every_step() {
     assert_eq!(status("write"), "skip");
 }
 
+/// A bucket name S3 would refuse fails before any probe, as one line, and `--json` still
+/// prints a document that says so.
+#[test]
+fn invalid_bucket_name_is_reported_in_json_too() {
+    let server = TestServer::start();
+    let out = check(&server, &["Bad_Bucket", "--json"], &static_keys(&server));
+    assert!(!out.status.success());
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["ok"], false);
+    assert!(
+        report["error"]
+            .as_str()
+            .unwrap()
+            .contains("invalid bucket name"),
+        "{report:#}"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("s3rolefs: invalid bucket name"), "{stderr}");
+}
+
 /// No `/dev/fuse` (a container started without the device): the fuse line says so and how
 /// to fix it. Runs `check` in its own mount namespace with an empty `/dev`.
 #[test]

@@ -122,14 +122,23 @@ pub fn run(args: CheckArgs) -> Result<(), String> {
         allow_other: args.allow_other,
         ..MountOptions::default()
     };
-    let config =
-        MountConfig::build(options, |k| std::env::var(k).ok()).map_err(|e| e.to_string())?;
+    let json = args.json;
+    let config = match MountConfig::build(options, |k| std::env::var(k).ok()) {
+        Ok(config) => config,
+        Err(e) => {
+            // Scripts reading --json get a document whatever went wrong.
+            if json {
+                let out = serde_json::json!({ "ok": false, "error": e.to_string(), "checks": [] });
+                println!("{out:#}");
+            }
+            return Err(e.to_string());
+        }
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
-    let json = args.json;
     let report = runtime.block_on(steps::run_all(&config, args.write_probe, |step| {
         if !json {
             print_step(step);
