@@ -4,6 +4,7 @@
 
 use std::time::SystemTime;
 
+use super::when::{relative, rfc3339};
 use crate::config::CredentialOptions;
 use crate::credentials::chain::{self, Attempt};
 use crate::credentials::refresher::refresh_at;
@@ -108,17 +109,4 @@ fn attempts_json(attempts: &[Attempt]) -> serde_json::Value {
             })
         })
         .collect()
-}
-
-fn rfc3339(t: SystemTime) -> String {
-    time::OffsetDateTime::from(t)
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| "?".into())
-}
-
-fn relative(now: SystemTime, t: SystemTime) -> String {
-    match t.duration_since(now) {
-        Ok(d) => format!("in {}m {}s", d.as_secs() / 60, d.as_secs() % 60),
-        Err(e) => format!("{}s ago", e.duration().as_secs()),
-    }
 }

@@ -7,12 +7,14 @@
 //! - `mount_helper`: the mount(8) form (`mount.s3rolefs BUCKET DIR -o OPTIONS`).
 //! - `status`: the mounts of this machine, as their control sockets report them.
 //! - `syslog`: the log of a background mount without `--log-file`.
+//! - `when`: how times and spans are printed.
 
 mod check;
 mod credentials;
 mod mount_helper;
 mod status;
 mod syslog;
+mod when;
 
 use std::ffi::OsString;
 use std::path::PathBuf;

@@ -10,6 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use super::when::{rfc3339, span};
 use crate::fs::status::UploadStatus;
 use crate::mount::control::{self, CredentialsStatus, MountStatus};
 use crate::mount::preflight;
@@ -160,7 +161,7 @@ fn format_mount(s: &MountStatus, now: SystemTime, mounted_here: bool) -> String 
         s.mountpoint,
         s.source,
         s.pid,
-        format_duration(up)
+        span(up)
     ));
     let mut line = |label: &str, text: String| {
         out.push_str(&format!("  {label:<LABEL$}{text}\n"));
@@ -222,15 +223,11 @@ fn format_credentials(c: &CredentialsStatus, now: SystemTime) -> String {
         Some(expiry) => {
             let at = UNIX_EPOCH + Duration::from_secs(expiry);
             match at.duration_since(now) {
-                Ok(left) => text.push_str(&format!(
-                    ", expire {} (in {})",
-                    rfc3339(at),
-                    format_duration(left)
-                )),
+                Ok(left) => text.push_str(&format!(", expire {} (in {})", rfc3339(at), span(left))),
                 Err(past) => text.push_str(&format!(
                     ", expired {} ({} ago)",
                     rfc3339(at),
-                    format_duration(past.duration())
+                    span(past.duration())
                 )),
             }
         }
@@ -239,7 +236,7 @@ fn format_credentials(c: &CredentialsStatus, now: SystemTime) -> String {
     if c.refreshable {
         if let Some(next) = c.next_refresh {
             match (UNIX_EPOCH + Duration::from_secs(next)).duration_since(now) {
-                Ok(wait) => text.push_str(&format!(", next renewal in {}", format_duration(wait))),
+                Ok(wait) => text.push_str(&format!(", next renewal in {}", span(wait))),
                 Err(_) => text.push_str(", renewal due now"),
             }
         }
@@ -268,17 +265,6 @@ fn count(n: u64, one: &str, many: &str) -> String {
     }
 }
 
-fn rfc3339(t: SystemTime) -> String {
-    time::OffsetDateTime::from(t)
-        .replace_nanosecond(0)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| "?".into())
-}
-
 /// `512 B`, `12.0 MiB`, `1.2 GiB`: binary units, one decimal.
 fn format_bytes(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
@@ -292,20 +278,6 @@ fn format_bytes(bytes: u64) -> String {
         unit += 1;
     }
     format!("{value:.1} {}", UNITS[unit])
-}
-
-/// `42 s`, `5 min`, `3 h 2 min`, `2 d 4 h`: the two largest units, rounded down.
-fn format_duration(d: Duration) -> String {
-    let secs = d.as_secs();
-    let (days, hours, minutes) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60);
-    match secs {
-        0..=59 => format!("{secs} s"),
-        60..=3599 => format!("{minutes} min"),
-        3600..=86_399 if minutes == 0 => format!("{hours} h"),
-        3600..=86_399 => format!("{hours} h {minutes} min"),
-        _ if hours == 0 => format!("{days} d"),
-        _ => format!("{days} d {hours} h"),
-    }
 }
 
 #[cfg(test)]
@@ -334,19 +306,6 @@ mod tests {
         assert_eq!(count(1, "miss", "misses"), "1 miss");
         assert_eq!(count(0, "miss", "misses"), "0 misses");
         assert_eq!(count(2, "hit", "hits"), "2 hits");
-    }
-
-    /// Durations show their two largest units.
-    #[test]
-    fn durations_in_two_units() {
-        let s = Duration::from_secs;
-        assert_eq!(format_duration(s(0)), "0 s");
-        assert_eq!(format_duration(s(59)), "59 s");
-        assert_eq!(format_duration(s(61)), "1 min");
-        assert_eq!(format_duration(s(3 * 3600)), "3 h");
-        assert_eq!(format_duration(s(3 * 3600 + 2 * 60 + 5)), "3 h 2 min");
-        assert_eq!(format_duration(s(2 * 86_400)), "2 d");
-        assert_eq!(format_duration(s(2 * 86_400 + 4 * 3600 + 60)), "2 d 4 h");
     }
 
     fn sample(now: SystemTime) -> MountStatus {

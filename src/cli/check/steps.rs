@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 
 use super::Step;
+use crate::cli::when::{relative, rfc3339, span};
 use crate::config::MountConfig;
 use crate::credentials::chain::{self, Attempt};
 use crate::credentials::imds::TokenCheck;
@@ -303,7 +304,7 @@ fn clock(offset_ms: Option<i64>) -> Step {
             "this machine's clock is {} {direction} S3's: credentials are renewed by this \
              clock and S3 refuses requests more than 15 min off; turn on time synchronisation \
              (timedatectl set-ntp true, or chronyc makestep)",
-            minutes(off)
+            span(off)
         ),
     )
 }
@@ -469,28 +470,6 @@ fn place(config: &MountConfig) -> String {
     }
 }
 
-fn minutes(d: Duration) -> String {
-    let secs = d.as_secs();
-    if secs >= 3600 {
-        format!("{} h {} min", secs / 3600, secs % 3600 / 60)
-    } else {
-        format!("{} min {} s", secs / 60, secs % 60)
-    }
-}
-
-fn rfc3339(t: SystemTime) -> String {
-    time::OffsetDateTime::from(t)
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| "?".into())
-}
-
-fn relative(now: SystemTime, t: SystemTime) -> String {
-    match t.duration_since(now) {
-        Ok(d) => format!("in {}", minutes(d)),
-        Err(e) => format!("{} ago", minutes(e.duration())),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -502,17 +481,9 @@ mod tests {
         assert_eq!(clock(None).outcome, super::super::Outcome::Skip);
         let late = clock(Some(20 * 60 * 1000));
         assert_eq!(late.outcome, super::super::Outcome::Fail);
-        assert!(
-            late.message.contains("20 min 0 s behind"),
-            "{}",
-            late.message
-        );
+        assert!(late.message.contains("20 min behind"), "{}", late.message);
         let early = clock(Some(-2 * 3600 * 1000));
-        assert!(
-            early.message.contains("2 h 0 min ahead of"),
-            "{}",
-            early.message
-        );
+        assert!(early.message.contains("2 h ahead of"), "{}", early.message);
     }
 
     /// Resources in denial messages are the ARNs a policy needs.
