@@ -70,6 +70,56 @@ fn large_sequential_write_arrives_whole() {
     assert_eq!(server.open_multipart_uploads("bkt"), 0);
 }
 
+/// A file being written bypasses the page cache (direct I/O) yet can still be mapped: a
+/// program that writes some bytes, maps the file shared and stores through the map (as
+/// linkers and databases do) leaves both in the object.
+#[test]
+fn a_new_file_can_be_mapped_while_written() {
+    use std::os::fd::AsRawFd;
+    let (server, m) = setup(&[]);
+    let path = m.path().join("mapped.bin");
+    let mut f = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&path)
+        .unwrap();
+    let mut expect = pattern(3 << 20, 9);
+    f.write_all(&expect).unwrap();
+    let len = expect.len();
+    // SAFETY: a shared mapping of the file's whole length, unmapped before the file closes;
+    // the slice is used only while it is mapped.
+    unsafe {
+        let map = libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            f.as_raw_fd(),
+            0,
+        );
+        assert_ne!(map, libc::MAP_FAILED, "{}", std::io::Error::last_os_error());
+        let bytes = std::slice::from_raw_parts_mut(map.cast::<u8>(), len);
+        assert_eq!(
+            bytes[..4096],
+            expect[..4096],
+            "the map reads what was written"
+        );
+        bytes[100..105].copy_from_slice(b"MAPPD");
+        assert_eq!(libc::msync(map, len, libc::MS_SYNC), 0);
+        assert_eq!(libc::munmap(map, len), 0);
+    }
+    expect[100..105].copy_from_slice(b"MAPPD");
+    f.sync_all().unwrap();
+    drop(f);
+    assert_eq!(
+        server.get("bkt", "mapped.bin").unwrap().as_ref(),
+        &expect[..]
+    );
+    assert_eq!(fs::read(&path).unwrap(), expect);
+}
+
 /// Appending from two opens, one line at a time, keeps every line in order.
 #[test]
 fn append_from_two_opens_keeps_every_line() {

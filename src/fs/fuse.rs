@@ -3,7 +3,10 @@
 //! Every handler has the same shape: clone the core's `Arc`, spawn the operation on the
 //! tokio runtime, and send the reply from the task. The FUSE session thread therefore
 //! never waits on the network, and many requests are in flight at once. Operations that
-//! are pure table look-ups (`forget`, `release`, cached `getattr`) answer inline.
+//! are pure table look-ups (`forget`, cached `getattr`) answer inline.
+//!
+//! Handles that write a new file are opened with direct I/O ([`PageCache::Bypass`]) where
+//! the kernel still allows them to be mapped.
 //!
 //! Reads are answered by [`ReadReplies`]: the data's pieces in one vectored write.
 
@@ -22,7 +25,7 @@ use fuser::{
 use tokio::runtime::Handle;
 
 use super::dir::EntryKind;
-use super::{Attr, FsError, OpenMode, S3Filesystem};
+use super::{Attr, FsError, OpenMode, PageCache, S3Filesystem};
 use crate::s3::{Chunks, ObjectClient};
 
 /// Block size reported to `stat`: large, so tools read in big chunks.
@@ -40,6 +43,10 @@ pub struct FuseAdapter<C: ObjectClient> {
     /// Set once `after_init` was taken: the hot paths then skip its lock.
     init_done: std::sync::atomic::AtomicBool,
     read_replies: ReadReplies,
+    /// The kernel lets direct-I/O files be mmapped (`FUSE_DIRECT_IO_ALLOW_MMAP`, Linux 6.6):
+    /// only then do handles that write a new file bypass the page cache
+    /// ([`PageCache::Bypass`]); on older kernels `mmap` of such a file would fail.
+    direct_io: bool,
 }
 
 type AfterInit = Box<dyn FnOnce() + Send + 'static>;
@@ -52,6 +59,7 @@ impl<C: ObjectClient> FuseAdapter<C> {
             after_init: std::sync::Mutex::new(None),
             init_done: std::sync::atomic::AtomicBool::new(false),
             read_replies: ReadReplies::default(),
+            direct_io: false,
         }
     }
 
@@ -88,6 +96,17 @@ impl<C: ObjectClient> FuseAdapter<C> {
 
     fn ttl(&self) -> Duration {
         self.fs.config().metadata_ttl
+    }
+}
+
+/// The open flags that give a handle the page caching the core asked for; `direct_io`:
+/// whether the kernel allows it ([`FuseAdapter`]'s field).
+fn open_flags(cache: PageCache, direct_io: bool) -> FopenFlags {
+    match cache {
+        PageCache::Keep => FopenFlags::FOPEN_KEEP_CACHE,
+        PageCache::Refresh => FopenFlags::empty(),
+        PageCache::Bypass if direct_io => FopenFlags::FOPEN_DIRECT_IO,
+        PageCache::Bypass => FopenFlags::empty(),
     }
 }
 
@@ -214,11 +233,15 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
             | InitFlags::FUSE_PARALLEL_DIROPS
             // O_TRUNC arrives with open, so a truncating open starts a streaming upload
             // instead of uploading an empty object first.
-            | InitFlags::FUSE_ATOMIC_O_TRUNC;
+            | InitFlags::FUSE_ATOMIC_O_TRUNC
+            // New files are written with direct I/O (see PageCache::Bypass), which must not
+            // break mmap.
+            | InitFlags::FUSE_DIRECT_IO_ALLOW_MMAP;
         let supported = config.capabilities() & wanted;
         if let Err(unsupported) = config.add_capabilities(supported) {
             log::debug!("kernel refused capabilities {unsupported:?}");
         }
+        self.direct_io = supported.contains(InitFlags::FUSE_DIRECT_IO_ALLOW_MMAP);
         if let Err(max) = config.set_max_readahead(MAX_READAHEAD) {
             let _ = config.set_max_readahead(max);
         }
@@ -360,16 +383,12 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
             truncate: flags.0 & libc::O_TRUNC != 0,
         };
         let fs = Arc::clone(&self.fs);
+        let direct_io = self.direct_io;
         self.runtime.spawn(async move {
             match fs.open(ino.0, mode).await {
                 // Pages the kernel cached are kept only while they are of the pinned version.
-                Ok((fh, keep_cache)) => {
-                    let flags = if keep_cache {
-                        FopenFlags::FOPEN_KEEP_CACHE
-                    } else {
-                        FopenFlags::empty()
-                    };
-                    reply.opened(FileHandle(fh), flags)
+                Ok(opened) => {
+                    reply.opened(FileHandle(opened.fh), open_flags(opened.cache, direct_io))
                 }
                 Err(e) => reply.error(errno(&e, "open")),
             }
@@ -436,14 +455,15 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
         let truncate = flags & libc::O_TRUNC != 0;
         let fs = Arc::clone(&self.fs);
         let ttl = self.ttl();
+        let direct_io = self.direct_io;
         self.runtime.spawn(async move {
             match fs.create(parent.0, &name, exclusive, truncate).await {
-                Ok((attr, fh)) => reply.created(
+                Ok((attr, opened)) => reply.created(
                     &ttl,
                     &to_file_attr(&attr),
                     Generation(0),
-                    FileHandle(fh),
-                    FopenFlags::empty(),
+                    FileHandle(opened.fh),
+                    open_flags(opened.cache, direct_io),
                 ),
                 Err(e) => reply.error(errno(&e, "create")),
             }

@@ -24,6 +24,27 @@ pub struct FileHandle {
     pub writes: bool,
 }
 
+/// What the kernel's page cache should do with a file just opened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PageCache {
+    /// Keep the pages cached earlier: they are of the version this handle pins.
+    Keep,
+    /// Drop what is cached, cache what this handle reads and writes.
+    Refresh,
+    /// Cache nothing for this handle (direct I/O): it writes a new file from its start,
+    /// every byte goes to the daemon anyway, and copying it into the page cache on the way
+    /// costs a copy of every byte, and a gigabyte of page cache for a 1 GiB upload
+    /// (measured: 1 GiB until durable 11.7 s with the copy, 8.3 s without).
+    Bypass,
+}
+
+/// A file opened (or created) through the filesystem: the handle and its caching.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Opened {
+    pub fh: u64,
+    pub cache: PageCache,
+}
+
 /// One entry of a directory snapshot.
 #[derive(Clone, Debug)]
 pub struct SnapshotEntry {

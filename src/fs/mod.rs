@@ -33,6 +33,7 @@ use crate::upload::WriterConfig;
 use dir::{EntryKind, ListedEntry};
 pub use error::FsError;
 use handle::{DirHandle, FileHandle, HandleTable, ListingCache, SnapshotEntry};
+pub use handle::{Opened, PageCache};
 use inode::{ChildFacts, Inode, InodeTable, ROOT_INO};
 pub use write::OpenMode;
 use write::WriterSlot;
@@ -279,9 +280,9 @@ impl<C: ObjectClient> S3Filesystem<C> {
 
     /// `open` of a file: pins its ETag (from fresh attributes or a HEAD). Returns the handle
     /// and whether the kernel may keep its cached pages (same version as last time).
-    pub async fn open(&self, ino: u64, mode: OpenMode) -> Result<(u64, bool), FsError> {
+    pub async fn open(&self, ino: u64, mode: OpenMode) -> Result<Opened, FsError> {
         if mode.write {
-            return Ok((self.open_for_write(ino, mode.truncate).await?, false));
+            return self.open_for_write(ino, mode.truncate).await;
         }
         let inode = self.inode(ino)?;
         if inode.kind == EntryKind::Directory {
@@ -298,7 +299,10 @@ impl<C: ObjectClient> S3Filesystem<C> {
                 )),
                 writes: false,
             });
-            return Ok((fh, false));
+            return Ok(Opened {
+                fh,
+                cache: PageCache::Refresh,
+            });
         }
         let (etag, size) = match (&inode.etag, inode.valid_until > Instant::now()) {
             (Some(etag), true) => (etag.clone(), inode.size),
@@ -315,7 +319,14 @@ impl<C: ObjectClient> S3Filesystem<C> {
             reader: tokio::sync::Mutex::new(Prefetcher::new(inode.key.clone(), etag, size)),
             writes: false,
         };
-        Ok((self.handles().insert_file(handle), keep_cache))
+        Ok(Opened {
+            fh: self.handles().insert_file(handle),
+            cache: if keep_cache {
+                PageCache::Keep
+            } else {
+                PageCache::Refresh
+            },
+        })
     }
 
     /// `read`: up to `size` bytes at `offset` through the handle's pinned version, as

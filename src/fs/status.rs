@@ -167,7 +167,8 @@ mod tests {
     #[tokio::test]
     async fn open_writer_is_listed_by_path_until_closed() {
         let fs = fs("logs/");
-        let (_, fh) = fs.create(fs.root(), "new.bin", false, false).await.unwrap();
+        let (_, opened) = fs.create(fs.root(), "new.bin", false, false).await.unwrap();
+        let fh = opened.fh;
         fs.write(fh, 0, bytes::Bytes::from(vec![7u8; 1000]))
             .await
             .unwrap();
@@ -195,7 +196,7 @@ mod tests {
     async fn reader_is_open_but_no_upload() {
         let fs = fs("");
         let attr = fs.lookup(fs.root(), "old.txt").await.unwrap();
-        let (fh, _) = fs.open(attr.ino, OpenMode::default()).await.unwrap();
+        let fh = fs.open(attr.ino, OpenMode::default()).await.unwrap().fh;
         let status = fs.status();
         assert_eq!(status.open_files, 1);
         assert!(status.uploads.is_empty());

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::dir::{self, EntryKind};
-use super::handle::FileHandle;
+use super::handle::{FileHandle, Opened, PageCache};
 use super::inode::{ChildFacts, TimeSource};
 use super::{Attr, FsError, S3Filesystem};
 use crate::cache::prefetch::Prefetcher;
@@ -63,8 +63,8 @@ impl<C: ObjectClient> S3Filesystem<C> {
     }
 
     /// `open` for writing: an existing object is edited from its current version unless
-    /// `O_TRUNC` starts it empty.
-    pub(super) async fn open_for_write(&self, ino: u64, truncate: bool) -> Result<u64, FsError> {
+    /// `O_TRUNC` starts it empty (then the page cache is bypassed, as for `create`).
+    pub(super) async fn open_for_write(&self, ino: u64, truncate: bool) -> Result<Opened, FsError> {
         if self.config.read_only {
             return Err(FsError::ReadOnly);
         }
@@ -89,7 +89,14 @@ impl<C: ObjectClient> S3Filesystem<C> {
         if truncate {
             writer.truncate(0).await.map_err(FsError::Upload)?;
         }
-        Ok(self.new_handle(ino, &inode.key, inode.etag.unwrap_or_default(), inode.size))
+        Ok(Opened {
+            fh: self.new_handle(ino, &inode.key, inode.etag.unwrap_or_default(), inode.size),
+            cache: if truncate {
+                PageCache::Bypass
+            } else {
+                PageCache::Refresh
+            },
+        })
     }
 
     /// `create`: a new, empty file that exists locally until its first flush uploads it.
@@ -100,7 +107,7 @@ impl<C: ObjectClient> S3Filesystem<C> {
         name: &str,
         exclusive: bool,
         truncate: bool,
-    ) -> Result<(Attr, u64), FsError> {
+    ) -> Result<(Attr, Opened), FsError> {
         if self.config.read_only {
             return Err(FsError::ReadOnly);
         }
@@ -122,9 +129,9 @@ impl<C: ObjectClient> S3Filesystem<C> {
             Ok(_) => {
                 // O_CREAT on an existing file opens it.
                 let attr = self.lookup(parent, name).await?;
-                let fh = self.open_for_write(attr.ino, truncate).await?;
+                let opened = self.open_for_write(attr.ino, truncate).await?;
                 let attr = self.getattr(attr.ino).await?;
-                return Ok((attr, fh));
+                return Ok((attr, opened));
             }
             Err(FsError::NotFound) => {}
             Err(e) => return Err(e),
@@ -149,7 +156,13 @@ impl<C: ObjectClient> S3Filesystem<C> {
         self.attach_writer(ino, &key, Origin::New);
         let fh = self.new_handle(ino, &key, String::new(), 0);
         let attr = self.getattr(ino).await?;
-        Ok((attr, fh))
+        Ok((
+            attr,
+            Opened {
+                fh,
+                cache: PageCache::Bypass,
+            },
+        ))
     }
 
     /// `write` through a handle.
