@@ -7,6 +7,8 @@
 //!   a *staged* local copy uploaded whole on flush.
 //! - `multipart`: [`MultipartUpload`], parallel parts with bounded memory, aborted on any
 //!   failure, and the part size schedule that lets 10,000 parts reach 5 TiB.
+//! - `part`: [`PartBuf`](part::PartBuf), the aligned buffer a streaming file's next part
+//!   fills in.
 //! - `staging`: [`StagingFile`], the local copy in the cache directory (mode 0600, created
 //!   with `O_EXCL`), accessed off the async threads.
 //!
@@ -19,6 +21,7 @@
 //! [`UploadError`] to an errno and decides when to call `flush`.
 
 mod multipart;
+mod part;
 mod staging;
 mod writer;
 

@@ -5,6 +5,10 @@
 //! the object key made safe for a file name, so the path logged after a failed upload tells
 //! the user which file it is. Reads and writes are positioned (`pread`/`pwrite`) and run on
 //! tokio's blocking pool, so a slow or full disk never stalls the async threads.
+//!
+//! The mirror of a streaming file ([`StagingFile::write_through`]) writes whole parts with
+//! `O_DIRECT` through a second descriptor when the filesystem allows it (tmpfs does not):
+//! the disk reads them from the part buffer itself.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -15,6 +19,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use super::part::is_direct_aligned;
 use super::UploadError;
 
 /// How much of the key's end appears in the file name: recognizable, well under the
@@ -32,6 +37,9 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 pub struct StagingFile {
     path: PathBuf,
     file: Arc<File>,
+    /// The same file opened with `O_DIRECT`, for [`StagingFile::write_through`]; `None`
+    /// where the filesystem refuses it.
+    direct: Option<Arc<File>>,
 }
 
 impl StagingFile {
@@ -50,10 +58,12 @@ impl StagingFile {
                 .open(&path)
             {
                 Ok(file) => {
+                    let direct = open_direct(&path).map(Arc::new);
                     return Ok(StagingFile {
                         path,
                         file: Arc::new(file),
-                    })
+                        direct,
+                    });
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last_error = Some(e),
                 Err(source) => return Err(UploadError::LocalIo { path, source }),
@@ -78,15 +88,29 @@ impl StagingFile {
 
     /// Starts writing `data` at `offset`, for data that is also on its way to S3 and will
     /// rarely be read back; [`WriteThrough::finish`] says how it went. It runs on the
-    /// blocking pool while the caller goes on, and hands the pages to the disk at once
-    /// (`sync_file_range`), dropping those written before from the page cache: a large file
-    /// being streamed keeps no more than a part or two dirty in memory. Left dirty, a
+    /// blocking pool while the caller goes on. Aligned data (whole parts from a
+    /// [`PartBuf`](super::part::PartBuf)) goes with `O_DIRECT`, never through the page
+    /// cache; anything else is written through the page cache and handed to the disk at
+    /// once (`sync_file_range`), the pages written before dropped from the cache: a large
+    /// file being streamed keeps no more than a part or two dirty in memory. Left dirty, a
     /// gigabyte of mirror makes the kernel throttle every writer on the machine (the S3
-    /// server's too, when it is local) once the dirty limit nears. (`O_DIRECT` would skip
-    /// the copy, but waits for the disk: measured slower.)
+    /// server's too, when it is local) once the dirty limit nears.
     pub fn write_through(&self, offset: u64, data: Bytes) -> WriteThrough {
         let file = self.file.clone();
+        let direct = self
+            .direct
+            .clone()
+            .filter(|_| is_direct_aligned(offset, &data));
         let task = tokio::task::spawn_blocking(move || {
+            if let Some(direct) = direct {
+                match direct.write_all_at(&data, offset) {
+                    Ok(()) => return Ok(()),
+                    // The filesystem turned this one down after all (alignment it wants
+                    // larger): the ordinary way below.
+                    Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
+                    Err(e) => return Err(e),
+                }
+            }
             file.write_all_at(&data, offset)?;
             release_pages(&file, offset, data.len() as u64);
             Ok(())
@@ -169,6 +193,24 @@ impl WriteThrough {
     }
 }
 
+/// `path` opened again for writing with `O_DIRECT`, or `None` where that is refused.
+fn open_direct(path: &Path) -> Option<File> {
+    match OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_DIRECT | libc::O_NOFOLLOW)
+        .open(path)
+    {
+        Ok(file) => Some(file),
+        Err(e) => {
+            log::debug!(
+                "{}: no O_DIRECT ({e}); the mirror goes through the page cache",
+                path.display()
+            );
+            None
+        }
+    }
+}
+
 /// Starts writeback of `[offset, offset + len)` and drops the clean pages before `offset`
 /// from the page cache. Both are hints: a filesystem that ignores them (tmpfs) loses nothing.
 fn release_pages(file: &File, offset: u64, len: u64) {
@@ -223,6 +265,35 @@ mod tests {
         let stem = file_stem(&long);
         assert_eq!(stem.len(), NAME_KEY_CHARS);
         assert!(stem.ends_with("end.bin"));
+    }
+
+    /// Whole aligned parts go to the mirror with O_DIRECT where the filesystem allows it,
+    /// anything else through the page cache; the file holds both either way, also without
+    /// an O_DIRECT descriptor (a filesystem that refuses it).
+    #[tokio::test]
+    async fn the_mirror_takes_aligned_and_unaligned_writes() {
+        use crate::upload::part::PartBuf;
+        let dir = tempfile::tempdir().unwrap();
+        let direct = StagingFile::create(dir.path(), "d").unwrap();
+        assert!(direct.direct.is_some(), "the test directory takes O_DIRECT");
+        let mut buffered = StagingFile::create(dir.path(), "b").unwrap();
+        buffered.direct = None;
+        for file in [direct, buffered] {
+            let mut part = PartBuf::new();
+            part.fill(&[7u8; 8192], 8192);
+            file.write_through(4096, part.freeze())
+                .finish()
+                .await
+                .unwrap();
+            file.write_through(3, Bytes::from_static(b"abc"))
+                .finish()
+                .await
+                .unwrap();
+            let back = file.read_at(0, 4096 + 8192).await.unwrap();
+            assert_eq!(&back[..6], b"\0\0\0abc");
+            assert!(back[4096..].iter().all(|&b| b == 7));
+            file.remove();
+        }
     }
 
     /// The staging file is private to its owner and never reuses an existing path.

@@ -22,8 +22,9 @@
 //! filled is written to the mirror ("spilled") only when something needs it there: a switch
 //! to staging, a read of it, a failed upload. So a file smaller than a part never touches
 //! the disk unless its upload fails, and a large one is written locally once, a part at a
-//! time, with its pages handed to the disk at once rather than left dirty in memory (where
-//! they would compete with the uploads for the page cache).
+//! time, straight from the part buffer with `O_DIRECT` where the filesystem allows it: no
+//! copy into the page cache, no dirty pages competing with the uploads (see
+//! [`StagingFile::write_through`]).
 //!
 //! A failed streaming upload is aborted and the writer drops to staged mode: the write that
 //! hit the failure still succeeds (its bytes are in the mirror or in memory) and the next
@@ -42,10 +43,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use log::{debug, warn};
 use tokio::sync::Mutex;
 
+use super::part::PartBuf;
 use super::staging::WriteThrough;
 use super::{MultipartUpload, Origin, StagingFile, UploadError, WriterConfig};
 use crate::s3::{GetObjectParams, ObjectClient, ObjectMeta, PutObjectParams, S3Error};
@@ -66,8 +68,8 @@ pub struct OpenWriter<C: ObjectClient> {
 enum Mode<C: ObjectClient> {
     Streaming {
         upload: MultipartUpload<C>,
-        /// The part being filled.
-        part: BytesMut,
+        /// The part being filled: the file's last bytes, at most one part.
+        part: PartBuf,
     },
     Staged,
 }
@@ -109,7 +111,7 @@ impl<C: ObjectClient> OpenWriter<C> {
                     config.part_size,
                     config.concurrency,
                 );
-                let part = BytesMut::new();
+                let part = PartBuf::new();
                 // A created (or O_TRUNC) file must exist in S3 after close, even if empty.
                 (Mode::Streaming { upload, part }, None, 0, true)
             }
@@ -182,8 +184,8 @@ impl<C: ObjectClient> OpenWriter<C> {
         state.staging.as_ref().map(|s| s.path().to_path_buf())
     }
 
-    /// Writes `data` at `offset`; returns how many bytes were written (all of them). The
-    /// buffer is kept (part buffer, staging write) without another copy.
+    /// Writes `data` at `offset`; returns how many bytes were written (all of them, but
+    /// for a short write when the disk refuses the mirror, see `write_more`).
     pub async fn write(&self, offset: u64, data: Bytes) -> Result<usize, UploadError> {
         if data.is_empty() {
             return Ok(0);
@@ -200,7 +202,6 @@ impl<C: ObjectClient> OpenWriter<C> {
             self.switch_to_staged(&mut state, "a write away from the end")
                 .await?;
         }
-        let end = offset + data.len() as u64;
         let Mode::Streaming { part, upload } = &mut state.mode else {
             return self.write_staged(&mut state, offset, data).await;
         };
@@ -208,31 +209,34 @@ impl<C: ObjectClient> OpenWriter<C> {
             // The last part could not go to the mirror: no more bytes until it can.
             self.send_full_parts(&mut state).await?;
         }
-        self.write_more(&mut state, end, data).await
+        self.write_more(&mut state, data).await
     }
 
-    /// Appends `data` to the part buffer (the file reaching `end`) and sends what filled.
-    async fn write_more(
-        &self,
-        state: &mut State<C>,
-        end: u64,
-        data: Bytes,
-    ) -> Result<usize, UploadError> {
-        let Mode::Streaming { part, upload } = &mut state.mode else {
-            // A failed push in the retry above moved the writer to staging.
-            return self
-                .write_staged(state, end - data.len() as u64, data)
-                .await;
-        };
-        reserve_part(part, data.len(), end, upload.next_part_size());
-        part.extend_from_slice(&data);
-        self.size.store(end, Ordering::Release);
-        self.dirty.store(true, Ordering::Release);
-        if let Err(e) = self.send_full_parts(state).await {
-            // The bytes are in memory: the write succeeded; the next call reports the disk.
-            debug!("{:?}: {e}; the part stays in memory", self.key);
+    /// Appends `data` at the end of the file, sending each part that fills. Returns fewer
+    /// bytes than given (a short write, which the program repeats) when a full part cannot
+    /// go to the mirror: the part stays in memory and the next write reports the disk.
+    async fn write_more(&self, state: &mut State<C>, data: Bytes) -> Result<usize, UploadError> {
+        let mut done = 0;
+        while done < data.len() {
+            let Mode::Streaming { part, upload } = &mut state.mode else {
+                // A failed push moved the writer to staging: the rest goes there.
+                let at = self.size();
+                let rest = self.write_staged(state, at, data.slice(done..)).await?;
+                return Ok(done + rest);
+            };
+            let limit = upload.next_part_size() as usize;
+            let took = part.fill(&data[done..], limit);
+            done += took;
+            self.size.fetch_add(took as u64, Ordering::AcqRel);
+            self.dirty.store(true, Ordering::Release);
+            if part.len() >= limit {
+                if let Err(e) = self.send_full_parts(state).await {
+                    debug!("{:?}: {e}; the part stays in memory", self.key);
+                    return Ok(done);
+                }
+            }
         }
-        Ok(data.len())
+        Ok(done)
     }
 
     /// Writes `data` at `offset` into the staging copy (staged mode).
@@ -253,10 +257,10 @@ impl<C: ObjectClient> OpenWriter<C> {
         Ok(data.len())
     }
 
-    /// Sends every full part in the part buffer: each goes to the mirror (in the background,
-    /// the previous one's mirror write finished first) and is pushed. A push that fails
-    /// ends streaming (the part buffer is spilled and the writer goes on staged); a mirror
-    /// that cannot be written leaves the part in memory.
+    /// Sends the part buffer if it is full: it goes to the mirror (in the background, the
+    /// previous one's mirror write finished first) and is pushed. A push that fails ends
+    /// streaming (the part buffer is spilled and the writer goes on staged); a mirror that
+    /// cannot be written leaves the part in memory.
     async fn send_full_parts(&self, state: &mut State<C>) -> Result<(), UploadError> {
         loop {
             let (body, start) = match &mut state.mode {
@@ -264,19 +268,14 @@ impl<C: ObjectClient> OpenWriter<C> {
                     if part.len() as u64 >= upload.next_part_size() =>
                 {
                     let start = self.size() - part.len() as u64;
-                    (
-                        part.split_to(upload.next_part_size() as usize).freeze(),
-                        start,
-                    )
+                    (part.freeze(), start)
                 }
                 _ => return Ok(()),
             };
             if let Err(e) = self.mirror(state, start, &body).await {
-                // Not pushed: the part goes back to the front of the buffer.
-                if let Mode::Streaming { part, .. } = &mut state.mode {
-                    let mut whole = BytesMut::from(&body[..]);
-                    whole.extend_from_slice(part);
-                    *part = whole;
+                // Not pushed: the part goes back into the buffer.
+                if let Mode::Streaming { part, upload } = &mut state.mode {
+                    *part = PartBuf::from_slice(&body, upload.next_part_size() as usize);
                 }
                 return Err(e);
             }
@@ -364,7 +363,7 @@ impl<C: ObjectClient> OpenWriter<C> {
             Mode::Streaming { part, .. } if state.mirrored < size => {
                 let start = size - part.len() as u64;
                 let skip = state.mirrored.saturating_sub(start) as usize;
-                Bytes::copy_from_slice(&part[skip..])
+                Bytes::copy_from_slice(&part.as_slice()[skip..])
             }
             _ => return Ok(()),
         };
@@ -444,11 +443,14 @@ impl<C: ObjectClient> OpenWriter<C> {
                 let sent = self.put(Bytes::new(), stored_mtime).await;
                 state.mode = Mode::Streaming {
                     upload,
-                    part: BytesMut::new(),
+                    part: PartBuf::new(),
                 };
                 sent.map_err(|source| self.upload_failed(&state, source))
             }
-            Mode::Streaming { mut upload, part } => {
+            Mode::Streaming {
+                mut upload,
+                mut part,
+            } => {
                 // A mirror that failed matters only if the upload fails too (then it is
                 // written again with the rest); the upload does not wait for it.
                 if let Err(e) = self.finish_mirror(&mut state).await {
@@ -482,9 +484,10 @@ impl<C: ObjectClient> OpenWriter<C> {
                         // Every byte must stay: the part buffer goes to the mirror and the
                         // writer on staged; if the disk refuses, it stays in memory.
                         upload.abort().await;
+                        let limit = upload.next_part_size() as usize;
                         state.mode = Mode::Streaming {
                             upload,
-                            part: BytesMut::from(&tail[..]),
+                            part: PartBuf::from_slice(&tail, limit),
                         };
                         let staged = self.switch_to_staged(&mut state, "a failed upload").await;
                         let failed = self.upload_failed(&state, source);
@@ -677,26 +680,6 @@ impl<C: ObjectClient> OpenWriter<C> {
             .await
     }
 }
-
-/// Room for `more` bytes in the part buffer, the file reaching `file_end` with them. A small
-/// file grows it as a `Vec` would; from [`WHOLE_PART_FROM`] on, a whole part is allocated at
-/// once: growing 8 MiB by doubling would copy it again and again.
-fn reserve_part(part: &mut BytesMut, more: usize, file_end: u64, part_size: u64) {
-    let needed = part.len() + more;
-    if needed <= part.capacity() {
-        return;
-    }
-    if file_end < WHOLE_PART_FROM {
-        part.reserve(more);
-        return;
-    }
-    let mut fresh = BytesMut::with_capacity(needed.max(part_size as usize));
-    fresh.extend_from_slice(part);
-    *part = fresh;
-}
-
-/// The file size from which the part buffer is allocated a whole part at a time.
-const WHOLE_PART_FROM: u64 = 1 << 20;
 
 impl<C: ObjectClient> Drop for OpenWriter<C> {
     /// A clean staging file goes away with its writer; a dirty one is kept for the user.
