@@ -3,7 +3,8 @@
 //! Every handler has the same shape: clone the core's `Arc`, spawn the operation on the
 //! tokio runtime, and send the reply from the task. The FUSE session thread therefore
 //! never waits on the network, and many requests are in flight at once. Operations that
-//! are pure table look-ups (`forget`, cached `getattr`) answer inline.
+//! are pure table look-ups (`forget`, cached `getattr`) answer inline, and so does a
+//! `write` that only adds to the part buffer of a file being streamed (a copy, no wait).
 //!
 //! Handles that write a new file are opened with direct I/O ([`PageCache::Bypass`]) where
 //! the kernel still allows them to be mapped.
@@ -482,8 +483,13 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        // The kernel's buffer is only lent for this call: the task gets its own copy, the
-        // only one on the way to the part buffer.
+        // Most writes of a file being streamed are taken into its part buffer right here
+        // (a copy, no network, no wait).
+        if let Some(n) = self.fs.write_now(fh.0, offset, data) {
+            reply.written(n);
+            return;
+        }
+        // The kernel's buffer is only lent for this call: the task gets its own copy.
         let data = bytes::Bytes::copy_from_slice(data);
         let fs = Arc::clone(&self.fs);
         self.runtime.spawn(async move {

@@ -165,6 +165,14 @@ impl<C: ObjectClient> S3Filesystem<C> {
         ))
     }
 
+    /// `write` through a handle, done at once when it needs no wait (see
+    /// [`OpenWriter::write_now`]); `None`: [`S3Filesystem::write`] must do it.
+    pub fn write_now(&self, fh: u64, offset: u64, data: &[u8]) -> Option<u32> {
+        let handle = self.handles().file(fh).filter(|h| h.writes)?;
+        let writer = self.writer_of(handle.ino)?;
+        writer.write_now(offset, data).map(|n| n as u32)
+    }
+
     /// `write` through a handle.
     pub async fn write(&self, fh: u64, offset: u64, data: bytes::Bytes) -> Result<u32, FsError> {
         let handle = self.handles().file(fh).ok_or(FsError::BadHandle(fh))?;

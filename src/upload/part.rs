@@ -71,6 +71,18 @@ impl PartBuf {
         take
     }
 
+    /// Overwrites bytes `[at, at + data.len())` of the buffer, which must hold them.
+    /// Returns false (and changes nothing) when they are not all in the buffer.
+    pub fn overwrite(&mut self, at: usize, data: &[u8]) -> bool {
+        match self.vec[self.start..].get_mut(at..at + data.len()) {
+            Some(range) => {
+                range.copy_from_slice(data);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// The bytes, shared without a copy; the buffer is empty afterwards.
     pub fn freeze(&mut self) -> Bytes {
         let start = self.start;
@@ -149,12 +161,14 @@ mod tests {
         }
     }
 
-    /// `fill` takes only what fits below the limit.
+    /// `fill` takes only what fits below the limit; `overwrite` only inside the buffer.
     #[test]
-    fn fill_respects_the_limit() {
+    fn fill_and_overwrite_respect_the_bounds() {
         let mut buf = PartBuf::from_slice(b"abcdef", 8);
         assert_eq!(buf.fill(b"ghijk", 8), 2);
-        assert_eq!(&buf.freeze()[..], b"abcdefgh");
+        assert!(buf.overwrite(1, b"BC"));
+        assert!(!buf.overwrite(7, b"xy"), "past the end");
+        assert_eq!(&buf.freeze()[..], b"aBCdefgh");
     }
 
     /// Alignment is judged on memory, offset and length together.

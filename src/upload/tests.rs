@@ -561,3 +561,63 @@ async fn an_unwritable_mirror_holds_the_stream_in_memory() {
     w.flush().await.unwrap();
     assert_eq!(s3.get("d").unwrap(), body);
 }
+
+/// Writes taken at once (`write_now`, the request loop's path) are the writes `write` would
+/// have made: they stop short of filling a part, take only the end of a streaming file, and
+/// the object holds every byte in order whichever path each write took.
+#[tokio::test]
+async fn writes_taken_at_once_stream_like_any_other() {
+    let (dir, s3) = (tempfile::tempdir().unwrap(), bucket());
+    let w = OpenWriter::new(s3.clone(), "now".into(), Origin::New, config(&dir, 2));
+    let body = data((PART * 5 / 2) as usize);
+    let (mut at, mut taken_now) = (0, 0);
+    for chunk in body.chunks(16 * 1024) {
+        match w.write_now(at as u64, chunk) {
+            Some(n) => {
+                assert_eq!(n, chunk.len());
+                taken_now += 1;
+            }
+            None => {
+                let n = w.write(at as u64, Bytes::copy_from_slice(chunk)).await;
+                assert_eq!(n.unwrap(), chunk.len());
+            }
+        }
+        at += chunk.len();
+    }
+    assert_eq!(
+        taken_now, 8,
+        "three of each four 16 KiB writes, none that fills a part"
+    );
+    assert_eq!(w.write_now(100, b"x"), None, "only at the end");
+    assert_eq!(w.size(), body.len() as u64);
+    w.flush().await.unwrap();
+    assert_eq!(s3.get("now").unwrap(), body);
+    assert_eq!(
+        w.write_now(body.len() as u64, b"x"),
+        None,
+        "not once staged"
+    );
+}
+
+/// A write inside the part being filled (a header patched while the file is small) changes
+/// it in memory: the file keeps streaming and never touches the disk.
+#[tokio::test]
+async fn a_write_inside_the_part_being_filled_keeps_streaming() {
+    let (dir, s3) = (tempfile::tempdir().unwrap(), bucket());
+    let w = OpenWriter::new(s3.clone(), "hdr".into(), Origin::New, config(&dir, 2));
+    let mut expect = data((PART + PART / 2) as usize);
+    write_all(&w, 0, &expect).await;
+    let inside = PART + 10;
+    w.write(inside, Bytes::from_static(b"SIZE")).await.unwrap();
+    expect[inside as usize..inside as usize + 4].copy_from_slice(b"SIZE");
+    assert!(w.is_streaming().await, "patched in memory");
+    let read = w.read(inside, 4).await.unwrap();
+    assert_eq!(&read[..], b"SIZE", "reads see the patch");
+    w.flush().await.unwrap();
+    assert_eq!(s3.get("hdr").unwrap(), expect);
+    assert_eq!(
+        s3.counters().abort_multipart_upload,
+        0,
+        "no switch to staging"
+    );
+}

@@ -5,7 +5,10 @@
 //! - **Streaming** (a new file, written at its end): the bytes fill a part buffer; each full
 //!   part goes up as the next part of a [`MultipartUpload`] while the program keeps writing.
 //!   Flush sends the rest (or, for a file smaller than one part, everything as one
-//!   PutObject) and completes the upload.
+//!   PutObject) and completes the upload. A write inside the part being filled (a header
+//!   patched while the file is small) changes it in memory and the file keeps streaming.
+//!   Writes that only add to the part buffer are taken without waiting
+//!   ([`OpenWriter::write_now`]), straight from the kernel's buffer.
 //! - **Staged** (everything else): a local copy in the cache directory takes the writes;
 //!   flush uploads it whole from disk (PutObject below one part, else multipart with parts
 //!   read from the file, so memory stays bounded). For an existing object the copy is filled
@@ -184,6 +187,30 @@ impl<C: ObjectClient> OpenWriter<C> {
         state.staging.as_ref().map(|s| s.path().to_path_buf())
     }
 
+    /// Writes `data` at `offset` at once if that needs neither S3 nor the disk nor a wait:
+    /// the file streams, `data` goes at its end, the part being filled has room for all of
+    /// it, and no other call holds the writer. `None` otherwise: then [`OpenWriter::write`]
+    /// does it. For the filesystem's request loop, which can copy the kernel's buffer
+    /// straight into the part this way: one copy of each byte instead of two, and no task
+    /// for seven of the eight 1 MiB writes that fill an 8 MiB part.
+    pub fn write_now(&self, offset: u64, data: &[u8]) -> Option<usize> {
+        let mut state = self.state.try_lock().ok()?;
+        let Mode::Streaming { part, upload } = &mut state.mode else {
+            return None;
+        };
+        let limit = upload.next_part_size() as usize;
+        if upload.has_ended() || offset != self.size() || part.len() + data.len() >= limit {
+            return None;
+        }
+        if self.user_mtime_slot().take().is_some() {
+            upload.set_mtime(None);
+        }
+        let took = part.fill(data, limit);
+        self.size.fetch_add(took as u64, Ordering::AcqRel);
+        self.dirty.store(true, Ordering::Release);
+        Some(took)
+    }
+
     /// Writes `data` at `offset`; returns how many bytes were written (all of them, but
     /// for a short write when the disk refuses the mirror, see `write_more`).
     pub async fn write(&self, offset: u64, data: Bytes) -> Result<usize, UploadError> {
@@ -199,6 +226,9 @@ impl<C: ObjectClient> OpenWriter<C> {
         }
         let size = self.size();
         if offset != size {
+            if self.patch_part(&mut state, offset, &data) {
+                return Ok(data.len());
+            }
             self.switch_to_staged(&mut state, "a write away from the end")
                 .await?;
         }
@@ -210,6 +240,22 @@ impl<C: ObjectClient> OpenWriter<C> {
             self.send_full_parts(&mut state).await?;
         }
         self.write_more(&mut state, data).await
+    }
+
+    /// A write that falls wholly inside the part being filled (a header patched while the
+    /// file is still small, say) changes it in memory, and the file keeps streaming.
+    fn patch_part(&self, state: &mut State<C>, offset: u64, data: &[u8]) -> bool {
+        let Mode::Streaming { part, .. } = &mut state.mode else {
+            return false;
+        };
+        let start = self.size() - part.len() as u64;
+        if offset < start || !part.overwrite((offset - start) as usize, data) {
+            return false;
+        }
+        // What the mirror holds of these bytes (spilled before) is stale now.
+        state.mirrored = state.mirrored.min(offset);
+        self.dirty.store(true, Ordering::Release);
+        true
     }
 
     /// Appends `data` at the end of the file, sending each part that fills. Returns fewer
