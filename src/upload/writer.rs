@@ -199,7 +199,11 @@ impl<C: ObjectClient> OpenWriter<C> {
             return None;
         };
         let limit = upload.next_part_size() as usize;
-        if upload.has_ended() || offset != self.size() || part.len() + data.len() >= limit {
+        if data.is_empty()
+            || upload.has_ended()
+            || offset != self.size()
+            || part.len() + data.len() >= limit
+        {
             return None;
         }
         if self.user_mtime_slot().take().is_some() {
