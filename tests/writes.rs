@@ -572,6 +572,52 @@ fn cp_thousand_file_tree_round_trip() {
     }
 }
 
+/// A cache directory too small for a file's local copy (a 16 MiB tmpfs, a 48 MiB file)
+/// does not stop the file: its copy is given up, it streams to S3 whole, and the disk is
+/// left free. Only what needed the copy fails, with ENOSPC: here a write back into the
+/// bytes already sent.
+#[test]
+fn a_file_larger_than_the_cache_disk_streams_whole() {
+    let server = TestServer::start();
+    server.create_bucket("bkt");
+    let cache = tempfile::tempdir().unwrap();
+    let dir = cache.path().to_str().unwrap().to_string();
+    run(Command::new("mount").args(["-t", "tmpfs", "-o", "size=16m", "tmpfs", &dir]));
+    struct Unmount(String);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _tmpfs = Unmount(dir.clone());
+    let m = Mount::start(&server, "bkt", &["--cache-dir", &dir]);
+
+    let data = pattern(48 << 20, 5);
+    fs::write(m.path().join("big.bin"), &data).unwrap();
+    assert_eq!(
+        sha256_hex(&server.get("bkt", "big.bin").unwrap()),
+        sha256_hex(&data)
+    );
+    assert_eq!(
+        fs::read_dir(&dir).unwrap().count(),
+        0,
+        "the disk is left free"
+    );
+    assert!(m.stderr_log().contains("streaming on without a local copy"));
+
+    let mut f = fs::File::create(m.path().join("rewound.bin")).unwrap();
+    f.write_all(&data).unwrap();
+    f.seek(SeekFrom::Start(100)).unwrap();
+    let err = f.write_all(b"patch").unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::ENOSPC), "{err}");
+    drop(f);
+    assert_eq!(
+        server.get("bkt", "rewound.bin").unwrap().as_ref(),
+        &data[..],
+        "everything written before the refused write arrives"
+    );
+}
+
 /// The server goes away in the middle of a streaming upload: fsync and close fail with
 /// EIO instead of hanging, the data stays in the staging copy, no partial object appears,
 /// and once the server is back the abandoned multipart upload is aborted.

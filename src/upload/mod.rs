@@ -118,6 +118,20 @@ pub enum UploadError {
         #[source]
         source: S3Error,
     },
+    /// The file streamed on without its local copy (the disk could not hold it), and what
+    /// was asked needs bytes already sent: they are only in S3's unfinished multipart
+    /// upload, which cannot be read back.
+    #[error(
+        "{key:?}: this needs its first {sent} bytes, which went to S3 without a local copy \
+         ({why}); an unfinished upload cannot be read back, so only writes at the end of the \
+         file can go on (free space in the cache directory to keep the next file whole)"
+    )]
+    NotKept {
+        key: String,
+        sent: u64,
+        why: String,
+        no_space: bool,
+    },
     /// The staging file could not be created, written or read.
     #[error(
         "staging file {}: {source}; check free space and permissions of the cache directory",
@@ -143,15 +157,23 @@ fn kept(staging: Option<&Path>) -> String {
 impl UploadError {
     /// True when the local disk is full (ENOSPC or EDQUOT): the filesystem answers ENOSPC.
     pub fn is_no_space(&self) -> bool {
-        matches!(self, UploadError::LocalIo { source, .. }
-            if matches!(source.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT)))
+        match self {
+            UploadError::LocalIo { source, .. } => {
+                matches!(
+                    source.raw_os_error(),
+                    Some(libc::ENOSPC) | Some(libc::EDQUOT)
+                ) || source.kind() == io::ErrorKind::StorageFull
+            }
+            UploadError::NotKept { no_space, .. } => *no_space,
+            UploadError::S3 { .. } | UploadError::Fetch { .. } => false,
+        }
     }
 
     /// The S3 error behind this one, if S3 caused it (AccessDenied → EACCES, …).
     pub fn s3_error(&self) -> Option<&S3Error> {
         match self {
             UploadError::S3 { source, .. } | UploadError::Fetch { source, .. } => Some(source),
-            UploadError::LocalIo { .. } => None,
+            UploadError::LocalIo { .. } | UploadError::NotKept { .. } => None,
         }
     }
 
@@ -160,7 +182,7 @@ impl UploadError {
         match self {
             UploadError::S3 { staging, .. } => staging.as_deref(),
             UploadError::LocalIo { path, .. } => Some(path),
-            UploadError::Fetch { .. } => None,
+            UploadError::Fetch { .. } | UploadError::NotKept { .. } => None,
         }
     }
 }

@@ -32,6 +32,9 @@ const CREATE_ATTEMPTS: u32 = 100;
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 
+/// The share of its filesystem a mirror leaves free: one tenth.
+const KEEP_FREE_DIVISOR: u64 = 10;
+
 /// The local copy of one file being written.
 #[derive(Debug)]
 pub struct StagingFile {
@@ -119,6 +122,39 @@ impl StagingFile {
             path: self.path.clone(),
             task,
         }
+    }
+
+    /// `Ok` when the filesystem can take `len` more bytes and still have a tenth of its
+    /// space free for everyone else; else a [`io::ErrorKind::StorageFull`] error saying so.
+    /// A large file's mirror could otherwise fill the disk the system runs on (s3fs keeps
+    /// the same margin, its `free_space_ratio`). A filesystem that cannot tell passes.
+    pub fn check_room(&self, len: u64) -> Result<(), UploadError> {
+        use std::os::fd::AsRawFd;
+        let mut fs = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+        // SAFETY: fstatvfs fills the struct on success, and only then is it read.
+        let fs = unsafe {
+            if libc::fstatvfs(self.file.as_raw_fd(), fs.as_mut_ptr()) != 0 {
+                return Ok(());
+            }
+            fs.assume_init()
+        };
+        let unit = fs.f_frsize as u64;
+        let free = (fs.f_bavail as u64).saturating_mul(unit);
+        let keep = (fs.f_blocks as u64).saturating_mul(unit) / KEEP_FREE_DIVISOR;
+        if free >= len.saturating_add(keep) {
+            return Ok(());
+        }
+        Err(UploadError::LocalIo {
+            path: self.path.clone(),
+            source: io::Error::new(
+                io::ErrorKind::StorageFull,
+                format!(
+                    "the disk has {} MiB free, and {} MiB of it stay free",
+                    free >> 20,
+                    keep >> 20
+                ),
+            ),
+        })
     }
 
     /// Up to `len` bytes at `offset`; fewer only at the end of the file.

@@ -516,11 +516,12 @@ async fn the_mirror_holds_every_sent_part() {
     assert_eq!(s3.get("m").unwrap(), body);
 }
 
-/// A staging directory that cannot be written (here: missing) stops a large stream at the
-/// next part with the disk's error, never losing a byte: once the directory is back, the
-/// same writer uploads the whole file.
+/// A staging directory that cannot hold the mirror (here: missing) does not stop a stream:
+/// the mirror is given up and the file streams on to a whole object. Only what needed the
+/// mirror is refused, with the reason: a write, read or truncate before the part being
+/// filled; reads inside that part still work.
 #[tokio::test]
-async fn an_unwritable_mirror_holds_the_stream_in_memory() {
+async fn a_stream_goes_on_without_a_mirror_the_disk_cannot_hold() {
     let (dir, s3) = (tempfile::tempdir().unwrap(), bucket());
     let missing = dir.path().join("gone");
     let cfg = Arc::new(WriterConfig {
@@ -529,37 +530,59 @@ async fn an_unwritable_mirror_holds_the_stream_in_memory() {
         cache_dir: missing.clone(),
     });
     let w = OpenWriter::new(s3.clone(), "d".into(), Origin::New, cfg);
-    let body = data((PART * 3) as usize);
-    let chunk = 16 * 1024;
-    let mut accepted = 0;
-    let mut refused = None;
-    for piece in body.chunks(chunk) {
-        match w
-            .write(accepted as u64, Bytes::copy_from_slice(piece))
-            .await
-        {
-            Ok(n) => accepted += n,
-            Err(e) => {
-                refused = Some(e);
-                break;
-            }
-        }
-    }
-    let err = refused.expect("the writer stops taking bytes it cannot keep");
-    assert!(err.to_string().contains("gone"), "{err}");
+    let body = data((PART * 5 / 2) as usize);
+    write_all(&w, 0, &body).await;
+    assert!(w.is_streaming().await);
+    let refused = w.write(10, Bytes::from_static(b"x")).await.unwrap_err();
+    assert!(matches!(refused, UploadError::NotKept { sent, .. } if sent == 2 * PART));
     assert!(
-        accepted as u64 >= PART && (accepted as u64) < 2 * PART + chunk as u64,
-        "about a part held in memory, then refused: {accepted}"
+        refused.to_string().contains("gone"),
+        "names the cause: {refused}"
     );
+    assert!(
+        w.read(0, 10).await.is_err(),
+        "sent bytes cannot be read back"
+    );
+    assert!(w.truncate(PART).await.is_err());
+    let tail = w.read(2 * PART + 5, 10).await.unwrap();
     assert_eq!(
-        s3.counters().upload_part,
-        0,
-        "nothing pushed without its mirror"
+        &tail[..],
+        &body[(2 * PART + 5) as usize..(2 * PART + 15) as usize]
     );
-    std::fs::create_dir(&missing).unwrap();
-    write_all(&w, accepted as u64, &body[accepted..]).await;
+    write_all(&w, body.len() as u64, b"end").await;
     w.flush().await.unwrap();
-    assert_eq!(s3.get("d").unwrap(), body);
+    assert_eq!(s3.get("d").unwrap(), [&body[..], b"end"].concat());
+    assert!(!missing.exists(), "nothing was written locally");
+    std::fs::create_dir(&missing).unwrap();
+    assert_eq!(
+        &w.read(5, 5).await.unwrap()[..],
+        &body[5..10],
+        "once uploaded, the object serves the bytes again"
+    );
+}
+
+/// Without a mirror, an upload that fails cannot keep the data: flush says so (the cause
+/// and that the bytes were not kept), and the multipart upload is not left open.
+#[tokio::test]
+async fn a_failed_upload_without_a_mirror_says_the_data_is_lost() {
+    let (dir, s3) = (tempfile::tempdir().unwrap(), bucket());
+    let cfg = Arc::new(WriterConfig {
+        part_size: PART,
+        concurrency: 4,
+        cache_dir: dir.path().join("gone"),
+    });
+    let w = OpenWriter::new(s3.clone(), "lost".into(), Origin::New, cfg);
+    write_all(&w, 0, &data((PART * 3 / 2) as usize)).await;
+    s3.fail_next(Op::CompleteMultipartUpload, 1, internal_error);
+    let err = w.flush().await.unwrap_err();
+    assert!(matches!(err, UploadError::NotKept { .. }), "{err}");
+    assert!(w.is_dirty());
+    assert!(s3.get("lost").is_none(), "no partial object");
+    assert!(s3.pending_uploads().is_empty(), "the upload was aborted");
+    assert!(w
+        .write(w.size(), Bytes::from_static(b"more"))
+        .await
+        .is_err());
 }
 
 /// Writes taken at once (`write_now`, the request loop's path) are the writes `write` would

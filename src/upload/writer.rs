@@ -29,11 +29,18 @@
 //! copy into the page cache, no dirty pages competing with the uploads (see
 //! [`StagingFile::write_through`]).
 //!
+//! The mirror is a safety net, never a limit: when its disk cannot take the next part (full,
+//! or within a tenth of full, or failing) it is given up and the file streams on, so a file
+//! larger than the local disk uploads like any other. What only the mirror allowed (a
+//! switch to staging, keeping the data of a failed upload) then fails with
+//! [`UploadError::NotKept`], which names the reason.
+//!
 //! A failed streaming upload is aborted and the writer drops to staged mode: the write that
 //! hit the failure still succeeds (its bytes are in the mirror or in memory) and the next
 //! flush uploads the staging copy. If the disk cannot take the part buffer then (full), the
 //! writer stays in memory, and every later call tries again and reports the disk's error:
-//! the data is never dropped while the writer lives. `flush` returns `Ok` only once S3
+//! the data is never dropped while the writer lives, unless the mirror had been given up
+//! before the upload failed. `flush` returns `Ok` only once S3
 //! acknowledged the whole object.
 //!
 //! Concurrency: one tokio mutex over the state, held across S3 calls, because every
@@ -77,6 +84,13 @@ enum Mode<C: ObjectClient> {
     Staged,
 }
 
+/// Why a streaming file has no mirror any more (see `OpenWriter::give_up_mirror`).
+struct Unkept {
+    why: String,
+    /// The disk was full: what the mirror would have allowed fails with ENOSPC.
+    no_space: bool,
+}
+
 /// Bytes `[offset, offset + data.len())` on their way to the mirror.
 struct PendingMirror {
     offset: u64,
@@ -95,6 +109,10 @@ struct State<C: ObjectClient> {
     /// The mirror write of the last part sent, running while the next part fills (or, after
     /// it failed, its bytes, to be written again).
     mirror_pending: Option<PendingMirror>,
+    /// Set when the mirror was given up while streaming (the disk could not hold it; see
+    /// `give_up_mirror`), with the reason: every byte before the part buffer is then only
+    /// in S3's multipart upload.
+    unkept: Option<Unkept>,
     /// The version of the object the staging copy is filled from.
     origin_etag: Option<String>,
     /// Bytes `[filled_to, fill_limit)` of the original object are still to be copied in.
@@ -129,6 +147,7 @@ impl<C: ObjectClient> OpenWriter<C> {
                 staging: None,
                 mirrored: 0,
                 mirror_pending: None,
+                unkept: None,
                 origin_etag: etag,
                 filled_to: 0,
                 fill_limit: size,
@@ -310,7 +329,7 @@ impl<C: ObjectClient> OpenWriter<C> {
     /// Sends the part buffer if it is full: it goes to the mirror (in the background, the
     /// previous one's mirror write finished first) and is pushed. A push that fails ends
     /// streaming (the part buffer is spilled and the writer goes on staged); a mirror that
-    /// cannot be written leaves the part in memory.
+    /// cannot be written is given up and the part goes up all the same.
     async fn send_full_parts(&self, state: &mut State<C>) -> Result<(), UploadError> {
         loop {
             let (body, start) = match &mut state.mode {
@@ -323,11 +342,7 @@ impl<C: ObjectClient> OpenWriter<C> {
                 _ => return Ok(()),
             };
             if let Err(e) = self.mirror(state, start, &body).await {
-                // Not pushed: the part goes back into the buffer.
-                if let Mode::Streaming { part, upload } = &mut state.mode {
-                    *part = PartBuf::from_slice(&body, upload.next_part_size() as usize);
-                }
-                return Err(e);
+                self.give_up_mirror(state, e);
             }
             let Mode::Streaming { upload, .. } = &mut state.mode else {
                 return Ok(());
@@ -350,6 +365,9 @@ impl<C: ObjectClient> OpenWriter<C> {
         start: u64,
         body: &Bytes,
     ) -> Result<(), UploadError> {
+        if state.unkept.is_some() {
+            return Ok(());
+        }
         self.finish_mirror(state).await?;
         let end = start + body.len() as u64;
         if state.mirrored >= end {
@@ -357,10 +375,9 @@ impl<C: ObjectClient> OpenWriter<C> {
         }
         let skip = state.mirrored.saturating_sub(start);
         let data = body.slice(skip as usize..);
-        let write = self
-            .staging(state)
-            .await?
-            .write_through(start + skip, data.clone());
+        let file = self.staging(state).await?;
+        file.check_room(data.len() as u64)?;
+        let write = file.write_through(start + skip, data.clone());
         state.mirror_pending = Some(PendingMirror {
             offset: start + skip,
             data,
@@ -405,8 +422,47 @@ impl<C: ObjectClient> OpenWriter<C> {
         }
     }
 
+    /// The mirror cannot be written (the disk is full, or nearly: see
+    /// [`StagingFile::check_room`]; or it fails): the stream goes on without it rather than
+    /// refuse the program's writes, and the space it took is given back. What only the
+    /// mirror allowed is refused from now on with [`UploadError::NotKept`]: a write, read
+    /// or truncate before the part being filled, and keeping the data of an upload that
+    /// fails. A file that streams from start to end, the usual case, never notices.
+    fn give_up_mirror(&self, state: &mut State<C>, cause: UploadError) {
+        warn!(
+            "{:?}: {cause}; streaming on without a local copy: the file must now be written \
+             to its end, and if its upload fails its data cannot be kept",
+            self.key
+        );
+        state.unkept = Some(Unkept {
+            why: cause.to_string(),
+            no_space: cause.is_no_space(),
+        });
+        state.mirror_pending = None;
+        state.mirrored = 0;
+        if let Some(staging) = state.staging.take() {
+            staging.remove();
+        }
+    }
+
+    fn not_kept(&self, state: &State<C>, unkept: &Unkept) -> UploadError {
+        let sent = match &state.mode {
+            Mode::Streaming { part, .. } => self.size() - part.len() as u64,
+            Mode::Staged => self.size(),
+        };
+        UploadError::NotKept {
+            key: self.key.clone(),
+            sent,
+            why: unkept.why.clone(),
+            no_space: unkept.no_space,
+        }
+    }
+
     /// Writes the part buffer's bytes not yet in the mirror to it; streaming goes on.
     async fn spill(&self, state: &mut State<C>) -> Result<(), UploadError> {
+        if let (Mode::Streaming { .. }, Some(unkept)) = (&state.mode, &state.unkept) {
+            return Err(self.not_kept(state, unkept));
+        }
         self.finish_mirror(state).await?;
         let size = self.size();
         let tail = match &state.mode {
@@ -442,9 +498,17 @@ impl<C: ObjectClient> OpenWriter<C> {
             return Ok(Bytes::new());
         }
         let len = (size - offset).min(u64::from(len)) as usize;
-        match state.mode {
+        match &state.mode {
             Mode::Staged => self.fill(&mut state).await?,
+            Mode::Streaming { part, .. } if offset >= size - part.len() as u64 => {
+                // All in the part being filled: no disk needed.
+                let at = (offset - (size - part.len() as u64)) as usize;
+                return Ok(Bytes::copy_from_slice(&part.as_slice()[at..at + len]));
+            }
             Mode::Streaming { .. } => {
+                if let Some(unkept) = &state.unkept {
+                    return Err(self.not_kept(&state, unkept));
+                }
                 self.finish_mirror(&mut state).await?;
                 if offset + len as u64 > state.mirrored {
                     self.spill(&mut state).await?;
@@ -526,7 +590,10 @@ impl<C: ObjectClient> OpenWriter<C> {
                         // Writes after this continue staged; the bytes the mirror lacks
                         // (the last part) are fetched back from the new object if needed.
                         state.mirror_pending = None;
-                        state.filled_to = state.mirrored.min(size);
+                        state.filled_to = match state.unkept.take() {
+                            Some(_) => 0,
+                            None => state.mirrored.min(size),
+                        };
                         state.fill_limit = size;
                         Ok(etag)
                     }
@@ -599,6 +666,14 @@ impl<C: ObjectClient> OpenWriter<C> {
             upload.abort().await;
         }
         state.mode = Mode::Staged;
+        if let Some(unkept) = state.unkept.take().filter(|_| self.is_dirty()) {
+            warn!(
+                "{:?} was not uploaded and its data is lost: it had been streamed to S3 \
+                 without a local copy ({})",
+                self.key, unkept.why
+            );
+            return;
+        }
         if self.is_dirty() {
             match &state.staging {
                 Some(s) => warn!(
