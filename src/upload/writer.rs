@@ -29,7 +29,7 @@
 //! copy into the page cache, no dirty pages competing with the uploads (see
 //! [`StagingFile::write_through`]).
 //!
-//! The mirror is a safety net, never a limit: when its disk cannot take the next part (full,
+//! The mirror is a safety net, not a size limit: when its disk cannot take the next part (full,
 //! or within a tenth of full, or failing) it is given up and the file streams on, so a file
 //! larger than the local disk uploads like any other. What only the mirror allowed (a
 //! switch to staging, keeping the data of a failed upload) then fails with
