@@ -104,7 +104,11 @@ impl StagingFile {
             .direct
             .clone()
             .filter(|_| is_direct_aligned(offset, &data));
+        #[cfg(test)]
+        let gated = self.path.clone();
         let task = tokio::task::spawn_blocking(move || {
+            #[cfg(test)]
+            tests::slow_disk::wait(&gated);
             if let Some(direct) = direct {
                 match direct.write_all_at(&data, offset) {
                     Ok(()) => return Ok(()),
@@ -216,6 +220,11 @@ pub struct WriteThrough {
 }
 
 impl WriteThrough {
+    /// True once the write ended, well or not.
+    pub fn is_finished(&self) -> bool {
+        self.task.is_finished()
+    }
+
     /// Waits for the write; its error names the staging file.
     pub async fn finish(self) -> Result<(), UploadError> {
         let outcome = match self.task.await {
@@ -288,8 +297,35 @@ fn file_stem(key: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
+
+    /// A disk slower than anything: mirror writes under a held directory wait until it is
+    /// let go. Other tests' directories are not affected.
+    pub mod slow_disk {
+        use std::path::{Path, PathBuf};
+        use std::sync::{Condvar, Mutex};
+
+        static HELD: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+        static LET_GO: Condvar = Condvar::new();
+
+        /// Mirror writes of files in `dir` wait from now on, until [`let_go`].
+        pub fn hold(dir: &Path) {
+            HELD.lock().unwrap().push(dir.to_path_buf());
+        }
+
+        pub fn let_go(dir: &Path) {
+            HELD.lock().unwrap().retain(|d| d != dir);
+            LET_GO.notify_all();
+        }
+
+        pub(in crate::upload) fn wait(file: &Path) {
+            let mut held = HELD.lock().unwrap();
+            while held.iter().any(|d| file.starts_with(d)) {
+                held = LET_GO.wait(held).unwrap();
+            }
+        }
+    }
 
     /// Keys become recognizable, safe file names.
     #[test]

@@ -561,6 +561,24 @@ async fn a_stream_goes_on_without_a_mirror_the_disk_cannot_hold() {
     );
 }
 
+/// A disk slower than the upload does not hold the stream to its pace: once a few parts'
+/// mirror writes are still running when the next part is full, the mirror is given up and
+/// the file streams on; a write back into it then says why it cannot be done.
+#[tokio::test]
+async fn a_mirror_slower_than_the_upload_is_given_up() {
+    use super::staging::tests::slow_disk;
+    let (dir, s3) = (tempfile::tempdir().unwrap(), bucket());
+    slow_disk::hold(dir.path());
+    let w = OpenWriter::new(s3.clone(), "slow".into(), Origin::New, config(&dir, 4));
+    let body = data((PART * 8) as usize);
+    write_all(&w, 0, &body).await;
+    let refused = w.write(0, Bytes::from_static(b"x")).await.unwrap_err();
+    slow_disk::let_go(dir.path());
+    assert!(refused.to_string().contains("slower"), "{refused}");
+    w.flush().await.unwrap();
+    assert_eq!(s3.get("slow").unwrap(), body);
+}
+
 /// Without a mirror, an upload that fails cannot keep the data: flush says so (the cause
 /// and that the bytes were not kept), and the multipart upload is not left open.
 #[tokio::test]

@@ -29,9 +29,10 @@
 //! copy into the page cache, no dirty pages competing with the uploads (see
 //! [`StagingFile::write_through`]).
 //!
-//! The mirror is a safety net, not a size limit: when its disk cannot take the next part (full,
-//! or within a tenth of full, or failing) it is given up and the file streams on, so a file
-//! larger than the local disk uploads like any other. What only the mirror allowed (a
+//! The mirror is a safety net, never a limit: when its disk cannot take the next part (full,
+//! within a tenth of full, slower than S3, or failing) it is given up and the file streams
+//! on, so a file larger than the local disk, or on a disk slower than the network, uploads
+//! like any other. What only the mirror allowed (a
 //! switch to staging, keeping the data of a failed upload) then fails with
 //! [`UploadError::NotKept`], which names the reason.
 //!
@@ -48,6 +49,7 @@
 //! share the writer (read-your-writes). `size` and `is_dirty` are mirrored in atomics so
 //! `stat` never waits for an upload.
 
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -99,6 +101,21 @@ struct PendingMirror {
     write: Option<WriteThrough>,
 }
 
+impl PendingMirror {
+    /// The write ended (or failed before): waiting for it takes no time.
+    fn is_done(&self) -> bool {
+        self.write.as_ref().is_none_or(WriteThrough::is_finished)
+    }
+}
+
+/// Mirror writes of sent parts that may run at once. The disk usually finishes a part
+/// before the next one fills; a few more absorb its hiccups. When that many are still
+/// running, the disk is slower than S3 and the mirror is given up (`give_up_mirror`)
+/// rather than hold the upload to the disk's pace: a gp3 volume writes 125 MB/s where the
+/// same instance uploads at 1 GB/s. At most this many more part buffers are held, and only
+/// while the disk lags.
+const MIRROR_LAG: usize = 4;
+
 struct State<C: ObjectClient> {
     mode: Mode<C>,
     /// The mirror while streaming, the copy when staged; created on first need.
@@ -106,9 +123,9 @@ struct State<C: ObjectClient> {
     /// While streaming: bytes `[0, mirrored)` are known to be in the mirror; with those of
     /// `mirror_pending`, everything before the part buffer.
     mirrored: u64,
-    /// The mirror write of the last part sent, running while the next part fills (or, after
-    /// it failed, its bytes, to be written again).
-    mirror_pending: Option<PendingMirror>,
+    /// The mirror writes of the last parts sent, oldest first, running while the next parts
+    /// fill (or, after one failed, its bytes, to be written again); at most [`MIRROR_LAG`].
+    mirror_pending: VecDeque<PendingMirror>,
     /// Set when the mirror was given up while streaming (the disk could not hold it; see
     /// `give_up_mirror`), with the reason: every byte before the part buffer is then only
     /// in S3's multipart upload.
@@ -146,7 +163,7 @@ impl<C: ObjectClient> OpenWriter<C> {
                 mode,
                 staging: None,
                 mirrored: 0,
-                mirror_pending: None,
+                mirror_pending: VecDeque::new(),
                 unkept: None,
                 origin_etag: etag,
                 filled_to: 0,
@@ -358,7 +375,10 @@ impl<C: ObjectClient> OpenWriter<C> {
         }
     }
 
-    /// Starts the mirror write of the part `body` at `start`, once the previous one is done.
+    /// Starts the mirror write of the part `body` at `start`. Fails, for the caller to give
+    /// the mirror up, when the disk cannot take it; gives it up itself when [`MIRROR_LAG`]
+    /// earlier writes are still running: the disk is slower than S3, and waiting for it
+    /// would hold the upload to the disk's pace.
     async fn mirror(
         &self,
         state: &mut State<C>,
@@ -368,17 +388,36 @@ impl<C: ObjectClient> OpenWriter<C> {
         if state.unkept.is_some() {
             return Ok(());
         }
-        self.finish_mirror(state).await?;
-        let end = start + body.len() as u64;
-        if state.mirrored >= end {
+        while state
+            .mirror_pending
+            .front()
+            .is_some_and(PendingMirror::is_done)
+        {
+            self.finish_oldest_mirror(state).await?;
+        }
+        if state.mirror_pending.len() >= MIRROR_LAG {
+            let why = format!(
+                "the disk of {} is slower than the upload: {MIRROR_LAG} parts are still being \
+                 written to it",
+                self.config.cache_dir.display()
+            );
+            self.stop_mirroring(state, why, false);
             return Ok(());
         }
-        let skip = state.mirrored.saturating_sub(start);
+        let queued_to = state
+            .mirror_pending
+            .back()
+            .map_or(state.mirrored, |p| p.offset + p.data.len() as u64);
+        let end = start + body.len() as u64;
+        if queued_to >= end {
+            return Ok(());
+        }
+        let skip = queued_to.saturating_sub(start);
         let data = body.slice(skip as usize..);
         let file = self.staging(state).await?;
         file.check_room(data.len() as u64)?;
         let write = file.write_through(start + skip, data.clone());
-        state.mirror_pending = Some(PendingMirror {
+        state.mirror_pending.push_back(PendingMirror {
             offset: start + skip,
             data,
             write: Some(write),
@@ -386,10 +425,18 @@ impl<C: ObjectClient> OpenWriter<C> {
         Ok(())
     }
 
-    /// Waits for the pending mirror write; one that failed is tried once more, plainly, and
-    /// stays pending (its bytes kept) if that fails too.
+    /// Waits for every pending mirror write.
     async fn finish_mirror(&self, state: &mut State<C>) -> Result<(), UploadError> {
-        let Some(mut pending) = state.mirror_pending.take() else {
+        while !state.mirror_pending.is_empty() {
+            self.finish_oldest_mirror(state).await?;
+        }
+        Ok(())
+    }
+
+    /// Waits for the oldest pending mirror write; one that failed is tried once more,
+    /// plainly, and stays pending (its bytes kept) if that fails too.
+    async fn finish_oldest_mirror(&self, state: &mut State<C>) -> Result<(), UploadError> {
+        let Some(mut pending) = state.mirror_pending.pop_front() else {
             return Ok(());
         };
         let first = match pending.write.take() {
@@ -416,29 +463,31 @@ impl<C: ObjectClient> OpenWriter<C> {
                 Ok(())
             }
             Err(e) => {
-                state.mirror_pending = Some(pending);
+                state.mirror_pending.push_front(pending);
                 Err(e)
             }
         }
     }
 
     /// The mirror cannot be written (the disk is full, or nearly: see
-    /// [`StagingFile::check_room`]; or it fails): the stream goes on without it rather than
+    /// [`StagingFile::check_room`]; too slow; or failing): the stream goes on without it rather than
     /// refuse the program's writes, and the space it took is given back. What only the
     /// mirror allowed is refused from now on with [`UploadError::NotKept`]: a write, read
     /// or truncate before the part being filled, and keeping the data of an upload that
     /// fails. A file that streams from start to end, the usual case, never notices.
     fn give_up_mirror(&self, state: &mut State<C>, cause: UploadError) {
+        let no_space = cause.is_no_space();
+        self.stop_mirroring(state, cause.to_string(), no_space);
+    }
+
+    fn stop_mirroring(&self, state: &mut State<C>, why: String, no_space: bool) {
         warn!(
-            "{:?}: {cause}; streaming on without a local copy: the file must now be written \
+            "{:?}: {why}; streaming on without a local copy: the file must now be written \
              to its end, and if its upload fails its data cannot be kept",
             self.key
         );
-        state.unkept = Some(Unkept {
-            why: cause.to_string(),
-            no_space: cause.is_no_space(),
-        });
-        state.mirror_pending = None;
+        state.unkept = Some(Unkept { why, no_space });
+        state.mirror_pending.clear();
         state.mirrored = 0;
         if let Some(staging) = state.staging.take() {
             staging.remove();
@@ -589,7 +638,7 @@ impl<C: ObjectClient> OpenWriter<C> {
                     Ok(etag) => {
                         // Writes after this continue staged; the bytes the mirror lacks
                         // (the last part) are fetched back from the new object if needed.
-                        state.mirror_pending = None;
+                        state.mirror_pending.clear();
                         state.filled_to = match state.unkept.take() {
                             Some(_) => 0,
                             None => state.mirrored.min(size),
