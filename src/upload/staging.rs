@@ -300,29 +300,31 @@ fn file_stem(key: &str) -> String {
 pub(super) mod tests {
     use super::*;
 
-    /// A disk slower than anything: mirror writes under a held directory wait until it is
-    /// let go. Other tests' directories are not affected.
+    /// A slow disk: every mirror write under a slowed directory takes `delay` longer, one
+    /// at a time (as a disk's queue would). Other tests' directories are not affected.
     pub mod slow_disk {
         use std::path::{Path, PathBuf};
-        use std::sync::{Condvar, Mutex};
+        use std::sync::Mutex;
+        use std::time::Duration;
 
-        static HELD: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
-        static LET_GO: Condvar = Condvar::new();
+        static SLOW: Mutex<Vec<(PathBuf, Duration)>> = Mutex::new(Vec::new());
+        static DISK: Mutex<()> = Mutex::new(());
 
-        /// Mirror writes of files in `dir` wait from now on, until [`let_go`].
-        pub fn hold(dir: &Path) {
-            HELD.lock().unwrap().push(dir.to_path_buf());
-        }
-
-        pub fn let_go(dir: &Path) {
-            HELD.lock().unwrap().retain(|d| d != dir);
-            LET_GO.notify_all();
+        /// Mirror writes of files in `dir` take `delay` longer from now on.
+        pub fn slow_down(dir: &Path, delay: Duration) {
+            SLOW.lock().unwrap().push((dir.to_path_buf(), delay));
         }
 
         pub(in crate::upload) fn wait(file: &Path) {
-            let mut held = HELD.lock().unwrap();
-            while held.iter().any(|d| file.starts_with(d)) {
-                held = LET_GO.wait(held).unwrap();
+            let delay = SLOW
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|(d, _)| file.starts_with(d))
+                .map(|(_, delay)| *delay);
+            if let Some(delay) = delay {
+                let _one_at_a_time = DISK.lock().unwrap();
+                std::thread::sleep(delay);
             }
         }
     }

@@ -561,22 +561,40 @@ async fn a_stream_goes_on_without_a_mirror_the_disk_cannot_hold() {
     );
 }
 
-/// A disk slower than the upload does not hold the stream to its pace: once a few parts'
-/// mirror writes are still running when the next part is full, the mirror is given up and
-/// the file streams on; a write back into it then says why it cannot be done.
+/// A disk slower than the upload does not hold the stream to its pace for long: once part
+/// after part finds the mirror still busy with the earlier ones, it is given up and the
+/// file streams on; a write back into it then says why it cannot be done.
 #[tokio::test]
 async fn a_mirror_slower_than_the_upload_is_given_up() {
     use super::staging::tests::slow_disk;
     let (dir, s3) = (tempfile::tempdir().unwrap(), bucket());
-    slow_disk::hold(dir.path());
+    slow_disk::slow_down(dir.path(), Duration::from_millis(40));
     let w = OpenWriter::new(s3.clone(), "slow".into(), Origin::New, config(&dir, 4));
-    let body = data((PART * 8) as usize);
+    let body = data((PART * 16) as usize);
     write_all(&w, 0, &body).await;
     let refused = w.write(0, Bytes::from_static(b"x")).await.unwrap_err();
-    slow_disk::let_go(dir.path());
     assert!(refused.to_string().contains("slower"), "{refused}");
     w.flush().await.unwrap();
     assert_eq!(s3.get("slow").unwrap(), body);
+}
+
+/// A disk that keeps up, if only just, keeps its mirror: a part that finds it busy waits.
+#[tokio::test]
+async fn a_mirror_that_keeps_up_is_kept() {
+    use super::staging::tests::slow_disk;
+    let (dir, s3) = (tempfile::tempdir().unwrap(), bucket());
+    slow_disk::slow_down(dir.path(), Duration::from_millis(5));
+    let w = OpenWriter::new(s3.clone(), "kept".into(), Origin::New, config(&dir, 4));
+    let mut expect = data((PART * 8) as usize);
+    for chunk in expect.chunks(PART as usize) {
+        let at = w.size();
+        w.write(at, Bytes::copy_from_slice(chunk)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    w.write(10, Bytes::from_static(b"PATCH")).await.unwrap();
+    expect[10..15].copy_from_slice(b"PATCH");
+    w.flush().await.unwrap();
+    assert_eq!(s3.get("kept").unwrap(), expect);
 }
 
 /// Without a mirror, an upload that fails cannot keep the data: flush says so (the cause

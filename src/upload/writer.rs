@@ -109,12 +109,16 @@ impl PendingMirror {
 }
 
 /// Mirror writes of sent parts that may run at once. The disk usually finishes a part
-/// before the next one fills; a few more absorb its hiccups. When that many are still
-/// running, the disk is slower than S3 and the mirror is given up (`give_up_mirror`)
-/// rather than hold the upload to the disk's pace: a gp3 volume writes 125 MB/s where the
-/// same instance uploads at 1 GB/s. At most this many more part buffers are held, and only
-/// while the disk lags.
+/// before the next one fills; a few more absorb its hiccups. At most this many more part
+/// buffers are held, and only while the disk lags.
 const MIRROR_LAG: usize = 4;
+
+/// Parts in a row that may find [`MIRROR_LAG`] mirror writes still running (each waits for
+/// the oldest) before the disk counts as slower than S3 and the mirror is given up
+/// (`stop_mirroring`) rather than hold the upload to the disk's pace: a gp3 volume writes
+/// 125 MB/s where the same instance uploads at 1 GB/s. A disk that only stalls now and
+/// then (measured here: once in a few 1 GiB files, with the CPU busy) keeps its mirror.
+const MIRROR_PATIENCE: u32 = 8;
 
 struct State<C: ObjectClient> {
     mode: Mode<C>,
@@ -126,6 +130,8 @@ struct State<C: ObjectClient> {
     /// The mirror writes of the last parts sent, oldest first, running while the next parts
     /// fill (or, after one failed, its bytes, to be written again); at most [`MIRROR_LAG`].
     mirror_pending: VecDeque<PendingMirror>,
+    /// Parts in a row that found [`MIRROR_LAG`] mirror writes still running.
+    mirror_behind: u32,
     /// Set when the mirror was given up while streaming (the disk could not hold it; see
     /// `give_up_mirror`), with the reason: every byte before the part buffer is then only
     /// in S3's multipart upload.
@@ -164,6 +170,7 @@ impl<C: ObjectClient> OpenWriter<C> {
                 staging: None,
                 mirrored: 0,
                 mirror_pending: VecDeque::new(),
+                mirror_behind: 0,
                 unkept: None,
                 origin_etag: etag,
                 filled_to: 0,
@@ -377,8 +384,8 @@ impl<C: ObjectClient> OpenWriter<C> {
 
     /// Starts the mirror write of the part `body` at `start`. Fails, for the caller to give
     /// the mirror up, when the disk cannot take it; gives it up itself when [`MIRROR_LAG`]
-    /// earlier writes are still running: the disk is slower than S3, and waiting for it
-    /// would hold the upload to the disk's pace.
+    /// earlier writes were still running at each of the last [`MIRROR_PATIENCE`] parts:
+    /// the disk is slower than S3, and waiting for it would hold the upload to its pace.
     async fn mirror(
         &self,
         state: &mut State<C>,
@@ -395,14 +402,21 @@ impl<C: ObjectClient> OpenWriter<C> {
         {
             self.finish_oldest_mirror(state).await?;
         }
-        if state.mirror_pending.len() >= MIRROR_LAG {
-            let why = format!(
-                "the disk of {} is slower than the upload: {MIRROR_LAG} parts are still being \
-                 written to it",
-                self.config.cache_dir.display()
-            );
-            self.stop_mirroring(state, why, false);
-            return Ok(());
+        if state.mirror_pending.len() < MIRROR_LAG {
+            state.mirror_behind = 0;
+        } else {
+            state.mirror_behind += 1;
+            if state.mirror_behind >= MIRROR_PATIENCE {
+                let why = format!(
+                    "the disk of {} is slower than the upload: {MIRROR_LAG} parts were still \
+                     being written to it each time one of the last {MIRROR_PATIENCE} filled",
+                    self.config.cache_dir.display()
+                );
+                self.stop_mirroring(state, why, false);
+                return Ok(());
+            }
+            // A hiccup, maybe: wait for the disk this time.
+            self.finish_oldest_mirror(state).await?;
         }
         let queued_to = state
             .mirror_pending
