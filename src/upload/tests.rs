@@ -568,9 +568,9 @@ async fn a_stream_goes_on_without_a_mirror_the_disk_cannot_hold() {
 async fn a_mirror_slower_than_the_upload_is_given_up() {
     use super::staging::tests::slow_disk;
     let (dir, s3) = (tempfile::tempdir().unwrap(), bucket());
-    slow_disk::slow_down(dir.path(), Duration::from_millis(40));
+    slow_disk::slow_down(dir.path(), Duration::from_millis(20));
     let w = OpenWriter::new(s3.clone(), "slow".into(), Origin::New, config(&dir, 4));
-    let body = data((PART * 16) as usize);
+    let body = data((PART * 48) as usize);
     write_all(&w, 0, &body).await;
     let refused = w.write(0, Bytes::from_static(b"x")).await.unwrap_err();
     assert!(refused.to_string().contains("slower"), "{refused}");

@@ -116,9 +116,11 @@ const MIRROR_LAG: usize = 4;
 /// Parts in a row that may find [`MIRROR_LAG`] mirror writes still running (each waits for
 /// the oldest) before the disk counts as slower than S3 and the mirror is given up
 /// (`stop_mirroring`) rather than hold the upload to the disk's pace: a gp3 volume writes
-/// 125 MB/s where the same instance uploads at 1 GB/s. A disk that only stalls now and
-/// then (measured here: once in a few 1 GiB files, with the CPU busy) keeps its mirror.
-const MIRROR_PATIENCE: u32 = 8;
+/// 125 MB/s where the same instance uploads at 1 GB/s (32 parts of 8 MiB: 2 s at the
+/// disk's pace, then S3's). A disk that only stalls now and then keeps its mirror: on the
+/// benchmark machine, with both cores busy, eight parts in a row happened about once in
+/// three 1 GiB files; 32 did not in a dozen.
+const MIRROR_PATIENCE: u32 = 32;
 
 struct State<C: ObjectClient> {
     mode: Mode<C>,
