@@ -201,6 +201,11 @@ impl<C: ObjectClient> MultipartUpload<C> {
             )));
         };
         self.done.sort_by_key(|p| p.part_number);
+        debug!(
+            "{:?}: {} parts uploaded; completing",
+            self.key,
+            self.done.len()
+        );
         let etag = self
             .client
             .complete_multipart_upload(&self.key, &upload_id, &self.done)
