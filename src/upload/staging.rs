@@ -105,10 +105,10 @@ impl StagingFile {
             .clone()
             .filter(|_| is_direct_aligned(offset, &data));
         #[cfg(test)]
-        let gated = self.path.clone();
+        let done_at = tests::slow_disk::queue(&self.path);
         let task = tokio::task::spawn_blocking(move || {
             #[cfg(test)]
-            tests::slow_disk::wait(&gated);
+            tests::slow_disk::wait(done_at);
             if let Some(direct) = direct {
                 match direct.write_all_at(&data, offset) {
                     Ok(()) => return Ok(()),
@@ -301,30 +301,36 @@ pub(super) mod tests {
     use super::*;
 
     /// A slow disk: every mirror write under a slowed directory takes `delay` longer, one
-    /// at a time (as a disk's queue would). Other tests' directories are not affected.
+    /// after the other in the order they were issued (as a disk's queue serves them, so
+    /// the oldest write is always the first to end). Each slowed directory is its own
+    /// disk; other tests' directories are not affected.
     pub mod slow_disk {
         use std::path::{Path, PathBuf};
         use std::sync::Mutex;
-        use std::time::Duration;
+        use std::time::{Duration, Instant};
 
-        static SLOW: Mutex<Vec<(PathBuf, Duration)>> = Mutex::new(Vec::new());
-        static DISK: Mutex<()> = Mutex::new(());
+        /// Per slowed directory: the delay of one write, and when its queue drains.
+        static SLOW: Mutex<Vec<(PathBuf, Duration, Instant)>> = Mutex::new(Vec::new());
 
         /// Mirror writes of files in `dir` take `delay` longer from now on.
         pub fn slow_down(dir: &Path, delay: Duration) {
-            SLOW.lock().unwrap().push((dir.to_path_buf(), delay));
+            SLOW.lock()
+                .unwrap()
+                .push((dir.to_path_buf(), delay, Instant::now()));
         }
 
-        pub(in crate::upload) fn wait(file: &Path) {
-            let delay = SLOW
-                .lock()
-                .unwrap()
-                .iter()
-                .find(|(d, _)| file.starts_with(d))
-                .map(|(_, delay)| *delay);
-            if let Some(delay) = delay {
-                let _one_at_a_time = DISK.lock().unwrap();
-                std::thread::sleep(delay);
+        /// Queues a write to `file`: when it will have ended (`None`: not slowed).
+        pub(in crate::upload) fn queue(file: &Path) -> Option<Instant> {
+            let mut slow = SLOW.lock().unwrap();
+            let (_, delay, drained) = slow.iter_mut().find(|(d, ..)| file.starts_with(d))?;
+            *drained = (*drained).max(Instant::now()) + *delay;
+            Some(*drained)
+        }
+
+        /// Holds the write until its turn in the queue has passed.
+        pub(in crate::upload) fn wait(done_at: Option<Instant>) {
+            if let Some(at) = done_at {
+                std::thread::sleep(at.saturating_duration_since(Instant::now()));
             }
         }
     }
