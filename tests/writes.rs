@@ -9,7 +9,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::process::Command;
 
 use s3rolefs::sigv4::sha256_hex;
-use support::{Mount, TestServer};
+use support::{Mount, Op, TestServer};
 
 fn setup(objects: &[(&str, &[u8])]) -> (TestServer, Mount) {
     let server = TestServer::start();
@@ -379,6 +379,35 @@ fn two_handles_see_each_others_writes() {
     drop(b);
     drop(a);
     assert_eq!(fs::read_to_string(&path).unwrap(), "from a;from b");
+}
+
+/// A handle that only reads, opened beside one writing the file, reads the writes so far;
+/// its close sends nothing (the file is still being written), and the writer's close
+/// uploads the whole file. Files only read open, read and close with one GET each.
+#[test]
+fn a_reader_beside_a_writer_closes_without_uploading() {
+    let (server, m) = setup(&[("listed/one", b"first"), ("listed/two", b"second")]);
+    assert_eq!(fs::read_dir(m.path().join("listed")).unwrap().count(), 2);
+    server.reset_counters();
+    assert_eq!(fs::read(m.path().join("listed/one")).unwrap(), b"first");
+    assert_eq!(fs::read(m.path().join("listed/two")).unwrap(), b"second");
+    let counts = server.counts();
+    assert_eq!(server.count(Op::GetObject), 2, "{counts:?}");
+    assert_eq!(server.total_requests(), 2, "{counts:?}");
+
+    let path = m.path().join("growing");
+    let mut w = fs::File::create(&path).unwrap();
+    w.write_all(b"part one;").unwrap();
+    server.reset_counters();
+    let seen = fs::read(&path).unwrap();
+    assert_eq!(seen, b"part one;");
+    assert_eq!(server.total_requests(), 0, "{:?}", server.counts());
+    w.write_all(b"part two").unwrap();
+    drop(w);
+    assert_eq!(
+        server.get("bkt", "growing").as_deref(),
+        Some(&b"part one;part two"[..])
+    );
 }
 
 /// fsx-style: 2,000 seeded random writes, truncates and reads on a 64 MiB file, mirrored on

@@ -3,8 +3,11 @@
 //! Every handler has the same shape: clone the core's `Arc`, spawn the operation on the
 //! tokio runtime, and send the reply from the task. The FUSE session thread therefore
 //! never waits on the network, and many requests are in flight at once. Operations that
-//! are pure table look-ups (`forget`, cached `getattr`) answer inline, and so does a
-//! `write` that only adds to the part buffer of a file being streamed (a copy, no wait).
+//! are pure table look-ups (`forget`, cached `getattr`, the `open` of a file just listed,
+//! the `flush` and `release` of a handle that only read) answer inline, and so does a
+//! `write` that only adds to the part buffer of a file being streamed (a copy, no wait):
+//! each hand-off to a task and back costs thread wake-ups that a small file's `cat`,
+//! one request after another, feels.
 //!
 //! Handles that write a new file are opened with direct I/O ([`PageCache::Bypass`]) where
 //! the kernel still allows them to be mapped.
@@ -383,8 +386,16 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
             write: !matches!(flags.acc_mode(), OpenAccMode::O_RDONLY),
             truncate: flags.0 & libc::O_TRUNC != 0,
         };
-        let fs = Arc::clone(&self.fs);
         let direct_io = self.direct_io;
+        // A file just listed opens here: no network, no hand-off to a task.
+        match self.fs.open_now(ino.0, mode) {
+            Some(Ok(opened)) => {
+                return reply.opened(FileHandle(opened.fh), open_flags(opened.cache, direct_io))
+            }
+            Some(Err(e)) => return reply.error(errno(&e, "open")),
+            None => {}
+        }
+        let fs = Arc::clone(&self.fs);
         self.runtime.spawn(async move {
             match fs.open(ino.0, mode).await {
                 // Pages the kernel cached are kept only while they are of the pinned version.
@@ -431,6 +442,10 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
+        // A handle that only read closes here; a writing one may upload.
+        if self.fs.release_now(fh.0) {
+            return reply.ok();
+        }
         let fs = Arc::clone(&self.fs);
         self.runtime.spawn(async move {
             fs.release(fh.0).await;
@@ -562,11 +577,15 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
         &self,
         _req: &Request,
         ino: INodeNo,
-        _fh: FileHandle,
+        fh: FileHandle,
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
-        // close(): the data must be in S3 before close returns success.
+        // close(): the data must be in S3 before close returns success. A handle that
+        // only read has nothing to send: answered here.
+        if self.fs.flush_now(fh.0, ino.0) {
+            return reply.ok();
+        }
         let fs = Arc::clone(&self.fs);
         self.runtime.spawn(async move {
             match fs.flush(ino.0).await {

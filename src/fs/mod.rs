@@ -281,6 +281,9 @@ impl<C: ObjectClient> S3Filesystem<C> {
     /// `open` of a file: pins its ETag (from fresh attributes or a HEAD). Returns the handle
     /// and whether the kernel may keep its cached pages (same version as last time).
     pub async fn open(&self, ino: u64, mode: OpenMode) -> Result<Opened, FsError> {
+        if let Some(done) = self.open_now(ino, mode) {
+            return done;
+        }
         if mode.write {
             return self.open_for_write(ino, mode.truncate).await;
         }
@@ -313,20 +316,48 @@ impl<C: ObjectClient> S3Filesystem<C> {
                 (etag, fresh.size)
             }
         };
+        Ok(self.open_pinned(ino, inode.key, etag, size))
+    }
+
+    /// [`S3Filesystem::open`] done at once when it needs neither S3 nor a wait: a file
+    /// opened for reading whose attributes are fresh and that no handle writes. `None`
+    /// otherwise. For the filesystem's request loop: the open of a file just listed (`ls`
+    /// then `cat`) is answered without handing it to another thread and back.
+    pub fn open_now(&self, ino: u64, mode: OpenMode) -> Option<Result<Opened, FsError>> {
+        if mode.write || self.writer_of(ino).is_some() {
+            return None;
+        }
+        let inode = match self.inode(ino) {
+            Ok(inode) => inode,
+            Err(e) => return Some(Err(e)),
+        };
+        if inode.kind == EntryKind::Directory {
+            return Some(Err(FsError::IsADirectory));
+        }
+        let etag = inode
+            .etag
+            .clone()
+            .filter(|_| inode.valid_until > Instant::now())?;
+        let size = inode.size;
+        Some(Ok(self.open_pinned(ino, inode.key, etag, size)))
+    }
+
+    /// A reading handle on `ino` pinned to version `etag` of `key`.
+    fn open_pinned(&self, ino: u64, key: String, etag: String, size: u64) -> Opened {
         let keep_cache = self.inodes().note_open(ino, &etag);
         let handle = FileHandle {
             ino,
-            reader: tokio::sync::Mutex::new(Prefetcher::new(inode.key.clone(), etag, size)),
+            reader: tokio::sync::Mutex::new(Prefetcher::new(key, etag, size)),
             writes: false,
         };
-        Ok(Opened {
+        Opened {
             fh: self.handles().insert_file(handle),
             cache: if keep_cache {
                 PageCache::Keep
             } else {
                 PageCache::Refresh
             },
-        })
+        }
     }
 
     /// `read`: up to `size` bytes at `offset` through the handle's pinned version, as
@@ -354,12 +385,30 @@ impl<C: ObjectClient> S3Filesystem<C> {
 
     /// `release`: the file is closed; the last writing handle uploads what is left.
     pub async fn release(&self, fh: u64) {
+        if self.release_now(fh) {
+            return;
+        }
         let Some(handle) = self.handles().remove_file(fh) else {
             return;
         };
         if handle.writes {
             self.release_writer(handle.ino).await;
         }
+    }
+
+    /// [`S3Filesystem::release`] done at once when the handle only reads (or is gone): true
+    /// then. False for a writing handle, whose release may upload.
+    pub fn release_now(&self, fh: u64) -> bool {
+        let closed = {
+            let mut handles = self.handles();
+            if handles.file(fh).is_some_and(|h| h.writes) {
+                return false;
+            }
+            handles.remove_file(fh)
+        };
+        // Its reads ahead are cancelled outside the table's lock.
+        drop(closed);
+        true
     }
 
     /// The inode a handle is open on.

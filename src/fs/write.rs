@@ -193,6 +193,15 @@ impl<C: ObjectClient> S3Filesystem<C> {
         self.upload(ino, &writer).await
     }
 
+    /// True when the `close` of handle `fh` on `ino` has nothing to send, so the request
+    /// loop answers it at once: the handle only reads, or nobody writes the file. As NFS
+    /// does, closing a reader does not upload what another handle is writing (that would
+    /// end a streaming upload half way); `fsync` through any handle still does.
+    pub fn flush_now(&self, fh: u64, ino: u64) -> bool {
+        let reads_only = self.handles().file(fh).is_some_and(|h| !h.writes);
+        reads_only || self.writer_of(ino).is_none()
+    }
+
     async fn upload(&self, ino: u64, writer: &OpenWriter<C>) -> Result<(), FsError> {
         match writer.flush().await {
             Ok(Some(meta)) => {
