@@ -624,15 +624,20 @@ fn large_upload_spans_rotations() {
     let chunk: Vec<u8> = (0..(1u32 << 20)).map(|i| (i % 251) as u8).collect();
     let mut expected = sha2::Sha256::default();
     let mut f = std::fs::File::create(mount.path().join("big.bin")).expect("create");
-    // At least 25 s of writing so the upload spans rotations, whatever the machine's speed.
+    // 1 GiB written at no more than 1 GiB per 25 s, so the parts go up across at least one
+    // renewal however fast the machine is (a 30 s credential is renewed about halfway).
+    const TOTAL: u64 = 1 << 30;
+    const SPAN: Duration = Duration::from_secs(25);
     let mut written = 0u64;
-    while written < (1 << 30) || started.elapsed() < Duration::from_secs(25) {
+    while written < TOTAL {
+        let due = (TOTAL as f64 * (started.elapsed().as_secs_f64() / SPAN.as_secs_f64())) as u64;
+        if written > due {
+            std::thread::sleep(Duration::from_millis(20));
+            continue;
+        }
         std::io::Write::write_all(&mut f, &chunk).expect("write");
         sha2::Digest::update(&mut expected, &chunk);
         written += chunk.len() as u64;
-        if written >= (3 << 30) {
-            break;
-        }
     }
     f.sync_all().expect("fsync");
     drop(f);
