@@ -33,8 +33,17 @@ pub mod defaults {
     /// Connecting to S3 takes milliseconds; 10 s covers a congested path without hanging
     /// a `mount` for long on a wrong endpoint.
     pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-    /// A stalled response is abandoned (and retried) after this long without progress.
-    pub const READ_TIMEOUT: Duration = Duration::from_secs(30);
+    /// A request is abandoned (and retried) after this long with no byte moving either
+    /// way. It measures silence, not duration, so a slow link never fails a transfer that
+    /// moves: s3fs waits 120 s for a byte, the AWS CRT 30 s under 1 byte/s; a minute
+    /// rides out a stalled Wi-Fi or a busy server without hanging a dead connection long.
+    pub const IO_TIMEOUT: Duration = Duration::from_secs(60);
+    /// How long a request that failed for a passing reason keeps being retried before the
+    /// file operation fails: a mount that lives for weeks sees blips of seconds every day
+    /// (a SlowDown storm, a load balancer restart, a Wi-Fi roam), and they must cost
+    /// latency, not an EIO. A minute covers those; a longer outage is an error the user
+    /// should hear about (and an upload that fails keeps its data).
+    pub const RETRY_TIMEOUT: Duration = Duration::from_secs(60);
     /// Region used to sign the first request when none is configured; S3 tells us the
     /// bucket's real region in its answer.
     pub const DISCOVERY_REGION: &str = "us-east-1";
@@ -109,6 +118,8 @@ pub struct MountOptions {
     pub dir_mode: Option<String>,
     pub metadata_ttl_secs: Option<f64>,
     pub max_attempts: Option<u32>,
+    pub retry_timeout_secs: Option<f64>,
+    pub io_timeout_secs: Option<f64>,
     pub log_file: Option<PathBuf>,
     pub cache_dir: Option<PathBuf>,
     /// Bytes of the in-memory block cache (`64M`).
@@ -152,11 +163,15 @@ pub struct MountConfig {
     pub file_mode: u16,
     pub dir_mode: u16,
     pub metadata_ttl: Duration,
+    /// Attempts per request made in any case (`AWS_MAX_ATTEMPTS`).
     pub max_attempts: u32,
+    /// How long transient failures keep being retried.
+    pub retry_timeout: Duration,
     pub initial_backoff: Duration,
     pub max_backoff: Duration,
     pub connect_timeout: Duration,
-    pub read_timeout: Duration,
+    /// Longest silence (no byte either way) of a request.
+    pub io_timeout: Duration,
     /// `AWS_CA_BUNDLE`: extra trusted roots (PEM), as in the AWS SDKs.
     pub ca_bundle: Option<PathBuf>,
     pub log_file: Option<PathBuf>,
@@ -245,17 +260,31 @@ impl MountConfig {
                 fix: "use at least 1",
             });
         }
-        let metadata_ttl = match opts.metadata_ttl_secs {
-            None => defaults::METADATA_TTL,
-            Some(s) if s.is_finite() && s >= 0.0 => Duration::from_secs_f64(s),
-            Some(s) => {
-                return Err(ConfigError::InvalidValue {
-                    what: "metadata TTL",
-                    value: s.to_string(),
-                    fix: "use a number of seconds >= 0, e.g. 1 or 0.5",
-                })
-            }
-        };
+        let metadata_ttl = seconds_option(
+            opts.metadata_ttl_secs,
+            defaults::METADATA_TTL,
+            "metadata TTL",
+            "use a number of seconds >= 0, e.g. 1 or 0.5",
+        )?;
+        let retry_timeout = seconds_option(
+            opts.retry_timeout_secs,
+            defaults::RETRY_TIMEOUT,
+            "retry timeout",
+            "use a number of seconds >= 0, e.g. 60 (0: only --max-attempts attempts)",
+        )?;
+        let io_timeout = seconds_option(
+            opts.io_timeout_secs,
+            defaults::IO_TIMEOUT,
+            "I/O timeout",
+            "use a number of seconds > 0, e.g. 60",
+        )?;
+        if io_timeout.is_zero() {
+            return Err(ConfigError::InvalidValue {
+                what: "I/O timeout",
+                value: "0".into(),
+                fix: "use a number of seconds > 0, e.g. 60",
+            });
+        }
         let single_copy_limit =
             match opts.single_copy_limit.as_deref() {
                 None => defaults::SINGLE_COPY_LIMIT,
@@ -292,10 +321,11 @@ impl MountConfig {
             )?,
             metadata_ttl,
             max_attempts,
+            retry_timeout,
             initial_backoff: defaults::INITIAL_BACKOFF,
             max_backoff: defaults::MAX_BACKOFF,
             connect_timeout: defaults::CONNECT_TIMEOUT,
-            read_timeout: defaults::READ_TIMEOUT,
+            io_timeout,
             ca_bundle: env("AWS_CA_BUNDLE").map(PathBuf::from),
             log_file: opts.log_file,
             cache_dir: opts.cache_dir.unwrap_or_else(|| default_cache_dir(&env)),
@@ -442,6 +472,24 @@ fn default_cache_dir(env: &impl Fn(&str) -> Option<String>) -> PathBuf {
     match env("XDG_RUNTIME_DIR") {
         Some(dir) => PathBuf::from(dir).join("s3rolefs"),
         None => PathBuf::from("/var/tmp/s3rolefs"),
+    }
+}
+
+/// A number of seconds (`--metadata-ttl 0.5`), `default` when not given.
+fn seconds_option(
+    given: Option<f64>,
+    default: Duration,
+    what: &'static str,
+    fix: &'static str,
+) -> Result<Duration, ConfigError> {
+    match given {
+        None => Ok(default),
+        Some(s) if s.is_finite() && (0.0..=1e9).contains(&s) => Ok(Duration::from_secs_f64(s)),
+        Some(s) => Err(ConfigError::InvalidValue {
+            what,
+            value: s.to_string(),
+            fix,
+        }),
     }
 }
 

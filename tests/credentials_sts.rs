@@ -551,10 +551,11 @@ async fn issued_credentials_are_accepted_by_the_s3_server() {
         force_path_style: true,
         credentials: Some(Arc::new(CredentialsCell::new(creds))),
         max_attempts: 1,
+        retry_timeout: Duration::ZERO,
         initial_backoff: Duration::from_millis(1),
         max_backoff: Duration::from_millis(10),
         connect_timeout: Duration::from_secs(2),
-        read_timeout: Duration::from_secs(10),
+        io_timeout: Duration::from_secs(10),
         ca_bundle: None,
         user_agent: "s3rolefs-tests".into(),
     })

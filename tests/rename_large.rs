@@ -82,7 +82,14 @@ fn failed_multipart_copy_keeps_the_source() {
     let m = Mount::start(
         &server,
         "bkt",
-        &["--single-copy-limit", LIMIT, "--max-attempts", "2"],
+        &[
+            "--single-copy-limit",
+            LIMIT,
+            "--max-attempts",
+            "2",
+            "--retry-timeout",
+            "0",
+        ],
     );
     server.fail_next_op(Op::UploadPartCopy, 1000, Fault::InternalError);
 

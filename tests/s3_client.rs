@@ -36,10 +36,11 @@ fn config(server: &TestServer, bucket: &str) -> ClientConfig {
             None,
         )))),
         max_attempts: 3,
+        retry_timeout: Duration::ZERO,
         initial_backoff: Duration::from_millis(1),
         max_backoff: Duration::from_millis(10),
         connect_timeout: Duration::from_secs(2),
-        read_timeout: Duration::from_secs(10),
+        io_timeout: Duration::from_secs(10),
         ca_bundle: None,
         user_agent: "s3rolefs-tests".into(),
     }

@@ -63,10 +63,11 @@ async fn client(server: &TestServer, settings: ObjectSettings) -> S3Client {
         force_path_style: true,
         credentials: Some(Arc::new(CredentialsCell::new(credentials))),
         max_attempts: 1,
+        retry_timeout: Duration::ZERO,
         initial_backoff: Duration::from_millis(1),
         max_backoff: Duration::from_millis(10),
         connect_timeout: Duration::from_secs(2),
-        read_timeout: Duration::from_secs(10),
+        io_timeout: Duration::from_secs(10),
         ca_bundle: None,
         user_agent: "s3rolefs-tests".into(),
     };

@@ -32,10 +32,11 @@ async fn connect(server: &TestServer) -> Arc<S3Client> {
         force_path_style: false,
         credentials: Some(Arc::new(CredentialsCell::new(credentials))),
         max_attempts: 3,
+        retry_timeout: Duration::ZERO,
         initial_backoff: Duration::from_millis(1),
         max_backoff: Duration::from_millis(10),
         connect_timeout: Duration::from_secs(2),
-        read_timeout: Duration::from_secs(30),
+        io_timeout: Duration::from_secs(30),
         ca_bundle: None,
         user_agent: "s3rolefs-tests".into(),
     };

@@ -231,9 +231,15 @@ struct MountArgs {
     )]
     single_copy_limit: Option<String>,
 
-    /// Attempts per S3 request, retries included (default: AWS_MAX_ATTEMPTS, else 5).
+    /// Attempts per S3 request made in any case, however short the retry budget (default: AWS_MAX_ATTEMPTS, else 5).
     #[arg(long, help_heading = "Network")]
     max_attempts: Option<u32>,
+    /// Seconds a request that failed for a passing reason (5xx, SlowDown, a reset or refused connection) keeps being retried before the file operation fails (default 60).
+    #[arg(long, value_name = "SECONDS", help_heading = "Network")]
+    retry_timeout: Option<f64>,
+    /// Seconds with no byte moving either way after which a request is abandoned and retried; a slow but moving transfer never fails (default 60).
+    #[arg(long, value_name = "SECONDS", help_heading = "Network")]
+    io_timeout: Option<f64>,
 
     /// Log debug detail (same as RUST_LOG=s3rolefs=debug).
     #[arg(long, help_heading = "Logging")]
@@ -297,6 +303,8 @@ fn run(cli: Cli, arguments: &[OsString]) -> Result<(), String> {
                 dir_mode: args.dir_mode,
                 metadata_ttl_secs: args.metadata_ttl,
                 max_attempts: args.max_attempts,
+                retry_timeout_secs: args.retry_timeout,
+                io_timeout_secs: args.io_timeout,
                 log_file: args.log_file,
                 cache_dir: args.cache_dir,
                 cache_size: args.cache_size,

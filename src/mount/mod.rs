@@ -400,10 +400,11 @@ pub fn client_config(
         force_path_style: config.force_path_style,
         credentials: credentials.map(|c| Arc::clone(&c.cell)),
         max_attempts: config.max_attempts,
+        retry_timeout: config.retry_timeout,
         initial_backoff: config.initial_backoff,
         max_backoff: config.max_backoff,
         connect_timeout: config.connect_timeout,
-        read_timeout: config.read_timeout,
+        io_timeout: config.io_timeout,
         ca_bundle: config.ca_bundle.clone(),
         user_agent: format!("s3rolefs/{}", env!("CARGO_PKG_VERSION")),
     }

@@ -2,7 +2,8 @@
 //!
 //! - `addressing`: endpoint parsing, path-style vs virtual-hosted, the exact URL and path.
 //! - `transport`: one request with a fresh signature per attempt, and the retry loop.
-//! - `retry`: capped exponential backoff with full jitter.
+//! - `progress`: the I/O timeout, which measures silence, not duration.
+//! - `retry`: capped exponential backoff with full jitter, within a time budget.
 //! - `errors`: the one mapping from an error answer to [`S3Error`].
 //! - `region`: endpoint/region resolution helpers and region discovery hints.
 //! - `ops`: the operations themselves.
@@ -13,6 +14,7 @@
 mod addressing;
 mod errors;
 mod ops;
+mod progress;
 mod region;
 mod retry;
 mod transport;
@@ -49,13 +51,18 @@ pub struct ClientConfig {
     pub force_path_style: bool,
     /// `None`: send unsigned requests (`--no-sign-request`).
     pub credentials: Option<Arc<CredentialsCell>>,
-    /// Attempts per operation, the first included.
+    /// Attempts per operation that are made whatever the retry budget says, the first
+    /// included (`AWS_MAX_ATTEMPTS`).
     pub max_attempts: u32,
+    /// How long an operation keeps being retried after transient failures (its first
+    /// attempt's start to its last attempt's start). Applies once connected: the checks of
+    /// [`S3Client::connect`] make `max_attempts` only, so a wrong endpoint fails a mount fast.
+    pub retry_timeout: Duration,
     pub initial_backoff: Duration,
     pub max_backoff: Duration,
     pub connect_timeout: Duration,
-    /// Longest silence while waiting for (part of) an answer.
-    pub read_timeout: Duration,
+    /// Longest time no byte may move either way during an attempt (`progress`).
+    pub io_timeout: Duration,
     /// Extra PEM root certificates (`AWS_CA_BUNDLE`), trusted besides the system's.
     pub ca_bundle: Option<PathBuf>,
     pub user_agent: String,
@@ -69,6 +76,10 @@ pub struct S3Client {
     addressing: Addressing,
     credentials: Option<Arc<CredentialsCell>>,
     retry: RetryPolicy,
+    /// See [`ClientConfig::retry_timeout`]; the policy's budget once connected.
+    retry_budget: Duration,
+    /// See [`ClientConfig::io_timeout`].
+    io_timeout: Duration,
     /// Server time minus local time, in milliseconds, learned from `RequestTimeTooSkewed`:
     /// signatures are dated by the server's clock so a skewed host keeps working.
     clock_offset_ms: Arc<std::sync::atomic::AtomicI64>,
@@ -98,6 +109,16 @@ impl S3Client {
     /// right one; a missing bucket is [`S3Error::NoSuchBucket`]; a forbidden one
     /// [`S3Error::AccessDenied`].
     pub async fn connect(config: ClientConfig) -> Result<S3Client, S3Error> {
+        let mut client = S3Client::open(&config).await?;
+        // From now on the mount lives with the network's weather: transient failures are
+        // retried for the whole budget.
+        client.retry.budget = client.retry_budget;
+        Ok(client)
+    }
+
+    /// [`S3Client::connect`]'s checks, with attempts bounded by count only.
+    async fn open(config: &ClientConfig) -> Result<S3Client, S3Error> {
+        let config = config.clone();
         let http = build_http(&config)?;
         let configured = config
             .region
@@ -187,10 +208,13 @@ impl S3Client {
             region: region.to_string(),
             credentials: config.credentials.clone(),
             retry: RetryPolicy {
-                max_attempts: config.max_attempts.max(1),
+                min_attempts: config.max_attempts.max(1),
+                budget: Duration::ZERO,
                 initial_backoff: config.initial_backoff,
                 max_backoff: config.max_backoff,
             },
+            retry_budget: config.retry_timeout,
+            io_timeout: config.io_timeout,
             clock_offset_ms: Arc::default(),
             settings: ObjectSettings::default(),
             single_copy_limit: S3_SINGLE_COPY_LIMIT,
@@ -265,7 +289,6 @@ fn build_http(config: &ClientConfig) -> Result<reqwest::Client, S3Error> {
     let mut builder = reqwest::Client::builder()
         .use_rustls_tls()
         .connect_timeout(config.connect_timeout)
-        .read_timeout(config.read_timeout)
         .user_agent(config.user_agent.clone())
         .redirect(reqwest::redirect::Policy::none());
     if let Some(path) = &config.ca_bundle {

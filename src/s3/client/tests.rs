@@ -118,10 +118,11 @@ fn config(endpoint: &str, credentials: Option<Credentials>) -> ClientConfig {
         force_path_style: false,
         credentials: credentials.map(|c| Arc::new(CredentialsCell::new(c))),
         max_attempts: 3,
+        retry_timeout: Duration::ZERO,
         initial_backoff: Duration::from_millis(1),
         max_backoff: Duration::from_millis(5),
         connect_timeout: Duration::from_secs(2),
-        read_timeout: Duration::from_secs(5),
+        io_timeout: Duration::from_secs(5),
         ca_bundle: None,
         user_agent: "s3rolefs-test".into(),
     }
@@ -528,4 +529,166 @@ async fn region_hint_stands_where_the_server_names_none() {
     let client = S3Client::connect(cfg).await.unwrap();
     assert_eq!(client.region(), "eu-central-1");
     assert_eq!(server.seen.lock().unwrap().len(), 1);
+}
+
+/// How a [`custom`] server answers the request number `n` (1-based) on its connection.
+type Behaviour = Arc<dyn Fn(usize) -> Step + Send + Sync>;
+
+/// What a [`custom`] server does with one request.
+enum Step {
+    /// Writes this answer at once.
+    Answer(String),
+    /// Never answers (the connection stays open, silent).
+    Silence,
+    /// Writes the head, then the body in `pieces` pieces, `gap` apart.
+    Trickle {
+        head: String,
+        body: Vec<u8>,
+        pieces: usize,
+        gap: Duration,
+    },
+}
+
+/// A server whose answers `behaviour` decides per request (counted across connections);
+/// it reads each request whole first.
+async fn custom(behaviour: Behaviour) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let count = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&count);
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let (behaviour, counter) = (Arc::clone(&behaviour), Arc::clone(&counter));
+            tokio::spawn(async move {
+                let (read, mut write) = stream.into_split();
+                let mut read = BufReader::new(read);
+                loop {
+                    let mut line = String::new();
+                    if read.read_line(&mut line).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let mut len = 0;
+                    loop {
+                        let mut h = String::new();
+                        if read.read_line(&mut h).await.unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let h = h.trim_end().to_lowercase();
+                        if h.is_empty() {
+                            break;
+                        }
+                        if let Some(v) = h.strip_prefix("content-length:") {
+                            len = v.trim().parse().unwrap();
+                        }
+                    }
+                    let mut body = vec![0; len];
+                    if read.read_exact(&mut body).await.is_err() {
+                        return;
+                    }
+                    let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+                    match behaviour(n) {
+                        Step::Answer(a) => {
+                            if write.write_all(a.as_bytes()).await.is_err() {
+                                return;
+                            }
+                        }
+                        Step::Silence => std::future::pending::<()>().await,
+                        Step::Trickle {
+                            head,
+                            body,
+                            pieces,
+                            gap,
+                        } => {
+                            let _ = write.write_all(head.as_bytes()).await;
+                            for piece in body.chunks(body.len().div_ceil(pieces)) {
+                                tokio::time::sleep(gap).await;
+                                if write.write_all(piece).await.is_err() {
+                                    return;
+                                }
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (endpoint, count)
+}
+
+/// A server that takes a request and never answers costs one I/O timeout, and the request
+/// is sent again rather than hang.
+#[tokio::test]
+async fn a_silent_server_times_out_and_is_retried() {
+    let (endpoint, count) = custom(Arc::new(|n| match n {
+        2 => Step::Silence,
+        _ => Step::Answer(answer("200 OK", &OBJECT_HEADERS, "")),
+    }))
+    .await;
+    let mut cfg = config(&endpoint, None);
+    cfg.io_timeout = Duration::from_millis(400);
+    let client = S3Client::connect(cfg).await.unwrap();
+    let started = std::time::Instant::now();
+    client.delete_object("k").await.unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(400));
+    assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 3);
+}
+
+/// An answer that takes ten times the I/O timeout but keeps moving never times out.
+#[tokio::test]
+async fn a_slow_moving_answer_never_times_out() {
+    let body: Vec<u8> = (0..40_000u32).map(|i| i as u8).collect();
+    let expected = body.clone();
+    let (endpoint, _) = custom(Arc::new(move |n| match n {
+        1 => Step::Answer(answer("200 OK", &[], "")),
+        _ => Step::Trickle {
+            head: format!(
+                "HTTP/1.1 200 OK\r\netag: \"e1\"\r\nlast-modified: Wed, 21 Oct 2015 07:28:00 GMT\r\ncontent-length: {}\r\n\r\n",
+                body.len()
+            ),
+            body: body.clone(),
+            pieces: 20,
+            gap: Duration::from_millis(100),
+        },
+    }))
+    .await;
+    let mut cfg = config(&endpoint, None);
+    cfg.io_timeout = Duration::from_millis(500);
+    cfg.max_attempts = 1;
+    let client = S3Client::connect(cfg).await.unwrap();
+    let got = client
+        .get_object(GetObjectParams {
+            key: "k".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(got.body.to_bytes().as_ref(), &expected[..]);
+}
+
+/// Once connected, SlowDown answers are retried for the whole budget, past the number of
+/// attempts; at mount (connect) only the attempts are made.
+#[tokio::test]
+async fn throttling_is_retried_for_the_budget() {
+    let started = std::time::Instant::now();
+    let (endpoint, count) = custom(Arc::new(move |n| {
+        if n == 1 || started.elapsed() > Duration::from_millis(1500) {
+            Step::Answer(answer("200 OK", &OBJECT_HEADERS, ""))
+        } else {
+            Step::Answer(answer(
+                "503 Slow Down",
+                &[],
+                "<Error><Code>SlowDown</Code><Message>Reduce your request rate.</Message></Error>",
+            ))
+        }
+    }))
+    .await;
+    let mut cfg = config(&endpoint, None);
+    cfg.max_attempts = 2;
+    cfg.retry_timeout = Duration::from_secs(10);
+    cfg.initial_backoff = Duration::from_millis(20);
+    cfg.max_backoff = Duration::from_millis(200);
+    let client = S3Client::connect(cfg).await.unwrap();
+    client.delete_object("k").await.unwrap();
+    assert!(count.load(std::sync::atomic::Ordering::SeqCst) > 3);
 }

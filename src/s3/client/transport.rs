@@ -1,5 +1,6 @@
 //! Sending one S3 request: sign each attempt with one credentials snapshot, send, read the
-//! whole answer, and retry what is retryable with jittered backoff.
+//! whole answer, and retry what is retryable with jittered backoff within the retry budget.
+//! An attempt fails for slowness only when no byte moved for the I/O timeout (`progress`).
 
 use crate::s3::checksum;
 use std::sync::atomic::Ordering;
@@ -7,11 +8,12 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use log::warn;
+use log::{debug, warn};
 use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::Method;
 
 use super::errors::{map_error, ErrorContext};
+use super::progress::{Progress, ProgressBody};
 use super::S3Client;
 use crate::credentials::Credentials;
 use crate::s3::settings::SettingHeader;
@@ -120,6 +122,7 @@ impl S3Client {
     /// rejected as expired or unknown (after the refresher renewed exactly that snapshot),
     /// and `RequestTimeTooSkewed` (re-signed by the server's clock).
     pub(super) async fn execute(&self, req: &Request<'_>) -> Result<Response, S3Error> {
+        let started = tokio::time::Instant::now();
         let mut attempt = 1;
         let mut renewed_credentials = false;
         let mut corrected_clock = false;
@@ -130,7 +133,8 @@ impl S3Client {
                     None => return Ok(resp),
                     Some(err)
                         if req.raw_errors
-                            && !(err.is_retryable() && self.retry.may_retry(attempt)) =>
+                            && !(err.is_retryable()
+                                && self.retry.may_retry(attempt, started.elapsed())) =>
                     {
                         return Ok(resp)
                     }
@@ -162,16 +166,23 @@ impl S3Client {
                     }
                 }
             }
-            if !err.is_retryable() || !self.retry.may_retry(attempt) {
+            let pause = self.retry.backoff(attempt);
+            if !err.is_retryable() || !self.retry.may_retry(attempt, started.elapsed() + pause) {
+                if attempt > 1 {
+                    debug!(
+                        "{} {:?}: giving up after {attempt} attempts in {:.1} s",
+                        req.op,
+                        req.key.unwrap_or(""),
+                        started.elapsed().as_secs_f64()
+                    );
+                }
                 return Err(err);
             }
-            let pause = self.retry.backoff(attempt);
             // `err` is already redacted (map_error), and URLs carry no secrets.
-            warn!(
-                "{} {:?}: attempt {attempt}/{} failed: {err}; retrying in {pause:?}",
+            debug!(
+                "{} {:?}: attempt {attempt} failed: {err}; retrying in {pause:?}",
                 req.op,
                 req.key.unwrap_or(""),
-                self.retry.max_attempts
             );
             tokio::time::sleep(pause).await;
             attempt += 1;
@@ -291,23 +302,45 @@ impl S3Client {
             builder = builder.header(name.as_str(), header_value(name, value, sensitive)?);
         }
         let started = std::time::Instant::now();
-        let resp = builder
-            .body(req.body.clone())
-            .send()
-            .await
-            .map_err(|e| self.transport_error(&e))?;
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        let (body, chunks) = if req.keep_chunks && (200..300).contains(&status) {
+        let progress = Progress::new();
+        let body = if req.body.is_empty() {
+            reqwest::Body::from(Bytes::new())
+        } else {
+            reqwest::Body::wrap(ProgressBody::new(req.body.clone(), Arc::clone(&progress)))
+        };
+        let exchange = async {
+            let mut resp = builder
+                .body(body)
+                .send()
+                .await
+                .map_err(|e| self.transport_error(&e))?;
+            progress.touch();
+            let status = resp.status().as_u16();
+            let headers = resp.headers().clone();
             let mut chunks = Chunks::new();
-            let mut resp = resp;
             while let Some(part) = resp.chunk().await.map_err(|e| self.transport_error(&e))? {
+                progress.touch();
                 chunks.push(part);
             }
+            Ok::<_, S3Error>((status, headers, chunks))
+        };
+        let (status, headers, chunks) = tokio::select! {
+            exchanged = exchange => exchanged?,
+            () = progress.stalled(self.io_timeout) => {
+                return Err(S3Error::Network {
+                    endpoint: self.addressing.display(),
+                    reason: format!(
+                        "no byte moved either way for {} s (--io-timeout)",
+                        self.io_timeout.as_secs_f64()
+                    ),
+                });
+            }
+        };
+        // Object bodies stay in the pieces they arrived in; anything else (XML) is joined.
+        let (body, chunks) = if req.keep_chunks && (200..300).contains(&status) {
             (Bytes::new(), chunks)
         } else {
-            let body = resp.bytes().await.map_err(|e| self.transport_error(&e))?;
-            (body, Chunks::new())
+            (chunks.to_bytes(), Chunks::new())
         };
         // Per request, for `RUST_LOG=s3rolefs=trace` when a mount is slow: which call, how long.
         log::trace!(
