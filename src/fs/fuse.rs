@@ -345,14 +345,9 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
         let no_replace = flags.contains(RenameFlags::RENAME_NOREPLACE);
         let fs = Arc::clone(&self.fs);
         self.runtime.spawn(async move {
-            let flushed = fs.flush_child(parent.0, &name).await;
-            let result = match flushed {
-                Ok(()) => {
-                    fs.rename(parent.0, &name, newparent.0, &newname, no_replace)
-                        .await
-                }
-                Err(e) => Err(e),
-            };
+            let result = fs
+                .rename(parent.0, &name, newparent.0, &newname, no_replace)
+                .await;
             match result {
                 Ok(()) => reply.ok(),
                 Err(e) => reply.error(errno(&e, "rename")),

@@ -40,6 +40,10 @@ pub struct Inode {
     /// it may be kept only while the next open pins the same one.
     pub cached_etag: Option<String>,
     lookups: u64,
+    /// Holders besides the kernel (a file's writer while it lives, its last upload
+    /// included): the inode stays while any holds it, so the file keeps one inode number
+    /// and one writer however the kernel forgets and looks it up again.
+    pins: u32,
 }
 
 /// Where a file's mtime comes from. A listing shows only `Last-Modified`, so a time from
@@ -137,6 +141,7 @@ impl InodeTable {
             cached_etag: None,
             // The root is never forgotten.
             lookups: 1,
+            pins: 0,
         };
         InodeTable {
             inodes: HashMap::from([(ROOT_INO, root)]),
@@ -199,6 +204,7 @@ impl InodeTable {
                 valid_until,
                 cached_etag: None,
                 lookups: 0,
+                pins: 0,
             },
         );
         self.children.insert(slot, ino);
@@ -298,11 +304,45 @@ impl InodeTable {
             return;
         };
         inode.lookups = inode.lookups.saturating_sub(n);
-        if inode.lookups == 0 {
-            let slot = (inode.parent, inode.name.clone());
-            self.inodes.remove(&ino);
-            if self.children.get(&slot) == Some(&ino) {
-                self.children.remove(&slot);
+        self.drop_if_unheld(ino);
+    }
+
+    /// Keeps `ino` in the table until [`InodeTable::unpin`], whatever the kernel forgets.
+    pub fn pin(&mut self, ino: u64) {
+        if let Some(inode) = self.inodes.get_mut(&ino) {
+            inode.pins += 1;
+        }
+    }
+
+    /// Gives back a [`InodeTable::pin`]; the inode goes if nothing else holds it.
+    pub fn unpin(&mut self, ino: u64) {
+        if let Some(inode) = self.inodes.get_mut(&ino) {
+            inode.pins = inode.pins.saturating_sub(1);
+        }
+        self.drop_if_unheld(ino);
+    }
+
+    fn drop_if_unheld(&mut self, ino: u64) {
+        let Some(inode) = self.inodes.get(&ino) else {
+            return;
+        };
+        if ino == ROOT_INO || inode.lookups > 0 || inode.pins > 0 {
+            return;
+        }
+        let slot = (inode.parent, inode.name.clone());
+        self.inodes.remove(&ino);
+        if self.children.get(&slot) == Some(&ino) {
+            self.children.remove(&slot);
+        }
+    }
+
+    /// Attributes of everything below the directory prefix `prefix` must be asked of S3
+    /// again (the objects were rewritten: a copy may have given them new ETags).
+    pub fn expire_under(&mut self, prefix: &str) {
+        let now = Instant::now();
+        for inode in self.inodes.values_mut() {
+            if inode.key.starts_with(prefix) && inode.kind == EntryKind::File {
+                inode.valid_until = now;
             }
         }
     }
@@ -313,7 +353,7 @@ impl InodeTable {
         let unreferenced: Vec<u64> = self
             .inodes
             .values()
-            .filter(|i| i.parent == parent && i.ino != ROOT_INO && i.lookups == 0)
+            .filter(|i| i.parent == parent && i.ino != ROOT_INO && i.lookups == 0 && i.pins == 0)
             .map(|i| i.ino)
             .collect();
         for ino in unreferenced {

@@ -543,8 +543,9 @@ impl<C: ObjectClient> S3Filesystem<C> {
             let table = self.inodes();
             let writers = self.writers();
             writers
-                .keys()
-                .filter_map(|w| table.get(*w))
+                .iter()
+                .filter(|(_, slot)| !slot.writer.is_unlinked())
+                .filter_map(|(ino, _)| table.get(*ino))
                 .filter(|i| i.parent == ino)
                 .map(|i| i.name.clone())
                 .collect()

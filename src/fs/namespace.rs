@@ -16,6 +16,8 @@ use super::dir::{self, EntryKind};
 use super::inode::{ChildFacts, TimeSource};
 use super::{Attr, FsError, S3Filesystem};
 use crate::s3::{ListObjectsParams, ObjectClient, PutObjectParams, S3Error};
+use crate::upload::OpenWriter;
+use std::sync::Arc;
 
 /// Copies (or deletes) in flight at once when moving a directory: enough to hide S3's
 /// per-request latency, few enough not to trip request-rate limits on one prefix.
@@ -109,24 +111,41 @@ impl<C: ObjectClient> S3Filesystem<C> {
         Ok(())
     }
 
-    /// `unlink`: deletes the object.
+    /// The writer of `parent/name` when a handle has it open for writing.
+    fn open_child(&self, parent: u64, name: &str) -> Option<(u64, Arc<OpenWriter<C>>)> {
+        let ino = self.inodes().child(parent, name)?.ino;
+        Some((ino, self.writer_of(ino)?))
+    }
+
+    /// `unlink`: deletes the object. A file open for writing stays readable and writable
+    /// through its handles and is never uploaded again (POSIX); one not uploaded yet is
+    /// removed all the same.
     pub async fn unlink(&self, parent: u64, name: &str) -> Result<(), FsError> {
         let parent_key = self.writable_dir(parent)?;
-        match self.existing(&parent_key, name).await? {
-            None => return Err(FsError::NotFound),
-            Some(f) if f.kind == EntryKind::Directory => return Err(FsError::IsADirectory),
-            Some(_) => {}
+        if let Some((_, writer)) = self.open_child(parent, name) {
+            writer.unlink().await?;
+            // DeleteObject of a key S3 does not have succeeds: no need to know.
+            self.client
+                .delete_object(&format!("{parent_key}{name}"))
+                .await?;
+        } else {
+            match self.existing(&parent_key, name).await? {
+                None => return Err(FsError::NotFound),
+                Some(f) if f.kind == EntryKind::Directory => return Err(FsError::IsADirectory),
+                Some(_) => {}
+            }
+            self.client
+                .delete_object(&format!("{parent_key}{name}"))
+                .await?;
         }
-        self.client
-            .delete_object(&format!("{parent_key}{name}"))
-            .await?;
         self.names_changed(parent);
         self.inodes().unlink_name(parent, name);
         Ok(())
     }
 
     /// `rename`: moves a file or a whole directory. With `no_replace`, an existing
-    /// destination is `EEXIST`.
+    /// destination is `EEXIST`. A file open for writing is uploaded first and keeps being
+    /// written under its new name (its later writes and close land there: logrotate).
     pub async fn rename(
         &self,
         parent: u64,
@@ -138,13 +157,27 @@ impl<C: ObjectClient> S3Filesystem<C> {
         let from_dir = self.writable_dir(parent)?;
         let to_dir = self.writable_dir(new_parent)?;
         Self::checked_name(new_name)?;
+        let open_source = self.open_child(parent, name);
+        let open_target = self.open_child(new_parent, new_name);
         let (source, target) = tokio::join!(
-            self.existing(&from_dir, name),
+            async {
+                match &open_source {
+                    // What S3 holds may be older, or nothing yet: the writer speaks.
+                    Some((_, w)) => Ok(Some(ChildFacts {
+                        kind: EntryKind::File,
+                        size: w.size(),
+                        mtime: std::time::SystemTime::now(),
+                        time_source: TimeSource::LastModified,
+                        etag: None,
+                    })),
+                    None => self.existing(&from_dir, name).await,
+                }
+            },
             self.existing(&to_dir, new_name)
         );
         let source = source?.ok_or(FsError::NotFound)?;
         let target = target?;
-        if target.is_some() && no_replace {
+        if (target.is_some() || open_target.is_some()) && no_replace {
             return Err(FsError::Exists);
         }
         // Before the first copy: a rename that fails half way has changed names too.
@@ -157,6 +190,7 @@ impl<C: ObjectClient> S3Filesystem<C> {
             .child(parent, name)
             .filter(|i| i.time_source == TimeSource::Unsaved)
             .map(|i| i.mtime);
+        let mut moved_file = None;
         match source.kind {
             EntryKind::File => {
                 if target
@@ -166,13 +200,28 @@ impl<C: ObjectClient> S3Filesystem<C> {
                     return Err(FsError::IsADirectory);
                 }
                 let (from, to) = (format!("{from_dir}{name}"), format!("{to_dir}{new_name}"));
-                if from != to {
-                    self.client
-                        .copy_object_sized(&from, &to, source.size, unsaved_time)
-                        .await?;
-                    self.client.delete_object(&from).await?;
-                } else {
+                if from == to {
                     unsaved_time = None;
+                } else {
+                    if let Some((_, replaced)) = &open_target {
+                        // Its name goes to the source: what its handles write from now on
+                        // must not land over the renamed file.
+                        replaced.unlink().await?;
+                    }
+                    moved_file = Some(match &open_source {
+                        Some((_, writer)) => {
+                            writer
+                                .rename(to.clone(), |flushed| {
+                                    let size = flushed.map_or(writer.size(), |m| m.size);
+                                    self.move_object(from.clone(), to.clone(), size, unsaved_time)
+                                })
+                                .await?
+                        }
+                        None => {
+                            self.move_object(from, to, source.size, unsaved_time)
+                                .await?
+                        }
+                    });
                 }
             }
             EntryKind::Directory => {
@@ -186,21 +235,86 @@ impl<C: ObjectClient> S3Filesystem<C> {
                     Some(_) => self.require_empty(&to).await?,
                     None => {}
                 }
-                self.move_prefix(&from, &to).await?;
+                self.move_open_files(&from, &to, self.move_prefix(&from, &to))
+                    .await?;
             }
         }
         let mut table = self.inodes();
         table.rename(parent, name, new_parent, new_name);
-        if let (Some(t), Some(moved), EntryKind::File) =
-            (unsaved_time, table.child(new_parent, new_name), source.kind)
-        {
-            let ino = moved.ino;
-            table.set_mtime(ino, t, TimeSource::Metadata);
+        match (table.child(new_parent, new_name).map(|i| i.ino), moved_file) {
+            (Some(ino), Some((etag, size))) => {
+                // The copy is a new version (a multipart object gets a new ETag): take S3's
+                // answer at once, or the next open would pin a version that is gone.
+                let (mtime, time_source) = match (unsaved_time, table.get(ino)) {
+                    (Some(t), _) => (t, TimeSource::Metadata),
+                    (None, Some(i)) => (i.mtime, i.time_source),
+                    (None, None) => (std::time::SystemTime::now(), TimeSource::LastModified),
+                };
+                let facts = ChildFacts {
+                    kind: EntryKind::File,
+                    size,
+                    mtime,
+                    time_source,
+                    etag: Some(etag),
+                };
+                table.refresh(ino, facts, self.valid_until());
+            }
+            (Some(_), None) if source.kind == EntryKind::Directory => {
+                let moved = format!("{to_dir}{new_name}/");
+                table.expire_under(&moved);
+            }
+            _ => {}
         }
         drop(table);
         // Again after: a listing taken during the copy may show the old name.
         self.names_changed(parent);
         self.names_changed(new_parent);
+        Ok(())
+    }
+
+    /// Copies `from` to `to` and deletes `from`; returns the copy's ETag and size.
+    async fn move_object(
+        &self,
+        from: String,
+        to: String,
+        size: u64,
+        mtime: Option<std::time::SystemTime>,
+    ) -> Result<(String, u64), FsError> {
+        let etag = self
+            .client
+            .copy_object_sized(&from, &to, size, mtime)
+            .await?;
+        self.client.delete_object(&from).await?;
+        Ok((etag, size))
+    }
+
+    /// Runs `moving` (the move of the directory `from` to `to`) with every file open for
+    /// writing below `from` uploaded first and pointed at its new key after, so the move
+    /// carries their current content and their later uploads land under the new name.
+    async fn move_open_files(
+        &self,
+        from: &str,
+        to: &str,
+        moving: impl std::future::Future<Output = Result<(), FsError>>,
+    ) -> Result<(), FsError> {
+        let open: Vec<(u64, Arc<OpenWriter<C>>)> = self
+            .writers()
+            .iter()
+            .filter(|(_, slot)| slot.writer.key().starts_with(from) && !slot.writer.is_unlinked())
+            .map(|(ino, slot)| (*ino, Arc::clone(&slot.writer)))
+            .collect();
+        for (ino, _) in &open {
+            self.flush(*ino).await?;
+        }
+        moving.await?;
+        for (_, writer) in &open {
+            let key = writer.key();
+            if let Some(rest) = key.strip_prefix(from) {
+                writer
+                    .rename(format!("{to}{rest}"), |_| async { Ok::<_, FsError>(()) })
+                    .await?;
+            }
+        }
         Ok(())
     }
 

@@ -98,7 +98,7 @@ impl<C: ObjectClient> S3Filesystem<C> {
         let mut uploads: Vec<UploadStatus> = writers
             .iter()
             .map(|w| UploadStatus {
-                path: relative_path(&self.config.prefix, w.key()),
+                path: relative_path(&self.config.prefix, &w.key()),
                 size: w.size(),
                 dirty: w.is_dirty(),
             })

@@ -38,20 +38,58 @@ impl<C: ObjectClient> S3Filesystem<C> {
         self.writers().get(&ino).map(|s| Arc::clone(&s.writer))
     }
 
-    /// Attaches a handle to the inode's writer, creating it with `origin` if none exists.
+    /// Attaches a handle to the inode's writer, creating it with `origin` if none exists
+    /// (then the inode is pinned: one inode, one writer, until the writer goes).
     fn attach_writer(&self, ino: u64, key: &str, origin: Origin) -> Arc<OpenWriter<C>> {
         let mut writers = self.writers();
-        let slot = writers.entry(ino).or_insert_with(|| WriterSlot {
-            writer: Arc::new(OpenWriter::new(
-                Arc::clone(&self.client),
-                key.to_string(),
-                origin,
-                Arc::clone(&self.config.writer),
-            )),
-            handles: 0,
+        let slot = writers.entry(ino).or_insert_with(|| {
+            self.inodes().pin(ino);
+            WriterSlot {
+                writer: Arc::new(OpenWriter::new(
+                    Arc::clone(&self.client),
+                    key.to_string(),
+                    origin,
+                    Arc::clone(&self.config.writer),
+                )),
+                handles: 0,
+            }
         });
         slot.handles += 1;
         Arc::clone(&slot.writer)
+    }
+
+    /// Attaches a handle to the inode's writer if it has one. Checked and attached under
+    /// one lock: a writer whose last handle is closing (its final upload under way) is
+    /// joined, never replaced by a second writer that would start from S3's older version.
+    fn attach_existing(&self, ino: u64) -> Option<Arc<OpenWriter<C>>> {
+        let mut writers = self.writers();
+        let slot = writers.get_mut(&ino)?;
+        slot.handles += 1;
+        Some(Arc::clone(&slot.writer))
+    }
+
+    /// A writer for `ino` with one more handle on it: the existing one, else a new one that
+    /// starts empty (`truncate`) or from the object's current version.
+    async fn writer_for(&self, ino: u64, truncate: bool) -> Result<Arc<OpenWriter<C>>, FsError> {
+        if let Some(writer) = self.attach_existing(ino) {
+            return Ok(writer);
+        }
+        let inode = self.inode(ino)?;
+        let origin = if truncate {
+            Origin::New
+        } else {
+            let attr_fresh = inode.valid_until > std::time::Instant::now() && inode.etag.is_some();
+            let (etag, size) = if attr_fresh {
+                (inode.etag.clone().unwrap_or_default(), inode.size)
+            } else {
+                self.getattr(ino).await?;
+                let fresh = self.inode(ino)?;
+                (fresh.etag.clone().ok_or(FsError::NotFound)?, fresh.size)
+            };
+            Origin::Existing { etag, size }
+        };
+        // A writer created while S3 was asked is joined (`or_insert`): still one writer.
+        Ok(self.attach_writer(ino, &inode.key, origin))
     }
 
     fn new_handle(&self, ino: u64, key: &str, etag: String, size: u64) -> u64 {
@@ -72,22 +110,12 @@ impl<C: ObjectClient> S3Filesystem<C> {
         if inode.kind == EntryKind::Directory {
             return Err(FsError::IsADirectory);
         }
-        let origin = if truncate || self.writer_of(ino).is_some() {
-            Origin::New
-        } else {
-            let attr_fresh = inode.valid_until > std::time::Instant::now() && inode.etag.is_some();
-            let (etag, size) = if attr_fresh {
-                (inode.etag.clone().unwrap_or_default(), inode.size)
-            } else {
-                self.getattr(ino).await?;
-                let fresh = self.inode(ino)?;
-                (fresh.etag.clone().ok_or(FsError::NotFound)?, fresh.size)
-            };
-            Origin::Existing { etag, size }
-        };
-        let writer = self.attach_writer(ino, &inode.key, origin);
+        let writer = self.writer_for(ino, truncate).await?;
         if truncate {
-            writer.truncate(0).await.map_err(FsError::Upload)?;
+            if let Err(e) = writer.truncate(0).await {
+                self.release_writer(ino).await;
+                return Err(FsError::Upload(e));
+            }
         }
         Ok(Opened {
             fh: self.new_handle(ino, &inode.key, inode.etag.unwrap_or_default(), inode.size),
@@ -222,34 +250,37 @@ impl<C: ObjectClient> S3Filesystem<C> {
         }
     }
 
-    /// Before `parent/name` is renamed: a file still being written is uploaded first, so the
-    /// rename carries its current content rather than the object's last version.
-    pub async fn flush_child(&self, parent: u64, name: &str) -> Result<(), FsError> {
-        let child = self.inodes().child(parent, name).map(|c| c.ino);
-        match child {
-            Some(ino) => self.flush(ino).await,
-            None => Ok(()),
-        }
-    }
-
-    /// `release` of a writing handle: the last one uploads anything left and drops the
-    /// writer (close() already reported the result of its flush).
+    /// `release` of a writing handle: the last one uploads anything left, then the writer
+    /// goes (close() already reported the result of its flush). The writer stays in the
+    /// table during that upload, so an `open` meanwhile joins it rather than start a
+    /// second writer from S3's older version, and two uploads of one file never race.
     pub(super) async fn release_writer(&self, ino: u64) {
-        let last = {
+        let writer = {
             let mut writers = self.writers();
-            match writers.get_mut(&ino) {
-                Some(slot) if slot.handles > 1 => {
-                    slot.handles -= 1;
-                    None
-                }
-                Some(_) => writers.remove(&ino).map(|s| s.writer),
-                None => None,
+            let Some(slot) = writers.get_mut(&ino) else {
+                return;
+            };
+            slot.handles = slot.handles.saturating_sub(1);
+            if slot.handles > 0 {
+                return;
             }
+            Arc::clone(&slot.writer)
         };
-        if let Some(writer) = last {
-            if writer.is_dirty() {
-                let _ = self.upload(ino, &writer).await;
+        if writer.is_dirty() {
+            let _ = self.upload(ino, &writer).await;
+        }
+        let gone = {
+            let mut writers = self.writers();
+            let unused = writers
+                .get(&ino)
+                .is_some_and(|s| s.handles == 0 && Arc::ptr_eq(&s.writer, &writer));
+            if unused {
+                writers.remove(&ino);
             }
+            unused
+        };
+        if gone {
+            self.inodes().unpin(ino);
             if writer.is_dirty() {
                 // Kept on disk: the error was logged with the staging path.
                 writer.abandon().await;
@@ -275,7 +306,8 @@ impl<C: ObjectClient> S3Filesystem<C> {
         self.getattr(ino).await
     }
 
-    /// `setattr(size)`: truncation, through the open writer or as its own upload.
+    /// `setattr(size)`: truncation, through the open writer or as its own upload (through
+    /// a writer of its own for the time, so it is ordered with any other).
     pub async fn set_size(&self, ino: u64, size: u64) -> Result<Attr, FsError> {
         if self.config.read_only {
             return Err(FsError::ReadOnly);
@@ -288,24 +320,13 @@ impl<C: ObjectClient> S3Filesystem<C> {
         if inode.kind == EntryKind::Directory {
             return Err(FsError::IsADirectory);
         }
-        let origin = if size == 0 {
-            Origin::New
-        } else {
-            self.getattr(ino).await?;
-            let fresh = self.inode(ino)?;
-            Origin::Existing {
-                etag: fresh.etag.clone().ok_or(FsError::NotFound)?,
-                size: fresh.size,
-            }
+        let writer = self.writer_for(ino, size == 0).await?;
+        let truncated = match writer.truncate(size).await {
+            Ok(()) => self.upload(ino, &writer).await,
+            Err(e) => Err(FsError::Upload(e)),
         };
-        let writer = OpenWriter::new(
-            Arc::clone(&self.client),
-            inode.key.clone(),
-            origin,
-            Arc::clone(&self.config.writer),
-        );
-        writer.truncate(size).await.map_err(FsError::Upload)?;
-        self.upload(ino, &writer).await?;
+        self.release_writer(ino).await;
+        truncated?;
         self.getattr(ino).await
     }
 }

@@ -76,6 +76,14 @@ impl<C: ObjectClient> MultipartUpload<C> {
         }
     }
 
+    /// Points an upload not started yet at another key (its file was renamed); a started
+    /// upload's key is S3's and stays.
+    pub fn retarget(&mut self, key: String) {
+        if !self.is_started() {
+            self.key = key;
+        }
+    }
+
     /// The file time the completed object carries.
     pub fn mtime(&self) -> Option<SystemTime> {
         self.mtime

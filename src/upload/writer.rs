@@ -67,7 +67,11 @@ use crate::s3::{GetObjectParams, ObjectClient, ObjectMeta, PutObjectParams, S3Er
 /// The write side of one open file (shared by the handles of one inode).
 pub struct OpenWriter<C: ObjectClient> {
     client: Arc<C>,
-    key: String,
+    /// The object key the file uploads to; changes when the file is renamed while open.
+    key: std::sync::Mutex<String>,
+    /// Set when the file was unlinked while open: its handles keep it, S3 never sees it
+    /// again (POSIX: the data lives until the last handle closes, under no name).
+    unlinked: AtomicBool,
     config: Arc<WriterConfig>,
     state: Mutex<State<C>>,
     size: AtomicU64,
@@ -165,7 +169,8 @@ impl<C: ObjectClient> OpenWriter<C> {
         };
         OpenWriter {
             client,
-            key,
+            key: std::sync::Mutex::new(key),
+            unlinked: AtomicBool::new(false),
             config,
             state: Mutex::new(State {
                 mode,
@@ -207,8 +212,18 @@ impl<C: ObjectClient> OpenWriter<C> {
     }
 
     /// The object key this writer uploads to.
-    pub fn key(&self) -> &str {
-        &self.key
+    pub fn key(&self) -> String {
+        self.key_slot().clone()
+    }
+
+    fn key_slot(&self) -> std::sync::MutexGuard<'_, String> {
+        // Holds a plain value; a panic elsewhere cannot leave it inconsistent.
+        self.key.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// True once the file was unlinked while open (see [`OpenWriter::unlink`]).
+    pub fn is_unlinked(&self) -> bool {
+        self.unlinked.load(Ordering::Acquire)
     }
 
     /// The file's current size, written bytes included (for `stat` before the upload).
@@ -326,7 +341,7 @@ impl<C: ObjectClient> OpenWriter<C> {
             self.dirty.store(true, Ordering::Release);
             if part.len() >= limit {
                 if let Err(e) = self.send_full_parts(state).await {
-                    debug!("{:?}: {e}; the part stays in memory", self.key);
+                    debug!("{:?}: {e}; the part stays in memory", self.key());
                     return Ok(done);
                 }
             }
@@ -377,7 +392,7 @@ impl<C: ObjectClient> OpenWriter<C> {
                 warn!(
                     "streaming {:?} failed: {e}; switching to its staging copy, \
                      uploaded on the next flush",
-                    self.key
+                    self.key()
                 );
                 return self.switch_to_staged(state, "a failed upload").await;
             }
@@ -465,7 +480,7 @@ impl<C: ObjectClient> OpenWriter<C> {
         let written = match first {
             Ok(()) => Ok(()),
             Err(e) => {
-                debug!("{:?}: mirror write failed ({e}); trying again", self.key);
+                debug!("{:?}: mirror write failed ({e}); trying again", self.key());
                 match self.staging(state).await {
                     Ok(file) => file.write_at(pending.offset, pending.data.clone()).await,
                     Err(e) => Err(e),
@@ -500,7 +515,7 @@ impl<C: ObjectClient> OpenWriter<C> {
         warn!(
             "{:?}: {why}; streaming on without a local copy: the file must now be written \
              to its end, and if its upload fails its data cannot be kept",
-            self.key
+            self.key()
         );
         state.unkept = Some(Unkept { why, no_space });
         state.mirror_pending.clear();
@@ -516,7 +531,7 @@ impl<C: ObjectClient> OpenWriter<C> {
             Mode::Staged => self.size(),
         };
         UploadError::NotKept {
-            key: self.key.clone(),
+            key: self.key(),
             sent,
             why: unkept.why.clone(),
             no_space: unkept.no_space,
@@ -604,9 +619,65 @@ impl<C: ObjectClient> OpenWriter<C> {
     /// the next flush tries again. The writer keeps working after a flush either way.
     pub async fn flush(&self) -> Result<Option<ObjectMeta>, UploadError> {
         let mut state = self.state.lock().await;
-        if !self.is_dirty() {
+        self.flush_locked(&mut state).await
+    }
+
+    /// The file was renamed to `new_key` while open: what it holds goes up first (to the
+    /// old key, so `copy` moves the current content), then `copy` moves the object (it
+    /// gets the upload's metadata when there was one), and the file's later uploads go to
+    /// `new_key`. No write gets in between: the writer is held throughout.
+    pub async fn rename<T, E, Fut>(
+        &self,
+        new_key: String,
+        copy: impl FnOnce(Option<ObjectMeta>) -> Fut,
+    ) -> Result<T, E>
+    where
+        Fut: std::future::Future<Output = Result<T, E>>,
+        E: From<UploadError>,
+    {
+        let mut state = self.state.lock().await;
+        let flushed = self.flush_locked(&mut state).await?;
+        let moved = copy(flushed).await?;
+        if let Mode::Streaming { upload, .. } = &mut state.mode {
+            // Only an upload not started yet can be here: a started one was just completed.
+            upload.retarget(new_key.clone());
+        }
+        *self.key_slot() = new_key;
+        Ok(moved)
+    }
+
+    /// The file is about to lose its name (unlinked, or renamed over) while open: it must
+    /// stay readable and writable through its open handles, and nothing of it goes to S3
+    /// any more (a multipart upload under way is aborted). What of it only S3 holds (an
+    /// existing object not fetched yet) is fetched first, since the object is about to go;
+    /// if that fails, nothing changed and the error says why. Its local copy goes when the
+    /// writer does.
+    pub async fn unlink(&self) -> Result<(), UploadError> {
+        let mut state = self.state.lock().await;
+        if self.is_unlinked() {
+            return Ok(());
+        }
+        if matches!(state.mode, Mode::Staged) {
+            self.fill(&mut state).await?;
+        }
+        self.unlinked.store(true, Ordering::Release);
+        if let Err(e) = self.switch_to_staged(&mut state, "it was unlinked").await {
+            // Nobody can name the file any more: what only memory held stays there.
+            debug!("{:?}: {e}", self.key());
+            if let Mode::Streaming { upload, .. } = &mut state.mode {
+                upload.abort().await;
+            }
+        }
+        // Nothing of it may go to S3 again, so nothing is owed to S3.
+        self.dirty.store(false, Ordering::Release);
+        Ok(())
+    }
+
+    async fn flush_locked(&self, state: &mut State<C>) -> Result<Option<ObjectMeta>, UploadError> {
+        if !self.is_dirty() || self.is_unlinked() {
             return Ok(None);
         }
+        let mut state = state;
         self.settle(&mut state).await?;
         let size = self.size();
         // The time the object is stored with: set by utimes, when the upload can carry it.
@@ -633,7 +704,7 @@ impl<C: ObjectClient> OpenWriter<C> {
                 // A mirror that failed matters only if the upload fails too (then it is
                 // written again with the rest); the upload does not wait for it.
                 if let Err(e) = self.finish_mirror(&mut state).await {
-                    debug!("{:?}: {e}", self.key);
+                    debug!("{:?}: {e}", self.key());
                 }
                 let tail = part.freeze();
                 let sent = if upload.is_started() {
@@ -688,11 +759,11 @@ impl<C: ObjectClient> OpenWriter<C> {
         };
         match uploaded {
             Ok(etag) => {
-                debug!("uploaded {:?} ({size} bytes)", self.key);
+                debug!("uploaded {:?} ({size} bytes)", self.key());
                 state.origin_etag = Some(etag.clone());
                 self.dirty.store(false, Ordering::Release);
                 Ok(Some(ObjectMeta {
-                    key: self.key.clone(),
+                    key: self.key(),
                     size,
                     etag,
                     // S3 answers a PUT without Last-Modified; ours is within the request's time.
@@ -709,7 +780,7 @@ impl<C: ObjectClient> OpenWriter<C> {
 
     fn upload_failed(&self, state: &State<C>, source: S3Error) -> UploadError {
         UploadError::S3 {
-            key: self.key.clone(),
+            key: self.key(),
             staging: state.staging.as_ref().map(|s| s.path().to_path_buf()),
             source,
         }
@@ -723,7 +794,7 @@ impl<C: ObjectClient> OpenWriter<C> {
             if let Err(e) = self.spill(&mut state).await {
                 warn!(
                     "the last bytes of {:?} could not be kept on disk ({e}); they are lost",
-                    self.key
+                    self.key()
                 );
             }
         }
@@ -735,7 +806,8 @@ impl<C: ObjectClient> OpenWriter<C> {
             warn!(
                 "{:?} was not uploaded and its data is lost: it had been streamed to S3 \
                  without a local copy ({})",
-                self.key, unkept.why
+                self.key(),
+                unkept.why
             );
             return;
         }
@@ -743,10 +815,10 @@ impl<C: ObjectClient> OpenWriter<C> {
             match &state.staging {
                 Some(s) => warn!(
                     "{:?} was not uploaded; its data is kept in {}",
-                    self.key,
+                    self.key(),
                     s.path().display()
                 ),
-                None => warn!("{:?} was not uploaded (it was empty)", self.key),
+                None => warn!("{:?} was not uploaded (it was empty)", self.key()),
             }
         }
     }
@@ -758,7 +830,10 @@ impl<C: ObjectClient> OpenWriter<C> {
         if !matches!(state.mode, Mode::Streaming { .. }) {
             return Ok(());
         }
-        debug!("{:?}: {why}; switching from streaming to staging", self.key);
+        debug!(
+            "{:?}: {why}; switching from streaming to staging",
+            self.key()
+        );
         self.spill(state).await?;
         if let Mode::Streaming { upload, .. } = &mut state.mode {
             upload.abort().await;
@@ -772,7 +847,7 @@ impl<C: ObjectClient> OpenWriter<C> {
         let file = match state.staging.take() {
             Some(file) => file,
             None => {
-                let file = StagingFile::create(&self.config.cache_dir, &self.key)?;
+                let file = StagingFile::create(&self.config.cache_dir, &self.key())?;
                 if let Err(e) = file.set_len(self.size()).await {
                     file.remove();
                     return Err(e);
@@ -796,7 +871,7 @@ impl<C: ObjectClient> OpenWriter<C> {
             let fetched = self
                 .client
                 .get_object(GetObjectParams {
-                    key: self.key.clone(),
+                    key: self.key(),
                     range: Some(start..end),
                     if_match: Some(etag.clone()),
                 })
@@ -812,7 +887,7 @@ impl<C: ObjectClient> OpenWriter<C> {
                     }
                 })
                 .map_err(|source| UploadError::Fetch {
-                    key: self.key.clone(),
+                    key: self.key(),
                     source,
                 })?;
             self.staging(state).await?.write_at(start, fetched).await?;
@@ -839,7 +914,7 @@ impl<C: ObjectClient> OpenWriter<C> {
         }
         let mut upload = MultipartUpload::new(
             self.client.clone(),
-            self.key.clone(),
+            self.key(),
             self.config.part_size,
             self.config.concurrency,
         );
@@ -863,7 +938,7 @@ impl<C: ObjectClient> OpenWriter<C> {
     async fn put(&self, body: Bytes, mtime: Option<SystemTime>) -> Result<String, S3Error> {
         self.client
             .put_object(PutObjectParams {
-                key: self.key.clone(),
+                key: self.key(),
                 body,
                 mtime,
             })
@@ -876,6 +951,7 @@ impl<C: ObjectClient> Drop for OpenWriter<C> {
     fn drop(&mut self) {
         let dirty = self.is_dirty();
         let size = self.size();
+        let key = self.key();
         let state = self.state.get_mut();
         // What only memory held (the part buffer, a mirror write that failed) goes now.
         let unkept = match &state.mode {
@@ -886,20 +962,17 @@ impl<C: ObjectClient> Drop for OpenWriter<C> {
             Some(staging) if dirty && unkept > 0 => warn!(
                 "{:?} was not uploaded; its first {} bytes are kept in {}, the last {unkept} \
                  are lost",
-                self.key,
+                key,
                 state.mirrored,
                 staging.path().display()
             ),
             Some(staging) if dirty => warn!(
                 "{:?} was not uploaded; its data is kept in {}",
-                self.key,
+                key,
                 staging.path().display()
             ),
             Some(staging) => staging.remove(),
-            None if unkept > 0 => warn!(
-                "{:?} was not uploaded; its {unkept} bytes are lost",
-                self.key
-            ),
+            None if unkept > 0 => warn!("{:?} was not uploaded; its {unkept} bytes are lost", key),
             None => {}
         }
     }
