@@ -677,8 +677,7 @@ impl<C: ObjectClient> OpenWriter<C> {
         if !self.is_dirty() || self.is_unlinked() {
             return Ok(None);
         }
-        let mut state = state;
-        self.settle(&mut state).await?;
+        self.settle(state).await?;
         let size = self.size();
         // The time the object is stored with: set by utimes, when the upload can carry it.
         let mut stored_mtime = self.mtime();
@@ -695,7 +694,7 @@ impl<C: ObjectClient> OpenWriter<C> {
                     upload,
                     part: PartBuf::new(),
                 };
-                sent.map_err(|source| self.upload_failed(&state, source))
+                sent.map_err(|source| self.upload_failed(state, source))
             }
             Mode::Streaming {
                 mut upload,
@@ -703,7 +702,7 @@ impl<C: ObjectClient> OpenWriter<C> {
             } => {
                 // A mirror that failed matters only if the upload fails too (then it is
                 // written again with the rest); the upload does not wait for it.
-                if let Err(e) = self.finish_mirror(&mut state).await {
+                if let Err(e) = self.finish_mirror(state).await {
                     debug!("{:?}: {e}", self.key());
                 }
                 let tail = part.freeze();
@@ -742,8 +741,8 @@ impl<C: ObjectClient> OpenWriter<C> {
                             upload,
                             part: PartBuf::from_slice(&tail, limit),
                         };
-                        let staged = self.switch_to_staged(&mut state, "a failed upload").await;
-                        let failed = self.upload_failed(&state, source);
+                        let staged = self.switch_to_staged(state, "a failed upload").await;
+                        let failed = self.upload_failed(state, source);
                         if let Err(local) = staged {
                             warn!("{failed}");
                             return Err(local);
@@ -752,8 +751,8 @@ impl<C: ObjectClient> OpenWriter<C> {
                     }
                 }
             }
-            Mode::Staged => match self.fill(&mut state).await {
-                Ok(()) => self.upload_staged(&state, size, stored_mtime).await,
+            Mode::Staged => match self.fill(state).await {
+                Ok(()) => self.upload_staged(state, size, stored_mtime).await,
                 Err(e) => Err(e),
             },
         };
