@@ -28,4 +28,4 @@ pub use self::client::{Reply, TestClient};
 #[allow(unused_imports)]
 pub use self::mount::{require_fuse, run_mount_expect_failure, Mount, MountCommand};
 #[allow(unused_imports)]
-pub use self::s3server::{Fault, ObjectInfo, Op, RequestRecord, TestServer};
+pub use self::s3server::{Fault, ObjectInfo, Op, Outcome, Phase, RequestRecord, TestServer};

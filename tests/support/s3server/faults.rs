@@ -1,144 +1,105 @@
-//! What tests can observe and break: per-operation request counters, a log of every request
-//! (with the access key id it was signed with), injected failures and latency.
+//! What can go wrong on purpose, and to which request: [`Fault`] is one failure; [`FaultPlan`]
+//! holds the faults switched on — an outage, faults queued for the next requests, faults drawn
+//! at a rate — and picks the one, if any, each arriving request gets.
 //!
-//! Requests are classified here from method, path and query — before s3s sees them — so
-//! counters include requests that were failed on purpose or rejected by auth, which is what
-//! retry tests need to count.
+//! A request gets at most one fault. When several could apply, an outage wins, then queued
+//! faults (oldest first), then rates (in the order they were set): an outage is the state of
+//! the whole server, a queued fault a precise script, a rate background noise. (Refused
+//! connections, which outrank all of these, are the listener's business: see `Monitor`.)
+//!
+//! Bandwidth and latency are not faults of one request but properties of the link; `Monitor`
+//! keeps them.
 
-use std::collections::{BTreeMap, VecDeque};
-use std::fmt;
-use std::sync::Mutex;
-use std::time::Duration;
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
 
-/// An S3 operation, named as AWS names it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Op {
-    ListBuckets,
-    CreateBucket,
-    DeleteBucket,
-    HeadBucket,
-    GetBucketLocation,
-    ListObjects,
-    ListObjectsV2,
-    ListMultipartUploads,
-    DeleteObjects,
-    GetObject,
-    HeadObject,
-    PutObject,
-    CopyObject,
-    DeleteObject,
-    CreateMultipartUpload,
-    UploadPart,
-    UploadPartCopy,
-    CompleteMultipartUpload,
-    AbortMultipartUpload,
-    ListParts,
-    Other,
-}
+use rand::rngs::StdRng;
+use rand::{Rng as _, SeedableRng as _};
 
-impl fmt::Display for Op {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self, f)
-    }
-}
+use super::op::Op;
 
-impl Op {
-    /// Classifies a request the way S3 routes it. `bucket`/`key` come from the path or the
-    /// virtual host; `has` tells whether a query parameter or header is present.
-    pub fn classify(
-        method: &str,
-        bucket: Option<&str>,
-        key: Option<&str>,
-        has: impl Fn(&str) -> bool,
-    ) -> Op {
-        match (method, bucket, key) {
-            ("GET", None, _) => Op::ListBuckets,
-            ("PUT", Some(_), None) => Op::CreateBucket,
-            ("DELETE", Some(_), None) => Op::DeleteBucket,
-            ("HEAD", Some(_), None) => Op::HeadBucket,
-            ("GET", Some(_), None) if has("location") => Op::GetBucketLocation,
-            ("GET", Some(_), None) if has("uploads") => Op::ListMultipartUploads,
-            ("GET", Some(_), None) if has("list-type") => Op::ListObjectsV2,
-            ("GET", Some(_), None) => Op::ListObjects,
-            ("POST", Some(_), None) if has("delete") => Op::DeleteObjects,
-            ("GET", Some(_), Some(_)) if has("uploadId") => Op::ListParts,
-            ("GET", Some(_), Some(_)) => Op::GetObject,
-            ("HEAD", Some(_), Some(_)) => Op::HeadObject,
-            ("PUT", Some(_), Some(_)) if has("partNumber") && has("x-amz-copy-source") => {
-                Op::UploadPartCopy
-            }
-            ("PUT", Some(_), Some(_)) if has("partNumber") => Op::UploadPart,
-            ("PUT", Some(_), Some(_)) if has("x-amz-copy-source") => Op::CopyObject,
-            ("PUT", Some(_), Some(_)) => Op::PutObject,
-            ("POST", Some(_), Some(_)) if has("uploads") => Op::CreateMultipartUpload,
-            ("POST", Some(_), Some(_)) if has("uploadId") => Op::CompleteMultipartUpload,
-            ("DELETE", Some(_), Some(_)) if has("uploadId") => Op::AbortMultipartUpload,
-            ("DELETE", Some(_), Some(_)) => Op::DeleteObject,
-            _ => Op::Other,
-        }
-    }
-}
-
-/// A failure the server can be told to produce instead of handling a request.
+/// A failure the server can be told to produce for a request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fault {
-    /// `503 SlowDown`, S3's throttling answer.
+    /// `503 SlowDown`, S3's throttling answer, without reading the request body.
     SlowDown,
-    /// `500 InternalError`.
+    /// `500 InternalError`, without reading the request body.
     InternalError,
-    /// Close the connection without answering (the client sees a reset / incomplete message).
+    /// Close the connection without reading the body or answering: nothing is applied, and the
+    /// client sees a reset or an incomplete message.
     DropConnection,
+    /// Read the first `after` bytes of the request body, then close the connection: a client
+    /// still sending sees a reset (or EOF) mid-body and no answer; nothing is applied. A body
+    /// of at most `after` bytes is not cut.
+    CutUpload { after: u64 },
+    /// Answer, but close the connection once `after` bytes of the response body are sent: the
+    /// client gets the status, headers (with the full length) and a truncated body, then EOF.
+    /// The request is applied. A body of at most `after` bytes is not cut.
+    CutDownload { after: u64 },
+    /// Read the whole request, then answer nothing until hangs are released (`clear_faults`,
+    /// `end_outage`, or the end of a timed outage); then handle it as if nothing happened. A
+    /// client that gives up first is recorded as having cut the exchange.
+    Hang,
+    /// Apply the request fully (the store changes as it would), then close the connection
+    /// instead of sending the answer: the client cannot tell whether it was applied.
+    LoseAnswer,
 }
 
-/// One request as the server received it.
-#[derive(Clone, Debug)]
-pub struct RequestRecord {
-    pub op: Op,
-    pub method: String,
-    /// The path and query as sent (still percent-encoded).
-    pub uri: String,
-    pub bucket: Option<String>,
-    pub key: Option<String>,
-    /// The access key id of the credential scope (`None` for anonymous requests). Recorded
-    /// as sent, before the signature is verified.
-    pub access_key: Option<String>,
-    /// The region of the credential scope.
-    pub signing_region: Option<String>,
-    pub security_token: Option<String>,
-    /// The status answered; `None` when the connection was dropped on purpose.
-    pub status: Option<u16>,
-}
-
-struct PendingFault {
+/// A fault for the next `remaining` requests of `only` (or of any operation).
+struct Queued {
     fault: Fault,
     only: Option<Op>,
     remaining: usize,
 }
 
-#[derive(Default)]
-struct State {
-    faults: VecDeque<PendingFault>,
-    latency: Duration,
-    counts: BTreeMap<Op, usize>,
-    log: Vec<RequestRecord>,
+/// A fault for a `fraction` of the requests of `only` (or of any operation).
+struct Rate {
+    fault: Fault,
+    only: Option<Op>,
+    fraction: f64,
 }
 
-/// Counters, request log and pending faults of one server.
-#[derive(Default)]
-pub struct Monitor {
-    state: Mutex<State>,
+/// Every request gets `fault` until `until` (or until ended).
+struct Outage {
+    fault: Fault,
+    until: Option<Instant>,
 }
 
-impl Monitor {
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+/// The fault a request gets, and when a hang it causes ends by itself (a timed outage's end).
+pub struct Picked {
+    pub fault: Fault,
+    pub hang_until: Option<Instant>,
+}
+
+/// The faults switched on for one server.
+pub struct FaultPlan {
+    queued: VecDeque<Queued>,
+    rates: Vec<Rate>,
+    outage: Option<Outage>,
+    /// Draws for rates; seeded from entropy unless a test asks for a fixed sequence.
+    rng: StdRng,
+}
+
+impl Default for FaultPlan {
+    fn default() -> Self {
+        FaultPlan {
+            queued: VecDeque::new(),
+            rates: Vec::new(),
+            outage: None,
+            rng: StdRng::from_entropy(),
+        }
     }
+}
 
-    /// Fails the next `n` requests (of operation `only`, or of any operation) with `fault`.
-    /// Queued faults are consumed in the order they were added.
-    pub fn fail_next(&self, n: usize, fault: Fault, only: Option<Op>) {
+fn matches(only: Option<Op>, op: Op) -> bool {
+    only.is_none_or(|o| o == op)
+}
+
+impl FaultPlan {
+    /// Gives `fault` to the next `n` requests of `only` (or of any operation).
+    pub fn queue(&mut self, n: usize, fault: Fault, only: Option<Op>) {
         if n > 0 {
-            self.lock().faults.push_back(PendingFault {
+            self.queued.push_back(Queued {
                 fault,
                 only,
                 remaining: n,
@@ -146,67 +107,75 @@ impl Monitor {
         }
     }
 
-    pub fn set_latency(&self, latency: Duration) {
-        self.lock().latency = latency;
+    /// Gives `fault` to each request of `only` (or of any operation) with probability
+    /// `fraction`, replacing the rate set before for the same fault and filter; 0 removes it.
+    pub fn set_rate(&mut self, fraction: f64, fault: Fault, only: Option<Op>) {
+        self.rates.retain(|r| !(r.fault == fault && r.only == only));
+        let fraction = fraction.clamp(0.0, 1.0);
+        if fraction > 0.0 {
+            self.rates.push(Rate {
+                fault,
+                only,
+                fraction,
+            });
+        }
     }
 
-    /// Removes pending faults and latency.
-    pub fn clear_faults(&self) {
-        let mut state = self.lock();
-        state.faults.clear();
-        state.latency = Duration::ZERO;
+    /// Makes the draws for rates repeat from `seed`.
+    pub fn seed(&mut self, seed: u64) {
+        self.rng = StdRng::seed_from_u64(seed);
     }
 
-    /// Counts and logs a request; returns its index in the log, the fault to apply (if any)
-    /// and the latency to add.
-    pub fn admit(&self, record: RequestRecord) -> (usize, Option<Fault>, Duration) {
-        let mut state = self.lock();
-        *state.counts.entry(record.op).or_default() += 1;
-        let op = record.op;
-        state.log.push(record);
-        let index = state.log.len() - 1;
-        let mut fault = None;
-        if let Some(pos) = state
-            .faults
-            .iter()
-            .position(|f| f.only.is_none_or(|o| o == op))
-        {
-            let pending = &mut state.faults[pos];
-            fault = Some(pending.fault);
-            pending.remaining -= 1;
-            if pending.remaining == 0 {
-                state.faults.remove(pos);
+    /// Gives `fault` to every request, for `duration` or until ended.
+    pub fn start_outage(&mut self, fault: Fault, duration: Option<Duration>) {
+        self.outage = Some(Outage {
+            fault,
+            until: duration.map(|d| Instant::now() + d),
+        });
+    }
+
+    pub fn end_outage(&mut self) {
+        self.outage = None;
+    }
+
+    pub fn clear(&mut self) {
+        self.queued.clear();
+        self.rates.clear();
+        self.outage = None;
+    }
+
+    /// The fault, if any, for a request of `op` arriving at `now`; consumes a queued one.
+    pub fn pick(&mut self, op: Op, now: Instant) -> Option<Picked> {
+        if let Some(outage) = &self.outage {
+            if outage.until.is_none_or(|until| now < until) {
+                return Some(Picked {
+                    fault: outage.fault,
+                    hang_until: outage.until,
+                });
+            }
+            self.outage = None;
+        }
+        if let Some(pos) = self.queued.iter().position(|q| matches(q.only, op)) {
+            let queued = &mut self.queued[pos];
+            let fault = queued.fault;
+            queued.remaining -= 1;
+            if queued.remaining == 0 {
+                self.queued.remove(pos);
+            }
+            return Some(Picked {
+                fault,
+                hang_until: None,
+            });
+        }
+        // Drawn in order: a later rate applies to the requests the earlier ones spared.
+        for rate in self.rates.iter().filter(|r| matches(r.only, op)) {
+            if self.rng.gen::<f64>() < rate.fraction {
+                return Some(Picked {
+                    fault: rate.fault,
+                    hang_until: None,
+                });
             }
         }
-        (index, fault, state.latency)
-    }
-
-    pub fn set_status(&self, index: usize, status: u16) {
-        if let Some(r) = self.lock().log.get_mut(index) {
-            r.status = Some(status);
-        }
-    }
-
-    pub fn count(&self, op: Op) -> usize {
-        self.lock().counts.get(&op).copied().unwrap_or(0)
-    }
-
-    pub fn counts(&self) -> BTreeMap<Op, usize> {
-        self.lock().counts.clone()
-    }
-
-    pub fn total(&self) -> usize {
-        self.lock().log.len()
-    }
-
-    pub fn requests(&self) -> Vec<RequestRecord> {
-        self.lock().log.clone()
-    }
-
-    /// Zeroes the counters and empties the request log (faults stay queued).
-    pub fn reset(&self) {
-        let mut state = self.lock();
-        state.counts.clear();
-        state.log.clear();
+        None
     }
 }

@@ -1,20 +1,29 @@
 //! The hyper service in front of s3s: it sees every request first, counts and logs it,
-//! applies injected faults and latency, and answers what AWS answers when a request is
-//! signed for the wrong region — things s3s has no hook for (its region check would need the
-//! bucket's region, and a HeadBucket 301 is not an S3 error s3s can produce).
+//! applies injected faults and latency, meters both bodies (see `bodies.rs`), and answers what
+//! AWS answers when a request is signed for the wrong region — things s3s has no hook for (its
+//! region check would need the bucket's region, and a HeadBucket 301 is not an S3 error s3s
+//! can produce).
+//!
+//! A fault that must end the connection without an answer (dropped, cut mid-upload, answer
+//! lost) returns an error from the service: hyper then closes the connection unanswered.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use hyper::body::Incoming;
+use bytes::{Bytes, BytesMut};
+use hyper::body::{Body as HttpBody, Incoming};
 use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::{Request, Response, StatusCode};
 use percent_encoding::percent_decode_str;
 use s3s::service::S3Service;
 use s3s::{s3_error, Body, S3Error};
 
-use super::faults::{Fault, Monitor, Op, RequestRecord};
+use super::bodies::Metered;
+use super::exchange::{Outcome, RequestRecord};
+use super::faults::Fault;
+use super::monitor::{Admission, Monitor};
+use super::op::Op;
 use super::store::Store;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -24,6 +33,8 @@ pub struct Front {
     pub s3: S3Service,
     pub store: Arc<Store>,
     pub monitor: Arc<Monitor>,
+    /// The listening address, to bind again after refusing connections.
+    pub addr: std::net::SocketAddr,
     /// `localhost:PORT`: hosts `<bucket>.localhost:PORT` address a bucket virtual-host style.
     pub vhost_base: String,
 }
@@ -101,9 +112,10 @@ impl Front {
         }
     }
 
-    async fn handle(self, req: Request<Incoming>) -> Result<Response<Body>, BoxError> {
-        let (bucket, key) = self.bucket_and_key(&req);
-        let scope = credential_scope(&req);
+    /// The log's record of an arriving request, and its credential scope.
+    fn record(&self, req: &Request<Incoming>) -> (RequestRecord, Option<Scope>) {
+        let (bucket, key) = self.bucket_and_key(req);
+        let scope = credential_scope(req);
         let query = req.uri().query();
         let op = Op::classify(
             req.method().as_str(),
@@ -121,25 +133,54 @@ impl Front {
             op,
             method: req.method().to_string(),
             uri: req.uri().to_string(),
-            bucket: bucket.clone(),
+            bucket,
             key,
             access_key: scope.as_ref().map(|s| s.access_key.clone()),
             signing_region: scope.as_ref().map(|s| s.region.clone()),
             security_token,
             status: None,
+            fault: None,
+            outcome: Outcome::InFlight,
+            request_body_complete: false,
+            bytes_received: 0,
+            bytes_sent: 0,
+            duration: None,
         };
+        (record, scope)
+    }
+
+    async fn handle(self, req: Request<Incoming>) -> Result<Response<Metered<Body>>, BoxError> {
+        let (record, scope) = self.record(&req);
+        let (op, bucket) = (record.op, record.bucket.clone());
         let summary = format!(
             "{} {} ({op}, key {:?})",
             record.method, record.uri, record.access_key
         );
-        let (index, fault, latency) = self.monitor.admit(record);
+        let bodiless = req.body().is_end_stream();
+        let Admission {
+            exchange,
+            fault,
+            latency,
+            hang,
+        } = self.monitor.admit(record, summary, bodiless);
         if !latency.is_zero() {
             tokio::time::sleep(latency).await;
         }
 
+        let cut_upload = match fault {
+            Some(Fault::CutUpload { after }) => Some(after),
+            _ => None,
+        };
+        let cut_download = match fault {
+            Some(Fault::CutDownload { after }) => Some(after),
+            _ => None,
+        };
+        let head_request = req.method() == hyper::Method::HEAD;
+        let (parts, incoming) = req.into_parts();
+        let body = Metered::upload(incoming, exchange.clone(), cut_upload);
         let response = match fault {
             Some(Fault::DropConnection) => {
-                log::debug!("{summary} -> connection dropped (injected)");
+                exchange.cut();
                 return Err("connection dropped by fault injection".into());
             }
             Some(Fault::SlowDown) => {
@@ -149,18 +190,53 @@ impl Front {
                 InternalError,
                 "We encountered an internal error. Please try again."
             )),
-            None => match self.wrong_region(op, bucket.as_deref(), scope.as_ref()) {
-                Some(response) => response,
-                None => self
-                    .s3
-                    .call(req.map(Body::from))
-                    .await
-                    .map_err(BoxError::from)?,
-            },
+            Some(Fault::Hang) => {
+                // The whole request is read first: a hang is a server that took the request
+                // and went silent, not one that stopped reading.
+                let body = read_to_end(body).await?;
+                if let Some(hang) = hang {
+                    hang.wait().await;
+                }
+                let req = Request::from_parts(parts, Body::from(body));
+                self.answer(op, bucket.as_deref(), scope.as_ref(), req)
+                    .await?
+            }
+            _ => {
+                let req = Request::from_parts(parts, Body::http_body(body));
+                self.answer(op, bucket.as_deref(), scope.as_ref(), req)
+                    .await?
+            }
         };
-        log::debug!("{summary} -> {}", response.status());
-        self.monitor.set_status(index, response.status().as_u16());
-        Ok(response)
+        if exchange.is_cut() {
+            // The upload was cut: s3s gave up on the broken body; so do we, unanswered.
+            return Err("connection reset mid-upload by fault injection".into());
+        }
+        if fault == Some(Fault::LoseAnswer) {
+            exchange.cut();
+            log::debug!("answer {} lost on purpose", response.status());
+            return Err("answer lost by fault injection".into());
+        }
+        let status = response.status();
+        let has_body = !(head_request
+            || status.is_informational()
+            || status == StatusCode::NO_CONTENT
+            || status == StatusCode::NOT_MODIFIED);
+        exchange.answering(status.as_u16(), has_body);
+        Ok(response.map(|body| Metered::download(body, exchange, cut_download)))
+    }
+
+    /// The answer when no fault replaces it: s3s's, or the wrong-region one.
+    async fn answer(
+        &self,
+        op: Op,
+        bucket: Option<&str>,
+        scope: Option<&Scope>,
+        req: Request<Body>,
+    ) -> Result<Response<Body>, BoxError> {
+        match self.wrong_region(op, bucket, scope) {
+            Some(response) => Ok(response),
+            None => Ok(self.s3.call(req).await?),
+        }
     }
 
     /// AWS's answer to a request signed for another region than the bucket's: HeadBucket
@@ -222,8 +298,19 @@ fn error_response(err: S3Error) -> Response<Body> {
     })
 }
 
+/// The whole of a (metered) request body, for a request held back before s3s sees it.
+async fn read_to_end(mut body: Metered<Incoming>) -> Result<Bytes, BoxError> {
+    let mut all = BytesMut::new();
+    while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
+        if let Ok(data) = frame?.into_data() {
+            all.extend_from_slice(&data);
+        }
+    }
+    Ok(all.freeze())
+}
+
 impl hyper::service::Service<Request<Incoming>> for Front {
-    type Response = Response<Body>;
+    type Response = Response<Metered<Body>>;
     type Error = BoxError;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
 

@@ -7,35 +7,52 @@
 //! - `service.rs`: the `s3s::S3` impl (bucket operations, dispatch, shared helpers);
 //!   `objects.rs`, `listing.rs`, `multipart.rs`: the object, list and multipart operations.
 //! - `auth.rs`: the key table (SigV4 via s3s), session tokens, anonymous public reads.
-//! - `front.rs`: the hyper service in front of s3s (faults, counters, wrong-region answers).
-//! - `faults.rs`: counters, request log, fault queue.
+//! - `accept.rs`: the accept loop, one task per connection.
+//! - `front.rs`: the hyper service in front of s3s (faults, counters, wrong-region answers);
+//!   `bodies.rs`: both bodies of a request, counted, paced and cut there.
+//! - `monitor.rs`: what tests observe and switch — counters, the request log, faults, the
+//!   link; `control.rs`: the same, as [`TestServer`] methods.
+//! - `faults.rs`: the faults of single requests and which request gets one;
+//!   `bandwidth.rs`: the link's shared bandwidth per direction; `exchange.rs`: the request
+//!   log's records and how each request ended; `op.rs`: S3 operations.
 
+mod accept;
 pub mod auth;
+pub mod bandwidth;
+pub mod bodies;
+mod control;
+pub mod exchange;
 pub mod faults;
 pub mod front;
 pub mod listing;
+pub mod monitor;
 pub mod multipart;
 pub mod objects;
+pub mod op;
 pub mod service;
 pub mod sse;
 pub mod store;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener as StdTcpListener};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use hyper_util::rt::TokioIo;
 use rand::distributions::{Alphanumeric, DistString};
 use s3s::host::SingleDomain;
 use s3s::service::S3ServiceBuilder;
 use tokio::sync::oneshot;
 
 use self::auth::{KeyTable, Policy, TableAuth};
-pub use self::faults::{Fault, Op, RequestRecord};
+// Named by tests, not by every user of this module (the example server).
+#[allow(unused_imports)]
+pub use self::exchange::{Outcome, Phase, RequestRecord};
+pub use self::faults::Fault;
 use self::front::Front;
+pub use self::monitor::Monitor;
+pub use self::op::Op;
 use self::service::Service;
 pub use self::sse::StoredWith;
 use self::store::{Bucket, Object, Store};
@@ -106,7 +123,7 @@ impl ServerBuilder {
             worker_threads: self.worker_threads,
             store: Arc::new(Store::new()),
             keys,
-            monitor: Arc::new(faults::Monitor::default()),
+            monitor: Arc::new(Monitor::default()),
             shutdown: None,
             thread: None,
         };
@@ -136,6 +153,7 @@ impl TestServer {
             s3: builder.build(),
             store: self.store.clone(),
             monitor: self.monitor.clone(),
+            addr: self.addr,
             vhost_base,
         };
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -144,10 +162,13 @@ impl TestServer {
             .enable_all()
             .build()?;
         let (shutdown_tx, shutdown_rx) = oneshot::channel();
+        self.monitor.set_stopping(false);
+        // The port accepts from the bind on (the kernel queues connections for the loop).
+        self.monitor.set_listening(true);
         let thread = std::thread::Builder::new()
             .name("s3server".into())
             .spawn(move || {
-                runtime.block_on(serve(listener, front, shutdown_rx));
+                runtime.block_on(accept::serve(listener, front, shutdown_rx));
                 // Cuts open keep-alive connections instead of waiting for clients to hang up.
                 runtime.shutdown_timeout(Duration::from_secs(1));
             })?;
@@ -159,6 +180,8 @@ impl TestServer {
     /// Stops serving, as a crashed or unplugged server would: the port refuses connections
     /// and open ones are cut. The buckets stay in memory for [`TestServer::restart`].
     pub fn stop(&mut self) {
+        // Requests cut by the shutdown are recorded as such, not as clients hanging up.
+        self.monitor.set_stopping(true);
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -174,35 +197,6 @@ impl TestServer {
         // a listener, so the bind succeeds at once.
         self.listen().unwrap_or_else(|e| {
             panic!("test S3 server: cannot listen again on {}: {e}", self.addr)
-        });
-    }
-}
-
-async fn serve(listener: StdTcpListener, front: Front, mut shutdown: oneshot::Receiver<()>) {
-    let listener =
-        tokio::net::TcpListener::from_std(listener).expect("register listener with tokio");
-    loop {
-        let accepted = tokio::select! {
-            _ = &mut shutdown => return,
-            accepted = listener.accept() => accepted,
-        };
-        let stream = match accepted {
-            Ok((stream, _)) => stream,
-            Err(e) => {
-                // Out of file descriptors and the like: back off instead of spinning.
-                log::warn!("s3server: accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
-        let service = front.clone();
-        tokio::spawn(async move {
-            let conn = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service);
-            if let Err(e) = conn.await {
-                log::debug!("s3server: connection ended: {e}");
-            }
         });
     }
 }
@@ -227,7 +221,7 @@ pub struct TestServer {
     worker_threads: usize,
     store: Arc<Store>,
     keys: Arc<KeyTable>,
-    monitor: Arc<faults::Monitor>,
+    monitor: Arc<Monitor>,
     shutdown: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -422,69 +416,6 @@ impl TestServer {
             .get_mut(bucket)
             .unwrap_or_else(|| panic!("test S3 server: no bucket {bucket}"));
         f(b)
-    }
-
-    // ---- faults and observation ---------------------------------------------------------
-
-    /// Answers the next `n` requests (any operation) with `fault` instead of handling them.
-    pub fn fail_next(&self, n: usize, fault: Fault) {
-        self.monitor.fail_next(n, fault, None);
-    }
-
-    /// Answers the next `n` requests of operation `op` with `fault`.
-    pub fn fail_next_op(&self, op: Op, n: usize, fault: Fault) {
-        self.monitor.fail_next(n, fault, Some(op));
-    }
-
-    /// Delays every request by `latency` before handling it.
-    pub fn set_latency(&self, latency: Duration) {
-        self.monitor.set_latency(latency);
-    }
-
-    /// Drops pending faults and latency.
-    pub fn clear_faults(&self) {
-        self.monitor.clear_faults();
-    }
-
-    /// Requests of operation `op` received so far (including failed ones).
-    pub fn count(&self, op: Op) -> usize {
-        self.monitor.count(op)
-    }
-
-    /// Requests received so far, per operation.
-    pub fn counts(&self) -> BTreeMap<Op, usize> {
-        self.monitor.counts()
-    }
-
-    /// Requests received so far, all operations.
-    pub fn total_requests(&self) -> usize {
-        self.monitor.total()
-    }
-
-    /// Every request received so far, in arrival order.
-    pub fn requests(&self) -> Vec<RequestRecord> {
-        self.monitor.requests()
-    }
-
-    /// Distinct access key ids that signed requests, in first-use order.
-    pub fn access_keys_used(&self) -> Vec<String> {
-        let mut seen = Vec::new();
-        for key in self
-            .monitor
-            .requests()
-            .into_iter()
-            .filter_map(|r| r.access_key)
-        {
-            if !seen.contains(&key) {
-                seen.push(key);
-            }
-        }
-        seen
-    }
-
-    /// Zeroes counters and empties the request log.
-    pub fn reset_counters(&self) {
-        self.monitor.reset();
     }
 }
 
