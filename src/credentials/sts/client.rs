@@ -105,45 +105,69 @@ impl StsClient {
         }
     }
 
-    async fn attempt(
+    /// The form POST of one attempt, signed with `signer` when given. The signature and
+    /// the session token go as sensitive header values: no HTTP-level log prints them.
+    pub(super) fn request(
         &self,
         body: &str,
         signer: Option<&Credentials>,
-        secrets: &[&str],
-    ) -> Result<xml::IssuedCredentials, StsError> {
+    ) -> Result<reqwest::RequestBuilder, StsError> {
         let content_type = "application/x-www-form-urlencoded; charset=utf-8";
         let mut request = self
             .http
             .post(self.url.clone())
             .header("content-type", content_type)
             .body(body.to_string());
-        if let Some(creds) = signer {
-            let headers = [
-                ("content-type".to_string(), content_type.to_string()),
-                ("host".to_string(), self.host.clone()),
-            ];
-            let payload_hash = sigv4::sha256_hex(body.as_bytes());
-            let signed = sigv4::sign(
-                &sigv4::HttpRequest {
-                    method: "POST",
-                    path: self.url.path(),
-                    query: &[],
-                    headers: &headers,
-                    payload_hash: &payload_hash,
-                },
-                &sigv4::SigningInputs {
-                    access_key_id: &creds.access_key_id,
-                    secret_access_key: creds.secret_access_key.expose(),
-                    session_token: creds.session_token.as_ref().map(Secret::expose),
-                    region: &self.signing_region,
-                    service: "sts",
-                    time: SystemTime::now(),
-                },
-            );
-            for (name, value) in signed.headers {
-                request = request.header(name, value);
-            }
+        let Some(creds) = signer else {
+            return Ok(request);
+        };
+        let headers = [
+            ("content-type".to_string(), content_type.to_string()),
+            ("host".to_string(), self.host.clone()),
+        ];
+        let payload_hash = sigv4::sha256_hex(body.as_bytes());
+        let signed = sigv4::sign(
+            &sigv4::HttpRequest {
+                method: "POST",
+                path: self.url.path(),
+                query: &[],
+                headers: &headers,
+                payload_hash: &payload_hash,
+            },
+            &sigv4::SigningInputs {
+                access_key_id: &creds.access_key_id,
+                secret_access_key: creds.secret_access_key.expose(),
+                session_token: creds.session_token.as_ref().map(Secret::expose),
+                region: &self.signing_region,
+                service: "sts",
+                time: SystemTime::now(),
+            },
+        );
+        for (name, value) in signed.headers {
+            request = match name {
+                "authorization" | "x-amz-security-token" => {
+                    // Only a session token from the base source can hold such characters.
+                    let value = http::secret_header(&value).ok_or_else(|| {
+                        StsError::Transport(http::NoAnswer::Other(format!(
+                            "the {name} header cannot carry the base credentials' session \
+                             token (it holds characters a header cannot)"
+                        )))
+                    })?;
+                    request.header(name, value)
+                }
+                _ => request.header(name, value),
+            };
         }
+        Ok(request)
+    }
+
+    async fn attempt(
+        &self,
+        body: &str,
+        signer: Option<&Credentials>,
+        secrets: &[&str],
+    ) -> Result<xml::IssuedCredentials, StsError> {
+        let request = self.request(body, signer)?;
         let answer = http::send(request).await.map_err(StsError::Transport)?;
         if answer.status == 200 {
             return xml::parse_credentials(&answer.body).map_err(|detail| StsError::Malformed {
