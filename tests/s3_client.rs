@@ -42,6 +42,7 @@ fn config(server: &TestServer, bucket: &str) -> ClientConfig {
         read_timeout: Duration::from_secs(10),
         ca_bundle: None,
         user_agent: "s3rolefs-tests".into(),
+        clock: Default::default(),
     }
 }
 

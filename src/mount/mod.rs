@@ -410,6 +410,8 @@ pub fn client_config(
         read_timeout: config.read_timeout,
         ca_bundle: config.ca_bundle.clone(),
         user_agent: format!("s3rolefs/{}", env!("CARGO_PKG_VERSION")),
+        // Unsigned requests (`--no-sign-request`) have no date to correct: any clock does.
+        clock: credentials.map(|c| c.clock.clone()).unwrap_or_default(),
     }
 }
 

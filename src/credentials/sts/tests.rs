@@ -207,6 +207,7 @@ fn sensitive_header_values_never_print() {
         &StsConfig {
             region: Some("eu-west-1".into()),
             endpoint: Some("http://127.0.0.1:1".into()),
+            ..StsConfig::default()
         },
         "test",
     )
