@@ -292,7 +292,8 @@ fn source_name(config: &MountConfig) -> String {
 fn cache_dir(config: &MountConfig) -> Result<PrivateDir, MountError> {
     PrivateDir::create(&config.cache_dir).map_err(|e| MountError::MountFailed {
         path: config.cache_dir.clone(),
-        reason: format!("cannot use the cache directory: {e}; pick another with --cache-dir"),
+        // `e` names the fix; "another" one is given with --cache-dir.
+        reason: format!("cannot use the cache directory (--cache-dir): {e}"),
     })
 }
 
@@ -307,8 +308,8 @@ fn disk_cache(
     let failed = |path: std::path::PathBuf, e: &dyn std::fmt::Display| MountError::MountFailed {
         path,
         reason: format!(
-            "cannot use the block cache directory: {e}; pick another with --cache-dir \
-             or drop --cache-dir-size"
+            "cannot use the block cache directory (another with --cache-dir, or none without \
+             --cache-dir-size): {e}"
         ),
     };
     let blocks = cache_dir
@@ -501,5 +502,40 @@ pub fn unmount(path: &Path) -> Result<(), MountError> {
             path: canonical,
             reason: String::from_utf8_lossy(&out.stderr).trim().to_string(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::MountOptions;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// A symlink planted at the cache directory's name (`/var/tmp/s3rolefs -> /etc`) stops
+    /// the mount with a message naming it, and its target keeps its mode.
+    #[test]
+    fn planted_cache_dir_symlink_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let target = tmp.path().join("etc");
+        std::fs::create_dir(&target).unwrap();
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let link = tmp.path().join("s3rolefs");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let config = MountConfig::build(
+            MountOptions {
+                source: "bkt".into(),
+                mountpoint: "/mnt".into(),
+                cache_dir: Some(link.clone()),
+                ..Default::default()
+            },
+            |_| None,
+        )
+        .unwrap();
+        let err = cache_dir(&config).unwrap_err();
+        assert!(err.to_string().contains("symbolic link"), "{err}");
+        assert!(err.to_string().contains("--cache-dir"), "{err}");
+        assert!(err.to_string().contains("rm "), "{err}");
+        let mode = std::fs::metadata(&target).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, 0o755);
     }
 }
