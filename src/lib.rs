@@ -16,6 +16,9 @@
 //! - `credentials`: what credentials are, the sources that provide them, the atomically
 //!   swapped current snapshot.
 //! - `sigv4`: AWS Signature Version 4 as pure functions (a leaf; no I/O).
+//! - `private_dir`: a directory only this user may enter, held by a descriptor, and the
+//!   file operations relative to it that every local file (staging, cache, sockets) is
+//!   made with (a leaf; `mount`, `cache` and `upload` use it).
 
 pub mod cache;
 pub mod cli;
@@ -23,6 +26,7 @@ pub mod config;
 pub mod credentials;
 pub mod fs;
 pub mod mount;
+pub mod private_dir;
 pub mod s3;
 pub mod sigv4;
 pub mod upload;

@@ -16,7 +16,7 @@ use s3rolefs::credentials::sts::{
 use s3rolefs::credentials::web_identity::{WebIdentityParams, WebIdentityProvider};
 use s3rolefs::credentials::{
     BoxFuture, Credentials, CredentialsCell, CredentialsError, ProvideCredentials, ProviderContext,
-    Secret, SharedProvider,
+    Secret, SharedProvider, SkewedClock,
 };
 use s3rolefs::s3::client::{ClientConfig, S3Client};
 use s3rolefs::s3::{GetObjectParams, ObjectClient};
@@ -64,6 +64,7 @@ fn sts_config(sts: &StsEmulator) -> StsConfig {
     StsConfig {
         region: Some("eu-west-1".into()),
         endpoint: Some(sts.endpoint()),
+        ..StsConfig::default()
     }
 }
 
@@ -277,12 +278,84 @@ async fn unreachable_sts_is_a_retryable_failure() {
         StsConfig {
             region: None,
             endpoint: Some(format!("http://127.0.0.1:{port}")),
+            ..StsConfig::default()
         },
     )
     .expect("valid");
     let err = provider.provide().await.expect_err("nothing listens");
     assert!(err.is_retryable(), "{err:?}");
     assert!(err.to_string().contains("--sts-endpoint-url"), "{err}");
+}
+
+/// An emulator whose clock runs `ahead` of this host's, trusting the base key, and an
+/// AssumeRole provider on it signing by `clock`.
+fn skewed(ahead: Duration, clock: &SkewedClock) -> (StsEmulator, AssumeRoleProvider) {
+    let sts = StsEmulator::start(StsOptions {
+        clock_ahead: ahead,
+        ..StsOptions::default()
+    });
+    sts.trust_key(BASE_KEY, BASE_SECRET);
+    let config = StsConfig {
+        clock: clock.clone(),
+        ..sts_config(&sts)
+    };
+    let base: SharedProvider = base(None);
+    let provider = AssumeRoleProvider::new(base, role(None), config).expect("valid");
+    (sts, provider)
+}
+
+/// How far `t` is ahead of this host's clock, in whole minutes.
+fn minutes_ahead(t: SystemTime) -> i64 {
+    match t.duration_since(SystemTime::now()) {
+        Ok(d) => (d.as_secs_f64() / 60.0).round() as i64,
+        Err(e) => -((e.duration().as_secs_f64() / 60.0).round() as i64),
+    }
+}
+
+/// With the mount's clock corrected (as the S3 client does from `RequestTimeTooSkewed`),
+/// AssumeRole is dated by it too: STS, two hours ahead of this host, takes the first
+/// signature.
+#[tokio::test]
+async fn assume_role_signs_with_the_corrected_clock() {
+    let ahead = Duration::from_secs(2 * 3600);
+    let clock = SkewedClock::new();
+    clock.learn(SystemTime::now() + ahead);
+    let (sts, provider) = skewed(ahead, &clock);
+    provider.provide().await.expect("assume role");
+    let requests = sts.requests();
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    assert_eq!(requests[0].signature_valid, Some(true));
+    assert_eq!(minutes_ahead(requests[0].signed_at.expect("signed")), 120);
+}
+
+/// STS refusing a signature for its date ("Signature expired") with its own time in `Date`:
+/// the clock learns it (for S3 too) and the call is signed again once, and succeeds.
+#[tokio::test]
+async fn assume_role_learns_the_clock_from_a_skew_refusal() {
+    let clock = SkewedClock::new();
+    let (sts, provider) = skewed(Duration::from_secs(3600), &clock);
+    provider
+        .provide()
+        .await
+        .expect("assume role after correcting the clock");
+    let requests = sts.requests();
+    assert_eq!(requests.len(), 2, "{requests:?}");
+    assert_eq!(minutes_ahead(requests[0].signed_at.expect("signed")), 0);
+    assert_eq!(minutes_ahead(requests[1].signed_at.expect("signed")), 60);
+    assert_eq!((clock.offset_ms() as f64 / 60_000.0).round() as i64, 60);
+}
+
+/// A signature refused while the clocks agree is a wrong key, not a skew: no second try,
+/// and the clock is left alone.
+#[tokio::test]
+async fn signature_refused_at_the_right_time_is_not_retried() {
+    let clock = SkewedClock::new();
+    let (sts, provider) = skewed(Duration::ZERO, &clock);
+    sts.trust_key(BASE_KEY, "not-the-secret-the-base-signs-with");
+    let err = provider.provide().await.expect_err("bad signature");
+    assert!(err.to_string().contains("SignatureDoesNotMatch"), "{err}");
+    assert_eq!(sts.requests().len(), 1);
+    assert_eq!(clock.offset_ms(), 0);
 }
 
 /// The MFA code is asked once and sent with the serial; a renewal says it cannot renew.
@@ -558,6 +631,7 @@ async fn issued_credentials_are_accepted_by_the_s3_server() {
         io_timeout: Duration::from_secs(10),
         ca_bundle: None,
         user_agent: "s3rolefs-tests".into(),
+        clock: Default::default(),
     })
     .await
     .expect("connect with STS credentials");

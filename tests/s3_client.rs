@@ -43,6 +43,7 @@ fn config(server: &TestServer, bucket: &str) -> ClientConfig {
         io_timeout: Duration::from_secs(10),
         ca_bundle: None,
         user_agent: "s3rolefs-tests".into(),
+        clock: Default::default(),
     }
 }
 

@@ -70,6 +70,7 @@ async fn client(server: &TestServer, settings: ObjectSettings) -> S3Client {
         io_timeout: Duration::from_secs(10),
         ca_bundle: None,
         user_agent: "s3rolefs-tests".into(),
+        clock: Default::default(),
     };
     S3Client::connect(config)
         .await

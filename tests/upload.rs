@@ -39,6 +39,7 @@ async fn connect(server: &TestServer) -> Arc<S3Client> {
         io_timeout: Duration::from_secs(30),
         ca_bundle: None,
         user_agent: "s3rolefs-tests".into(),
+        clock: Default::default(),
     };
     Arc::new(
         S3Client::connect(config)

@@ -1,26 +1,26 @@
 //! The disk tier of the block cache (`--cache-dir-size`): blocks kept in files under
 //! `<cache-dir>/blocks/`, so a file read once is read again without S3, across remounts.
 //!
-//! - One file per block, mode 0600, named by a hash of (key, ETag) and the block index: a
-//!   replaced object's blocks are never found under its new ETag. Each file starts with a
-//!   header naming the key and the ETag, checked on every read, so a hash collision or a
-//!   damaged file reads as a miss, never as wrong data.
+//! - One file per block, named by a hash of (key, ETag) and the block index: a replaced
+//!   object's blocks are never found under its new ETag. Mode 0600, created `O_EXCL` under
+//!   a temporary name and renamed; every operation is relative to the directory's
+//!   descriptor ([`PrivateDir`]: the user's own, 0700, never reached through a symlink).
+//!   Each file starts with a header naming the key and the ETag, checked on every read, so
+//!   a hash collision or a damaged file reads as a miss, never as wrong data.
 //! - Bounded: the files' total size stays under the configured bytes; the least recently
 //!   used go first (an in-memory LRU over the file names, rebuilt from the directory at
 //!   start, oldest modification time first).
 //! - Never in the way: disk I/O runs on the blocking pool, and every failure (full disk,
 //!   permissions) is a miss, logged once at debug level; the network path still works.
 
-use std::fs::{self, OpenOptions};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
 use lru::LruCache;
 use sha2::{Digest, Sha256};
 
+use crate::private_dir::PrivateDir;
 use crate::s3::Chunks;
 
 use super::block::BlockKey;
@@ -31,7 +31,8 @@ const MAGIC: &str = "s3rolefs-block-v1";
 /// Blocks on disk, bounded in bytes.
 #[derive(Debug)]
 pub struct DiskCache {
-    dir: PathBuf,
+    /// Every file is opened, created, renamed and removed relative to this descriptor.
+    dir: PrivateDir,
     capacity: u64,
     index: Mutex<Index>,
 }
@@ -44,18 +45,26 @@ struct Index {
 }
 
 impl DiskCache {
-    /// Opens (creating, mode 0700) `dir` and indexes the blocks already there.
-    pub fn open(dir: &Path, capacity: u64) -> io::Result<Arc<Self>> {
-        fs::create_dir_all(dir)?;
-        fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
+    /// Takes `dir` (a [`PrivateDir`]: this user's, 0700, held by a descriptor) and indexes
+    /// the blocks already there; half-written files of an earlier run are removed.
+    pub fn open(dir: PrivateDir, capacity: u64) -> io::Result<Arc<Self>> {
         let mut found = Vec::new();
-        for entry in fs::read_dir(dir)? {
-            let entry = entry?;
-            let name = entry.file_name().to_string_lossy().into_owned();
+        for name in dir.list()? {
+            let name = name.to_string_lossy().into_owned();
+            if name.ends_with(".tmp") {
+                let _ = dir.remove(&name);
+                continue;
+            }
             if !name.ends_with(".blk") {
                 continue;
             }
-            let meta = entry.metadata()?;
+            // O_NONBLOCK: whatever the name, opening it never waits (a FIFO would).
+            let meta = dir
+                .open(&name, libc::O_RDONLY | libc::O_NONBLOCK)?
+                .metadata()?;
+            if !meta.is_file() {
+                continue;
+            }
             found.push((meta.modified().ok(), name, meta.len()));
         }
         // Oldest first, so the LRU order starts as "least recently written".
@@ -69,7 +78,7 @@ impl DiskCache {
             index.files.put(name, len);
         }
         let cache = Arc::new(DiskCache {
-            dir: dir.to_path_buf(),
+            dir,
             capacity,
             index: Mutex::new(index),
         });
@@ -128,7 +137,7 @@ impl DiskCache {
     }
 
     fn read_file(&self, name: &str, key: &BlockKey) -> io::Result<Bytes> {
-        let mut file = fs::File::open(self.dir.join(name))?;
+        let mut file = self.dir.open(name, libc::O_RDONLY)?;
         let mut all = Vec::new();
         file.read_to_end(&mut all)?;
         let header = Self::header(key);
@@ -165,13 +174,8 @@ impl DiskCache {
 
     fn write_file(&self, name: &str, key: &BlockKey, data: &Chunks) -> io::Result<u64> {
         // Written under a temporary name and renamed, so a reader never sees half a block.
-        let tmp = self.dir.join(format!("{name}.{}.tmp", std::process::id()));
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
+        let tmp = format!("{name}.{}.tmp", std::process::id());
+        let mut file = self.dir.create_new(&tmp)?;
         let header = Self::header(key);
         let written = file.write_all(header.as_bytes()).and_then(|()| {
             data.parts()
@@ -179,10 +183,10 @@ impl DiskCache {
                 .try_for_each(|part| file.write_all(part))
         });
         if let Err(e) = written {
-            let _ = fs::remove_file(&tmp);
+            let _ = self.dir.remove(&tmp);
             return Err(e);
         }
-        fs::rename(&tmp, self.dir.join(name))?;
+        self.dir.rename(&tmp, name)?;
         Ok((header.len() + data.len()) as u64)
     }
 
@@ -196,7 +200,7 @@ impl DiskCache {
             len.is_some()
         };
         if removed {
-            let _ = fs::remove_file(self.dir.join(name));
+            let _ = self.dir.remove(name);
         }
     }
 
@@ -215,7 +219,7 @@ impl DiskCache {
                     None => return,
                 }
             };
-            let _ = fs::remove_file(self.dir.join(victim));
+            let _ = self.dir.remove(victim);
         }
     }
 }
@@ -223,7 +227,12 @@ impl DiskCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
     use std::os::unix::fs::PermissionsExt;
+
+    fn private(path: &std::path::Path) -> PrivateDir {
+        PrivateDir::create(path).unwrap()
+    }
 
     fn key(k: &str, etag: &str, index: u64) -> BlockKey {
         BlockKey {
@@ -245,11 +254,11 @@ mod tests {
     #[tokio::test]
     async fn blocks_survive_a_reopen_and_files_are_private() {
         let dir = tempfile::tempdir().unwrap();
-        let cache = DiskCache::open(dir.path(), 1 << 20).unwrap();
+        let cache = DiskCache::open(private(dir.path()), 1 << 20).unwrap();
         cache.put(key("a/b", "\"e1\"", 0), Bytes::from_static(b"hello").into());
         settle(&cache, 1).await;
         drop(cache);
-        let cache = DiskCache::open(dir.path(), 1 << 20).unwrap();
+        let cache = DiskCache::open(private(dir.path()), 1 << 20).unwrap();
         assert!(cache.contains(&key("a/b", "\"e1\"", 0)));
         let got = cache.get(&key("a/b", "\"e1\"", 0)).await.unwrap();
         assert_eq!(got.to_bytes().as_ref(), b"hello");
@@ -267,7 +276,7 @@ mod tests {
     async fn the_byte_bound_evicts_least_recently_used() {
         let dir = tempfile::tempdir().unwrap();
         let one = Bytes::from(vec![7u8; 1000]);
-        let cache = DiskCache::open(dir.path(), 2500).unwrap();
+        let cache = DiskCache::open(private(dir.path()), 2500).unwrap();
         cache.put(key("k", "e", 0), one.clone().into());
         settle(&cache, 1).await;
         cache.put(key("k", "e", 1), one.clone().into());
@@ -289,7 +298,7 @@ mod tests {
     #[tokio::test]
     async fn a_damaged_file_is_a_miss_and_goes() {
         let dir = tempfile::tempdir().unwrap();
-        let cache = DiskCache::open(dir.path(), 1 << 20).unwrap();
+        let cache = DiskCache::open(private(dir.path()), 1 << 20).unwrap();
         let k = key("x", "e", 3);
         cache.put(k.clone(), Bytes::from_static(b"data").into());
         settle(&cache, 1).await;

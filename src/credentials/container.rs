@@ -213,9 +213,9 @@ impl ContainerProvider {
         if token.expose().is_empty() || token.expose().contains(['\r', '\n']) {
             return Err(invalid());
         }
-        let mut value = HeaderValue::from_str(token.expose()).map_err(|_| invalid())?;
-        value.set_sensitive(true);
-        Ok(Some(value))
+        http::secret_header(token.expose())
+            .map(Some)
+            .ok_or_else(invalid)
     }
 
     async fn send_with_retries(
@@ -401,5 +401,19 @@ mod tests {
     #[test]
     fn display_uri_drops_query() {
         assert_eq!(display_uri("http://h/p?token=x"), "http://h/p");
+    }
+
+    /// The authorization token goes as a sensitive header value: it never prints in
+    /// `Debug`, the form HTTP-level logging uses.
+    #[tokio::test]
+    async fn sensitive_header_values_never_print() {
+        let p = from(&[
+            (FULL_URI_VAR, "http://127.0.0.1:1/c"),
+            (TOKEN_VAR, "SECRETCONTAINERTOKEN"),
+        ])
+        .unwrap();
+        let value = p.authorization().await.unwrap().unwrap();
+        assert!(value.is_sensitive());
+        assert!(!format!("{value:?}").contains("SECRETCONTAINER"));
     }
 }

@@ -7,6 +7,8 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use super::SkewedClock;
+
 type Lookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 
 /// Configuration shared by every credentials source.
@@ -17,6 +19,9 @@ pub struct ProviderContext {
     pub profile: Option<String>,
     /// The region STS calls go to when a source does not name one (`--region`, env).
     pub region: Option<String>,
+    /// The clock STS calls are signed by; the mount hands the same one to its S3 client, so
+    /// a skew either of them learns corrects both.
+    pub clock: SkewedClock,
 }
 
 impl std::fmt::Debug for ProviderContext {
@@ -41,6 +46,7 @@ impl ProviderContext {
             vars: Arc::new(lookup),
             profile: None,
             region: None,
+            clock: SkewedClock::new(),
         }
     }
 

@@ -36,6 +36,15 @@ pub fn client(
     })
 }
 
+/// A header value that carries a secret (a signature, a session token, a bearer token):
+/// flagged sensitive, so hyper and reqwest never print it at any log level. `None` when the
+/// value holds characters a header cannot carry (the caller names the source in its error).
+pub fn secret_header(value: &str) -> Option<reqwest::header::HeaderValue> {
+    let mut header = reqwest::header::HeaderValue::from_str(value).ok()?;
+    header.set_sensitive(true);
+    Some(header)
+}
+
 /// An answer: status, headers and the whole body.
 #[derive(Debug)]
 pub struct Answer {
@@ -104,4 +113,19 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
         cause = next;
     }
     cause.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A secret header prints as a placeholder in `Debug` (the form HTTP-level logging
+    /// uses); a value a header cannot carry is refused.
+    #[test]
+    fn secret_header_values_never_print() {
+        let value = secret_header("FwoGZXIvYXdzEXAMPLETOKEN").unwrap();
+        assert!(value.is_sensitive());
+        assert!(!format!("{value:?}").contains("FwoGZXIv"), "{value:?}");
+        assert!(secret_header("line\nbreak").is_none());
+    }
 }

@@ -10,11 +10,14 @@
 //!   an assumed role on top of any base source).
 //! - [`CredentialsCell`]: the current snapshot, swapped atomically. Request code loads one
 //!   snapshot per attempt and signs with it; only the owner of the cell swaps it.
+//! - [`SkewedClock`]: the time signatures are dated with, corrected by what S3 or STS said
+//!   of their clock; one per mount, shared by the S3 client and the STS providers.
 //!
 //! This module knows nothing of S3: it never imports `s3` or `fs`.
 
 mod cell;
 pub mod chain;
+pub mod clock;
 pub mod container;
 mod context;
 pub mod env;
@@ -34,6 +37,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 pub use cell::CredentialsCell;
+pub use clock::SkewedClock;
 pub use context::ProviderContext;
 pub use secret::Secret;
 

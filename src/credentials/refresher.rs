@@ -16,7 +16,10 @@
 //!   credentials keep signing (S3 may still accept them for a while; IMDS itself serves
 //!   expired credentials during outages) and retries go on, logged.
 //! - A request that S3 rejected (`ExpiredToken`, ...) wakes the refresher at once through
-//!   the cell; one refresh serves every request that asked.
+//!   the cell; one refresh serves every request that asked. After a failed renewal, such a
+//!   forced refresh waits out the same backoff as the scheduled retry (it is then made at
+//!   that time, still as a forced one): rejections that keep coming while the source keeps
+//!   failing never ask IMDS or STS faster than the backoff allows.
 //!
 //! The thread runs its own single-threaded tokio runtime, so a busy filesystem runtime can
 //! never delay a renewal.
@@ -211,9 +214,11 @@ async fn run(
 ) {
     let mut next = schedule(&cell.load(), obtained);
     let mut failures: u32 = 0;
+    // A rejection that came during a backoff: the refresh at the end of it is a forced one.
+    let mut forced_pending = false;
     set_status(&status, |s| s.next_refresh = next);
     loop {
-        let forced = tokio::select! {
+        let requested = tokio::select! {
             _ = sleep_until(next) => false,
             _ = cell.refresh_requested() => true,
             _ = stop.notify.notified() => return,
@@ -221,10 +226,18 @@ async fn run(
         if stop.stopped.load(Ordering::Acquire) {
             return;
         }
-        if forced && !cell.take_rejection() {
+        if requested && !cell.take_rejection() {
             // A late wake-up for a snapshot that was replaced meanwhile.
             continue;
         }
+        if requested && forced_refresh_waits(failures, next, SystemTime::now()) {
+            // Only this loop stores into the cell, so the rejected snapshot stays current
+            // until the backoff ends, and the refresh then is still a forced one.
+            forced_pending = true;
+            log::debug!("credentials rejected during a retry backoff; renewing at {next:?}");
+            continue;
+        }
+        let forced = std::mem::take(&mut forced_pending) | requested;
         let current = cell.load();
         let outcome = match tokio::time::timeout(PROVIDE_TIMEOUT, provider.provide()).await {
             Ok(Ok(fresh)) => judge(&current, fresh, forced),
@@ -278,6 +291,13 @@ async fn run(
             }
         }
     }
+}
+
+/// True when a forced refresh asked at `now` must wait for `next`: a renewal failed
+/// (`failures` in a row) and its backoff has not ended. Without a failure a forced refresh
+/// goes at once, whenever the next scheduled renewal is due.
+fn forced_refresh_waits(failures: u32, next: Option<SystemTime>, now: SystemTime) -> bool {
+    failures > 0 && next.is_some_and(|next| now < next)
 }
 
 /// Accepts `fresh` unless it is already expired, or the same key again when a change was
@@ -430,6 +450,8 @@ mod tests {
         calls: AtomicUsize,
         life: Duration,
         fail: AtomicBool,
+        /// Every call, failed ones included.
+        asked: AtomicUsize,
     }
 
     impl ProvideCredentials for Rotating {
@@ -438,6 +460,7 @@ mod tests {
         }
         fn provide(&self) -> BoxFuture<'_, Result<Credentials, CredentialsError>> {
             Box::pin(async move {
+                self.asked.fetch_add(1, Ordering::SeqCst);
                 if self.fail.load(Ordering::SeqCst) {
                     return Err(CredentialsError::failed("rotating", "down", true));
                 }
@@ -454,6 +477,7 @@ mod tests {
             calls: AtomicUsize::new(1),
             life: Duration::from_secs(2),
             fail: AtomicBool::new(false),
+            asked: AtomicUsize::new(0),
         });
         let cell = Arc::new(CredentialsCell::new(creds(
             "K0",
@@ -480,6 +504,7 @@ mod tests {
             calls: AtomicUsize::new(1),
             life: Duration::from_secs(2),
             fail: AtomicBool::new(true),
+            asked: AtomicUsize::new(0),
         });
         let cell = Arc::new(CredentialsCell::new(creds(
             "K0",
@@ -493,5 +518,53 @@ mod tests {
         source.fail.store(false, Ordering::SeqCst);
         std::thread::sleep(Duration::from_millis(12_000));
         assert_ne!(cell.load().access_key_id, "K0", "{:?}", refresher.status());
+    }
+
+    /// After a failure a forced refresh waits for the backoff's end; without one, or once
+    /// the backoff is over, it goes at once.
+    #[test]
+    fn forced_refresh_waits_out_a_failure_backoff() {
+        assert!(!forced_refresh_waits(0, Some(at(3600)), at(0)));
+        assert!(forced_refresh_waits(1, Some(at(10)), at(5)));
+        assert!(!forced_refresh_waits(3, Some(at(10)), at(10)));
+        assert!(!forced_refresh_waits(1, None, at(5)));
+    }
+
+    /// Rejections that keep coming while the source keeps failing ask it no faster than
+    /// the retry backoff: one call at once, then one per backoff, single-flight.
+    #[test]
+    fn forced_refreshes_share_the_backoff_after_failures() {
+        let source = Arc::new(Rotating {
+            calls: AtomicUsize::new(1),
+            life: Duration::from_secs(3600),
+            fail: AtomicBool::new(true),
+            asked: AtomicUsize::new(0),
+        });
+        let cell = Arc::new(CredentialsCell::new(creds(
+            "K0",
+            Some(SystemTime::now() + Duration::from_secs(3600)),
+        )));
+        let refresher =
+            Refresher::start(Arc::clone(&cell), source.clone(), SystemTime::now()).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        // 1.4 s of requests rejected every 20 ms. Backoffs after 1 and 2 failures are at
+        // least 0.5 s and 1 s: calls at 0, then within [0.5, 1] s, the third not before 1.5 s.
+        let started = std::time::Instant::now();
+        runtime.block_on(async {
+            while started.elapsed() < Duration::from_millis(1400) {
+                let snapshot = cell.load();
+                assert!(cell
+                    .rejected(&snapshot, Duration::from_millis(20))
+                    .await
+                    .is_none());
+            }
+        });
+        let asked = source.asked.load(Ordering::SeqCst);
+        assert!((1..=2).contains(&asked), "{asked} calls in 1.4 s");
+        assert_eq!(cell.load().access_key_id, "K0");
+        assert!(refresher.status().failures >= 1);
     }
 }

@@ -11,7 +11,9 @@ use crate::config::CredentialOptions;
 use crate::credentials::chain::{self, ChainError, ChainOptions, Resolved};
 use crate::credentials::profile::{profile_region, MfaPrompt};
 use crate::credentials::refresher::Refresher;
-use crate::credentials::{mask_key_id, CredentialsCell, CredentialsError, ProviderContext};
+use crate::credentials::{
+    mask_key_id, CredentialsCell, CredentialsError, ProviderContext, SkewedClock,
+};
 
 use super::error::MountError;
 
@@ -30,6 +32,9 @@ pub struct MountCredentials {
     pub region_from_instance: bool,
     /// Every source the chain looked at, and why the others did not apply.
     pub attempts: Vec<chain::Attempt>,
+    /// The mount's one clock: its STS providers sign by it, and so does its S3 client, so a
+    /// skew either learns corrects both.
+    pub clock: SkewedClock,
 }
 
 /// The providers' view of the configuration: the process environment plus the flags.
@@ -121,6 +126,7 @@ pub async fn start(
         region: found_region,
         region_from_instance: region_source == INSTANCE_REGION,
         attempts,
+        clock: ctx.clock.clone(),
     })
 }
 

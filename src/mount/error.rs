@@ -60,6 +60,8 @@ pub enum MountError {
     UnmountFailed { path: PathBuf, reason: String },
     #[error("cannot start the background mount process: {0}")]
     Daemon(String),
+    #[error("cannot use the log file {path}: {reason}")]
+    LogFile { path: PathBuf, reason: String },
     /// A failure the background child reported; its text already names cause and fix.
     #[error("{0}")]
     Reported(String),

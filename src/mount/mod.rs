@@ -29,6 +29,7 @@ use fuser::{Config, MountOption, SessionACL};
 use crate::config::MountConfig;
 use crate::fs::fuse::FuseAdapter;
 use crate::fs::{FsConfig, S3Filesystem};
+use crate::private_dir::PrivateDir;
 use crate::s3::client::{ClientConfig, S3Client};
 use crate::s3::S3Error;
 pub use error::MountError;
@@ -95,6 +96,7 @@ fn mount_foreground(config: MountConfig, report_ready: bool) -> Result<(), Mount
         read_only: config.read_only,
         started: std::time::SystemTime::now(),
     };
+    let cache_dir = cache_dir(&config)?;
     let fs = Arc::new(S3Filesystem::new(
         Arc::new(client),
         FsConfig {
@@ -105,10 +107,10 @@ fn mount_foreground(config: MountConfig, report_ready: bool) -> Result<(), Mount
             dir_mode: config.dir_mode,
             metadata_ttl: config.metadata_ttl,
             read_only: config.read_only,
-            writer: Arc::new(writer_config(&config)?),
+            writer: Arc::new(writer_config(&config, &cache_dir)),
             cache_size: config.cache_size,
             max_prefetch_memory: config.max_prefetch_memory,
-            disk_cache: disk_cache(&config)?,
+            disk_cache: disk_cache(&config, &cache_dir)?,
             disk_cache_size: config.cache_dir_size,
         },
     ));
@@ -285,49 +287,52 @@ fn source_name(config: &MountConfig) -> String {
     }
 }
 
-/// The upload settings, with the staging directory created (mode 0700: staging copies hold
-/// the bucket's data).
+/// The cache directory (`--cache-dir`): staging copies and cached blocks hold the bucket's
+/// data, so it is this user's own, 0700, and never reached through a symlink.
+fn cache_dir(config: &MountConfig) -> Result<PrivateDir, MountError> {
+    PrivateDir::create(&config.cache_dir).map_err(|e| MountError::MountFailed {
+        path: config.cache_dir.clone(),
+        // `e` names the fix; "another" one is given with --cache-dir.
+        reason: format!("cannot use the cache directory (--cache-dir): {e}"),
+    })
+}
+
 /// The disk tier of the block cache, in `<cache-dir>/blocks`, when `--cache-dir-size` asks.
 fn disk_cache(
     config: &MountConfig,
+    cache_dir: &PrivateDir,
 ) -> Result<Option<Arc<crate::cache::disk::DiskCache>>, MountError> {
     if config.cache_dir_size == 0 {
         return Ok(None);
     }
-    let dir = config.cache_dir.join("blocks");
-    crate::cache::disk::DiskCache::open(&dir, config.cache_dir_size)
+    let failed = |path: std::path::PathBuf, e: &dyn std::fmt::Display| MountError::MountFailed {
+        path,
+        reason: format!(
+            "cannot use the block cache directory (another with --cache-dir, or none without \
+             --cache-dir-size): {e}"
+        ),
+    };
+    let blocks = cache_dir
+        .subdir("blocks")
+        .map_err(|e| failed(e.path().to_path_buf(), &e))?;
+    let path = blocks.path().to_path_buf();
+    crate::cache::disk::DiskCache::open(blocks, config.cache_dir_size)
         .map(Some)
-        .map_err(|e| MountError::MountFailed {
-            path: dir,
-            reason: format!(
-                "cannot use the block cache directory: {e}; pick another with --cache-dir \
-                 or drop --cache-dir-size"
-            ),
-        })
+        .map_err(|e| failed(path, &e))
 }
 
-fn writer_config(config: &MountConfig) -> Result<crate::upload::WriterConfig, MountError> {
-    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-    let dir = &config.cache_dir;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .and_then(|()| std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)))
-        .map_err(|e| MountError::MountFailed {
-            path: dir.clone(),
-            reason: format!(
-                "cannot create the cache directory: {e}; pick another with --cache-dir"
-            ),
-        })?;
-    let mut writer = crate::upload::WriterConfig::new(dir.clone());
+/// The upload settings, staging copies in `cache_dir` (checked private by [`cache_dir`]).
+fn writer_config(config: &MountConfig, cache_dir: &PrivateDir) -> crate::upload::WriterConfig {
+    // Staging still opens its files by path under the checked directory; it can take the
+    // `PrivateDir` itself (files made with `create_new`) once the upload code is rewired.
+    let mut writer = crate::upload::WriterConfig::new(cache_dir.path().to_path_buf());
     if let Some(part_size) = config.part_size {
         writer.part_size = part_size;
     }
     if let Some(concurrency) = config.upload_concurrency {
         writer.concurrency = concurrency.max(1);
     }
-    Ok(writer)
+    writer
 }
 
 /// The mount's source as `/proc/mounts` shows it.
@@ -407,6 +412,8 @@ pub fn client_config(
         io_timeout: config.io_timeout,
         ca_bundle: config.ca_bundle.clone(),
         user_agent: format!("s3rolefs/{}", env!("CARGO_PKG_VERSION")),
+        // Unsigned requests (`--no-sign-request`) have no date to correct: any clock does.
+        clock: credentials.map(|c| c.clock.clone()).unwrap_or_default(),
     }
 }
 
@@ -496,5 +503,40 @@ pub fn unmount(path: &Path) -> Result<(), MountError> {
             path: canonical,
             reason: String::from_utf8_lossy(&out.stderr).trim().to_string(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::MountOptions;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// A symlink planted at the cache directory's name (`/var/tmp/s3rolefs -> /etc`) stops
+    /// the mount with a message naming it, and its target keeps its mode.
+    #[test]
+    fn planted_cache_dir_symlink_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let target = tmp.path().join("etc");
+        std::fs::create_dir(&target).unwrap();
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let link = tmp.path().join("s3rolefs");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let config = MountConfig::build(
+            MountOptions {
+                source: "bkt".into(),
+                mountpoint: "/mnt".into(),
+                cache_dir: Some(link.clone()),
+                ..Default::default()
+            },
+            |_| None,
+        )
+        .unwrap();
+        let err = cache_dir(&config).unwrap_err();
+        assert!(err.to_string().contains("symbolic link"), "{err}");
+        assert!(err.to_string().contains("--cache-dir"), "{err}");
+        assert!(err.to_string().contains("rm "), "{err}");
+        let mode = std::fs::metadata(&target).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, 0o755);
     }
 }

@@ -9,7 +9,7 @@
 //! |---|---|---|---|
 //! | PutObject, CreateMultipartUpload | yes | yes | |
 //! | CopyObject | yes | yes | yes |
-//! | UploadPart | | yes | |
+//! | UploadPart, CompleteMultipartUpload | | yes | |
 //! | UploadPartCopy | | yes | yes |
 //! | GetObject, HeadObject | | yes | |
 //!
@@ -143,7 +143,8 @@ impl fmt::Debug for SettingHeader {
 pub enum Applies {
     /// The request creates an object (PutObject, CreateMultipartUpload, CopyObject).
     Create,
-    /// The request reads or adds to an object already encrypted (GET, HEAD, UploadPart).
+    /// The request reads or adds to an object already encrypted (GET, HEAD, UploadPart,
+    /// CompleteMultipartUpload).
     Access,
 }
 

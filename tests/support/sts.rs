@@ -13,6 +13,10 @@
 //!   role-chaining `ValidationError`;
 //! - an expected web identity token / SAML assertion makes any other one `InvalidIdentityToken`
 //!   (token-rotation tests);
+//! - as on AWS, a signature dated more than 15 minutes off the emulator's clock is refused
+//!   (`SignatureDoesNotMatch` "Signature expired"), and every answer carries the emulator's
+//!   time in `Date`; [`StsOptions::clock_ahead`] sets that clock ahead of the host's (a host
+//!   whose clock is behind);
 //! - [`StsEmulator::fail_next`] queues faults, [`StsEmulator::answer_next`] verbatim answers; [`StsOptions::on_issue`] sees every issued set
 //!   (wire it to `TestServer::add_session_key` so the S3 server accepts exactly those).
 
@@ -74,6 +78,9 @@ pub struct StsOptions {
     pub allowed_callers: Option<Vec<String>>,
     /// Called with every issued set, before the answer leaves.
     pub on_issue: Option<OnIssue>,
+    /// How far the emulator's clock (the `Date` it answers with, the time signatures are
+    /// checked against) runs ahead of this host's.
+    pub clock_ahead: Duration,
 }
 
 /// One request as the emulator saw it.
@@ -92,6 +99,8 @@ pub struct StsRequest {
     pub had_session_token: bool,
     /// `Some(true/false)` when the caller's secret was known and the signature was checked.
     pub signature_valid: Option<bool>,
+    /// The signature's date (`x-amz-date`), when signed.
+    pub signed_at: Option<SystemTime>,
 }
 
 impl StsRequest {
@@ -124,9 +133,18 @@ struct Shared {
     state: Mutex<State>,
     lifetime: Option<Duration>,
     on_issue: Option<OnIssue>,
+    clock_ahead: Duration,
 }
 
+/// How far a signature's date may be from the server's clock (AWS's rule).
+const SIGNATURE_WINDOW: Duration = Duration::from_secs(15 * 60);
+
 impl Shared {
+    /// The emulator's clock.
+    fn now(&self) -> SystemTime {
+        SystemTime::now() + self.clock_ahead
+    }
+
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -155,6 +173,7 @@ impl StsEmulator {
             }),
             lifetime: options.lifetime,
             on_issue: options.on_issue.clone(),
+            clock_ahead: options.clock_ahead,
         });
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -315,6 +334,9 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
         "content-type",
         hyper::header::HeaderValue::from_static("text/xml"),
     );
+    if let Ok(date) = httpdate::fmt_http_date(shared.now()).parse() {
+        response.headers_mut().insert("date", date);
+    }
     response
 }
 
@@ -330,6 +352,7 @@ fn answer(shared: &Shared, parts: &hyper::http::request::Parts, body: &Bytes) ->
     };
     let auth = header("authorization").and_then(|a| parse_authorization(&a));
     let token = header("x-amz-security-token");
+    let signed_at = header("x-amz-date").and_then(|d| parse_amz_date(&d));
     let mut state = shared.state();
 
     let known = auth
@@ -347,6 +370,7 @@ fn answer(shared: &Shared, parts: &hyper::http::request::Parts, body: &Bytes) ->
         scope_region: auth.as_ref().map(|a| a.region.clone()),
         had_session_token: token.is_some(),
         signature_valid,
+        signed_at,
     };
     state.requests.push(record);
 
@@ -375,6 +399,9 @@ fn answer(shared: &Shared, parts: &hyper::http::request::Parts, body: &Bytes) ->
                         a.service
                     ),
                 );
+            }
+            if let Some(refusal) = signed_at.and_then(|at| date_refusal(at, shared.now())) {
+                return refusal;
             }
             if signature_valid == Some(false) {
                 return error(403, "SignatureDoesNotMatch", "The request signature we calculated does not match the signature you provided.");
@@ -538,6 +565,48 @@ fn fault_answer(
             )
         }
     }
+}
+
+/// AWS's refusal of a signature dated more than [`SIGNATURE_WINDOW`] from `now`.
+fn date_refusal(signed_at: SystemTime, now: SystemTime) -> Option<Answer> {
+    let amz = |t: SystemTime| {
+        let t = time::OffsetDateTime::from(t);
+        format!(
+            "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second()
+        )
+    };
+    let message = if signed_at + SIGNATURE_WINDOW < now {
+        format!(
+            "Signature expired: {} is now earlier than {} ({} - 15 min.)",
+            amz(signed_at),
+            amz(now - SIGNATURE_WINDOW),
+            amz(now)
+        )
+    } else if signed_at > now + SIGNATURE_WINDOW {
+        format!(
+            "Signature not yet current: {} is still later than {} ({} + 15 min.)",
+            amz(signed_at),
+            amz(now + SIGNATURE_WINDOW),
+            amz(now)
+        )
+    } else {
+        return None;
+    };
+    Some(error(403, "SignatureDoesNotMatch", &message))
+}
+
+/// `20150830T123600Z` → the time it names.
+fn parse_amz_date(text: &str) -> Option<SystemTime> {
+    let format = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
+    time::PrimitiveDateTime::parse(text, format)
+        .ok()
+        .map(|t| t.assume_utc().into())
 }
 
 fn access_denied(caller: &str, role: &str) -> Answer {

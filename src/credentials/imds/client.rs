@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use reqwest::header::{HeaderValue, CONTENT_LENGTH};
+use reqwest::header::CONTENT_LENGTH;
 use reqwest::Method;
 use tokio::sync::Mutex;
 
@@ -261,13 +261,10 @@ impl ImdsClient {
                     .header(TOKEN_TTL_HEADER, ttl.to_string())
                     .header(CONTENT_LENGTH, "0");
             } else if let Session::V2(token) = session {
-                match HeaderValue::from_str(token.expose()) {
-                    Ok(mut value) => {
-                        value.set_sensitive(true);
-                        request = request.header(TOKEN_HEADER, value);
-                    }
+                match http::secret_header(token.expose()) {
+                    Some(value) => request = request.header(TOKEN_HEADER, value),
                     // IMDS tokens are base64; anything else cannot have come from IMDS.
-                    Err(_) => {
+                    None => {
                         return Err(NoAnswer::Other(
                             "IMDS returned a token that is not a valid header value".into(),
                         ))

@@ -137,12 +137,26 @@ impl SsoProvider {
         Ok(cached.access_token)
     }
 
-    async fn fetch(&self) -> Result<Credentials, CredentialsError> {
-        let token = self.token().await?;
+    /// The portal's `GetRoleCredentials` call (and its URL, for messages); the bearer token
+    /// goes as a sensitive header value, which no HTTP-level log prints.
+    fn role_credentials_request(
+        &self,
+        token: &Secret,
+    ) -> Result<(String, reqwest::RequestBuilder), CredentialsError> {
         let url = format!(
             "{}/federation/credentials",
             self.portal_endpoint.trim_end_matches('/')
         );
+        let bearer = http::secret_header(token.expose()).ok_or_else(|| {
+            CredentialsError::failed(
+                &self.name,
+                format!(
+                    "the cached SSO access token holds characters a header cannot carry: {}",
+                    self.login_hint()
+                ),
+                false,
+            )
+        })?;
         let request = self
             .http
             .get(&url)
@@ -150,7 +164,13 @@ impl SsoProvider {
                 ("account_id", self.params.account_id.as_str()),
                 ("role_name", self.params.role_name.as_str()),
             ])
-            .header("x-amz-sso_bearer_token", token.expose());
+            .header("x-amz-sso_bearer_token", bearer);
+        Ok((url, request))
+    }
+
+    async fn fetch(&self) -> Result<Credentials, CredentialsError> {
+        let token = self.token().await?;
+        let (url, request) = self.role_credentials_request(&token)?;
         let answer = http::send(request).await.map_err(|e| {
             CredentialsError::failed(
                 &self.name,
@@ -278,5 +298,34 @@ mod tests {
             Some(UNIX_EPOCH + Duration::from_secs(1_700_000_000))
         );
         assert_eq!(c.session_token.unwrap().expose(), "T");
+    }
+
+    /// The bearer token of GetRoleCredentials is a sensitive header value: it never prints
+    /// in the request's `Debug`, the form HTTP-level logging uses.
+    #[test]
+    fn sensitive_header_values_never_print() {
+        let ctx = ProviderContext::with_vars(std::collections::HashMap::from([(
+            "HOME".to_string(),
+            "/nonexistent".to_string(),
+        )]));
+        let provider = SsoProvider::new(
+            &ctx,
+            SsoParams {
+                profile: "dev".into(),
+                session_name: Some("s".into()),
+                start_url: "https://example.awsapps.com/start".into(),
+                region: "eu-west-1".into(),
+                account_id: "123456789012".into(),
+                role_name: "reader".into(),
+            },
+        )
+        .unwrap();
+        let (_, request) = provider
+            .role_credentials_request(&Secret::new("aoaSECRETBEARERTOKEN"))
+            .unwrap();
+        let request = request.build().unwrap();
+        assert!(request.headers()["x-amz-sso_bearer_token"].is_sensitive());
+        let printed = format!("{request:?} {:?}", request.headers());
+        assert!(!printed.contains("SECRETBEARER"), "{printed}");
     }
 }

@@ -3,7 +3,7 @@
 //! unsigned for the token-authenticated actions, retried with jitter on transient failures.
 //! Owns the wire: nothing here logs a body (requests carry tokens, answers carry secrets).
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use rand::Rng;
 
@@ -12,6 +12,7 @@ use super::xml;
 use super::{
     StsConfig, API_VERSION, CONNECT_TIMEOUT, MAX_ATTEMPTS, REQUEST_TIMEOUT, RETRY_BASE_DELAY,
 };
+use crate::credentials::clock::{self, SkewedClock};
 use crate::credentials::http::{self, HttpSettings};
 use crate::credentials::{Credentials, CredentialsError, Secret};
 use crate::sigv4;
@@ -35,6 +36,8 @@ pub(crate) struct StsClient {
     /// `host[:port]` exactly as reqwest sends it (the port only when not the default).
     host: String,
     signing_region: String,
+    /// What signatures are dated by (shared with the mount's S3 client).
+    clock: SkewedClock,
 }
 
 impl StsClient {
@@ -67,6 +70,7 @@ impl StsClient {
             url,
             host,
             signing_region: config.signing_region().to_string(),
+            clock: config.clock.clone(),
         })
     }
 
@@ -88,9 +92,12 @@ impl StsClient {
         form.extend(params.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let body = sigv4::encode_query(&form);
         let mut attempt = 1;
+        let mut corrected_clock = false;
         loop {
             match self.attempt(&body, signer, secrets).await {
                 Ok(issued) => return Ok(to_credentials(issued, source)),
+                // Signed again at once, dated by STS's clock (learned by `attempt`); once.
+                Err(StsError::ClockSkewed { .. }) if !corrected_clock => corrected_clock = true,
                 Err(e) if e.is_transient() && attempt < MAX_ATTEMPTS => {
                     let delay = backoff(attempt);
                     log::debug!(
@@ -105,45 +112,69 @@ impl StsClient {
         }
     }
 
-    async fn attempt(
+    /// The form POST of one attempt, signed with `signer` when given. The signature and
+    /// the session token go as sensitive header values: no HTTP-level log prints them.
+    pub(super) fn request(
         &self,
         body: &str,
         signer: Option<&Credentials>,
-        secrets: &[&str],
-    ) -> Result<xml::IssuedCredentials, StsError> {
+    ) -> Result<reqwest::RequestBuilder, StsError> {
         let content_type = "application/x-www-form-urlencoded; charset=utf-8";
         let mut request = self
             .http
             .post(self.url.clone())
             .header("content-type", content_type)
             .body(body.to_string());
-        if let Some(creds) = signer {
-            let headers = [
-                ("content-type".to_string(), content_type.to_string()),
-                ("host".to_string(), self.host.clone()),
-            ];
-            let payload_hash = sigv4::sha256_hex(body.as_bytes());
-            let signed = sigv4::sign(
-                &sigv4::HttpRequest {
-                    method: "POST",
-                    path: self.url.path(),
-                    query: &[],
-                    headers: &headers,
-                    payload_hash: &payload_hash,
-                },
-                &sigv4::SigningInputs {
-                    access_key_id: &creds.access_key_id,
-                    secret_access_key: creds.secret_access_key.expose(),
-                    session_token: creds.session_token.as_ref().map(Secret::expose),
-                    region: &self.signing_region,
-                    service: "sts",
-                    time: SystemTime::now(),
-                },
-            );
-            for (name, value) in signed.headers {
-                request = request.header(name, value);
-            }
+        let Some(creds) = signer else {
+            return Ok(request);
+        };
+        let headers = [
+            ("content-type".to_string(), content_type.to_string()),
+            ("host".to_string(), self.host.clone()),
+        ];
+        let payload_hash = sigv4::sha256_hex(body.as_bytes());
+        let signed = sigv4::sign(
+            &sigv4::HttpRequest {
+                method: "POST",
+                path: self.url.path(),
+                query: &[],
+                headers: &headers,
+                payload_hash: &payload_hash,
+            },
+            &sigv4::SigningInputs {
+                access_key_id: &creds.access_key_id,
+                secret_access_key: creds.secret_access_key.expose(),
+                session_token: creds.session_token.as_ref().map(Secret::expose),
+                region: &self.signing_region,
+                service: "sts",
+                time: self.clock.now(),
+            },
+        );
+        for (name, value) in signed.headers {
+            request = match name {
+                "authorization" | "x-amz-security-token" => {
+                    // Only a session token from the base source can hold such characters.
+                    let value = http::secret_header(&value).ok_or_else(|| {
+                        StsError::Transport(http::NoAnswer::Other(format!(
+                            "the {name} header cannot carry the base credentials' session \
+                             token (it holds characters a header cannot)"
+                        )))
+                    })?;
+                    request.header(name, value)
+                }
+                _ => request.header(name, value),
+            };
         }
+        Ok(request)
+    }
+
+    async fn attempt(
+        &self,
+        body: &str,
+        signer: Option<&Credentials>,
+        secrets: &[&str],
+    ) -> Result<xml::IssuedCredentials, StsError> {
+        let request = self.request(body, signer)?;
         let answer = http::send(request).await.map_err(StsError::Transport)?;
         if answer.status == 200 {
             return xml::parse_credentials(&answer.body).map_err(|detail| StsError::Malformed {
@@ -159,11 +190,23 @@ impl StsClient {
             }
         }
         match xml::parse_error(&answer.body) {
-            Some(error) => Err(StsError::classify(
-                answer.status,
-                &error.code,
-                xml::redact(&error.message, &known),
-            )),
+            Some(error) => {
+                let message = xml::redact(&error.message, &known);
+                if signer.is_some() && is_signature_date_error(&error.code) {
+                    let server = clock::server_date(&answer.headers);
+                    if let Some(server) = server.filter(|t| self.clock.is_off(*t)) {
+                        let offset_ms = self.clock.learn(server);
+                        log::warn!(
+                            "the local clock is {offset_ms} ms off STS's; signing with STS's time"
+                        );
+                        return Err(StsError::ClockSkewed {
+                            code: error.code,
+                            message,
+                        });
+                    }
+                }
+                Err(StsError::classify(answer.status, &error.code, message))
+            }
             None if answer.status == 429 => Err(StsError::Throttling(String::new())),
             None if answer.status >= 500 => Err(StsError::Server {
                 status: answer.status,
@@ -175,6 +218,19 @@ impl StsClient {
             }),
         }
     }
+}
+
+/// The codes AWS refuses a signature with when its date is too far from the server's
+/// clock (STS says `SignatureDoesNotMatch` "Signature expired: ..."; other query APIs
+/// `RequestExpired`). They are about the date only when the answer's `Date` shows the skew.
+fn is_signature_date_error(code: &str) -> bool {
+    matches!(
+        code,
+        "SignatureDoesNotMatch"
+            | "RequestExpired"
+            | "RequestTimeTooSkewed"
+            | "InvalidSignatureException"
+    )
 }
 
 /// Full jitter: a random delay up to `RETRY_BASE_DELAY * 2^(attempt-1)`.

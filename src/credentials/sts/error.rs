@@ -26,6 +26,9 @@ pub enum StsError {
     ChainedDurationTooLong(String),
     /// Any other malformed request (`ValidationError`, `MalformedPolicyDocument`, ...).
     Validation { code: String, message: String },
+    /// STS refused the signature for its date: the local clock is off STS's (learned from
+    /// the answer's `Date`; the call is signed again once with STS's time).
+    ClockSkewed { code: String, message: String },
     /// STS throttled the account.
     Throttling(String),
     /// A 5xx answer.
@@ -157,6 +160,15 @@ impl StsError {
                 source,
                 format!("{refused}: {code}: {message}; fix the parameter named in the message"),
             ),
+            StsError::ClockSkewed { code, message } => CredentialsError::failed(
+                source,
+                format!(
+                    "{refused}: {code}: {message}; this host's clock is off STS's by more than \
+                     AWS allows, even after correcting for it: set the time right (chrony, \
+                     systemd-timesyncd)"
+                ),
+                true,
+            ),
             StsError::Throttling(m) => CredentialsError::failed(
                 source,
                 format!("{refused}: throttled after {MAX_ATTEMPTS} attempts: {m}; retrying later"),
@@ -200,6 +212,7 @@ impl fmt::Display for StsError {
             StsError::RegionDisabled(m) => write!(f, "RegionDisabledException: {m}"),
             StsError::ChainedDurationTooLong(m) => write!(f, "ValidationError: {m}"),
             StsError::Validation { code, message } => write!(f, "{code}: {message}"),
+            StsError::ClockSkewed { code, message } => write!(f, "{code}: {message}"),
             StsError::Throttling(m) => write!(f, "Throttling: {m}"),
             StsError::Server { status, code } => write!(f, "HTTP {status} {code}"),
             StsError::Transport(e) => write!(f, "{e}"),

@@ -22,7 +22,7 @@ mod xml;
 
 use std::time::{Duration, SystemTime};
 
-use super::{CredentialsError, ProviderContext, Secret};
+use super::{CredentialsError, ProviderContext, Secret, SkewedClock};
 
 pub use assume_role::{AssumeRoleParams, AssumeRoleProvider, Mfa};
 pub(crate) use client::StsClient;
@@ -69,6 +69,8 @@ pub struct StsConfig {
     /// An explicit endpoint (`--sts-endpoint-url`, `AWS_ENDPOINT_URL_STS`, `AWS_ENDPOINT_URL`);
     /// `None` means the regional endpoint, or the global one without a region.
     pub endpoint: Option<String>,
+    /// What signatures are dated by; learns from STS's answers to a skewed signature.
+    pub clock: SkewedClock,
 }
 
 impl StsConfig {
@@ -89,7 +91,11 @@ impl StsConfig {
             .or_else(|| ctx.var("AWS_REGION"))
             .or_else(|| ctx.var("AWS_DEFAULT_REGION"))
             .map(|r| r.trim().to_string());
-        StsConfig { region, endpoint }
+        StsConfig {
+            region,
+            endpoint,
+            clock: ctx.clock.clone(),
+        }
     }
 
     /// The URL calls are posted to: the explicit endpoint, else `https://sts.{region}.

@@ -198,3 +198,37 @@ fn backoff_stays_under_ceiling() {
         }
     }
 }
+
+/// An AssumeRole request carries its signature and session token as sensitive header
+/// values: neither prints in the request's `Debug`, the form HTTP-level logging uses.
+#[test]
+fn sensitive_header_values_never_print() {
+    let client = StsClient::new(
+        &StsConfig {
+            region: Some("eu-west-1".into()),
+            endpoint: Some("http://127.0.0.1:1".into()),
+            ..StsConfig::default()
+        },
+        "test",
+    )
+    .unwrap();
+    let signer = Credentials {
+        access_key_id: "ASIAIOSFODNN7EXAMPLE".into(),
+        secret_access_key: Secret::new("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"),
+        session_token: Some(Secret::new("FwoGZXIvYXdzEXAMPLETOKEN")),
+        expiry: None,
+        source: "test".into(),
+    };
+    let request = client
+        .request("Action=AssumeRole", Some(&signer))
+        .unwrap()
+        .build()
+        .unwrap();
+    for name in ["authorization", "x-amz-security-token"] {
+        assert!(request.headers()[name].is_sensitive(), "{name}");
+    }
+    let printed = format!("{request:?} {:?}", request.headers());
+    assert!(!printed.contains("FwoGZXIv"), "{printed}");
+    assert!(!printed.contains("Signature="), "{printed}");
+    assert!(printed.contains("x-amz-date"), "{printed}");
+}

@@ -24,8 +24,6 @@ mod client;
 mod server;
 
 use std::ffi::OsString;
-use std::io;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -38,6 +36,7 @@ pub use server::{ControlSocket, StatusSource};
 use crate::credentials::refresher::StatusHandle;
 use crate::credentials::{mask_key_id, CredentialsCell};
 use crate::fs::status::FsStatus;
+use crate::private_dir::{euid, PrivateDir, PrivateDirError};
 
 /// Root's mounts keep their sockets here (`/run` is root's and a tmpfs: nothing outlives a
 /// reboot).
@@ -159,12 +158,6 @@ pub enum ControlError {
     Socket { path: PathBuf, reason: String },
 }
 
-/// The uid this process acts as.
-fn euid() -> u32 {
-    // SAFETY: geteuid cannot fail and touches no memory.
-    unsafe { libc::geteuid() }
-}
-
 /// The directory this user's mounts put their sockets in.
 pub fn own_dir() -> PathBuf {
     dir_for(euid(), std::env::var_os("XDG_RUNTIME_DIR"))
@@ -184,51 +177,28 @@ fn dir_for(uid: u32, xdg_runtime_dir: Option<OsString>) -> PathBuf {
 
 /// Creates `dir` (mode 0700) or checks the existing one: a directory, not a symlink, owned
 /// by this user; its mode is set to 0700. All checks go through one descriptor opened with
-/// `O_NOFOLLOW`, so what is checked is what is kept.
-pub fn private_dir(dir: &Path) -> Result<(), ControlError> {
-    use std::os::unix::fs::DirBuilderExt;
-    let failed = |e: io::Error| ControlError::Directory {
-        dir: dir.to_path_buf(),
-        reason: e.to_string(),
-    };
-    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(failed(e)),
-    }
-    let handle = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(dir)
-        .map_err(|e| match e.raw_os_error() {
-            // A symlink fails with one or the other (O_DIRECTORY is checked first on Linux).
-            Some(libc::ELOOP | libc::ENOTDIR) => {
-                let symlink = std::fs::symlink_metadata(dir).is_ok_and(|m| m.is_symlink());
-                let dir = dir.to_path_buf();
-                if symlink {
-                    ControlError::Symlink { dir }
-                } else {
-                    ControlError::NotADirectory { dir }
-                }
+/// `O_NOFOLLOW` ([`PrivateDir`]), so what is checked is what is kept.
+pub fn private_dir(dir: &Path) -> Result<PrivateDir, ControlError> {
+    PrivateDir::create(dir).map_err(|e| {
+        let dir = e.path().to_path_buf();
+        match e {
+            PrivateDirError::Symlink { .. } => ControlError::Symlink { dir },
+            PrivateDirError::NotADirectory { .. } => ControlError::NotADirectory { dir },
+            PrivateDirError::NotOwned { owner, uid, .. } => {
+                ControlError::NotOwned { dir, owner, uid }
             }
-            _ => failed(e),
-        })?;
-    let meta = handle.metadata().map_err(failed)?;
-    let uid = euid();
-    if meta.uid() != uid {
-        return Err(ControlError::NotOwned {
-            dir: dir.to_path_buf(),
-            owner: meta.uid(),
-            uid,
-        });
-    }
-    // Also after a fresh mkdir: the umask may have taken bits off (never added any).
-    if meta.mode() & 0o7777 != 0o700 {
-        handle
-            .set_permissions(std::fs::Permissions::from_mode(0o700))
-            .map_err(failed)?;
-    }
-    Ok(())
+            PrivateDirError::Create { source, .. }
+            | PrivateDirError::Open { source, .. }
+            | PrivateDirError::Tighten { source, .. } => ControlError::Directory {
+                dir,
+                reason: source.to_string(),
+            },
+            e @ PrivateDirError::BadName { .. } => ControlError::Directory {
+                dir,
+                reason: e.to_string(),
+            },
+        }
+    })
 }
 
 #[cfg(test)]
@@ -236,6 +206,7 @@ mod tests {
     use super::*;
     use crate::credentials::refresher::Refresher;
     use crate::credentials::{Credentials, Secret};
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
     use std::time::Duration;
 
     /// The facts of a mount for tests.

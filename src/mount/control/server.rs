@@ -13,6 +13,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::UnixStream;
 
 use super::{euid, own_dir, private_dir, ControlError, MountStatus};
+use crate::private_dir::PrivateDir;
 
 /// How long a mount waits for a client to take its answer before it drops the connection.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
@@ -21,6 +22,11 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// The status socket of a running mount: serves until closed, and its file goes with it.
 pub struct ControlSocket {
+    /// The socket's directory, held open: the leftover and the socket itself are removed
+    /// through it, never by a path looked up again.
+    dir: PrivateDir,
+    /// `<pid>.sock`.
+    name: String,
     path: PathBuf,
     closed: AtomicBool,
     task: tokio::task::AbortHandle,
@@ -44,14 +50,15 @@ impl ControlSocket {
         runtime: &tokio::runtime::Handle,
         status: StatusSource,
     ) -> Result<Arc<ControlSocket>, ControlError> {
-        private_dir(dir)?;
-        let path = dir.join(format!("{}.sock", std::process::id()));
+        let private = private_dir(dir)?;
+        let name = format!("{}.sock", std::process::id());
+        let path = private.path().join(&name);
         let failed = |e: io::Error| ControlError::Socket {
             path: path.clone(),
             reason: e.to_string(),
         };
         // A leftover of an earlier process with this pid: that one is gone, the pid is ours.
-        match std::fs::remove_file(&path) {
+        match private.remove(&name) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(failed(e)),
@@ -64,11 +71,13 @@ impl ControlSocket {
                 tokio::net::UnixListener::from_std(listener)
             })
             .map_err(|e| {
-                let _ = std::fs::remove_file(&path);
+                let _ = private.remove(&name);
                 failed(e)
             })?;
         let task = runtime.spawn(serve(listener, euid(), status));
         Ok(Arc::new(ControlSocket {
+            dir: private,
+            name,
             path,
             closed: AtomicBool::new(false),
             task: task.abort_handle(),
@@ -86,7 +95,7 @@ impl ControlSocket {
             return;
         }
         self.task.abort();
-        if let Err(e) = std::fs::remove_file(&self.path) {
+        if let Err(e) = self.dir.remove(&self.name) {
             if e.kind() != io::ErrorKind::NotFound {
                 log::warn!(
                     "cannot remove the status socket {}: {e}",

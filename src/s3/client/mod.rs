@@ -31,7 +31,7 @@ pub use addressing::check_key;
 pub use region::{resolve_endpoint, resolve_region, DISCOVERY_REGION};
 pub use retry::RetryPolicy;
 
-use crate::credentials::CredentialsCell;
+use crate::credentials::{CredentialsCell, SkewedClock};
 use crate::s3::settings::ObjectSettings;
 use crate::s3::{S3Error, S3_SINGLE_COPY_LIMIT};
 use addressing::Addressing;
@@ -66,6 +66,9 @@ pub struct ClientConfig {
     /// Extra PEM root certificates (`AWS_CA_BUNDLE`), trusted besides the system's.
     pub ca_bundle: Option<PathBuf>,
     pub user_agent: String,
+    /// What signatures are dated by: the mount's one clock, shared with its STS providers,
+    /// so a skew learned from either side corrects both.
+    pub clock: SkewedClock,
 }
 
 /// An S3 bucket over HTTP, its region established.
@@ -80,9 +83,9 @@ pub struct S3Client {
     retry_budget: Duration,
     /// See [`ClientConfig::io_timeout`].
     io_timeout: Duration,
-    /// Server time minus local time, in milliseconds, learned from `RequestTimeTooSkewed`:
-    /// signatures are dated by the server's clock so a skewed host keeps working.
-    clock_offset_ms: Arc<std::sync::atomic::AtomicI64>,
+    /// The mount's clock, corrected from `RequestTimeTooSkewed` answers (and STS's): signatures
+    /// are dated by the server's clock so a skewed host keeps working.
+    clock: SkewedClock,
     /// What objects are written with, and the SSE-C key reads need.
     settings: ObjectSettings,
     /// The largest object one CopyObject copies; above it copies are multipart.
@@ -215,7 +218,7 @@ impl S3Client {
             },
             retry_budget: config.retry_timeout,
             io_timeout: config.io_timeout,
-            clock_offset_ms: Arc::default(),
+            clock: config.clock.clone(),
             settings: ObjectSettings::default(),
             single_copy_limit: S3_SINGLE_COPY_LIMIT,
         })

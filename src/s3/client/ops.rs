@@ -324,9 +324,11 @@ impl ObjectClient for S3Client {
         upload_id: &str,
         parts: &[CompletedPart],
     ) -> Result<String, S3Error> {
+        // An SSE-C upload is completed with its key, as S3 requires.
         let mut req = Request::new("CompleteMultipartUpload", Method::POST, Some(key))
             .query("uploadId", upload_id)
-            .header("content-type", "application/xml");
+            .header("content-type", "application/xml")
+            .object_headers(self.settings.headers(Applies::Access));
         req.body = Bytes::from(xml::complete_multipart_body(parts));
         req.error_in_ok = true;
         let resp = self.execute(&req).await?;

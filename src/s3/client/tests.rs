@@ -125,6 +125,7 @@ fn config(endpoint: &str, credentials: Option<Credentials>) -> ClientConfig {
         io_timeout: Duration::from_secs(5),
         ca_bundle: None,
         user_agent: "s3rolefs-test".into(),
+        clock: Default::default(),
     }
 }
 
@@ -431,7 +432,8 @@ async fn ca_bundle_is_loaded_or_rejected() {
 }
 
 /// `RequestTimeTooSkewed`: the request is signed again with the server's clock (from its
-/// `Date`) and succeeds; later requests keep using the corrected clock.
+/// `Date`) and succeeds; later requests, and the mount's STS calls that share the clock,
+/// keep using the corrected clock.
 #[tokio::test]
 async fn clock_skew_is_corrected_from_the_server_date() {
     let server_time = std::time::SystemTime::now() + Duration::from_secs(3600);
@@ -444,9 +446,9 @@ async fn clock_skew_is_corrected_from_the_server_date() {
     );
     let ok = answer("200 OK", &OBJECT_HEADERS, "body");
     let server = serve(vec![answer("200 OK", &[], ""), skewed, ok]).await;
-    let client = S3Client::connect(config(&server.endpoint, Some(session_credentials())))
-        .await
-        .unwrap();
+    let cfg = config(&server.endpoint, Some(session_credentials()));
+    let mount_clock = cfg.clock.clone();
+    let client = S3Client::connect(cfg).await.unwrap();
     let out = client
         .get_object(GetObjectParams {
             key: "k".into(),
@@ -462,6 +464,8 @@ async fn clock_skew_is_corrected_from_the_server_date() {
     // Same hour of the server's clock (the local one is an hour behind).
     assert_eq!(signed_at(2)[..11], expected[..11]);
     assert_ne!(signed_at(1)[..11], expected[..11]);
+    let offset = mount_clock.offset_ms();
+    assert!((offset - 3_600_000).abs() < 5_000, "{offset}");
 }
 
 /// `AccessDenied` is a permission problem: it never waits for a credentials renewal.

@@ -3,7 +3,6 @@
 //! An attempt fails for slowness only when no byte moved for the I/O timeout (`progress`).
 
 use crate::s3::checksum;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -15,7 +14,7 @@ use reqwest::Method;
 use super::errors::{map_error, ErrorContext};
 use super::progress::{Progress, ProgressBody};
 use super::S3Client;
-use crate::credentials::Credentials;
+use crate::credentials::{clock, Credentials};
 use crate::s3::settings::SettingHeader;
 use crate::s3::xml::parse_error;
 use crate::s3::{Chunks, S3Error};
@@ -204,34 +203,20 @@ impl S3Client {
         Some(map_error(resp.status, &resp.headers, &resp.body, &ctx))
     }
 
-    /// Records the server's clock from an answer's `Date` header; true if it was usable.
+    /// Records the server's clock from an answer's `Date` header into the mount's clock
+    /// (STS signs by it too); true if it was usable.
     fn learn_clock_offset(&self, headers: &HeaderMap) -> bool {
-        let Some(server) = headers
-            .get("date")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|d| httpdate::parse_http_date(d).ok())
-        else {
+        let Some(server) = clock::server_date(headers) else {
             return false;
         };
-        let now = SystemTime::now();
-        let offset_ms = match server.duration_since(now) {
-            Ok(ahead) => ahead.as_millis() as i64,
-            Err(behind) => -(behind.duration().as_millis() as i64),
-        };
+        let offset_ms = self.clock.learn(server);
         warn!("the local clock is {offset_ms} ms off S3's; signing with S3's time");
-        self.clock_offset_ms.store(offset_ms, Ordering::Relaxed);
         true
     }
 
-    /// The time to sign with: local time corrected by what S3 told us of its clock.
+    /// The time to sign with: local time corrected by what S3 (or STS) told us of its clock.
     fn signing_time(&self) -> SystemTime {
-        let offset = self.clock_offset_ms.load(Ordering::Relaxed);
-        let now = SystemTime::now();
-        if offset >= 0 {
-            now + Duration::from_millis(offset as u64)
-        } else {
-            now - Duration::from_millis(offset.unsigned_abs())
-        }
+        self.clock.now()
     }
 
     /// One attempt: a fresh signature from the current credentials snapshot, which is

@@ -209,8 +209,15 @@ pub fn complete(
         .multipart_upload
         .and_then(|m| m.parts)
         .unwrap_or_default();
+    let customer = CustomerKeyHeaders::new(
+        input.sse_customer_algorithm.as_ref(),
+        input.sse_customer_key.as_ref(),
+        input.sse_customer_key_md5.as_ref(),
+    );
     let etag = with_bucket(store, &input.bucket, |b| {
         let upload = upload_mut(&mut b.uploads, &input.upload_id, &input.key)?;
+        // As on S3, an SSE-C upload is completed only with its key.
+        upload.stored.check_access(customer)?;
         if requested.is_empty() {
             return Err(s3_error!(
                 MalformedXML,

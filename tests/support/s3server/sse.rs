@@ -6,7 +6,8 @@
 //! - an SSE-C object is read (GET, HEAD, copy source) only with its key: none given is
 //!   400 InvalidRequest, another key 403 AccessDenied;
 //! - customer key headers on an object that is not SSE-C are 400 InvalidRequest;
-//! - every part of an SSE-C multipart upload carries the upload's key.
+//! - every part of an SSE-C multipart upload, and its CompleteMultipartUpload, carries the
+//!   upload's key.
 //!
 //! The key itself is never stored, only its MD5, as on S3.
 
