@@ -131,6 +131,8 @@ pub struct MountOptions {
     /// Bytes, e.g. `8388608` (or with a suffix: `8M`).
     pub part_size: Option<String>,
     pub upload_concurrency: Option<usize>,
+    /// Bytes of upload buffers, all files together (`1G`).
+    pub max_upload_memory: Option<String>,
     /// `AES256` or `aws:kms`.
     pub sse: Option<String>,
     pub sse_kms_key_id: Option<String>,
@@ -175,7 +177,8 @@ pub struct MountConfig {
     /// `AWS_CA_BUNDLE`: extra trusted roots (PEM), as in the AWS SDKs.
     pub ca_bundle: Option<PathBuf>,
     pub log_file: Option<PathBuf>,
-    /// Where staging copies of files being edited live (mode 0700).
+    /// Where local copies of files being written (the journal) and cached blocks live
+    /// (mode 0700, the user's own).
     pub cache_dir: PathBuf,
     /// Bytes of the in-memory block cache.
     pub cache_size: u64,
@@ -185,6 +188,8 @@ pub struct MountConfig {
     pub cache_dir_size: u64,
     pub part_size: Option<u64>,
     pub upload_concurrency: Option<usize>,
+    /// Bytes of upload buffers (parts being filled and in flight), all files together.
+    pub max_upload_memory: u64,
     /// Encryption, storage class and ACL of every object written, and the SSE-C key
     /// (redacted in `Debug`) sent with every request about an object.
     pub objects: ObjectSettings,
@@ -328,7 +333,9 @@ impl MountConfig {
             io_timeout,
             ca_bundle: env("AWS_CA_BUNDLE").map(PathBuf::from),
             log_file: opts.log_file,
-            cache_dir: opts.cache_dir.unwrap_or_else(|| default_cache_dir(&env)),
+            cache_dir: opts
+                .cache_dir
+                .unwrap_or_else(|| default_cache_dir(&env, crate::private_dir::euid())),
             cache_size: size_option(
                 opts.cache_size.as_deref(),
                 "cache size",
@@ -357,6 +364,14 @@ impl MountConfig {
                 "give bytes, optionally with K/M/G (e.g. 8M); S3 needs at least 5M",
             )?,
             upload_concurrency: opts.upload_concurrency,
+            max_upload_memory: size_option(
+                opts.max_upload_memory.as_deref(),
+                "upload memory",
+                "give bytes, optionally with K/M/G (e.g. 512M); at least one part",
+            )?
+            .unwrap_or_else(|| {
+                crate::upload::default_budget(crate::cache::block::machine_memory().unwrap_or(0))
+            }),
             objects,
             single_copy_limit,
         })
@@ -465,13 +480,26 @@ fn is_plain_http_off_host(endpoint: &str) -> bool {
     !loopback
 }
 
-/// Staging copies go under `$XDG_RUNTIME_DIR` (a per-user tmpfs, gone at logout) when
-/// there is one, else `/var/tmp` (survives reboots, so data kept after a failed upload is
-/// not lost with the machine).
-fn default_cache_dir(env: &impl Fn(&str) -> Option<String>) -> PathBuf {
-    match env("XDG_RUNTIME_DIR") {
-        Some(dir) => PathBuf::from(dir).join("s3rolefs"),
-        None => PathBuf::from("/var/tmp/s3rolefs"),
+/// Local copies of files not yet in S3 (the journal) must outlive the mount, a logout and
+/// a reboot, so they live in a durable per-user state directory, never a tmpfs: root's in
+/// `/var/lib/s3rolefs` (the FHS place for a service's state), other users' in
+/// `$XDG_STATE_HOME/s3rolefs`, else `~/.local/state/s3rolefs` (the XDG base directory
+/// spec's place for state that survives restarts). `$XDG_RUNTIME_DIR`, used before, is a
+/// tmpfs wiped at logout; `/var/tmp` is world-writable, where another user could plant the
+/// name first.
+fn default_cache_dir(env: &impl Fn(&str) -> Option<String>, euid: u32) -> PathBuf {
+    if euid == 0 {
+        return PathBuf::from("/var/lib/s3rolefs");
+    }
+    let absolute = |v: String| Some(PathBuf::from(v)).filter(|p| p.is_absolute());
+    if let Some(state) = env("XDG_STATE_HOME").and_then(absolute) {
+        return state.join("s3rolefs");
+    }
+    match env("HOME").and_then(absolute) {
+        Some(home) => home.join(".local/state/s3rolefs"),
+        // No home at all (a system account): the uid keeps users apart in /var/tmp, and
+        // the directory is refused if someone else made it first.
+        None => PathBuf::from(format!("/var/tmp/s3rolefs-{euid}")),
     }
 }
 

@@ -512,19 +512,23 @@ fn mount_with_staging(server: &TestServer, attempts: u32) -> (tempfile::TempDir,
     (cache, m)
 }
 
-/// Exactly one staging file holds `data`, and the log names it.
+/// Exactly one journal entry holds `data`, recorded complete, and the log names it.
 fn assert_staging_kept(cache: &tempfile::TempDir, m: &Mount, data: &[u8]) {
-    let kept: Vec<_> = fs::read_dir(cache.path())
+    let kept: Vec<_> = fs::read_dir(cache.path().join("journal"))
         .unwrap()
         .filter_map(|e| e.ok())
         .filter(|e| fs::read(e.path()).map(|b| b == data).unwrap_or(false))
         .collect();
-    assert_eq!(kept.len(), 1, "the staging copy with the data is kept");
-    assert!(m.stderr_log().contains(kept[0].path().to_str().unwrap()));
+    assert_eq!(kept.len(), 1, "the local copy with the data is kept");
+    let path = kept[0].path();
+    assert!(m.stderr_log().contains(path.to_str().unwrap()));
+    let record = fs::read_to_string(path.with_extension("json")).unwrap();
+    assert!(record.contains("\"complete\":true"), "{record}");
 }
 
 /// UploadPart fails on the server: close() returns an error, no partial object is visible,
-/// no multipart upload is left open, and the staging copy still holds the data.
+/// no multipart upload is left open (the background retry aborts the one kept to resume),
+/// and the journal holds the data, recorded complete.
 #[test]
 fn failed_upload_reports_error_and_keeps_data() {
     let server = TestServer::start();
@@ -630,7 +634,7 @@ fn a_file_larger_than_the_cache_disk_streams_whole() {
         sha256_hex(&data)
     );
     assert_eq!(
-        fs::read_dir(&dir).unwrap().count(),
+        fs::read_dir(format!("{dir}/journal")).unwrap().count(),
         0,
         "the disk is left free"
     );

@@ -188,7 +188,7 @@ struct MountArgs {
     #[arg(long, value_name = "SECONDS", help_heading = "Cache")]
     metadata_ttl: Option<f64>,
 
-    /// Directory for staging copies of files being edited (default: $XDG_RUNTIME_DIR/s3rolefs, else /var/tmp/s3rolefs).
+    /// Directory for local copies of files not yet in S3 (the journal, kept across crashes and reboots) and cached blocks (default: root /var/lib/s3rolefs; others $XDG_STATE_HOME/s3rolefs, else ~/.local/state/s3rolefs).
     #[arg(long, value_name = "DIR", help_heading = "Cache")]
     cache_dir: Option<PathBuf>,
     /// Memory for cached blocks of files read, e.g. 256M (default: 1/512 of RAM, 16-64 MiB; the kernel's page cache holds the rest).
@@ -207,6 +207,9 @@ struct MountArgs {
     /// Parts uploading at once per file (default 8).
     #[arg(long, value_name = "N", help_heading = "Upload")]
     upload_concurrency: Option<usize>,
+    /// Memory for upload buffers, all files together, e.g. 512M; writers wait for room (default: 1/8 of RAM, 128 MiB-1 GiB).
+    #[arg(long, value_name = "BYTES", help_heading = "Upload")]
+    max_upload_memory: Option<String>,
     /// Server-side encryption of written objects: AES256 (SSE-S3) or aws:kms (SSE-KMS) (default: the bucket's).
     #[arg(long, value_name = "ALGORITHM", help_heading = "Upload")]
     sse: Option<String>,
@@ -312,6 +315,7 @@ fn run(cli: Cli, arguments: &[OsString]) -> Result<(), String> {
                 cache_dir_size: args.cache_dir_size,
                 part_size: args.part_size,
                 upload_concurrency: args.upload_concurrency,
+                max_upload_memory: args.max_upload_memory,
                 sse: args.sse,
                 sse_kms_key_id: args.sse_kms_key_id,
                 sse_c_key_file: args.sse_c_key_file,

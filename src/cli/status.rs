@@ -207,7 +207,53 @@ fn format_mount(s: &MountStatus, now: SystemTime, mounted_here: bool) -> String 
             line("", format_upload(upload));
         }
     }
+    if !fs.pending.is_empty() {
+        line(
+            "not in S3",
+            format!(
+                "{} in the journal, retried in the background",
+                count(fs.pending.len() as u64, "file", "files")
+            ),
+        );
+        for p in &fs.pending {
+            let waited = UNIX_EPOCH + Duration::from_secs(p.since);
+            let age = now.duration_since(waited).unwrap_or_default();
+            line(
+                "",
+                format!(
+                    "{}  {}, {} ({}), for {}",
+                    relative(&s.source, &p.key),
+                    format_bytes(p.size),
+                    p.kind,
+                    p.state,
+                    span(age)
+                ),
+            );
+        }
+    }
+    if !fs.recovered.is_empty() {
+        line(
+            "recovered",
+            count(fs.recovered.len() as u64, "file", "files"),
+        );
+        for r in &fs.recovered {
+            let to = if r.to == r.key {
+                "to its key".to_string()
+            } else {
+                format!("beside it as {}", relative(&s.source, &r.to))
+            };
+            line("", format!("{}  {to}", relative(&s.source, &r.key)));
+        }
+    }
     out
+}
+
+/// `key` as a path inside the mount of `source` (`bucket` or `bucket:prefix/`).
+fn relative(source: &str, key: &str) -> String {
+    match source.split_once(':') {
+        Some((_, prefix)) => key.strip_prefix(prefix).unwrap_or(key).to_string(),
+        None => key.to_string(),
+    }
 }
 
 fn format_upload(u: &UploadStatus) -> String {
@@ -352,6 +398,7 @@ mod tests {
                     size: 512 * MIB,
                     dirty: true,
                 }],
+                ..Default::default()
             },
         }
     }

@@ -48,6 +48,7 @@ impl FsError {
             FsError::UnknownInode(_) => libc::ESTALE,
             FsError::S3(e) => s3_errno(e),
             FsError::Upload(e) if e.is_no_space() => libc::ENOSPC,
+            FsError::Upload(UploadError::TooLarge { .. }) => libc::EFBIG,
             FsError::Upload(e) => e.s3_error().map_or(libc::EIO, s3_errno),
         }
     }

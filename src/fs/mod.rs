@@ -29,6 +29,7 @@ use crate::cache::block::BlockCache;
 use crate::cache::disk::DiskCache;
 use crate::cache::prefetch::{Prefetcher, ReadContext};
 use crate::s3::{Chunks, ListObjectsParams, ObjectClient, S3Error};
+use crate::upload::pending::Pending;
 use crate::upload::WriterConfig;
 use dir::{EntryKind, ListedEntry};
 pub use error::FsError;
@@ -97,6 +98,8 @@ pub struct S3Filesystem<C: ObjectClient> {
     listings: Mutex<ListingCache>,
     /// The writer of every inode some handle writes (see `write`).
     writers: Mutex<HashMap<u64, WriterSlot<C>>>,
+    /// The background uploads of what the journal holds (failed closes, recovery).
+    pending: Arc<Pending<C>>,
 }
 
 impl<C: ObjectClient> S3Filesystem<C> {
@@ -109,7 +112,13 @@ impl<C: ObjectClient> S3Filesystem<C> {
         )
         .with_disk(config.disk_cache.clone());
         let prefetch_capacity = reads.budget_available();
+        let pending = Pending::new(
+            Arc::clone(&client),
+            Arc::clone(&config.writer),
+            config.prefix.clone(),
+        );
         S3Filesystem {
+            pending,
             client,
             reads,
             prefetch_capacity,
@@ -124,6 +133,18 @@ impl<C: ObjectClient> S3Filesystem<C> {
 
     pub fn config(&self) -> &FsConfig {
         &self.config
+    }
+
+    /// Starts the background uploads on `runtime`: at once, what a mount of this bucket
+    /// that died left in the journal (recovery), then every file whose close failed.
+    pub fn start_background(&self, runtime: &tokio::runtime::Handle) {
+        self.pending.start(runtime);
+    }
+
+    /// At unmount: one more try for every file the journal holds. Returns how many are
+    /// still not in S3 (they stay journaled for the next mount).
+    pub async fn finish_uploads(&self) -> usize {
+        self.pending.pass().await
     }
 
     // A poisoned lock means a panic elsewhere already broke an invariant; the tables are

@@ -310,8 +310,13 @@ impl<C: ObjectClient> S3Filesystem<C> {
         for (_, writer) in &open {
             let key = writer.key();
             if let Some(rest) = key.strip_prefix(from) {
+                let new_key = format!("{to}{rest}");
+                // The moved object is the writer's base now: its ETag, from S3.
                 writer
-                    .rename(format!("{to}{rest}"), |_| async { Ok::<_, FsError>(()) })
+                    .rename(new_key.clone(), |_| async {
+                        let meta = self.client.head_object(&new_key).await?;
+                        Ok::<_, FsError>((meta.etag, meta.size))
+                    })
                     .await?;
             }
         }
@@ -383,7 +388,7 @@ mod tests {
             dir_mode: 0o755,
             metadata_ttl: Duration::from_secs(1),
             read_only,
-            writer: Arc::new(crate::upload::WriterConfig::new(std::env::temp_dir())),
+            writer: Arc::new(crate::upload::test_config()),
             cache_size: 64 << 20,
             max_prefetch_memory: 64 << 20,
             disk_cache: None,

@@ -25,6 +25,17 @@ pub struct FsStatus {
     pub open_files: usize,
     /// One entry per file open for writing, by path.
     pub uploads: Vec<UploadStatus>,
+    /// Files the journal holds that are not in S3 yet (a close that failed, or left by a
+    /// mount that died), retried in the background.
+    #[serde(default)]
+    pub pending: Vec<crate::upload::pending::PendingFile>,
+    /// Files the background uploads put in S3 lately (recovered after a crash or a failed
+    /// close), and where.
+    #[serde(default)]
+    pub recovered: Vec<crate::upload::pending::RecoveredFile>,
+    /// Upload memory in use and the budget (`--max-upload-memory`).
+    #[serde(default)]
+    pub upload_memory: PrefetchStatus,
 }
 
 /// The in-memory block cache.
@@ -104,12 +115,20 @@ impl<C: ObjectClient> S3Filesystem<C> {
             })
             .collect();
         uploads.sort_by(|a, b| a.path.cmp(&b.path));
+        let (pending, recovered) = self.pending.snapshot();
+        let budget = &self.config.writer.budget;
         FsStatus {
             cache,
             disk,
             prefetch,
             open_files,
             uploads,
+            pending,
+            recovered,
+            upload_memory: PrefetchStatus {
+                in_use: budget.in_use(),
+                capacity: budget.total(),
+            },
         }
     }
 }
@@ -140,7 +159,7 @@ mod tests {
                 dir_mode: 0o755,
                 metadata_ttl: Duration::from_secs(1),
                 read_only: false,
-                writer: Arc::new(crate::upload::WriterConfig::new(std::env::temp_dir())),
+                writer: Arc::new(crate::upload::test_config()),
                 cache_size: 16 << 20,
                 max_prefetch_memory: 32 << 20,
                 disk_cache: None,

@@ -282,8 +282,11 @@ impl<C: ObjectClient> S3Filesystem<C> {
         if gone {
             self.inodes().unpin(ino);
             if writer.is_dirty() {
-                // Kept on disk: the error was logged with the staging path.
+                // Kept in the journal, complete: the background uploads take it from here
+                // once the writer (and its lock on the file) is gone.
                 writer.abandon().await;
+                drop(writer);
+                self.pending.wake();
             }
         }
     }

@@ -107,7 +107,7 @@ fn mount_foreground(config: MountConfig, report_ready: bool) -> Result<(), Mount
             dir_mode: config.dir_mode,
             metadata_ttl: config.metadata_ttl,
             read_only: config.read_only,
-            writer: Arc::new(writer_config(&config, &cache_dir)),
+            writer: Arc::new(writer_config(&config, &cache_dir)?),
             cache_size: config.cache_size,
             max_prefetch_memory: config.max_prefetch_memory,
             disk_cache: disk_cache(&config, &cache_dir)?,
@@ -117,6 +117,9 @@ fn mount_foreground(config: MountConfig, report_ready: bool) -> Result<(), Mount
     // Before the mount, so a mount that is visible can always be asked; dropped (and the
     // socket removed) on every way out of here.
     let mut control = control_socket(&runtime, facts, credentials.as_ref(), Arc::clone(&fs));
+    // Recovery of what a mount that died left in the journal starts now, beside serving.
+    fs.start_background(runtime.handle());
+    let uploads = Arc::clone(&fs);
     let read_ahead_mountpoint = mountpoint.clone();
     let adapter = FuseAdapter::new(fs, runtime.handle().clone())
         .after_init(move || raise_read_ahead(&read_ahead_mountpoint));
@@ -200,6 +203,16 @@ fn mount_foreground(config: MountConfig, report_ready: bool) -> Result<(), Mount
         let _ = kernel::unmount(&mountpoint, true);
     }
     log::info!("unmounted {}", mountpoint.display());
+    // What the journal holds gets one more try before the process goes; what still fails
+    // stays journaled for the next mount.
+    let left = runtime.block_on(uploads.finish_uploads());
+    if left > 0 {
+        log::warn!(
+            "{left} file(s) could not be uploaded before unmount; they stay in {} and the \
+             next mount of this bucket uploads them",
+            config.cache_dir.join("journal").display()
+        );
+    }
     runtime.shutdown_timeout(std::time::Duration::from_secs(5));
     outcome.map_err(|e| MountError::MountFailed {
         path: mountpoint,
@@ -321,18 +334,33 @@ fn disk_cache(
         .map_err(|e| failed(path, &e))
 }
 
-/// The upload settings, staging copies in `cache_dir` (checked private by [`cache_dir`]).
-fn writer_config(config: &MountConfig, cache_dir: &PrivateDir) -> crate::upload::WriterConfig {
-    // Staging still opens its files by path under the checked directory; it can take the
-    // `PrivateDir` itself (files made with `create_new`) once the upload code is rewired.
-    let mut writer = crate::upload::WriterConfig::new(cache_dir.path().to_path_buf());
+/// The upload settings: local copies in the journal under `cache_dir` (checked private
+/// by [`cache_dir`]), for this mount's bucket.
+fn writer_config(
+    config: &MountConfig,
+    cache_dir: &PrivateDir,
+) -> Result<crate::upload::WriterConfig, MountError> {
+    let dir = cache_dir
+        .subdir("journal")
+        .map_err(|e| MountError::MountFailed {
+            path: e.path().to_path_buf(),
+            reason: format!("cannot use the journal directory (another with --cache-dir): {e}"),
+        })?;
+    let journal = crate::upload::Journal::new(
+        dir,
+        crate::upload::journal::BucketId {
+            endpoint: config.endpoint.clone(),
+            bucket: config.bucket.clone(),
+        },
+    );
+    let mut writer = crate::upload::WriterConfig::new(journal, config.max_upload_memory);
     if let Some(part_size) = config.part_size {
         writer.part_size = part_size;
     }
     if let Some(concurrency) = config.upload_concurrency {
         writer.concurrency = concurrency.max(1);
     }
-    writer
+    Ok(writer)
 }
 
 /// The mount's source as `/proc/mounts` shows it.

@@ -112,6 +112,17 @@ pub struct CompletedPart {
     /// The part's CRC32C (base64), listed in CompleteMultipartUpload when S3 gave or took
     /// one ([`checksum`]).
     pub checksum_crc32c: Option<String>,
+    /// Bytes in the part (to check a completed object against its parts).
+    pub size: u64,
+}
+
+/// A multipart upload in progress (ListMultipartUploads).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingUpload {
+    pub key: String,
+    pub upload_id: String,
+    /// When S3 says it started (by S3's clock).
+    pub initiated: Option<SystemTime>,
 }
 
 /// UploadPartCopy: a byte range of an object in the bucket becomes one part.
@@ -190,6 +201,17 @@ pub trait ObjectClient: Send + Sync + 'static {
         key: &str,
         upload_id: &str,
     ) -> impl Future<Output = Result<(), S3Error>> + Send;
+    /// ListParts, every page: the parts S3 holds of an upload in progress, by number.
+    fn list_parts(
+        &self,
+        key: &str,
+        upload_id: &str,
+    ) -> impl Future<Output = Result<Vec<CompletedPart>, S3Error>> + Send;
+    /// ListMultipartUploads of keys starting with `prefix`, every page.
+    fn list_multipart_uploads(
+        &self,
+        prefix: &str,
+    ) -> impl Future<Output = Result<Vec<PendingUpload>, S3Error>> + Send;
     /// UploadPartCopy: returns the part as CompleteMultipartUpload wants it.
     fn upload_part_copy(
         &self,

@@ -1,36 +1,55 @@
 //! The write path of one open file: how bytes written through the mount become one whole
-//! object in S3, and never get lost on the way.
+//! object in S3, and never get lost on the way — not by a failed upload, an outage, or a
+//! crash of the daemon.
 //!
-//! - `writer`: [`OpenWriter`], the state machine of one open file. A new file written
-//!   sequentially *streams*: parts go up as a multipart upload while the program writes.
-//!   Any other pattern (a seek, a rewrite, a truncate, editing an existing object) works on
-//!   a *staged* local copy uploaded whole on flush.
-//! - `multipart`: [`MultipartUpload`], parallel parts with bounded memory, aborted on any
-//!   failure, and the part size schedule that lets 10,000 parts reach 5 TiB.
+//! - `writer`: [`OpenWriter`], the state machine of one open file: a new file written
+//!   sequentially *streams* (parts go up while the program writes); anything else works on
+//!   a *staged* local copy uploaded on flush.
+//! - `mirror`: the local copy a streaming file keeps of the parts it sends.
+//! - `staged`: the sparse local copy of a staged file, and its upload (parts copied inside
+//!   S3 where nothing changed, sent from the copy elsewhere, resumed after a failure).
+//! - `chunks`: which chunks of a staged copy are local, changed, or only in S3.
+//! - `multipart`: [`MultipartUpload`], parallel parts with bounded memory, kept for a
+//!   resume when a part fails, and the part size schedule that lets 10,000 parts reach
+//!   5 TiB.
+//! - `budget`: [`MemoryBudget`], one bound on every upload buffer of a mount.
 //! - `part`: [`PartBuf`](part::PartBuf), the aligned buffer a streaming file's next part
 //!   fills in.
-//! - `staging`: [`StagingFile`], the local copy in the cache directory (mode 0600, created
-//!   with `O_EXCL`), accessed off the async threads.
+//! - `journal`: the crash-safe record of every local copy not yet in S3; `staging`:
+//!   [`StagingFile`], such a copy's data file.
+//! - `pending`: the background uploads of what the journal holds (a close that failed,
+//!   files left by a mount that died), and recovery at mount.
 //!
-//! Invariants this module keeps (DESIGN.md 5 and 7): an object appears in S3 only whole
+//! Invariants this module keeps (DESIGN.md 5, 7, 9): an object appears in S3 only whole
 //! (PutObject or CompleteMultipartUpload); `flush` returns `Ok` only after S3 acknowledged
-//! the data; on failure the data stays in the staging file, whose path is in the error and
-//! the log; memory per writing file is at most `concurrency + 1` part buffers.
+//! the data; before it asks S3, what `close` was called on is on the local disk under a
+//! complete journal record (a file smaller than a part: only once its upload failed);
+//! another client's newer object is never overwritten by a recovery; upload memory is
+//! bounded per file (`concurrency + 1` parts) and per mount (the budget).
 //!
 //! This module knows nothing of the filesystem (`fs`) or fuser: the filesystem maps
 //! [`UploadError`] to an errno and decides when to call `flush`.
 
+mod budget;
+mod chunks;
+pub mod journal;
+mod mirror;
 mod multipart;
 mod part;
+pub mod pending;
+mod staged;
 mod staging;
 mod writer;
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::s3::S3Error;
 
-pub use multipart::{part_size, MultipartUpload};
+pub use budget::{default_budget, MemoryBudget};
+pub use journal::Journal;
+pub use multipart::{multipart_etag, part_size, MultipartUpload};
 pub use staging::StagingFile;
 pub use writer::OpenWriter;
 
@@ -62,22 +81,26 @@ pub const S3_MAX_OBJECT_SIZE: u64 = 5 * 1024 * 1024 * 1024 * 1024;
 /// How one open file uploads; one value shared by every writer of a mount.
 #[derive(Clone, Debug)]
 pub struct WriterConfig {
-    /// The first part's size (it grows, see [`part_size`]). Objects smaller than this go up
-    /// as one PutObject: multipart would cost three requests for one part's worth.
+    /// The first part's size (it grows, see [`part_size`]), and the chunk size of staged
+    /// copies. Objects smaller than this go up as one PutObject: multipart would cost three
+    /// requests for one part's worth.
     pub part_size: u64,
     /// Parts uploading at once per file (at least 1).
     pub concurrency: usize,
-    /// Where staging copies live (the config layer creates it, mode 0700).
-    pub cache_dir: PathBuf,
+    /// Where local copies and their records live.
+    pub journal: Arc<Journal>,
+    /// The mount's bound on upload buffers.
+    pub budget: Arc<MemoryBudget>,
 }
 
 impl WriterConfig {
-    /// The defaults, with staging copies in `cache_dir`.
-    pub fn new(cache_dir: PathBuf) -> Self {
+    /// The defaults, with local copies in `journal` and a budget of `budget` bytes.
+    pub fn new(journal: Arc<Journal>, budget: u64) -> Self {
         WriterConfig {
             part_size: DEFAULT_PART_SIZE,
             concurrency: DEFAULT_UPLOAD_CONCURRENCY,
-            cache_dir,
+            journal,
+            budget: MemoryBudget::new(budget),
         }
     }
 }
@@ -99,8 +122,9 @@ pub enum Origin {
 /// Why a write, read, truncate or flush of an open file failed.
 #[derive(Debug, thiserror::Error)]
 pub enum UploadError {
-    /// S3 did not take the upload (after the client's retries). The multipart upload, if
-    /// any, was aborted; the data is kept in the staging file and the next flush retries.
+    /// S3 did not take the upload (after the client's retries). The data is kept in the
+    /// local copy under a complete journal record; the next flush retries (resuming the
+    /// multipart upload, if any), and so do the background retry and the next mount.
     #[error("uploading {key:?} failed: {source}; {}", kept(staging.as_deref()))]
     S3 {
         key: String,
@@ -132,6 +156,11 @@ pub enum UploadError {
         why: String,
         no_space: bool,
     },
+    /// The file would be larger than S3's largest object (5 TiB).
+    #[error(
+        "{key:?}: {size} bytes is more than S3's largest object (5 TiB); the write or truncate that would make it so is refused"
+    )]
+    TooLarge { key: String, size: u64 },
     /// The staging file could not be created, written or read.
     #[error(
         "staging file {}: {source}; check free space and permissions of the cache directory",
@@ -147,7 +176,7 @@ pub enum UploadError {
 fn kept(staging: Option<&Path>) -> String {
     match staging {
         Some(p) => format!(
-            "the data is kept in {} and the next flush or fsync retries",
+            "the data is kept in {} and is retried by the next flush or fsync, in the background, and by the next mount",
             p.display()
         ),
         None => "the file is empty, nothing was lost; the next flush retries".to_string(),
@@ -165,7 +194,9 @@ impl UploadError {
                 ) || source.kind() == io::ErrorKind::StorageFull
             }
             UploadError::NotKept { no_space, .. } => *no_space,
-            UploadError::S3 { .. } | UploadError::Fetch { .. } => false,
+            UploadError::S3 { .. } | UploadError::Fetch { .. } | UploadError::TooLarge { .. } => {
+                false
+            }
         }
     }
 
@@ -173,7 +204,9 @@ impl UploadError {
     pub fn s3_error(&self) -> Option<&S3Error> {
         match self {
             UploadError::S3 { source, .. } | UploadError::Fetch { source, .. } => Some(source),
-            UploadError::LocalIo { .. } | UploadError::NotKept { .. } => None,
+            UploadError::LocalIo { .. }
+            | UploadError::NotKept { .. }
+            | UploadError::TooLarge { .. } => None,
         }
     }
 
@@ -182,9 +215,31 @@ impl UploadError {
         match self {
             UploadError::S3 { staging, .. } => staging.as_deref(),
             UploadError::LocalIo { path, .. } => Some(path),
-            UploadError::Fetch { .. } | UploadError::NotKept { .. } => None,
+            UploadError::Fetch { .. }
+            | UploadError::NotKept { .. }
+            | UploadError::TooLarge { .. } => None,
         }
     }
+}
+
+/// A writer configuration for unit tests elsewhere in the crate: a journal in a fresh
+/// temporary directory (left behind: tests are short-lived), a 1 GiB budget.
+#[cfg(test)]
+pub fn test_config() -> WriterConfig {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "s3rolefs-unit-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    let journal = Journal::new(
+        crate::private_dir::PrivateDir::create(&dir).expect("a temporary directory"),
+        journal::BucketId {
+            endpoint: None,
+            bucket: "test".into(),
+        },
+    );
+    WriterConfig::new(journal, 1 << 30)
 }
 
 #[cfg(test)]

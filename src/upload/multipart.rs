@@ -3,24 +3,36 @@
 //! - The upload starts lazily (CreateMultipartUpload with the first part), so a writer that
 //!   never fills a part costs nothing.
 //! - Parts are numbered in the order they are pushed; their sizes follow [`part_size`].
-//! - At most `concurrency` parts are in flight: [`MultipartUpload::push_part`] waits for a
-//!   slot (a semaphore permit) before spawning the part, so a fast writer is held back to
-//!   S3's pace and memory stays at `concurrency` parts in flight plus the one being filled.
-//! - Any failure aborts the upload (after the parts in flight have ended, so none lands
-//!   after the abort); an upload dropped unfinished is aborted in the background. An abort
-//!   that cannot reach the server is retried in the background for an hour, so an outage
-//!   in the middle of an upload leaves nothing dangling once the server is back.
+//!   A part is data ([`MultipartUpload::push_part`]), a range of another object copied
+//!   inside S3 ([`MultipartUpload::push_copy`]), or one S3 already holds from an earlier
+//!   try ([`MultipartUpload::adopt`], after [`MultipartUpload::resume`]).
+//! - At most `concurrency` parts are in flight: a push waits for a slot (a semaphore
+//!   permit) before spawning the part, so a fast writer is held back to S3's pace; the
+//!   mount-wide [`MemoryBudget`](super::budget::MemoryBudget) reservation of a part travels
+//!   with it until S3 answered.
+//! - Each part is retried on its own by the client (within its retry budget). A part that
+//!   still fails ends the upload as *failed*, not aborted: the parts S3 holds stay, and the
+//!   writer's next flush resumes the same upload ([`MultipartUpload::into_resumable`]),
+//!   sending only what S3 lacks. An upload is aborted when it can no longer be of use (the
+//!   file switched to a local copy, was unlinked, or went up another way), and one dropped
+//!   unfinished is aborted in the background. An abort that cannot reach the server is
+//!   retried in the background for an hour.
+//! - A Complete whose answer was lost (the retry finds `NoSuchUpload`, or the retries ran
+//!   out) is checked: an object at the key with our size and the ETag our parts make
+//!   (`md5(part md5s)-N`) is ours, and the upload succeeded (DESIGN invariant 9).
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use log::{debug, warn};
+use md5::Digest as _;
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
+use super::budget::Reservation;
 use super::{PARTS_PER_DOUBLING, S3_MAX_PARTS, S3_MAX_PART_SIZE};
-use crate::s3::{CompletedPart, ObjectClient, S3Error};
+use crate::s3::{CompletedPart, ObjectClient, S3Error, UploadPartCopyParams};
 
 /// The size of part `part_number` (1-based) when the first part is `base` bytes: doubles
 /// every [`PARTS_PER_DOUBLING`] parts, capped at S3's 5 GiB part limit.
@@ -33,6 +45,17 @@ pub fn part_size(base: u64, part_number: u32) -> u64 {
 
 type PartTask = JoinHandle<Result<CompletedPart, S3Error>>;
 
+/// Where an upload stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stage {
+    /// Parts may be pushed.
+    Open,
+    /// A part or the Complete failed for good; the parts S3 holds stay for a resume.
+    Failed,
+    /// Completed or aborted, or handed on ([`MultipartUpload::into_resumable`]).
+    Ended,
+}
+
 /// A multipart upload of one key, in progress.
 pub struct MultipartUpload<C: ObjectClient> {
     client: Arc<C>,
@@ -44,12 +67,11 @@ pub struct MultipartUpload<C: ObjectClient> {
     upload_id: Option<String>,
     /// The number the next pushed part gets.
     next_part: u32,
-    /// One permit per part in flight: the memory bound and the back-pressure.
+    /// One permit per part in flight: the per-file bound and the back-pressure.
     slots: Arc<Semaphore>,
     in_flight: Vec<PartTask>,
     done: Vec<CompletedPart>,
-    /// Completed or aborted: nothing left to clean up.
-    finished: bool,
+    stage: Stage,
 }
 
 impl<C: ObjectClient> MultipartUpload<C> {
@@ -65,7 +87,7 @@ impl<C: ObjectClient> MultipartUpload<C> {
             slots: Arc::new(Semaphore::new(concurrency.max(1))),
             in_flight: Vec::new(),
             done: Vec::new(),
-            finished: false,
+            stage: Stage::Open,
         }
     }
 
@@ -94,9 +116,14 @@ impl<C: ObjectClient> MultipartUpload<C> {
         self.upload_id.is_some()
     }
 
-    /// True once the upload completed or was aborted (after a failure): no part goes up now.
+    /// The upload's id, once started.
+    pub fn upload_id(&self) -> Option<&str> {
+        self.upload_id.as_deref()
+    }
+
+    /// True once no part goes up any more: completed, aborted, or failed.
     pub fn has_ended(&self) -> bool {
-        self.finished
+        self.stage != Stage::Open
     }
 
     /// The size the next part must have (the last part may be smaller).
@@ -109,18 +136,82 @@ impl<C: ObjectClient> MultipartUpload<C> {
         self.in_flight.iter().filter(|t| !t.is_finished()).count()
     }
 
-    /// Queues the next part: waits for a free slot, then uploads it in the background.
-    /// On any error (this part's start, or an earlier part's failure) the upload is aborted.
-    pub async fn push_part(&mut self, body: Bytes) -> Result<(), S3Error> {
-        let pushed = self.try_push(body).await;
-        if pushed.is_err() {
-            self.abort().await;
-        }
-        pushed
+    /// Continues upload `upload_id` (started earlier for this key): the next part pushed
+    /// or adopted is part 1 again; S3 keeps the last version of each part number.
+    pub fn resume(&mut self, upload_id: String) {
+        self.upload_id = Some(upload_id);
+        self.next_part = 1;
     }
 
-    async fn try_push(&mut self, body: Bytes) -> Result<(), S3Error> {
-        if self.finished {
+    /// Takes part `part` as S3 holds it (resumed), in place of pushing it again.
+    pub fn adopt(&mut self, part: CompletedPart) {
+        self.next_part = part.part_number + 1;
+        self.done.retain(|p| p.part_number != part.part_number);
+        self.done.push(part);
+    }
+
+    /// Queues the next part: waits for a free slot, then uploads it in the background,
+    /// holding `hold` (its memory) until S3 answered. An earlier part's failure, or this
+    /// one's start failing, ends the upload as failed.
+    pub async fn push_part(
+        &mut self,
+        body: Bytes,
+        hold: Option<Reservation>,
+    ) -> Result<(), S3Error> {
+        let (upload_id, part_number, slot) = self.next_slot().await?;
+        let client = self.client.clone();
+        let key = self.key.clone();
+        self.in_flight.push(tokio::spawn(async move {
+            let _slot = slot;
+            let _hold = hold;
+            client
+                .upload_part(&key, &upload_id, part_number, body)
+                .await
+        }));
+        Ok(())
+    }
+
+    /// Queues the next part as a copy of `range` of `source_key` (pinned to
+    /// `source_etag`), made inside S3.
+    pub async fn push_copy(
+        &mut self,
+        source_key: &str,
+        range: std::ops::Range<u64>,
+        source_etag: &str,
+    ) -> Result<(), S3Error> {
+        let (upload_id, part_number, slot) = self.next_slot().await?;
+        let client = self.client.clone();
+        let params = UploadPartCopyParams {
+            key: self.key.clone(),
+            upload_id,
+            part_number,
+            source_key: source_key.to_string(),
+            range,
+            source_if_match: Some(source_etag.to_string()),
+        };
+        self.in_flight.push(tokio::spawn(async move {
+            let _slot = slot;
+            client.upload_part_copy(params).await
+        }));
+        Ok(())
+    }
+
+    /// A slot for the next part, the upload started if it was not: `(upload id, number,
+    /// permit)`.
+    async fn next_slot(
+        &mut self,
+    ) -> Result<(String, u32, tokio::sync::OwnedSemaphorePermit), S3Error> {
+        let taken = self.try_next_slot().await;
+        if taken.is_err() && self.stage == Stage::Open {
+            self.stage = Stage::Failed;
+        }
+        taken
+    }
+
+    async fn try_next_slot(
+        &mut self,
+    ) -> Result<(String, u32, tokio::sync::OwnedSemaphorePermit), S3Error> {
+        if self.stage != Stage::Open {
             return Err(S3Error::Malformed(format!(
                 "the multipart upload of {:?} already ended",
                 self.key
@@ -156,15 +247,7 @@ impl<C: ObjectClient> MultipartUpload<C> {
         };
         let part_number = self.next_part;
         self.next_part += 1;
-        let client = self.client.clone();
-        let key = self.key.clone();
-        self.in_flight.push(tokio::spawn(async move {
-            let _slot = slot;
-            client
-                .upload_part(&key, &upload_id, part_number, body)
-                .await
-        }));
-        Ok(())
+        Ok((upload_id, part_number, slot))
     }
 
     /// Collects parts that ended, so a failure stops the writer at its next part rather
@@ -173,18 +256,25 @@ impl<C: ObjectClient> MultipartUpload<C> {
         let (ended, running): (Vec<_>, Vec<_>) =
             self.in_flight.drain(..).partition(|t| t.is_finished());
         self.in_flight = running;
+        let mut first_error = None;
         for task in ended {
-            self.done.push(join(task).await?);
+            match join(task).await {
+                Ok(part) => self.done.push(part),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
         }
-        Ok(())
+        first_error.map_or(Ok(()), Err)
     }
 
     /// Waits for every part, then completes the upload: the object appears whole. Returns
-    /// its ETag. On failure the upload is aborted.
+    /// its ETag. On failure the upload is kept (failed) for a resume.
     pub async fn complete(&mut self) -> Result<String, S3Error> {
         let completed = self.try_complete().await;
-        if completed.is_err() {
-            self.abort().await;
+        match &completed {
+            Ok(_) => self.stage = Stage::Ended,
+            Err(_) => self.stage = Stage::Failed,
         }
         completed
     }
@@ -202,6 +292,12 @@ impl<C: ObjectClient> MultipartUpload<C> {
         if let Some(e) = first_error {
             return Err(e);
         }
+        if self.stage != Stage::Open {
+            return Err(S3Error::Malformed(format!(
+                "the multipart upload of {:?} already ended",
+                self.key
+            )));
+        }
         let Some(upload_id) = self.upload_id.clone() else {
             return Err(S3Error::Malformed(format!(
                 "completing {:?} with no part uploaded",
@@ -214,11 +310,24 @@ impl<C: ObjectClient> MultipartUpload<C> {
             self.key,
             self.done.len()
         );
-        let etag = self
+        let etag = match self
             .client
             .complete_multipart_upload(&self.key, &upload_id, &self.done)
-            .await?;
-        self.finished = true;
+            .await
+        {
+            Ok(etag) => etag,
+            Err(e) if answer_may_be_lost(&e) => match self.completed_anyway().await {
+                Some(etag) => {
+                    debug!(
+                        "{:?}: the Complete's answer was lost ({e}), but the object is ours",
+                        self.key
+                    );
+                    etag
+                }
+                None => return Err(e),
+            },
+            Err(e) => return Err(e),
+        };
         debug!(
             "multipart upload of {:?} completed in {} parts",
             self.key,
@@ -227,14 +336,35 @@ impl<C: ObjectClient> MultipartUpload<C> {
         Ok(etag)
     }
 
+    /// After a Complete that failed in a way that may have hidden its success: the ETag of
+    /// the object at the key if it is exactly what our parts make.
+    async fn completed_anyway(&self) -> Option<String> {
+        let expected = multipart_etag(&self.done)?;
+        let size: u64 = self.done.iter().map(|p| p.size).sum();
+        let meta = self.client.head_object(&self.key).await.ok()?;
+        (meta.size == size && meta.etag.trim_matches('"') == expected).then_some(meta.etag)
+    }
+
+    /// Hands the failed upload's id on for a later resume (the caller keeps it, in the
+    /// journal too); nothing is aborted.
+    pub async fn into_resumable(mut self) -> Option<String> {
+        for task in std::mem::take(&mut self.in_flight) {
+            if let Ok(part) = join(task).await {
+                self.done.push(part);
+            }
+        }
+        self.stage = Stage::Ended;
+        self.upload_id.take()
+    }
+
     /// Waits for the parts in flight (so none lands after the abort), then aborts the upload
     /// in S3. An abort that fails for a passing reason (server unreachable, 5xx) is retried
     /// in the background; see `keep_aborting`.
     pub async fn abort(&mut self) {
-        if self.finished {
+        if self.stage == Stage::Ended {
             return;
         }
-        self.finished = true;
+        self.stage = Stage::Ended;
         let in_flight = std::mem::take(&mut self.in_flight);
         abort_upload(
             &self.client,
@@ -246,11 +376,38 @@ impl<C: ObjectClient> MultipartUpload<C> {
     }
 }
 
+/// A Complete error after which S3 may hold the object all the same: the upload is gone
+/// (an earlier attempt completed it and its answer was lost) or the answer never came.
+fn answer_may_be_lost(e: &S3Error) -> bool {
+    match e {
+        S3Error::Service { code, .. } if code == "NoSuchUpload" => true,
+        e => e.is_retryable(),
+    }
+}
+
+/// The ETag S3 gives the object completed from `parts` (without quotes), when every
+/// part's ETag is the MD5 of its bytes (not under SSE-KMS or SSE-C).
+pub fn multipart_etag(parts: &[CompletedPart]) -> Option<String> {
+    let mut digests = Vec::with_capacity(parts.len() * 16);
+    for part in parts {
+        let hex = part.etag.trim_matches('"');
+        if hex.len() != 32 {
+            return None;
+        }
+        digests.extend(hex::decode(hex).ok()?);
+    }
+    Some(format!(
+        "{}-{}",
+        hex::encode(md5::Md5::digest(&digests)),
+        parts.len()
+    ))
+}
+
 impl<C: ObjectClient> Drop for MultipartUpload<C> {
     /// An upload dropped unfinished (its writer dropped without flush) is aborted in the
     /// background, so it never dangles.
     fn drop(&mut self) {
-        if self.finished || self.upload_id.is_none() {
+        if self.stage == Stage::Ended || self.upload_id.is_none() {
             return;
         }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
@@ -270,7 +427,9 @@ impl<C: ObjectClient> Drop for MultipartUpload<C> {
     }
 }
 
-async fn abort_upload<C: ObjectClient>(
+/// Aborts `upload_id` of `key` once `in_flight` ended; retried in the background when
+/// the server cannot be reached.
+pub async fn abort_upload<C: ObjectClient>(
     client: &Arc<C>,
     key: &str,
     upload_id: Option<&str>,
@@ -292,6 +451,9 @@ async fn abort_upload<C: ObjectClient>(
             );
             keep_aborting(client.clone(), key.to_string(), upload_id.to_string());
         }
+        Err(S3Error::Service { code, .. }) if code == "NoSuchUpload" => {
+            debug!("multipart upload {upload_id} of {key:?} was already gone")
+        }
         Err(e) => warn!("aborting the multipart upload {upload_id} of {key:?} failed: {e}"),
     }
 }
@@ -304,7 +466,7 @@ const ABORT_RETRY_MAX: Duration = Duration::from_secs(60);
 
 /// Retries an abort that failed (server unreachable, 5xx) with growing pauses, so an upload
 /// cut by an outage does not dangle once the server is back. Gives up loudly after
-/// [`ABORT_RETRY_FOR`].
+/// [`ABORT_RETRY_FOR`]; the journal still names the upload, so the next mount aborts it.
 fn keep_aborting<C: ObjectClient>(client: Arc<C>, key: String, upload_id: String) {
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {
         warn!("multipart upload {upload_id} of {key:?} is left open (no runtime to retry on)");
@@ -322,7 +484,7 @@ fn keep_aborting<C: ObjectClient>(client: Arc<C>, key: String, upload_id: String
                 }
                 Err(e) if !e.is_retryable() => {
                     // NoSuchUpload (aborted by someone else), access denied: nothing to redo.
-                    warn!("aborting the multipart upload {upload_id} of {key:?}: {e}");
+                    debug!("aborting the multipart upload {upload_id} of {key:?}: {e}");
                     return;
                 }
                 Err(e) if started.elapsed() >= ABORT_RETRY_FOR => {

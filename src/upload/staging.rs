@@ -1,44 +1,37 @@
-//! `StagingFile`: the local copy of a file being written, in the cache directory.
+//! `StagingFile`: the local copy of a file being written: a [`journal`](super::journal)
+//! entry's data file, held (locked) by this process for its whole life.
 //!
-//! Created with `O_EXCL` and mode 0600 (it holds the user's data; another local user must
-//! neither read it nor have planted a symlink in its place). Its name carries the tail of
-//! the object key made safe for a file name, so the path logged after a failed upload tells
-//! the user which file it is. Reads and writes are positioned (`pread`/`pwrite`) and run on
-//! tokio's blocking pool, so a slow or full disk never stalls the async threads.
+//! Created with `O_EXCL|O_NOFOLLOW` and mode 0600 (it holds the user's data; another local
+//! user must neither read it nor have planted a symlink in its place). Its name is the
+//! entry's id; the journal record beside it names the key. Reads and writes are positioned
+//! (`pread`/`pwrite`) and run on tokio's blocking pool, so a slow or full disk never
+//! stalls the async threads.
 //!
 //! The mirror of a streaming file ([`StagingFile::write_through`]) writes whole parts with
 //! `O_DIRECT` through a second descriptor when the filesystem allows it (tmpfs does not):
 //! the disk reads them from the part buffer itself.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io;
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
 
+use super::journal::{EntryFile, Journal, Record};
 use super::part::is_direct_aligned;
 use super::UploadError;
 
-/// How much of the key's end appears in the file name: recognizable, well under the
-/// 255-byte name limit with the prefix and the unique suffix.
-const NAME_KEY_CHARS: usize = 100;
-
-/// Names already taken (a previous run's leftovers with the same pid) are skipped; this
-/// many collisions in a row means something else is wrong.
-const CREATE_ATTEMPTS: u32 = 100;
-
-static NEXT_ID: AtomicU64 = AtomicU64::new(0);
-
-/// The share of its filesystem a mirror leaves free: one tenth.
+/// The share of its filesystem a local copy leaves free: one tenth.
 const KEEP_FREE_DIVISOR: u64 = 10;
 
 /// The local copy of one file being written.
 #[derive(Debug)]
 pub struct StagingFile {
+    id: String,
     path: PathBuf,
+    journal: Arc<Journal>,
     file: Arc<File>,
     /// The same file opened with `O_DIRECT`, for [`StagingFile::write_through`]; `None`
     /// where the filesystem refuses it.
@@ -46,40 +39,58 @@ pub struct StagingFile {
 }
 
 impl StagingFile {
-    /// Creates an empty staging file for `key` in `dir` (mode 0600, never an existing file).
-    pub fn create(dir: &Path, key: &str) -> Result<StagingFile, UploadError> {
-        let stem = file_stem(key);
-        let mut last_error = None;
-        for _ in 0..CREATE_ATTEMPTS {
-            let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-            let path = dir.join(format!("s3rolefs-{}-{id}-{stem}", std::process::id()));
-            match OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&path)
-            {
-                Ok(file) => {
-                    let direct = open_direct(&path).map(Arc::new);
-                    return Ok(StagingFile {
-                        path,
-                        file: Arc::new(file),
-                        direct,
-                    });
-                }
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last_error = Some(e),
-                Err(source) => return Err(UploadError::LocalIo { path, source }),
-            }
+    /// A new, empty staging file in `journal` (no record yet: see [`StagingFile::save`]).
+    pub fn create(journal: &Arc<Journal>) -> Result<StagingFile, UploadError> {
+        Ok(StagingFile::from_entry(journal, journal.create()?))
+    }
+
+    /// The data file of an entry taken over from the journal (recovery).
+    pub fn from_entry(journal: &Arc<Journal>, entry: EntryFile) -> StagingFile {
+        let direct = open_direct(journal, &entry.id, &entry.path).map(Arc::new);
+        StagingFile {
+            id: entry.id,
+            path: entry.path,
+            journal: Arc::clone(journal),
+            file: Arc::new(entry.file),
+            direct,
         }
-        Err(UploadError::LocalIo {
-            path: dir.to_path_buf(),
-            source: last_error.unwrap_or_else(|| io::Error::other("no free staging file name")),
-        })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Writes the entry's record; `durable` makes it survive a power loss (the caller
+    /// syncs the data first, see [`StagingFile::sync_data`]).
+    pub fn save(&self, record: &Record, durable: bool) -> Result<(), UploadError> {
+        self.journal.save(&self.id, record, durable)
+    }
+
+    /// Removes the entry's record: S3 has what the file holds; the file stays as a clean
+    /// copy while the writer lives.
+    pub fn forget(&self) {
+        self.journal.forget(&self.id);
+    }
+
+    /// Makes the data written so far survive a power loss.
+    pub async fn sync_data(&self) -> Result<(), UploadError> {
+        let file = self.file.clone();
+        self.blocking(move || file.sync_data()).await
+    }
+
+    /// The file's length on disk.
+    pub fn length(&self) -> Result<u64, UploadError> {
+        self.file
+            .metadata()
+            .map(|m| m.len())
+            .map_err(|source| UploadError::LocalIo {
+                path: self.path.clone(),
+                source,
+            })
     }
 
     /// Writes all of `data` at `offset`, extending the file as needed.
@@ -187,14 +198,9 @@ impl StagingFile {
         self.blocking(move || file.set_len(len)).await
     }
 
-    /// Deletes the file (after its data is safely in S3).
+    /// Deletes the entry, record and data (S3 has it, or it is of no use any more).
     pub fn remove(self) {
-        if let Err(e) = std::fs::remove_file(&self.path) {
-            log::warn!(
-                "removing staging file {} failed: {e}; it can be deleted by hand",
-                self.path.display()
-            );
-        }
+        self.journal.remove(&self.id);
     }
 
     async fn blocking<T: Send + 'static>(
@@ -238,13 +244,10 @@ impl WriteThrough {
     }
 }
 
-/// `path` opened again for writing with `O_DIRECT`, or `None` where that is refused.
-fn open_direct(path: &Path) -> Option<File> {
-    match OpenOptions::new()
-        .write(true)
-        .custom_flags(libc::O_DIRECT | libc::O_NOFOLLOW)
-        .open(path)
-    {
+/// The entry's data file opened again for writing with `O_DIRECT`, or `None` where that
+/// is refused.
+fn open_direct(journal: &Journal, id: &str, path: &Path) -> Option<File> {
+    match journal.reopen(id, libc::O_WRONLY | libc::O_DIRECT) {
         Ok(file) => Some(file),
         Err(e) => {
             log::debug!(
@@ -273,32 +276,20 @@ fn release_pages(file: &File, offset: u64, len: u64) {
     }
 }
 
-/// The end of `key` with everything but `[A-Za-z0-9._-]` replaced by `_`: `a/b c.txt`
-/// becomes `a_b_c.txt`. Never empty, never `.`-only, never containing `/`.
-fn file_stem(key: &str) -> String {
-    let safe: Vec<char> = key
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let tail: String = safe[safe.len().saturating_sub(NAME_KEY_CHARS)..]
-        .iter()
-        .collect();
-    if tail.chars().all(|c| c == '.') {
-        format!("_{tail}")
-    } else {
-        tail
-    }
-}
-
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
+
+    /// A journal in `dir` for a test bucket.
+    pub fn journal(dir: &tempfile::TempDir) -> Arc<Journal> {
+        Journal::new(
+            crate::private_dir::PrivateDir::create(dir.path()).unwrap(),
+            super::super::journal::BucketId {
+                endpoint: None,
+                bucket: "test".into(),
+            },
+        )
+    }
 
     /// A slow disk: every mirror write under a slowed directory takes `delay` longer, one
     /// after the other in the order they were issued (as a disk's queue serves them, so
@@ -335,18 +326,6 @@ pub(super) mod tests {
         }
     }
 
-    /// Keys become recognizable, safe file names.
-    #[test]
-    fn file_stem_keeps_the_key_recognizable_and_safe() {
-        assert_eq!(file_stem("logs/2026/app log.txt"), "logs_2026_app_log.txt");
-        assert_eq!(file_stem(".."), "_..");
-        assert_eq!(file_stem(""), "_");
-        let long = "d/".repeat(200) + "end.bin";
-        let stem = file_stem(&long);
-        assert_eq!(stem.len(), NAME_KEY_CHARS);
-        assert!(stem.ends_with("end.bin"));
-    }
-
     /// Whole aligned parts go to the mirror with O_DIRECT where the filesystem allows it,
     /// anything else through the page cache; the file holds both either way, also without
     /// an O_DIRECT descriptor (a filesystem that refuses it).
@@ -354,9 +333,10 @@ pub(super) mod tests {
     async fn the_mirror_takes_aligned_and_unaligned_writes() {
         use crate::upload::part::PartBuf;
         let dir = tempfile::tempdir().unwrap();
-        let direct = StagingFile::create(dir.path(), "d").unwrap();
+        let journal = journal(&dir);
+        let direct = StagingFile::create(&journal).unwrap();
         assert!(direct.direct.is_some(), "the test directory takes O_DIRECT");
-        let mut buffered = StagingFile::create(dir.path(), "b").unwrap();
+        let mut buffered = StagingFile::create(&journal).unwrap();
         buffered.direct = None;
         for file in [direct, buffered] {
             let mut part = PartBuf::new();
@@ -381,8 +361,9 @@ pub(super) mod tests {
     async fn staging_file_is_private_and_exclusive() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
-        let a = StagingFile::create(dir.path(), "x/y").unwrap();
-        let b = StagingFile::create(dir.path(), "x/y").unwrap();
+        let journal = journal(&dir);
+        let a = StagingFile::create(&journal).unwrap();
+        let b = StagingFile::create(&journal).unwrap();
         assert_ne!(a.path(), b.path());
         let mode = std::fs::metadata(a.path()).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);

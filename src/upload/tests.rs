@@ -24,7 +24,28 @@ fn config(dir: &tempfile::TempDir, concurrency: usize) -> Arc<WriterConfig> {
     Arc::new(WriterConfig {
         part_size: PART,
         concurrency,
-        cache_dir: dir.path().to_path_buf(),
+        journal: super::staging::tests::journal(dir),
+        budget: MemoryBudget::new(1 << 30),
+    })
+}
+
+/// A configuration whose journal directory is gone (removed after it was opened): the
+/// disk takes nothing.
+fn config_without_disk(dir: &tempfile::TempDir) -> Arc<WriterConfig> {
+    let gone = dir.path().join("gone");
+    let journal = Journal::new(
+        crate::private_dir::PrivateDir::create(&gone).unwrap(),
+        journal::BucketId {
+            endpoint: None,
+            bucket: "test".into(),
+        },
+    );
+    std::fs::remove_dir(&gone).unwrap();
+    Arc::new(WriterConfig {
+        part_size: PART,
+        concurrency: 4,
+        journal,
+        budget: MemoryBudget::new(1 << 30),
     })
 }
 
@@ -217,6 +238,15 @@ impl ObjectClient for SlowParts {
     ) -> Result<CompletedPart, S3Error> {
         self.inner.upload_part_copy(params).await
     }
+    async fn list_parts(&self, key: &str, upload_id: &str) -> Result<Vec<CompletedPart>, S3Error> {
+        self.inner.list_parts(key, upload_id).await
+    }
+    async fn list_multipart_uploads(
+        &self,
+        prefix: &str,
+    ) -> Result<Vec<crate::s3::PendingUpload>, S3Error> {
+        self.inner.list_multipart_uploads(prefix).await
+    }
 }
 
 /// Never more than `concurrency` parts upload at once, and that many do.
@@ -236,14 +266,20 @@ async fn parts_in_flight_never_exceed_concurrency() {
     assert_eq!(s3.inner.get("slow").unwrap(), body);
 }
 
-/// A failing part fails the flush, aborts the upload, and keeps every byte in staging.
+/// A failing part fails the flush and keeps every byte local, under a complete journal
+/// record; the multipart upload is kept, and the next flush resumes it: the parts S3 holds
+/// are not sent again.
 #[tokio::test]
-async fn failed_part_aborts_the_upload_and_keeps_the_data() {
+async fn a_failed_part_keeps_the_data_and_the_upload_to_resume() {
     let (dir, s3) = (tempfile::tempdir().unwrap(), bucket());
-    s3.fail_next(Op::UploadPart, 1000, internal_error);
-    let w = OpenWriter::new(s3.clone(), "doomed".into(), Origin::New, config(&dir, 2));
+    let w = OpenWriter::new(s3.clone(), "doomed".into(), Origin::New, config(&dir, 1));
     let body = data((PART * 7 / 2) as usize);
-    write_all(&w, 0, &body).await;
+    write_all(&w, 0, &body[..(PART * 2) as usize]).await;
+    while s3.counters().upload_part < 2 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    s3.fail_next(Op::UploadPart, 1000, internal_error);
+    write_all(&w, PART * 2, &body[(PART * 2) as usize..]).await;
     let err = w.flush().await.unwrap_err();
     assert!(matches!(err, UploadError::S3 { .. }), "{err}");
     let path = err.staging_path().unwrap().to_path_buf();
@@ -252,27 +288,75 @@ async fn failed_part_aborts_the_upload_and_keeps_the_data() {
         "{err}"
     );
     assert_eq!(std::fs::read(&path).unwrap(), body);
-    assert!(s3.pending_uploads().is_empty(), "no dangling upload");
-    assert!(s3.counters().abort_multipart_upload >= 1);
+    let record: journal::Record =
+        serde_json::from_slice(&std::fs::read(path.with_extension("json")).unwrap()).unwrap();
+    assert!(record.complete, "close was called on this content");
+    assert_eq!(
+        (record.key.as_str(), record.size),
+        ("doomed", body.len() as u64)
+    );
+    assert_eq!(s3.pending_uploads().len(), 1, "kept to resume");
+    assert_eq!(s3.counters().abort_multipart_upload, 0);
     assert_eq!(s3.get("doomed"), None, "no partial object");
     assert!(w.is_dirty());
-    drop(w);
-    assert!(path.exists(), "a dirty staging copy outlives its writer");
+
+    s3.fail_next(Op::UploadPart, 0, internal_error);
+    let sent_before = s3.counters().upload_part;
+    w.flush().await.unwrap().unwrap();
+    assert_eq!(s3.get("doomed").unwrap(), body);
+    assert_eq!(s3.counters().list_parts, 1);
+    assert_eq!(
+        s3.counters().upload_part - sent_before,
+        2,
+        "the two parts S3 held were not sent again"
+    );
+    assert!(s3.pending_uploads().is_empty());
+    assert!(
+        !path.with_extension("json").exists(),
+        "the record goes once S3 has the file"
+    );
 }
 
-/// A failed completion leaves nothing behind in S3, and the next flush uploads from staging.
+/// A failed completion leaves nothing visible in S3; the next flush resumes the upload and
+/// only completes it (every part is there already).
 #[tokio::test]
-async fn flush_after_a_failed_flush_uploads_the_staging_copy() {
+async fn flush_after_a_failed_complete_only_completes() {
     let (dir, s3) = (tempfile::tempdir().unwrap(), bucket());
     s3.fail_next(Op::CompleteMultipartUpload, 1, internal_error);
     let w = OpenWriter::new(s3.clone(), "retry".into(), Origin::New, config(&dir, 2));
     let body = data((PART * 5 / 2) as usize);
     write_all(&w, 0, &body).await;
     assert!(w.flush().await.is_err());
-    assert!(s3.pending_uploads().is_empty());
     assert_eq!(s3.get("retry"), None);
+    let parts = s3.counters().upload_part;
     w.flush().await.unwrap().unwrap();
     assert_eq!(s3.get("retry").unwrap(), body);
+    assert_eq!(s3.counters().upload_part, parts, "no part sent twice");
+    assert!(s3.pending_uploads().is_empty());
+    assert!(!w.is_dirty());
+}
+
+/// A Complete that S3 carried out but whose answer was lost (the retry finds no upload)
+/// is recognised: the object is ours, the flush succeeds, nothing is uploaded again.
+#[tokio::test]
+async fn a_complete_whose_answer_was_lost_succeeds() {
+    let (dir, s3) = (tempfile::tempdir().unwrap(), bucket());
+    let w = OpenWriter::new(s3.clone(), "lost".into(), Origin::New, config(&dir, 2));
+    let body = data((PART * 5 / 2) as usize);
+    write_all(&w, 0, &body).await;
+    s3.lose_answer_next(Op::CompleteMultipartUpload, 1, || S3Error::Service {
+        status: 404,
+        code: "NoSuchUpload".into(),
+        message: "the retry found the upload completed".into(),
+    });
+    let meta = w.flush().await.unwrap().unwrap();
+    assert_eq!(s3.get("lost").unwrap(), body);
+    assert_eq!(meta.etag, s3.head_object("lost").await.unwrap().etag);
+    let c = s3.counters();
+    assert_eq!(
+        (c.complete_multipart_upload, c.create_multipart_upload),
+        (1, 1)
+    );
     assert!(!w.is_dirty());
 }
 
@@ -314,7 +398,8 @@ async fn writes_after_a_flush_upload_the_whole_file_again() {
     assert!(s3.pending_uploads().is_empty());
 }
 
-/// A random write into an existing object fills the copy from the object, pinned to its ETag.
+/// A random write into an existing object fetches only the chunk it touches (pinned to the
+/// object's ETag); the upload copies the untouched parts inside S3.
 #[tokio::test]
 async fn random_write_into_existing_object_keeps_the_rest() {
     let (dir, s3) = (tempfile::tempdir().unwrap(), bucket());
@@ -334,11 +419,55 @@ async fn random_write_into_existing_object_keeps_the_rest() {
     );
     w.flush().await.unwrap();
     assert_eq!(s3.get("obj").unwrap(), expect);
-    assert_eq!(
-        s3.counters().get_object,
-        3,
-        "one ranged GET per part-sized chunk"
+    let c = s3.counters();
+    assert_eq!(c.get_object, 1, "one ranged GET, for the chunk written");
+    assert_eq!((c.upload_part, c.upload_part_copy), (1, 2));
+}
+
+/// Appending a line to a large object moves about one part each way: the last chunk is
+/// fetched, every other part is copied inside S3.
+#[tokio::test]
+async fn an_append_to_a_large_object_moves_one_part() {
+    let (dir, s3) = (tempfile::tempdir().unwrap(), bucket());
+    let mut expect = data((PART * 20 + 100) as usize);
+    let etag = s3.insert("big.log", expect.clone());
+    let origin = Origin::Existing {
+        etag,
+        size: expect.len() as u64,
+    };
+    let w = OpenWriter::new(s3.clone(), "big.log".into(), origin, config(&dir, 4));
+    w.write(w.size(), Bytes::from_static(b"one more line\n"))
+        .await
+        .unwrap();
+    expect.extend_from_slice(b"one more line\n");
+    w.flush().await.unwrap();
+    assert_eq!(s3.get("big.log").unwrap(), expect);
+    let c = s3.counters();
+    assert_eq!(c.get_object, 1);
+    assert_eq!((c.upload_part, c.upload_part_copy), (1, 20));
+    let local = std::fs::metadata(w.staging_path().await.unwrap()).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert!(
+        local.blocks() * 512 < 2 * PART,
+        "the local copy is sparse: {} bytes on disk",
+        local.blocks() * 512
     );
+}
+
+/// A write or truncate that would make a file larger than S3's 5 TiB limit is refused at
+/// once (EFBIG), before anything is sent.
+#[tokio::test]
+async fn beyond_five_tib_is_refused_at_the_write() {
+    let (dir, s3) = (tempfile::tempdir().unwrap(), bucket());
+    let w = OpenWriter::new(s3.clone(), "huge".into(), Origin::New, config(&dir, 2));
+    let err = w.truncate(6 << 40).await.unwrap_err();
+    assert!(matches!(err, UploadError::TooLarge { .. }), "{err}");
+    let err = w
+        .write(S3_MAX_OBJECT_SIZE, Bytes::from_static(b"x"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, UploadError::TooLarge { .. }), "{err}");
+    assert_eq!(w.size(), 0);
 }
 
 /// Appending to an existing object keeps its content and adds the new bytes.
@@ -418,7 +547,8 @@ async fn object_changed_since_open_fails_the_fill() {
     assert_eq!(s3.get("moved").unwrap(), "new content");
 }
 
-/// Abandoning a streaming writer aborts its multipart upload and keeps its data locally.
+/// Abandoning a streaming writer aborts its multipart upload and keeps its data locally,
+/// under a complete journal record (for the background upload).
 #[tokio::test]
 async fn abandon_aborts_the_upload_and_keeps_the_data() {
     let (dir, s3) = (tempfile::tempdir().unwrap(), bucket());
@@ -430,7 +560,10 @@ async fn abandon_aborts_the_upload_and_keeps_the_data() {
     assert!(s3.pending_uploads().is_empty());
     let path = w.staging_path().await.unwrap();
     drop(w);
-    assert_eq!(std::fs::read(path).unwrap(), body);
+    assert_eq!(std::fs::read(&path).unwrap(), body);
+    let record: journal::Record =
+        serde_json::from_slice(&std::fs::read(path.with_extension("json")).unwrap()).unwrap();
+    assert!(record.complete);
 }
 
 /// The part size schedule starts at the configured size, never exceeds 5 GiB, and lets
@@ -516,19 +649,14 @@ async fn the_mirror_holds_every_sent_part() {
     assert_eq!(s3.get("m").unwrap(), body);
 }
 
-/// A staging directory that cannot hold the mirror (here: missing) does not stop a stream:
+/// A journal directory that cannot hold the mirror (here: removed) does not stop a stream:
 /// the mirror is given up and the file streams on to a whole object. Only what needed the
 /// mirror is refused, with the reason: a write, read or truncate before the part being
 /// filled; reads inside that part still work.
 #[tokio::test]
 async fn a_stream_goes_on_without_a_mirror_the_disk_cannot_hold() {
     let (dir, s3) = (tempfile::tempdir().unwrap(), bucket());
-    let missing = dir.path().join("gone");
-    let cfg = Arc::new(WriterConfig {
-        part_size: PART,
-        concurrency: 4,
-        cache_dir: missing.clone(),
-    });
+    let cfg = config_without_disk(&dir);
     let w = OpenWriter::new(s3.clone(), "d".into(), Origin::New, cfg);
     let body = data((PART * 5 / 2) as usize);
     write_all(&w, 0, &body).await;
@@ -552,12 +680,9 @@ async fn a_stream_goes_on_without_a_mirror_the_disk_cannot_hold() {
     write_all(&w, body.len() as u64, b"end").await;
     w.flush().await.unwrap();
     assert_eq!(s3.get("d").unwrap(), [&body[..], b"end"].concat());
-    assert!(!missing.exists(), "nothing was written locally");
-    std::fs::create_dir(&missing).unwrap();
-    assert_eq!(
-        &w.read(5, 5).await.unwrap()[..],
-        &body[5..10],
-        "once uploaded, the object serves the bytes again"
+    assert!(
+        !dir.path().join("gone").exists(),
+        "nothing was written locally"
     );
 }
 
@@ -602,12 +727,12 @@ async fn a_mirror_that_keeps_up_is_kept() {
 #[tokio::test]
 async fn a_failed_upload_without_a_mirror_says_the_data_is_lost() {
     let (dir, s3) = (tempfile::tempdir().unwrap(), bucket());
-    let cfg = Arc::new(WriterConfig {
-        part_size: PART,
-        concurrency: 4,
-        cache_dir: dir.path().join("gone"),
-    });
-    let w = OpenWriter::new(s3.clone(), "lost".into(), Origin::New, cfg);
+    let w = OpenWriter::new(
+        s3.clone(),
+        "lost".into(),
+        Origin::New,
+        config_without_disk(&dir),
+    );
     write_all(&w, 0, &data((PART * 3 / 2) as usize)).await;
     s3.fail_next(Op::CompleteMultipartUpload, 1, internal_error);
     let err = w.flush().await.unwrap_err();

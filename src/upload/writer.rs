@@ -1,55 +1,40 @@
 //! `OpenWriter`: the write state machine of one open file.
 //!
-//! Two modes:
+//! Two states, each its own type, so the "no byte lost" invariant reads in one place per
+//! state:
 //!
-//! - **Streaming** (a new file, written at its end): the bytes fill a part buffer; each full
-//!   part goes up as the next part of a [`MultipartUpload`] while the program keeps writing.
-//!   Flush sends the rest (or, for a file smaller than one part, everything as one
-//!   PutObject) and completes the upload. A write inside the part being filled (a header
-//!   patched while the file is small) changes it in memory and the file keeps streaming.
-//!   Writes that only add to the part buffer are taken without waiting
-//!   ([`OpenWriter::write_now`]), straight from the kernel's buffer.
-//! - **Staged** (everything else): a local copy in the cache directory takes the writes;
-//!   flush uploads it whole from disk (PutObject below one part, else multipart with parts
-//!   read from the file, so memory stays bounded). For an existing object the copy is filled
-//!   from S3 with ranged GETs pinned to the ETag seen at open (`If-Match`), the first time a
-//!   read, write or flush needs the content; a truncate first limits what is fetched.
+//! - [`Mode::Streaming`] ([`Stream`]: a new file, written at its end): the bytes fill a
+//!   part buffer; each full part goes to the [`Mirror`] and up as the next part of a
+//!   [`MultipartUpload`] while the program keeps writing. Every byte is in the part buffer,
+//!   in the mirror, or (mirror given up: [`Unkept`](super::mirror::Unkept)) in S3's upload.
+//!   A write inside the part being filled changes it in memory and the file keeps
+//!   streaming; writes that only add to the part buffer are taken without waiting
+//!   ([`OpenWriter::write_now`]).
+//! - [`Mode::Staged`] ([`Staged`]: everything else): a sparse local copy takes the writes;
+//!   flush uploads what changed (see `staged`).
 //!
-//! While streaming, each full part is *also* written to a staging file (the mirror) before
-//! it goes up, so every byte is either in the mirror or in the part buffer. This costs one
-//! local write per byte of a large file and disk space for its size, and buys the two
-//! properties nothing else gives: a stream that turns non-sequential (a seek back, a
-//! truncate, a flush followed by more writes — a completed multipart upload cannot be
-//! appended to) switches to staging with every byte already local, and an upload that fails
-//! keeps the data, since parts already sent cannot be read back from S3. The part being
-//! filled is written to the mirror ("spilled") only when something needs it there: a switch
-//! to staging, a read of it, a failed upload. So a file smaller than a part never touches
-//! the disk unless its upload fails, and a large one is written locally once, a part at a
-//! time, straight from the part buffer with `O_DIRECT` where the filesystem allows it: no
-//! copy into the page cache, no dirty pages competing with the uploads (see
-//! [`StagingFile::write_through`]).
+//! Transitions, each a method that consumes one state and makes the next:
 //!
-//! The mirror is a safety net, never a limit: when its disk cannot take the next part (full,
-//! within a tenth of full, slower than S3, or failing) it is given up and the file streams
-//! on, so a file larger than the local disk, or on a disk slower than the network, uploads
-//! like any other. What only the mirror allowed (a
-//! switch to staging, keeping the data of a failed upload) then fails with
-//! [`UploadError::NotKept`], which names the reason.
+//! - streaming → staged (`switch_to_staged`): a write away from the end, a truncate, a
+//!   failed upload, an unlink. The part buffer is spilled to the mirror first (so every
+//!   byte is local), then the upload is aborted — or, after a failure, kept for the next
+//!   flush to resume. If the disk refuses the spill, nothing changes and the disk's error is
+//!   returned: the data stays in memory while the writer lives.
+//! - streaming → staged after a successful flush: a completed upload cannot be appended
+//!   to; the mirror becomes a clean copy based on the new object.
 //!
-//! A failed streaming upload is aborted and the writer drops to staged mode: the write that
-//! hit the failure still succeeds (its bytes are in the mirror or in memory) and the next
-//! flush uploads the staging copy. If the disk cannot take the part buffer then (full), the
-//! writer stays in memory, and every later call tries again and reports the disk's error:
-//! the data is never dropped while the writer lives, unless the mirror had been given up
-//! before the upload failed. `flush` returns `Ok` only once S3
-//! acknowledged the whole object.
+//! The journal (DESIGN invariant 5): once a file's bytes touch the disk, a record names
+//! them (`journal`). A flush first makes the local copy durable and marks the record
+//! *complete* (`fsync`, then the record), then uploads; success removes the record, failure
+//! leaves it for the background retry and for the next mount. A file smaller than one part
+//! goes up from memory and touches the disk only if its upload fails (then before `close()`
+//! returns the error).
 //!
 //! Concurrency: one tokio mutex over the state, held across S3 calls, because every
 //! operation must see the mode and the size the previous one left; handles of one inode
 //! share the writer (read-your-writes). `size` and `is_dirty` are mirrored in atomics so
 //! `stat` never waits for an upload.
 
-use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -59,10 +44,13 @@ use bytes::Bytes;
 use log::{debug, warn};
 use tokio::sync::Mutex;
 
-use super::part::PartBuf;
-use super::staging::WriteThrough;
-use super::{MultipartUpload, Origin, StagingFile, UploadError, WriterConfig};
-use crate::s3::{GetObjectParams, ObjectClient, ObjectMeta, PutObjectParams, S3Error};
+use super::budget::Reservation;
+use super::journal::Record;
+use super::mirror::{not_kept, Mirror};
+use super::part::{PartBuf, WHOLE_PART_FROM};
+use super::staged::{too_large, Base, Ctx, Staged};
+use super::{MultipartUpload, Origin, UploadError, WriterConfig};
+use crate::s3::{ObjectClient, ObjectMeta, PutObjectParams, S3Error};
 
 /// The write side of one open file (shared by the handles of one inode).
 pub struct OpenWriter<C: ObjectClient> {
@@ -81,91 +69,60 @@ pub struct OpenWriter<C: ObjectClient> {
     user_mtime: std::sync::Mutex<Option<SystemTime>>,
 }
 
+/// A new file written at its end, going up while it is written.
+struct Stream<C: ObjectClient> {
+    upload: MultipartUpload<C>,
+    /// The part being filled: the file's last bytes, at most one part.
+    part: PartBuf,
+    /// The part buffer's share of the mount's upload memory, once it grew to a whole part.
+    hold: Option<Reservation>,
+    mirror: Mirror,
+}
+
 enum Mode<C: ObjectClient> {
-    Streaming {
-        upload: MultipartUpload<C>,
-        /// The part being filled: the file's last bytes, at most one part.
-        part: PartBuf,
-    },
-    Staged,
+    Streaming(Stream<C>),
+    Staged(Staged),
 }
-
-/// Why a streaming file has no mirror any more (see `OpenWriter::give_up_mirror`).
-struct Unkept {
-    why: String,
-    /// The disk was full: what the mirror would have allowed fails with ENOSPC.
-    no_space: bool,
-}
-
-/// Bytes `[offset, offset + data.len())` on their way to the mirror.
-struct PendingMirror {
-    offset: u64,
-    data: Bytes,
-    /// `None` once a write of them failed.
-    write: Option<WriteThrough>,
-}
-
-impl PendingMirror {
-    /// The write ended (or failed before): waiting for it takes no time.
-    fn is_done(&self) -> bool {
-        self.write.as_ref().is_none_or(WriteThrough::is_finished)
-    }
-}
-
-/// Mirror writes of sent parts that may run at once. The disk usually finishes a part
-/// before the next one fills; a few more absorb its hiccups. At most this many more part
-/// buffers are held, and only while the disk lags.
-const MIRROR_LAG: usize = 4;
-
-/// Parts in a row that may find [`MIRROR_LAG`] mirror writes still running (each waits for
-/// the oldest) before the disk counts as slower than S3 and the mirror is given up
-/// (`stop_mirroring`) rather than hold the upload to the disk's pace: a gp3 volume writes
-/// 125 MB/s where the same instance uploads at 1 GB/s (32 parts of 8 MiB: 2 s at the
-/// disk's pace, then S3's). A disk that only stalls now and then keeps its mirror: on the
-/// benchmark machine, with both cores busy, eight parts in a row happened about once in
-/// three 1 GiB files; 32 did not in a dozen.
-const MIRROR_PATIENCE: u32 = 32;
 
 struct State<C: ObjectClient> {
     mode: Mode<C>,
-    /// The mirror while streaming, the copy when staged; created on first need.
-    staging: Option<StagingFile>,
-    /// While streaming: bytes `[0, mirrored)` are known to be in the mirror; with those of
-    /// `mirror_pending`, everything before the part buffer.
-    mirrored: u64,
-    /// The mirror writes of the last parts sent, oldest first, running while the next parts
-    /// fill (or, after one failed, its bytes, to be written again); at most [`MIRROR_LAG`].
-    mirror_pending: VecDeque<PendingMirror>,
-    /// Parts in a row that found [`MIRROR_LAG`] mirror writes still running.
-    mirror_behind: u32,
-    /// Set when the mirror was given up while streaming (the disk could not hold it; see
-    /// `give_up_mirror`), with the reason: every byte before the part buffer is then only
-    /// in S3's multipart upload.
-    unkept: Option<Unkept>,
-    /// The version of the object the staging copy is filled from.
-    origin_etag: Option<String>,
-    /// Bytes `[filled_to, fill_limit)` of the original object are still to be copied in.
-    filled_to: u64,
-    /// The original size, lowered by every truncate below it (those bytes are gone).
-    fill_limit: u64,
+    /// What the journal says of this file, while it says something (`recorded`).
+    record: Record,
+    recorded: bool,
 }
 
 impl<C: ObjectClient> OpenWriter<C> {
     /// The writer of `key`, opened as `origin` says. Nothing happens in S3 or on disk yet.
     pub fn new(client: Arc<C>, key: String, origin: Origin, config: Arc<WriterConfig>) -> Self {
-        let (mode, etag, size, dirty) = match origin {
+        let origin_bucket = config.journal.origin().clone();
+        let (mode, record, size, dirty) = match origin {
             Origin::New => {
-                let upload = MultipartUpload::new(
-                    client.clone(),
-                    key.clone(),
-                    config.part_size,
-                    config.concurrency,
-                );
-                let part = PartBuf::new();
+                let stream = Stream {
+                    upload: MultipartUpload::new(
+                        client.clone(),
+                        key.clone(),
+                        config.part_size,
+                        config.concurrency,
+                    ),
+                    part: PartBuf::new(),
+                    hold: None,
+                    mirror: Mirror::default(),
+                };
+                let mut record = Record::new(origin_bucket, key.clone(), None, 0);
+                record.stream = true;
+                record.chunk = config.part_size;
                 // A created (or O_TRUNC) file must exist in S3 after close, even if empty.
-                (Mode::Streaming { upload, part }, None, 0, true)
+                (Mode::Streaming(stream), record, 0, true)
             }
-            Origin::Existing { etag, size } => (Mode::Staged, Some(etag), size, false),
+            Origin::Existing { etag, size } => {
+                let base = Base {
+                    key: key.clone(),
+                    etag: etag.clone(),
+                };
+                let staged = Staged::existing(base, size, config.part_size);
+                let record = Record::new(origin_bucket, key.clone(), Some(etag), size);
+                (Mode::Staged(staged), record, size, false)
+            }
         };
         OpenWriter {
             client,
@@ -174,14 +131,8 @@ impl<C: ObjectClient> OpenWriter<C> {
             config,
             state: Mutex::new(State {
                 mode,
-                staging: None,
-                mirrored: 0,
-                mirror_pending: VecDeque::new(),
-                mirror_behind: 0,
-                unkept: None,
-                origin_etag: etag,
-                filled_to: 0,
-                fill_limit: size,
+                record,
+                recorded: false,
             }),
             size: AtomicU64::new(size),
             dirty: AtomicBool::new(dirty),
@@ -196,8 +147,8 @@ impl<C: ObjectClient> OpenWriter<C> {
     pub async fn set_mtime(&self, mtime: SystemTime) {
         let mut state = self.state.lock().await;
         *self.user_mtime_slot() = Some(mtime);
-        if let Mode::Streaming { upload, .. } = &mut state.mode {
-            upload.set_mtime(Some(mtime));
+        if let Mode::Streaming(stream) = &mut state.mode {
+            stream.upload.set_mtime(Some(mtime));
         }
     }
 
@@ -238,38 +189,50 @@ impl<C: ObjectClient> OpenWriter<C> {
 
     /// True while the file streams as a multipart upload (not staged).
     pub async fn is_streaming(&self) -> bool {
-        matches!(self.state.lock().await.mode, Mode::Streaming { .. })
+        matches!(self.state.lock().await.mode, Mode::Streaming(_))
     }
 
-    /// The staging file's path, once there is one.
+    /// The local copy's path, once there is one.
     pub async fn staging_path(&self) -> Option<PathBuf> {
         let state = self.state.lock().await;
-        state.staging.as_ref().map(|s| s.path().to_path_buf())
+        local_file(&state.mode).map(|f| f.path().to_path_buf())
+    }
+
+    fn ctx<'a>(&'a self, key: &'a str) -> Ctx<'a, C> {
+        Ctx {
+            client: &self.client,
+            config: &self.config,
+            key,
+        }
     }
 
     /// Writes `data` at `offset` at once if that needs neither S3 nor the disk nor a wait:
     /// the file streams, `data` goes at its end, the part being filled has room for all of
-    /// it, and no other call holds the writer. `None` otherwise: then [`OpenWriter::write`]
-    /// does it. For the filesystem's request loop, which can copy the kernel's buffer
-    /// straight into the part this way: one copy of each byte instead of two, and no task
-    /// for seven of the eight 1 MiB writes that fill an 8 MiB part.
+    /// it (and, past its first MiB, its share of the upload memory), and no other call
+    /// holds the writer. `None` otherwise: then [`OpenWriter::write`] does it. For the
+    /// filesystem's request loop, which can copy the kernel's buffer straight into the part
+    /// this way: one copy of each byte instead of two, and no task for seven of the eight
+    /// 1 MiB writes that fill an 8 MiB part.
     pub fn write_now(&self, offset: u64, data: &[u8]) -> Option<usize> {
         let mut state = self.state.try_lock().ok()?;
-        let Mode::Streaming { part, upload } = &mut state.mode else {
+        let Mode::Streaming(stream) = &mut state.mode else {
             return None;
         };
-        let limit = upload.next_part_size() as usize;
+        let limit = stream.upload.next_part_size() as usize;
         if data.is_empty()
-            || upload.has_ended()
+            || stream.upload.has_ended()
             || offset != self.size()
-            || part.len() + data.len() >= limit
+            || stream.part.len() + data.len() >= limit
         {
             return None;
         }
-        if self.user_mtime_slot().take().is_some() {
-            upload.set_mtime(None);
+        if stream.hold.is_none() && stream.part.len() + data.len() >= WHOLE_PART_FROM {
+            stream.hold = Some(self.config.budget.try_reserve(limit as u64)?);
         }
-        let took = part.fill(data, limit);
+        if self.user_mtime_slot().take().is_some() {
+            stream.upload.set_mtime(None);
+        }
+        let took = stream.part.fill(data, limit);
         self.size.fetch_add(took as u64, Ordering::AcqRel);
         self.dirty.store(true, Ordering::Release);
         Some(took)
@@ -281,43 +244,68 @@ impl<C: ObjectClient> OpenWriter<C> {
         if data.is_empty() {
             return Ok(0);
         }
+        let key = self.key();
+        too_large(&key, offset + data.len() as u64)?;
         let mut state = self.state.lock().await;
         self.settle(&mut state).await?;
         if self.user_mtime_slot().take().is_some() {
-            if let Mode::Streaming { upload, .. } = &mut state.mode {
-                upload.set_mtime(None);
+            if let Mode::Streaming(stream) = &mut state.mode {
+                stream.upload.set_mtime(None);
             }
         }
-        let size = self.size();
-        if offset != size {
+        if offset != self.size() {
             if self.patch_part(&mut state, offset, &data) {
                 return Ok(data.len());
             }
-            self.switch_to_staged(&mut state, "a write away from the end")
+            self.switch_to_staged(&mut state, "a write away from the end", false)
                 .await?;
         }
-        let Mode::Streaming { part, upload } = &mut state.mode else {
-            return self.write_staged(&mut state, offset, data).await;
-        };
-        if part.len() as u64 >= upload.next_part_size() {
-            // The last part could not go to the mirror: no more bytes until it can.
-            self.send_full_parts(&mut state).await?;
+        match &mut state.mode {
+            Mode::Staged(_) => self.write_staged(&mut state, offset, data).await,
+            Mode::Streaming(stream) => {
+                if stream.part.len() as u64 >= stream.upload.next_part_size() {
+                    // The last part could not go to the mirror: no more bytes until it can.
+                    self.send_full_parts(&mut state).await?;
+                }
+                self.write_more(&mut state, data).await
+            }
         }
-        self.write_more(&mut state, data).await
+    }
+
+    /// Writes `data` at `offset` into the staged copy.
+    async fn write_staged(
+        &self,
+        state: &mut State<C>,
+        offset: u64,
+        data: Bytes,
+    ) -> Result<usize, UploadError> {
+        let key = self.key();
+        let len = data.len();
+        let Mode::Staged(staged) = &mut state.mode else {
+            return Ok(0);
+        };
+        let changed = staged.write(&self.ctx(&key), offset, data).await?;
+        self.size.store(staged.size(), Ordering::Release);
+        self.dirty.store(true, Ordering::Release);
+        if changed || state.record.complete || !state.recorded {
+            state.record.complete = false;
+            self.save_record(state, false);
+        }
+        Ok(len)
     }
 
     /// A write that falls wholly inside the part being filled (a header patched while the
     /// file is still small, say) changes it in memory, and the file keeps streaming.
     fn patch_part(&self, state: &mut State<C>, offset: u64, data: &[u8]) -> bool {
-        let Mode::Streaming { part, .. } = &mut state.mode else {
+        let Mode::Streaming(stream) = &mut state.mode else {
             return false;
         };
-        let start = self.size() - part.len() as u64;
-        if offset < start || !part.overwrite((offset - start) as usize, data) {
+        let start = self.size() - stream.part.len() as u64;
+        if offset < start || !stream.part.overwrite((offset - start) as usize, data) {
             return false;
         }
         // What the mirror holds of these bytes (spilled before) is stale now.
-        state.mirrored = state.mirrored.min(offset);
+        stream.mirror.invalidate_from(offset);
         self.dirty.store(true, Ordering::Release);
         true
     }
@@ -328,18 +316,21 @@ impl<C: ObjectClient> OpenWriter<C> {
     async fn write_more(&self, state: &mut State<C>, data: Bytes) -> Result<usize, UploadError> {
         let mut done = 0;
         while done < data.len() {
-            let Mode::Streaming { part, upload } = &mut state.mode else {
+            let Mode::Streaming(stream) = &mut state.mode else {
                 // A failed push moved the writer to staging: the rest goes there.
                 let at = self.size();
                 let rest = self.write_staged(state, at, data.slice(done..)).await?;
                 return Ok(done + rest);
             };
-            let limit = upload.next_part_size() as usize;
-            let took = part.fill(&data[done..], limit);
+            let limit = stream.upload.next_part_size() as usize;
+            if stream.hold.is_none() && stream.part.len() + (data.len() - done) >= WHOLE_PART_FROM {
+                stream.hold = Some(self.config.budget.reserve(limit as u64).await);
+            }
+            let took = stream.part.fill(&data[done..], limit);
             done += took;
             self.size.fetch_add(took as u64, Ordering::AcqRel);
             self.dirty.store(true, Ordering::Release);
-            if part.len() >= limit {
+            if stream.part.len() >= limit {
                 if let Err(e) = self.send_full_parts(state).await {
                     debug!("{:?}: {e}; the part stays in memory", self.key());
                     return Ok(done);
@@ -349,300 +340,221 @@ impl<C: ObjectClient> OpenWriter<C> {
         Ok(done)
     }
 
-    /// Writes `data` at `offset` into the staging copy (staged mode).
-    async fn write_staged(
-        &self,
-        state: &mut State<C>,
-        offset: u64,
-        data: Bytes,
-    ) -> Result<usize, UploadError> {
-        self.fill(state).await?;
-        self.staging(state)
-            .await?
-            .write_at(offset, data.clone())
-            .await?;
-        let end = offset + data.len() as u64;
-        self.size.store(self.size().max(end), Ordering::Release);
-        self.dirty.store(true, Ordering::Release);
-        Ok(data.len())
-    }
-
-    /// Sends the part buffer if it is full: it goes to the mirror (in the background, the
-    /// previous one's mirror write finished first) and is pushed. A push that fails ends
-    /// streaming (the part buffer is spilled and the writer goes on staged); a mirror that
-    /// cannot be written is given up and the part goes up all the same.
+    /// Sends the part buffer if it is full: it goes to the mirror (in the background) and
+    /// is pushed. A push that fails ends streaming (the part buffer is spilled and the
+    /// writer goes on staged, the upload kept to resume); a mirror that cannot be written
+    /// is given up and the part goes up all the same.
     async fn send_full_parts(&self, state: &mut State<C>) -> Result<(), UploadError> {
+        let key = self.key();
         loop {
-            let (body, start) = match &mut state.mode {
-                Mode::Streaming { upload, part }
-                    if part.len() as u64 >= upload.next_part_size() =>
-                {
-                    let start = self.size() - part.len() as u64;
-                    (part.freeze(), start)
-                }
-                _ => return Ok(()),
-            };
-            if let Err(e) = self.mirror(state, start, &body).await {
-                self.give_up_mirror(state, e);
-            }
-            let Mode::Streaming { upload, .. } = &mut state.mode else {
+            let Mode::Streaming(stream) = &mut state.mode else {
                 return Ok(());
             };
-            if let Err(e) = upload.push_part(body).await {
+            if (stream.part.len() as u64) < stream.upload.next_part_size() {
+                return Ok(());
+            }
+            let start = self.size() - stream.part.len() as u64;
+            let body = stream.part.freeze();
+            let hold = stream.hold.take();
+            let had_file = stream.mirror.file().is_some();
+            if let Err(e) = stream
+                .mirror
+                .push(&self.config.journal, &key, start, &body)
+                .await
+            {
+                stream.mirror.give_up_for(&key, &e);
+            }
+            let was_started = stream.upload.is_started();
+            let pushed = stream.upload.push_part(body, hold).await;
+            let new_file = !had_file && stream.mirror.file().is_some();
+            let started = !was_started && stream.upload.is_started();
+            if let (true, Some(id)) = (started, stream.upload.upload_id()) {
+                state.record.upload_ids = vec![id.to_string()];
+            }
+            if new_file || (started && state.recorded) {
+                self.save_record(state, false);
+            }
+            if let Err(e) = pushed {
                 warn!(
-                    "streaming {:?} failed: {e}; switching to its staging copy, \
-                     uploaded on the next flush",
-                    self.key()
+                    "streaming {key:?} failed: {e}; switching to its local copy, \
+                     uploaded on the next flush"
                 );
-                return self.switch_to_staged(state, "a failed upload").await;
+                return self.switch_to_staged(state, "a failed upload", true).await;
             }
         }
-    }
-
-    /// Starts the mirror write of the part `body` at `start`. Fails, for the caller to give
-    /// the mirror up, when the disk cannot take it; gives it up itself when [`MIRROR_LAG`]
-    /// earlier writes were still running at each of the last [`MIRROR_PATIENCE`] parts:
-    /// the disk is slower than S3, and waiting for it would hold the upload to its pace.
-    async fn mirror(
-        &self,
-        state: &mut State<C>,
-        start: u64,
-        body: &Bytes,
-    ) -> Result<(), UploadError> {
-        if state.unkept.is_some() {
-            return Ok(());
-        }
-        while state
-            .mirror_pending
-            .front()
-            .is_some_and(PendingMirror::is_done)
-        {
-            self.finish_oldest_mirror(state).await?;
-        }
-        if state.mirror_pending.len() < MIRROR_LAG {
-            state.mirror_behind = 0;
-        } else {
-            state.mirror_behind += 1;
-            if state.mirror_behind >= MIRROR_PATIENCE {
-                let why = format!(
-                    "the disk of {} is slower than the upload: {MIRROR_LAG} parts were still \
-                     being written to it each time one of the last {MIRROR_PATIENCE} filled",
-                    self.config.cache_dir.display()
-                );
-                self.stop_mirroring(state, why, false);
-                return Ok(());
-            }
-            // A hiccup, maybe: wait for the disk this time.
-            self.finish_oldest_mirror(state).await?;
-        }
-        let queued_to = state
-            .mirror_pending
-            .back()
-            .map_or(state.mirrored, |p| p.offset + p.data.len() as u64);
-        let end = start + body.len() as u64;
-        if queued_to >= end {
-            return Ok(());
-        }
-        let skip = queued_to.saturating_sub(start);
-        let data = body.slice(skip as usize..);
-        let file = self.staging(state).await?;
-        file.check_room(data.len() as u64)?;
-        let write = file.write_through(start + skip, data.clone());
-        state.mirror_pending.push_back(PendingMirror {
-            offset: start + skip,
-            data,
-            write: Some(write),
-        });
-        Ok(())
-    }
-
-    /// Waits for every pending mirror write.
-    async fn finish_mirror(&self, state: &mut State<C>) -> Result<(), UploadError> {
-        while !state.mirror_pending.is_empty() {
-            self.finish_oldest_mirror(state).await?;
-        }
-        Ok(())
-    }
-
-    /// Waits for the oldest pending mirror write; one that failed is tried once more,
-    /// plainly, and stays pending (its bytes kept) if that fails too.
-    async fn finish_oldest_mirror(&self, state: &mut State<C>) -> Result<(), UploadError> {
-        let Some(mut pending) = state.mirror_pending.pop_front() else {
-            return Ok(());
-        };
-        let first = match pending.write.take() {
-            Some(write) => write.finish().await,
-            None => Err(UploadError::LocalIo {
-                path: self.config.cache_dir.clone(),
-                source: std::io::Error::other("an earlier write failed"),
-            }),
-        };
-        let written = match first {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                debug!("{:?}: mirror write failed ({e}); trying again", self.key());
-                match self.staging(state).await {
-                    Ok(file) => file.write_at(pending.offset, pending.data.clone()).await,
-                    Err(e) => Err(e),
-                }
-            }
-        };
-        match written {
-            Ok(()) => {
-                let end = pending.offset + pending.data.len() as u64;
-                state.mirrored = state.mirrored.max(end);
-                Ok(())
-            }
-            Err(e) => {
-                state.mirror_pending.push_front(pending);
-                Err(e)
-            }
-        }
-    }
-
-    /// The mirror cannot be written (the disk is full, or nearly: see
-    /// [`StagingFile::check_room`]; too slow; or failing): the stream goes on without it rather than
-    /// refuse the program's writes, and the space it took is given back. What only the
-    /// mirror allowed is refused from now on with [`UploadError::NotKept`]: a write, read
-    /// or truncate before the part being filled, and keeping the data of an upload that
-    /// fails. A file that streams from start to end, the usual case, never notices.
-    fn give_up_mirror(&self, state: &mut State<C>, cause: UploadError) {
-        let no_space = cause.is_no_space();
-        self.stop_mirroring(state, cause.to_string(), no_space);
-    }
-
-    fn stop_mirroring(&self, state: &mut State<C>, why: String, no_space: bool) {
-        warn!(
-            "{:?}: {why}; streaming on without a local copy: the file must now be written \
-             to its end, and if its upload fails its data cannot be kept",
-            self.key()
-        );
-        state.unkept = Some(Unkept { why, no_space });
-        state.mirror_pending.clear();
-        state.mirrored = 0;
-        if let Some(staging) = state.staging.take() {
-            staging.remove();
-        }
-    }
-
-    fn not_kept(&self, state: &State<C>, unkept: &Unkept) -> UploadError {
-        let sent = match &state.mode {
-            Mode::Streaming { part, .. } => self.size() - part.len() as u64,
-            Mode::Staged => self.size(),
-        };
-        UploadError::NotKept {
-            key: self.key(),
-            sent,
-            why: unkept.why.clone(),
-            no_space: unkept.no_space,
-        }
-    }
-
-    /// Writes the part buffer's bytes not yet in the mirror to it; streaming goes on.
-    async fn spill(&self, state: &mut State<C>) -> Result<(), UploadError> {
-        if let (Mode::Streaming { .. }, Some(unkept)) = (&state.mode, &state.unkept) {
-            return Err(self.not_kept(state, unkept));
-        }
-        self.finish_mirror(state).await?;
-        let size = self.size();
-        let tail = match &state.mode {
-            Mode::Streaming { part, .. } if state.mirrored < size => {
-                let start = size - part.len() as u64;
-                let skip = state.mirrored.saturating_sub(start) as usize;
-                Bytes::copy_from_slice(&part.as_slice()[skip..])
-            }
-            _ => return Ok(()),
-        };
-        let at = size - tail.len() as u64;
-        self.staging(state).await?.write_at(at, tail).await?;
-        state.mirrored = size;
-        Ok(())
     }
 
     /// A streaming upload that failed earlier, whose part buffer the disk could not take
     /// then, moves to staging now; the disk's error again if it still cannot.
     async fn settle(&self, state: &mut State<C>) -> Result<(), UploadError> {
         match &state.mode {
-            Mode::Streaming { upload, .. } if upload.has_ended() => {
-                self.switch_to_staged(state, "an upload that failed").await
+            Mode::Streaming(stream) if stream.upload.has_ended() => {
+                self.switch_to_staged(state, "an upload that failed", true)
+                    .await
             }
             _ => Ok(()),
         }
     }
 
+    /// Leaves streaming: the part buffer goes to the mirror (so every byte is local), then
+    /// the multipart upload is aborted — or kept for the next flush to resume (`resume`,
+    /// after a failure). If the disk refuses the part buffer, the writer stays streaming
+    /// (its upload untouched) and the disk's error is returned.
+    async fn switch_to_staged(
+        &self,
+        state: &mut State<C>,
+        why: &str,
+        resume: bool,
+    ) -> Result<(), UploadError> {
+        let key = self.key();
+        let size = self.size();
+        let Mode::Streaming(stream) = &mut state.mode else {
+            return Ok(());
+        };
+        debug!("{key:?}: {why}; switching from streaming to staging");
+        let tail_start = size - stream.part.len() as u64;
+        stream
+            .mirror
+            .spill(
+                &self.config.journal,
+                &key,
+                tail_start,
+                tail_start,
+                stream.part.as_slice(),
+            )
+            .await?;
+        let placeholder = Mode::Staged(Staged::local(None, 0, self.config.part_size));
+        let Mode::Streaming(stream) = std::mem::replace(&mut state.mode, placeholder) else {
+            return Ok(());
+        };
+        let Stream {
+            mut upload, mirror, ..
+        } = stream;
+        let (file, _) = mirror.into_file();
+        let mut staged = Staged::local(file, size, self.config.part_size);
+        match upload.is_started() && resume {
+            true => {
+                if let Some(id) = upload.into_resumable().await {
+                    staged.keep_resumable(key, id);
+                }
+            }
+            false => upload.abort().await,
+        }
+        state.mode = Mode::Staged(staged);
+        self.save_record(state, false);
+        Ok(())
+    }
+
     /// Up to `len` bytes at `offset`, as written so far (read-your-writes).
     pub async fn read(&self, offset: u64, len: u32) -> Result<Bytes, UploadError> {
+        let key = self.key();
         let mut state = self.state.lock().await;
         let size = self.size();
         if offset >= size || len == 0 {
             return Ok(Bytes::new());
         }
         let len = (size - offset).min(u64::from(len)) as usize;
-        match &state.mode {
-            Mode::Staged => self.fill(&mut state).await?,
-            Mode::Streaming { part, .. } if offset >= size - part.len() as u64 => {
-                // All in the part being filled: no disk needed.
-                let at = (offset - (size - part.len() as u64)) as usize;
-                return Ok(Bytes::copy_from_slice(&part.as_slice()[at..at + len]));
-            }
-            Mode::Streaming { .. } => {
-                if let Some(unkept) = &state.unkept {
-                    return Err(self.not_kept(&state, unkept));
+        match &mut state.mode {
+            Mode::Staged(staged) => staged.read(&self.ctx(&key), offset, len).await,
+            Mode::Streaming(stream) => {
+                let tail_start = size - stream.part.len() as u64;
+                if offset >= tail_start {
+                    // All in the part being filled: no disk needed.
+                    let at = (offset - tail_start) as usize;
+                    return Ok(Bytes::copy_from_slice(
+                        &stream.part.as_slice()[at..at + len],
+                    ));
                 }
-                self.finish_mirror(&mut state).await?;
-                if offset + len as u64 > state.mirrored {
-                    self.spill(&mut state).await?;
+                if let Some(unkept) = stream.mirror.unkept() {
+                    return Err(not_kept(&key, tail_start, unkept));
                 }
+                stream.mirror.finish().await?;
+                let had_file = stream.mirror.file().is_some();
+                if offset + len as u64 > stream.mirror.mirrored() {
+                    stream
+                        .mirror
+                        .spill(
+                            &self.config.journal,
+                            &key,
+                            tail_start,
+                            tail_start,
+                            stream.part.as_slice(),
+                        )
+                        .await?;
+                }
+                let file = match stream.mirror.file() {
+                    Some(file) => file,
+                    None => return Ok(Bytes::new()),
+                };
+                let bytes = file.read_at(offset, len).await?;
+                if !had_file {
+                    self.save_record(&mut state, false);
+                }
+                Ok(bytes)
             }
         }
-        self.staging(&mut state).await?.read_at(offset, len).await
     }
 
     /// Sets the file's size to `size` (cutting, or extending with zeros).
     pub async fn truncate(&self, size: u64) -> Result<(), UploadError> {
+        let key = self.key();
+        too_large(&key, size)?;
         let mut state = self.state.lock().await;
         if size == self.size() {
             return Ok(());
         }
-        self.switch_to_staged(&mut state, "a truncate").await?;
-        // Bytes cut off never need fetching, even if the file grows again (they are zeros).
-        state.fill_limit = state.fill_limit.min(size);
-        state.filled_to = state.filled_to.min(state.fill_limit);
-        self.staging(&mut state).await?.set_len(size).await?;
+        self.switch_to_staged(&mut state, "a truncate", false)
+            .await?;
+        if let Mode::Staged(staged) = &mut state.mode {
+            staged.truncate(&self.ctx(&key), size).await?;
+        }
         self.size.store(size, Ordering::Release);
         self.dirty.store(true, Ordering::Release);
+        state.record.complete = false;
+        self.save_record(&mut state, false);
         Ok(())
     }
 
     /// Uploads the file if it changed, and returns once S3 acknowledged it (`None`: nothing
-    /// to upload). On failure the data stays in the staging file, named in the error, and
-    /// the next flush tries again. The writer keeps working after a flush either way.
+    /// to upload). On failure the data stays in the local copy under a complete journal
+    /// record, named in the error, and the next flush tries again (resuming a multipart
+    /// upload where it stopped). The writer keeps working after a flush either way.
     pub async fn flush(&self) -> Result<Option<ObjectMeta>, UploadError> {
         let mut state = self.state.lock().await;
         self.flush_locked(&mut state).await
     }
 
     /// The file was renamed to `new_key` while open: what it holds goes up first (to the
-    /// old key, so `copy` moves the current content), then `copy` moves the object (it
-    /// gets the upload's metadata when there was one), and the file's later uploads go to
-    /// `new_key`. No write gets in between: the writer is held throughout.
-    pub async fn rename<T, E, Fut>(
+    /// old key, so `copy` moves the current content), then `copy` moves the object and
+    /// answers its new ETag and size, and the file's later uploads go to `new_key`. No write
+    /// gets in between: the writer is held throughout.
+    pub async fn rename<E, Fut>(
         &self,
         new_key: String,
         copy: impl FnOnce(Option<ObjectMeta>) -> Fut,
-    ) -> Result<T, E>
+    ) -> Result<(String, u64), E>
     where
-        Fut: std::future::Future<Output = Result<T, E>>,
+        Fut: std::future::Future<Output = Result<(String, u64), E>>,
         E: From<UploadError>,
     {
         let mut state = self.state.lock().await;
         let flushed = self.flush_locked(&mut state).await?;
         let moved = copy(flushed).await?;
-        if let Mode::Streaming { upload, .. } = &mut state.mode {
+        match &mut state.mode {
             // Only an upload not started yet can be here: a started one was just completed.
-            upload.retarget(new_key.clone());
+            Mode::Streaming(stream) => stream.upload.retarget(new_key.clone()),
+            // The bytes the copy is missing are the moved object's now.
+            Mode::Staged(staged) if staged.base().is_some() => staged.rebase(Some(Base {
+                key: new_key.clone(),
+                etag: moved.0.clone(),
+            })),
+            Mode::Staged(_) => {}
         }
-        *self.key_slot() = new_key;
+        *self.key_slot() = new_key.clone();
+        state.record.key = new_key;
+        if state.recorded {
+            self.save_record(&mut state, false);
+        }
         Ok(moved)
     }
 
@@ -651,25 +563,34 @@ impl<C: ObjectClient> OpenWriter<C> {
     /// any more (a multipart upload under way is aborted). What of it only S3 holds (an
     /// existing object not fetched yet) is fetched first, since the object is about to go;
     /// if that fails, nothing changed and the error says why. Its local copy goes when the
-    /// writer does.
+    /// writer does, and its journal record now.
     pub async fn unlink(&self) -> Result<(), UploadError> {
+        let key = self.key();
         let mut state = self.state.lock().await;
         if self.is_unlinked() {
             return Ok(());
         }
-        if matches!(state.mode, Mode::Staged) {
-            self.fill(&mut state).await?;
+        if let Mode::Staged(staged) = &mut state.mode {
+            staged.fetch_all(&self.ctx(&key)).await?;
+            staged.drop_resumable(&self.client).await;
         }
         self.unlinked.store(true, Ordering::Release);
-        if let Err(e) = self.switch_to_staged(&mut state, "it was unlinked").await {
+        if let Err(e) = self
+            .switch_to_staged(&mut state, "it was unlinked", false)
+            .await
+        {
             // Nobody can name the file any more: what only memory held stays there.
-            debug!("{:?}: {e}", self.key());
-            if let Mode::Streaming { upload, .. } = &mut state.mode {
-                upload.abort().await;
+            debug!("{key:?}: {e}");
+            if let Mode::Streaming(stream) = &mut state.mode {
+                stream.upload.abort().await;
             }
         }
         // Nothing of it may go to S3 again, so nothing is owed to S3.
         self.dirty.store(false, Ordering::Release);
+        if let Some(file) = local_file(&state.mode) {
+            file.forget();
+        }
+        state.recorded = false;
         Ok(())
     }
 
@@ -678,91 +599,43 @@ impl<C: ObjectClient> OpenWriter<C> {
             return Ok(None);
         }
         self.settle(state).await?;
+        let key = self.key();
         let size = self.size();
         // The time the object is stored with: set by utimes, when the upload can carry it.
         let mut stored_mtime = self.mtime();
-        let uploaded = match std::mem::replace(&mut state.mode, Mode::Staged) {
-            // Whatever happens, the file continues staged (but for an empty file, below): a
-            // completed upload cannot be appended to, and a failed one was aborted.
-            Mode::Streaming { upload, .. } if !upload.is_started() && size == 0 => {
+        let uploaded = match &mut state.mode {
+            Mode::Streaming(stream) if !stream.upload.is_started() && size == 0 => {
                 // Nothing written yet: a close of a duplicate descriptor (`cmd > file` and
                 // `dd` open, dup2 and close before writing). The empty object goes up, and
                 // the writer keeps streaming, so the writes that follow do not fall back to
                 // staging and an upload at close.
-                let sent = self.put(Bytes::new(), stored_mtime).await;
-                state.mode = Mode::Streaming {
-                    upload,
-                    part: PartBuf::new(),
-                };
-                sent.map_err(|source| self.upload_failed(state, source))
+                self.put(&key, Bytes::new(), stored_mtime)
+                    .await
+                    .map_err(|source| self.upload_failed(&key, None, source))
             }
-            Mode::Streaming {
-                mut upload,
-                mut part,
-            } => {
-                // A mirror that failed matters only if the upload fails too (then it is
-                // written again with the rest); the upload does not wait for it.
-                if let Err(e) = self.finish_mirror(state).await {
-                    debug!("{:?}: {e}", self.key());
-                }
-                let tail = part.freeze();
-                let sent = if upload.is_started() {
-                    stored_mtime = upload.mtime();
-                    let last = if tail.is_empty() {
-                        Ok(())
-                    } else {
-                        upload.push_part(tail.clone()).await
-                    };
-                    match last {
-                        Ok(()) => upload.complete().await,
-                        Err(e) => Err(e),
-                    }
-                } else {
-                    self.put(tail.clone(), stored_mtime).await
+            Mode::Streaming(_) => {
+                stored_mtime = match &state.mode {
+                    Mode::Streaming(s) if s.upload.is_started() => s.upload.mtime(),
+                    _ => stored_mtime,
                 };
-                match sent {
-                    Ok(etag) => {
-                        // Writes after this continue staged; the bytes the mirror lacks
-                        // (the last part) are fetched back from the new object if needed.
-                        state.mirror_pending.clear();
-                        state.filled_to = match state.unkept.take() {
-                            Some(_) => 0,
-                            None => state.mirrored.min(size),
-                        };
-                        state.fill_limit = size;
-                        Ok(etag)
-                    }
-                    Err(source) => {
-                        // Every byte must stay: the part buffer goes to the mirror and the
-                        // writer on staged; if the disk refuses, it stays in memory.
-                        upload.abort().await;
-                        let limit = upload.next_part_size() as usize;
-                        state.mode = Mode::Streaming {
-                            upload,
-                            part: PartBuf::from_slice(&tail, limit),
-                        };
-                        let staged = self.switch_to_staged(state, "a failed upload").await;
-                        let failed = self.upload_failed(state, source);
-                        if let Err(local) = staged {
-                            warn!("{failed}");
-                            return Err(local);
-                        }
-                        Err(failed)
-                    }
-                }
+                self.flush_stream(state, &key, size, stored_mtime).await
             }
-            Mode::Staged => match self.fill(state).await {
-                Ok(()) => self.upload_staged(state, size, stored_mtime).await,
-                Err(e) => Err(e),
-            },
+            Mode::Staged(_) => self.flush_staged(state, &key, stored_mtime).await,
         };
         match uploaded {
             Ok(etag) => {
-                debug!("uploaded {:?} ({size} bytes)", self.key());
-                state.origin_etag = Some(etag.clone());
+                debug!("uploaded {key:?} ({size} bytes)");
                 self.dirty.store(false, Ordering::Release);
+                if state.recorded {
+                    if let Some(file) = local_file(&state.mode) {
+                        file.forget();
+                    }
+                    state.recorded = false;
+                }
+                state.record.complete = false;
+                state.record.upload_ids.clear();
                 Ok(Some(ObjectMeta {
-                    key: self.key(),
+                    key,
                     size,
                     etag,
                     // S3 answers a PUT without Last-Modified; ours is within the request's time.
@@ -777,167 +650,265 @@ impl<C: ObjectClient> OpenWriter<C> {
         }
     }
 
-    fn upload_failed(&self, state: &State<C>, source: S3Error) -> UploadError {
+    /// Flush of a streaming file: the rest goes up (one PutObject when no part went yet),
+    /// the upload completes, and the file goes on staged on the new object. A large file is
+    /// made durable first (the part buffer spilled to its mirror, synced, recorded
+    /// complete). On failure every byte is kept local: the writer goes on staged with the
+    /// upload kept to resume, under a complete record.
+    async fn flush_stream(
+        &self,
+        state: &mut State<C>,
+        key: &str,
+        size: u64,
+        mtime: Option<SystemTime>,
+    ) -> Result<String, UploadError> {
+        let Mode::Streaming(stream) = &mut state.mode else {
+            return Err(UploadError::LocalIo {
+                path: self.config.journal.dir().to_path_buf(),
+                source: std::io::Error::other("flush_stream on a staged file"),
+            });
+        };
+        // A mirror write that failed matters only if the upload fails too (then it is
+        // written again with the rest); the upload does not wait for it.
+        if let Err(e) = stream.mirror.finish().await {
+            debug!("{key:?}: {e}");
+        }
+        if stream.upload.is_started() && stream.mirror.unkept().is_none() {
+            // Close was called on this content: on disk and recorded before S3 is asked.
+            let tail_start = size - stream.part.len() as u64;
+            let durable = stream
+                .mirror
+                .spill(
+                    &self.config.journal,
+                    key,
+                    tail_start,
+                    tail_start,
+                    stream.part.as_slice(),
+                )
+                .await;
+            match (durable, stream.mirror.file()) {
+                (Ok(()), Some(file)) => match file.sync_data().await {
+                    Ok(()) => {
+                        state.record.complete = true;
+                        state.record.size = size;
+                        self.save_record(state, true);
+                    }
+                    Err(e) => debug!("{key:?}: {e}; uploading without a durable copy"),
+                },
+                (Err(e), _) => debug!("{key:?}: {e}; uploading without a durable copy"),
+                (Ok(()), None) => {}
+            }
+        }
+        let Mode::Streaming(stream) = &mut state.mode else {
+            return Err(UploadError::LocalIo {
+                path: self.config.journal.dir().to_path_buf(),
+                source: std::io::Error::other("flush_stream on a staged file"),
+            });
+        };
+        let tail = stream.part.freeze();
+        let hold = stream.hold.take();
+        let sent = if stream.upload.is_started() {
+            let last = if tail.is_empty() {
+                Ok(())
+            } else {
+                stream.upload.push_part(tail.clone(), hold).await
+            };
+            match last {
+                Ok(()) => stream.upload.complete().await,
+                Err(e) => Err(e),
+            }
+        } else {
+            drop(hold);
+            self.put(key, tail.clone(), mtime).await
+        };
+        match sent {
+            Ok(etag) => {
+                // Writes after this continue staged; the bytes the mirror lacks are
+                // fetched back from the new object if needed.
+                let placeholder = Mode::Staged(Staged::local(None, 0, self.config.part_size));
+                if let Mode::Streaming(stream) = std::mem::replace(&mut state.mode, placeholder) {
+                    let unkept = stream.mirror.unkept().is_some();
+                    let (file, mirrored) = stream.mirror.into_file();
+                    let base = Base {
+                        key: key.to_string(),
+                        etag: etag.clone(),
+                    };
+                    let local = if unkept { 0 } else { mirrored.min(size) };
+                    state.mode = Mode::Staged(Staged::uploaded(
+                        file,
+                        base,
+                        size,
+                        local,
+                        self.config.part_size,
+                    ));
+                }
+                Ok(etag)
+            }
+            Err(source) => {
+                // Every byte must stay: the part buffer goes back, then to the mirror, and
+                // the writer on staged (the upload kept to resume); if the disk refuses,
+                // it stays in memory.
+                if let Mode::Streaming(stream) = &mut state.mode {
+                    let limit = stream.upload.next_part_size() as usize;
+                    stream.part = PartBuf::from_slice(&tail, limit);
+                }
+                let staged = self.switch_to_staged(state, "a failed upload", true).await;
+                let failed = self.upload_failed(key, local_file(&state.mode), source);
+                if let Err(local) = staged {
+                    warn!("{failed}");
+                    if let Mode::Streaming(stream) = &mut state.mode {
+                        if stream.mirror.unkept().is_some() {
+                            // The data is gone with the mirror; the upload is of no use.
+                            stream.upload.abort().await;
+                        }
+                    }
+                    return Err(local);
+                }
+                self.keep_complete(state).await;
+                Err(failed)
+            }
+        }
+    }
+
+    /// Flush of a staged file: durable and recorded complete first, then uploaded.
+    async fn flush_staged(
+        &self,
+        state: &mut State<C>,
+        key: &str,
+        mtime: Option<SystemTime>,
+    ) -> Result<String, UploadError> {
+        self.keep_complete(state).await;
+        let Mode::Staged(staged) = &mut state.mode else {
+            return Ok(String::new());
+        };
+        let uploaded = staged.upload(&self.ctx(key), mtime).await;
+        if uploaded.is_err() {
+            // The resumable upload, if one was kept, is named in the record now.
+            state.record.set_mtime(mtime);
+            self.save_record(state, true);
+        }
+        uploaded
+    }
+
+    /// `close`/`fsync` was called on what the local copy holds: make it durable and record
+    /// it complete (it may now replace the object it was based on, even after a crash).
+    async fn keep_complete(&self, state: &mut State<C>) {
+        let Some(file) = local_file(&state.mode) else {
+            return;
+        };
+        if let Err(e) = file.sync_data().await {
+            warn!(
+                "{}: {e}; its data may not survive a power loss",
+                file.path().display()
+            );
+        }
+        state.record.complete = true;
+        state.record.set_mtime(self.mtime());
+        self.save_record(state, true);
+    }
+
+    /// Writes the journal record of the file as the state describes it (when the file has
+    /// a local copy). A record that cannot be written is logged: the data is still kept
+    /// while the mount lives, only a crash would lose track of it.
+    fn save_record(&self, state: &mut State<C>, durable: bool) {
+        if self.is_unlinked() {
+            return;
+        }
+        let State {
+            mode,
+            record,
+            recorded,
+        } = state;
+        record.key = self.key();
+        let file = match mode {
+            Mode::Staged(staged) => {
+                staged.describe(record);
+                staged.file()
+            }
+            Mode::Streaming(stream) => {
+                record.stream = true;
+                record.size = self.size();
+                record.chunk = self.config.part_size;
+                stream.mirror.file()
+            }
+        };
+        let Some(file) = file else {
+            return;
+        };
+        match file.save(record, durable) {
+            Ok(()) => *recorded = true,
+            Err(e) => warn!(
+                "{:?}: cannot write its journal record ({e}); its data in {} is kept while \
+                 the mount lives, but a crash would not recover it",
+                record.key,
+                file.path().display()
+            ),
+        }
+    }
+
+    fn upload_failed(
+        &self,
+        key: &str,
+        file: Option<&super::staging::StagingFile>,
+        source: S3Error,
+    ) -> UploadError {
         UploadError::S3 {
-            key: self.key(),
-            staging: state.staging.as_ref().map(|s| s.path().to_path_buf()),
+            key: key.to_string(),
+            staging: file.map(|f| f.path().to_path_buf()),
             source,
         }
     }
 
-    /// Gives up on the file (released without a successful flush): aborts any multipart
-    /// upload in flight; a dirty staging copy is kept and its path logged.
+    /// Gives up on the file (its last handle closed without a successful flush). What it
+    /// holds stays in the journal, complete: the background retry (and, after a restart,
+    /// the next mount) uploads it. Only what the disk could not take is lost, and said so.
     pub async fn abandon(&self) {
+        let key = self.key();
         let mut state = self.state.lock().await;
-        if self.is_dirty() {
-            if let Err(e) = self.spill(&mut state).await {
-                warn!(
-                    "the last bytes of {:?} could not be kept on disk ({e}); they are lost",
-                    self.key()
-                );
-            }
-        }
-        if let Mode::Streaming { upload, .. } = &mut state.mode {
-            upload.abort().await;
-        }
-        state.mode = Mode::Staged;
-        if let Some(unkept) = state.unkept.take().filter(|_| self.is_dirty()) {
-            warn!(
-                "{:?} was not uploaded and its data is lost: it had been streamed to S3 \
-                 without a local copy ({})",
-                self.key(),
-                unkept.why
-            );
+        if !self.is_dirty() {
             return;
         }
-        if self.is_dirty() {
-            match &state.staging {
-                Some(s) => warn!(
-                    "{:?} was not uploaded; its data is kept in {}",
-                    self.key(),
-                    s.path().display()
-                ),
-                None => warn!("{:?} was not uploaded (it was empty)", self.key()),
-            }
-        }
-    }
-
-    /// Leaves streaming mode: the part buffer goes to the mirror (so every byte is in it),
-    /// then the multipart upload is aborted. If the disk refuses the part buffer, the writer
-    /// stays streaming (its upload untouched) and the disk's error is returned.
-    async fn switch_to_staged(&self, state: &mut State<C>, why: &str) -> Result<(), UploadError> {
-        if !matches!(state.mode, Mode::Streaming { .. }) {
-            return Ok(());
-        }
-        debug!(
-            "{:?}: {why}; switching from streaming to staging",
-            self.key()
-        );
-        self.spill(state).await?;
-        if let Mode::Streaming { upload, .. } = &mut state.mode {
-            upload.abort().await;
-        }
-        state.mode = Mode::Staged;
-        Ok(())
-    }
-
-    /// The staging file, created (at the current size) on first need.
-    async fn staging<'s>(&self, state: &'s mut State<C>) -> Result<&'s StagingFile, UploadError> {
-        let file = match state.staging.take() {
-            Some(file) => file,
-            None => {
-                let file = StagingFile::create(&self.config.cache_dir, &self.key())?;
-                if let Err(e) = file.set_len(self.size()).await {
-                    file.remove();
-                    return Err(e);
+        // The background upload starts afresh from the local copy: a kept upload is of no
+        // use to it.
+        if let Err(e) = self
+            .switch_to_staged(&mut state, "its last handle closed", false)
+            .await
+        {
+            if let Mode::Streaming(stream) = &mut state.mode {
+                stream.upload.abort().await;
+                match stream.mirror.unkept() {
+                    Some(unkept) => warn!(
+                        "{key:?} was not uploaded and its data is lost: it had been streamed to \
+                         S3 without a local copy ({})",
+                        unkept.why
+                    ),
+                    None => warn!(
+                        "{key:?}: its last bytes could not be kept on disk ({e}); they are lost"
+                    ),
                 }
-                file
             }
-        };
-        Ok(state.staging.insert(file))
-    }
-
-    /// Copies what is still missing of the original object into the staging copy, one
-    /// part-sized ranged GET at a time (bounded memory), each pinned with `If-Match`.
-    async fn fill(&self, state: &mut State<C>) -> Result<(), UploadError> {
-        let Some(etag) = state.origin_etag.clone() else {
-            return Ok(());
-        };
-        let chunk = self.config.part_size.max(1);
-        while state.filled_to < state.fill_limit {
-            let start = state.filled_to;
-            let end = state.fill_limit.min(start + chunk);
-            let fetched = self
-                .client
-                .get_object(GetObjectParams {
-                    key: self.key(),
-                    range: Some(start..end),
-                    if_match: Some(etag.clone()),
-                })
-                .await
-                .and_then(|out| {
-                    if out.body.len() as u64 == end - start {
-                        Ok(out.body.to_bytes())
-                    } else {
-                        Err(S3Error::Malformed(format!(
-                            "asked bytes {start}..{end}, got {} bytes",
-                            out.body.len()
-                        )))
-                    }
-                })
-                .map_err(|source| UploadError::Fetch {
-                    key: self.key(),
-                    source,
-                })?;
-            self.staging(state).await?.write_at(start, fetched).await?;
-            state.filled_to = end;
+            return;
         }
-        Ok(())
+        self.keep_complete(&mut state).await;
+        match local_file(&state.mode) {
+            Some(file) => warn!(
+                "{key:?} was not uploaded; its data is kept in {} and will be uploaded in the \
+                 background (and by the next mount)",
+                file.path().display()
+            ),
+            None => warn!("{key:?} was not uploaded (it was empty)"),
+        }
     }
 
-    /// Uploads the staging copy whole: one PutObject below one part, else multipart with
-    /// parts read from disk one at a time (at most `concurrency + 1` in memory).
-    async fn upload_staged(
+    async fn put(
         &self,
-        state: &State<C>,
-        size: u64,
+        key: &str,
+        body: Bytes,
         mtime: Option<SystemTime>,
-    ) -> Result<String, UploadError> {
-        let failed = |source| self.upload_failed(state, source);
-        let Some(staging) = &state.staging else {
-            return self.put(Bytes::new(), mtime).await.map_err(failed);
-        };
-        if size <= self.config.part_size {
-            let body = staging.read_at(0, size as usize).await?;
-            return self.put(body, mtime).await.map_err(failed);
-        }
-        let mut upload = MultipartUpload::new(
-            self.client.clone(),
-            self.key(),
-            self.config.part_size,
-            self.config.concurrency,
-        );
-        upload.set_mtime(mtime);
-        let mut offset = 0;
-        while offset < size {
-            let len = upload.next_part_size().min(size - offset);
-            let body = match staging.read_at(offset, len as usize).await {
-                Ok(body) => body,
-                Err(e) => {
-                    upload.abort().await;
-                    return Err(e);
-                }
-            };
-            upload.push_part(body).await.map_err(failed)?;
-            offset += len;
-        }
-        upload.complete().await.map_err(failed)
-    }
-
-    async fn put(&self, body: Bytes, mtime: Option<SystemTime>) -> Result<String, S3Error> {
+    ) -> Result<String, S3Error> {
         self.client
             .put_object(PutObjectParams {
-                key: self.key(),
+                key: key.to_string(),
                 body,
                 mtime,
             })
@@ -945,33 +916,38 @@ impl<C: ObjectClient> OpenWriter<C> {
     }
 }
 
+/// The local copy of the file in `mode`, if it has one.
+fn local_file<C: ObjectClient>(mode: &Mode<C>) -> Option<&super::staging::StagingFile> {
+    match mode {
+        Mode::Staged(staged) => staged.file(),
+        Mode::Streaming(stream) => stream.mirror.file(),
+    }
+}
+
 impl<C: ObjectClient> Drop for OpenWriter<C> {
-    /// A clean staging file goes away with its writer; a dirty one is kept for the user.
+    /// A clean copy goes away with its writer (so does an unlinked file's); a changed one
+    /// stays in the journal for the background retry and the next mount.
     fn drop(&mut self) {
-        let dirty = self.is_dirty();
-        let size = self.size();
+        let dirty = self.is_dirty() && !self.is_unlinked();
         let key = self.key();
+        let size = self.size();
         let state = self.state.get_mut();
-        // What only memory held (the part buffer, a mirror write that failed) goes now.
-        let unkept = match &state.mode {
-            Mode::Streaming { .. } if dirty => size.saturating_sub(state.mirrored),
-            _ => 0,
+        let file = match &mut state.mode {
+            Mode::Staged(staged) => staged.take_file(),
+            Mode::Streaming(stream) => {
+                let mirror = std::mem::take(&mut stream.mirror);
+                let unkept = size.saturating_sub(mirror.mirrored());
+                if dirty && unkept > 0 {
+                    warn!("{key:?} was not uploaded; its last {unkept} bytes are lost");
+                }
+                mirror.into_file().0
+            }
         };
-        match state.staging.take() {
-            Some(staging) if dirty && unkept > 0 => warn!(
-                "{:?} was not uploaded; its first {} bytes are kept in {}, the last {unkept} \
-                 are lost",
-                key,
-                state.mirrored,
-                staging.path().display()
-            ),
-            Some(staging) if dirty => warn!(
-                "{:?} was not uploaded; its data is kept in {}",
-                key,
-                staging.path().display()
-            ),
-            Some(staging) => staging.remove(),
-            None if unkept > 0 => warn!("{:?} was not uploaded; its {unkept} bytes are lost", key),
+        match file {
+            Some(file) if dirty => {
+                debug!("{key:?}: left in the journal as {}", file.path().display())
+            }
+            Some(file) => file.remove(),
             None => {}
         }
     }

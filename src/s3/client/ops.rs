@@ -15,7 +15,7 @@ use crate::s3::mtime;
 use crate::s3::settings::Applies;
 use crate::s3::{
     xml, CompletedPart, GetObjectOutput, GetObjectParams, ListObjectsParams, ListPage,
-    ObjectClient, ObjectMeta, PutObjectParams, S3Error, UploadPartCopyParams,
+    ObjectClient, ObjectMeta, PendingUpload, PutObjectParams, S3Error, UploadPartCopyParams,
 };
 use crate::sigv4::uri_encode;
 
@@ -310,11 +310,13 @@ impl ObjectClient for S3Client {
             .iter()
             .find(|(name, _)| name == checksum::HEADER)
             .map(|(_, value)| value.clone());
+        let size = req.body.len() as u64;
         let resp = self.execute(&req).await?;
         Ok(CompletedPart {
             part_number,
             etag: etag_of(&resp)?,
             checksum_crc32c: sent,
+            size,
         })
     }
 
@@ -372,7 +374,58 @@ impl ObjectClient for S3Client {
             part_number: params.part_number,
             etag,
             checksum_crc32c,
+            size: range.end - range.start,
         })
+    }
+
+    async fn list_parts(&self, key: &str, upload_id: &str) -> Result<Vec<CompletedPart>, S3Error> {
+        let mut all = Vec::new();
+        let mut marker: Option<u32> = None;
+        loop {
+            let mut req = Request::new("ListParts", Method::GET, Some(key))
+                .query("uploadId", upload_id)
+                .object_headers(self.settings.headers(Applies::Access));
+            if let Some(m) = marker {
+                req = req.query("part-number-marker", m.to_string());
+            }
+            let resp = self.execute(&req).await?;
+            let (parts, next) = xml::parse_list_parts(&resp.body)?;
+            all.extend(parts);
+            match next {
+                Some(m) if Some(m) != marker => marker = Some(m),
+                _ => return Ok(all),
+            }
+        }
+    }
+
+    async fn list_multipart_uploads(&self, prefix: &str) -> Result<Vec<PendingUpload>, S3Error> {
+        let mut all = Vec::new();
+        let mut markers: Option<(String, String)> = None;
+        loop {
+            let mut req = Request::new("ListMultipartUploads", Method::GET, None)
+                .query("uploads", "")
+                .query("prefix", prefix);
+            if let Some((key, id)) = &markers {
+                req = req
+                    .query("key-marker", key.clone())
+                    .query("upload-id-marker", id.clone());
+            }
+            let resp = self.execute(&req).await?;
+            let (uploads, next) = xml::parse_list_uploads(&resp.body)?;
+            all.extend(
+                uploads
+                    .into_iter()
+                    .map(|(key, upload_id, initiated)| PendingUpload {
+                        key,
+                        upload_id,
+                        initiated,
+                    }),
+            );
+            match next {
+                Some(m) if Some(&m) != markers.as_ref() => markers = Some(m),
+                _ => return Ok(all),
+            }
+        }
     }
 
     fn single_copy_limit(&self) -> u64 {

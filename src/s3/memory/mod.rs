@@ -22,7 +22,8 @@ use listing::list_page;
 
 use super::{
     CompletedPart, GetObjectOutput, GetObjectParams, ListObjectsParams, ListPage, ObjectClient,
-    ObjectMeta, PutObjectParams, S3Error, UploadPartCopyParams, S3_SINGLE_COPY_LIMIT,
+    ObjectMeta, PendingUpload, PutObjectParams, S3Error, UploadPartCopyParams,
+    S3_SINGLE_COPY_LIMIT,
 };
 
 /// The operations of [`ObjectClient`], to aim failure injection at.
@@ -41,6 +42,8 @@ pub enum Op {
     UploadPartCopy,
     CompleteMultipartUpload,
     AbortMultipartUpload,
+    ListParts,
+    ListMultipartUploads,
 }
 
 /// How many times each operation was called (failed calls included).
@@ -59,6 +62,8 @@ pub struct OpCounters {
     pub upload_part_copy: u64,
     pub complete_multipart_upload: u64,
     pub abort_multipart_upload: u64,
+    pub list_parts: u64,
+    pub list_multipart_uploads: u64,
 }
 
 impl OpCounters {
@@ -77,12 +82,23 @@ impl OpCounters {
             Op::UploadPartCopy => &mut self.upload_part_copy,
             Op::CompleteMultipartUpload => &mut self.complete_multipart_upload,
             Op::AbortMultipartUpload => &mut self.abort_multipart_upload,
+            Op::ListParts => &mut self.list_parts,
+            Op::ListMultipartUploads => &mut self.list_multipart_uploads,
         };
         *slot += 1;
     }
 }
 
 type MakeError = Arc<dyn Fn() -> S3Error + Send + Sync>;
+
+/// An injected failure: when it strikes, and what it says.
+struct Failure {
+    left: u32,
+    make: MakeError,
+    /// The operation is carried out first and only its answer fails (an answer lost on
+    /// the way back).
+    after: bool,
+}
 
 #[derive(Clone)]
 struct StoredObject {
@@ -96,6 +112,7 @@ struct Upload {
     key: String,
     mtime: Option<SystemTime>,
     parts: BTreeMap<u32, (String, Bytes)>,
+    initiated: SystemTime,
 }
 
 #[derive(Default)]
@@ -104,7 +121,7 @@ struct State {
     uploads: HashMap<String, Upload>,
     next_upload: u64,
     counters: OpCounters,
-    failures: HashMap<Op, (u32, MakeError)>,
+    failures: HashMap<Op, Failure>,
 }
 
 /// An in-memory bucket behind the [`ObjectClient`] trait.
@@ -160,9 +177,39 @@ impl MemoryClient {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Makes the next `n` calls of `op` fail with `make()` (they still count).
+    /// Makes the next `n` calls of `op` fail with `make()` (they still count); `n` = 0
+    /// takes a pending failure back.
     pub fn fail_next(&self, op: Op, n: u32, make: impl Fn() -> S3Error + Send + Sync + 'static) {
-        self.lock().failures.insert(op, (n, Arc::new(make)));
+        if n == 0 {
+            self.lock().failures.remove(&op);
+            return;
+        }
+        self.lock().failures.insert(
+            op,
+            Failure {
+                left: n,
+                make: Arc::new(make),
+                after: false,
+            },
+        );
+    }
+
+    /// Carries out the next `n` calls of `op`, then fails them with `make()`: an answer
+    /// lost after the work was done.
+    pub fn lose_answer_next(
+        &self,
+        op: Op,
+        n: u32,
+        make: impl Fn() -> S3Error + Send + Sync + 'static,
+    ) {
+        self.lock().failures.insert(
+            op,
+            Failure {
+                left: n,
+                make: Arc::new(make),
+                after: true,
+            },
+        );
     }
 
     /// How many times each operation was called so far.
@@ -208,15 +255,32 @@ impl MemoryClient {
     fn enter(&self, op: Op) -> Result<MutexGuard<'_, State>, S3Error> {
         let mut state = self.lock();
         state.counters.bump(op);
-        if let Some((left, make)) = state.failures.get_mut(&op) {
-            let err = make();
-            *left -= 1;
-            if *left == 0 {
+        if let Some(failure) = state.failures.get_mut(&op).filter(|f| !f.after) {
+            let err = (failure.make)();
+            failure.left -= 1;
+            if failure.left == 0 {
                 state.failures.remove(&op);
             }
             return Err(err);
         }
         Ok(state)
+    }
+
+    /// The answer of a call of `op` that was carried out: `outcome`, unless an injected
+    /// failure loses it.
+    fn answer<T>(&self, op: Op, outcome: Result<T, S3Error>) -> Result<T, S3Error> {
+        let mut state = self.lock();
+        if outcome.is_ok() {
+            if let Some(failure) = state.failures.get_mut(&op).filter(|f| f.after) {
+                let err = (failure.make)();
+                failure.left -= 1;
+                if failure.left == 0 {
+                    state.failures.remove(&op);
+                }
+                return Err(err);
+            }
+        }
+        outcome
     }
 }
 
@@ -364,9 +428,11 @@ impl ObjectClient for MemoryClient {
                 key: key.to_string(),
                 mtime,
                 parts: BTreeMap::new(),
+                initiated: SystemTime::now(),
             },
         );
-        Ok(id)
+        drop(state);
+        self.answer(Op::CreateMultipartUpload, Ok(id))
     }
 
     async fn upload_part(
@@ -383,12 +449,18 @@ impl ObjectClient for MemoryClient {
         let upload = find_upload(&mut state, key, upload_id)?;
         let etag = md5_etag(&body);
         let checksum_crc32c = Some(super::checksum::crc32c_base64(&body));
+        let size = body.len() as u64;
         upload.parts.insert(part_number, (etag.clone(), body));
-        Ok(CompletedPart {
-            part_number,
-            etag,
-            checksum_crc32c,
-        })
+        drop(state);
+        self.answer(
+            Op::UploadPart,
+            Ok(CompletedPart {
+                part_number,
+                etag,
+                checksum_crc32c,
+                size,
+            }),
+        )
     }
 
     async fn upload_part_copy(
@@ -415,6 +487,7 @@ impl ObjectClient for MemoryClient {
         let body = source.data.slice(start as usize..end as usize);
         let upload = find_upload(&mut state, &params.key, &params.upload_id)?;
         let etag = md5_etag(&body);
+        let size = body.len() as u64;
         upload
             .parts
             .insert(params.part_number, (etag.clone(), body));
@@ -422,6 +495,7 @@ impl ObjectClient for MemoryClient {
             part_number: params.part_number,
             etag,
             checksum_crc32c: None,
+            size,
         })
     }
 
@@ -479,7 +553,8 @@ impl ObjectClient for MemoryClient {
                 mtime,
             },
         );
-        Ok(etag)
+        drop(state);
+        self.answer(Op::CompleteMultipartUpload, Ok(etag))
     }
 
     async fn abort_multipart_upload(&self, key: &str, upload_id: &str) -> Result<(), S3Error> {
@@ -487,6 +562,37 @@ impl ObjectClient for MemoryClient {
         find_upload(&mut state, key, upload_id)?;
         state.uploads.remove(upload_id);
         Ok(())
+    }
+
+    async fn list_parts(&self, key: &str, upload_id: &str) -> Result<Vec<CompletedPart>, S3Error> {
+        let mut state = self.enter(Op::ListParts)?;
+        let upload = find_upload(&mut state, key, upload_id)?;
+        Ok(upload
+            .parts
+            .iter()
+            .map(|(n, (etag, body))| CompletedPart {
+                part_number: *n,
+                etag: etag.clone(),
+                checksum_crc32c: Some(super::checksum::crc32c_base64(body)),
+                size: body.len() as u64,
+            })
+            .collect())
+    }
+
+    async fn list_multipart_uploads(&self, prefix: &str) -> Result<Vec<PendingUpload>, S3Error> {
+        let state = self.enter(Op::ListMultipartUploads)?;
+        let mut uploads: Vec<PendingUpload> = state
+            .uploads
+            .iter()
+            .filter(|(_, u)| u.key.starts_with(prefix))
+            .map(|(id, u)| PendingUpload {
+                key: u.key.clone(),
+                upload_id: id.clone(),
+                initiated: Some(u.initiated),
+            })
+            .collect();
+        uploads.sort_by(|a, b| (&a.key, a.initiated).cmp(&(&b.key, b.initiated)));
+        Ok(uploads)
     }
 }
 

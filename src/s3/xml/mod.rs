@@ -266,6 +266,74 @@ pub fn parse_copy_part(body: &[u8]) -> Result<(String, Option<String>), S3Error>
     ))
 }
 
+/// One page of `ListPartsResult`: the parts S3 holds of a multipart upload (ETag, size,
+/// CRC32C when the upload declared it), and the marker of the next page.
+pub fn parse_list_parts(body: &[u8]) -> Result<(Vec<CompletedPart>, Option<u32>), S3Error> {
+    let root = expect_root(body, "ListPartsResult")?;
+    let parts = root
+        .children_named("Part")
+        .map(|p| {
+            let number = p.required("PartNumber")?;
+            let size = p.required("Size")?;
+            Ok(CompletedPart {
+                part_number: number
+                    .parse()
+                    .map_err(|_| S3Error::Malformed(format!("bad PartNumber {number:?}")))?,
+                etag: p.required("ETag")?.to_string(),
+                checksum_crc32c: p.child_text("ChecksumCRC32C").map(str::to_string),
+                size: size
+                    .parse()
+                    .map_err(|_| S3Error::Malformed(format!("bad part Size {size:?}")))?,
+            })
+        })
+        .collect::<Result<Vec<_>, S3Error>>()?;
+    let next = match root.child_text("IsTruncated") {
+        Some("true") => root
+            .child_text("NextPartNumberMarker")
+            .and_then(|m| m.parse().ok()),
+        _ => None,
+    };
+    Ok((parts, next))
+}
+
+/// One page of `ListMultipartUploadsResult`: `(key, upload id, initiated)` of each upload
+/// in progress, and the markers of the next page.
+#[allow(clippy::type_complexity)]
+pub fn parse_list_uploads(
+    body: &[u8],
+) -> Result<
+    (
+        Vec<(String, String, Option<SystemTime>)>,
+        Option<(String, String)>,
+    ),
+    S3Error,
+> {
+    let root = expect_root(body, "ListMultipartUploadsResult")?;
+    let uploads = root
+        .children_named("Upload")
+        .map(|u| {
+            Ok((
+                u.required("Key")?.to_string(),
+                u.required("UploadId")?.to_string(),
+                u.child_text("Initiated")
+                    .and_then(|t| parse_iso8601(t).ok()),
+            ))
+        })
+        .collect::<Result<Vec<_>, S3Error>>()?;
+    let next = match root.child_text("IsTruncated") {
+        Some("true") => Some((
+            root.child_text("NextKeyMarker")
+                .unwrap_or_default()
+                .to_string(),
+            root.child_text("NextUploadIdMarker")
+                .unwrap_or_default()
+                .to_string(),
+        )),
+        _ => None,
+    };
+    Ok((uploads, next))
+}
+
 /// `DeleteResult`: every key S3 could not delete, with `"Code: Message"` as the reason.
 /// The reason is S3's text, so the caller redacts it like any error message.
 pub fn parse_delete_result(body: &[u8]) -> Result<Vec<(String, String)>, S3Error> {

@@ -177,11 +177,13 @@ fn request_bodies_escape_keys() {
             part_number: 1,
             etag: "\"e1\"".into(),
             checksum_crc32c: Some("4waSgw==".into()),
+            size: 0,
         },
         CompletedPart {
             part_number: 2,
             etag: "\"e2\"".into(),
             checksum_crc32c: None,
+            size: 0,
         },
     ];
     let body = complete_multipart_body(&parts);

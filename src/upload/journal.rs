@@ -1,0 +1,451 @@
+//! The journal of files not yet in S3: what survives a crash (DESIGN invariant 5).
+//!
+//! Every local copy of a file being written (a staged copy, a streaming file's mirror)
+//! lives in the journal directory as `<id>.data`, beside a small record `<id>.json` that
+//! names what it is: endpoint, bucket and exact key, the version it was based on (ETag), its
+//! size and which chunks are local or changed, whether its program had finished it
+//! (`close`/`fsync` called: *complete*) or not, and the multipart uploads it started. So a
+//! mount that dies (`kill -9`, OOM, reboot) leaves enough for the next one to finish the
+//! job — or to put what it has beside the object, never over another client's newer data.
+//!
+//! - A record is written atomically: a temporary file, `fsync` when it must survive a power
+//!   loss (the complete ones), then `rename` over the old one and an `fsync` of the
+//!   directory. A reader never sees half a record.
+//! - A data file is held with `flock` by the process writing it, for its whole life: a
+//!   record whose data file is locked belongs to a live mount and is left alone; the lock
+//!   goes with the process however it dies.
+//! - Names are ids (`<ms>-<pid>-<n>`), not keys: the record holds the key, exactly.
+//! - The directory is a [`PrivateDir`]: the user's own, 0700, checked without following
+//!   symlinks, every file opened relative to it, 0600, created `O_EXCL|O_NOFOLLOW`.
+//!
+//! What the journal never does: decide what a record means for S3 (`pending` does), or
+//! hold data in memory.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use super::chunks::Chunk;
+use super::UploadError;
+use crate::private_dir::PrivateDir;
+
+/// The format of a record; a record of another version is left alone (and logged).
+const RECORD_VERSION: u32 = 1;
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
+/// Which bucket (and where) the records of one mount are about.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BucketId {
+    /// The endpoint as configured (`None`: AWS).
+    pub endpoint: Option<String>,
+    pub bucket: String,
+}
+
+/// What one journal entry says about its data file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    pub version: u32,
+    pub origin: BucketId,
+    /// The exact object key.
+    pub key: String,
+    /// The version the local copy was based on (`None`: a new file, no object before).
+    pub base_etag: Option<String>,
+    /// Bytes of the base still part of the file (see `ChunkMap`).
+    pub base_limit: u64,
+    pub size: u64,
+    /// The chunk size and the chunks' states, run-length encoded (`ChunkMap::runs`). For
+    /// a streaming file: the data file holds its bytes from 0 to the data file's length.
+    pub chunk: u64,
+    pub chunks: Vec<(Chunk, u64)>,
+    /// A streaming file's mirror: the data file holds a prefix of the file.
+    pub stream: bool,
+    /// The program had called `close` or `fsync` on exactly this content: it may replace
+    /// the object it was based on. An incomplete file only ever goes beside it.
+    pub complete: bool,
+    /// Multipart uploads started for this content (to resume or abort).
+    pub upload_ids: Vec<String>,
+    /// The file time to store (`x-amz-meta-mtime`), in seconds since the epoch.
+    pub mtime: Option<f64>,
+    /// When the record was last written, in seconds since the epoch.
+    pub updated: u64,
+}
+
+impl Record {
+    /// A record of a file not changed yet.
+    pub fn new(origin: BucketId, key: String, base_etag: Option<String>, base_size: u64) -> Self {
+        Record {
+            version: RECORD_VERSION,
+            origin,
+            key,
+            base_etag,
+            base_limit: base_size,
+            size: base_size,
+            chunk: 0,
+            chunks: Vec::new(),
+            stream: false,
+            complete: false,
+            upload_ids: Vec::new(),
+            mtime: None,
+            updated: 0,
+        }
+    }
+
+    pub fn mtime(&self) -> Option<SystemTime> {
+        self.mtime
+            .filter(|s| s.is_finite() && *s >= 0.0)
+            .map(|s| UNIX_EPOCH + std::time::Duration::from_secs_f64(s))
+    }
+
+    pub fn set_mtime(&mut self, t: Option<SystemTime>) {
+        self.mtime = t.and_then(|t| t.duration_since(UNIX_EPOCH).ok().map(|d| d.as_secs_f64()));
+    }
+}
+
+/// The journal directory of one mount's bucket.
+#[derive(Debug)]
+pub struct Journal {
+    dir: PrivateDir,
+    origin: BucketId,
+}
+
+/// A journal entry's data file, held (locked) by this process.
+#[derive(Debug)]
+pub struct EntryFile {
+    pub id: String,
+    pub file: File,
+    pub path: PathBuf,
+}
+
+/// An entry found by [`Journal::scan`]: its record and its data file, now held by us.
+#[derive(Debug)]
+pub struct Found {
+    pub record: Record,
+    pub data: EntryFile,
+}
+
+impl Journal {
+    /// The journal in `dir` for `origin`'s records.
+    pub fn new(dir: PrivateDir, origin: BucketId) -> Arc<Journal> {
+        Arc::new(Journal { dir, origin })
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn local_io(&self, name: &str) -> impl FnOnce(io::Error) -> UploadError {
+        let path = self.dir.path().join(name);
+        move |source| UploadError::LocalIo { path, source }
+    }
+
+    pub fn origin(&self) -> &BucketId {
+        &self.origin
+    }
+
+    /// A new, empty, locked data file.
+    pub fn create(&self) -> Result<EntryFile, UploadError> {
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        for _ in 0..100 {
+            let id = format!(
+                "{now_ms}-{}-{}",
+                std::process::id(),
+                NEXT_ID.fetch_add(1, Ordering::Relaxed)
+            );
+            let name = format!("{id}.data");
+            match self.dir.create_new(&name) {
+                Ok(file) => {
+                    lock(&file, false).map_err(self.local_io(&name))?;
+                    let path = self.dir.path().join(&name);
+                    return Ok(EntryFile { id, file, path });
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(self.local_io(&name)(e)),
+            }
+        }
+        Err(UploadError::LocalIo {
+            path: self.dir.path().to_path_buf(),
+            source: io::Error::other("no free journal entry name"),
+        })
+    }
+
+    /// The entry's data file opened again (for `O_DIRECT` writes, say); `flags` are
+    /// `libc::O_*`, never following a symlink.
+    pub fn reopen(&self, id: &str, flags: libc::c_int) -> io::Result<File> {
+        self.dir.open(format!("{id}.data"), flags | libc::O_CLOEXEC)
+    }
+
+    /// Writes `record` for entry `id`, atomically; `durable` also survives a power loss.
+    pub fn save(&self, id: &str, record: &Record, durable: bool) -> Result<(), UploadError> {
+        let mut record = record.clone();
+        record.version = RECORD_VERSION;
+        record.updated = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let tmp = format!("{id}.json.tmp");
+        let name = format!("{id}.json");
+        let text =
+            serde_json::to_vec(&record).map_err(|e| self.local_io(&name)(io::Error::other(e)))?;
+        let mut file = self
+            .dir
+            .open(
+                &tmp,
+                libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_CLOEXEC,
+            )
+            .map_err(self.local_io(&tmp))?;
+        file.write_all(&text).map_err(self.local_io(&tmp))?;
+        if durable {
+            file.sync_all().map_err(self.local_io(&tmp))?;
+        }
+        drop(file);
+        self.dir.rename(&tmp, &name).map_err(self.local_io(&name))?;
+        if durable {
+            self.dir.sync().map_err(self.local_io(&name))?;
+        }
+        Ok(())
+    }
+
+    /// Removes the record of entry `id` (its data stays, clean).
+    pub fn forget(&self, id: &str) {
+        self.remove_name(&format!("{id}.json"));
+    }
+
+    /// Removes entry `id` whole: record, then data.
+    pub fn remove(&self, id: &str) {
+        self.forget(id);
+        self.remove_name(&format!("{id}.data"));
+    }
+
+    fn remove_name(&self, name: &str) {
+        match self.dir.remove(name) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => log::warn!(
+                "removing {}: {e}; remove it by hand",
+                self.dir.path().join(name).display()
+            ),
+        }
+    }
+
+    /// Every entry of this journal's origin that no live process holds, taken over (its
+    /// data file locked by us). Leftovers of no use are removed on the way: data files
+    /// without a record (a clean copy of a dead mount), temporary records.
+    pub fn scan(&self) -> Vec<Found> {
+        let mut names: Vec<String> = match self.dir.list() {
+            Ok(names) => names
+                .into_iter()
+                .filter_map(|n| n.into_string().ok())
+                .collect(),
+            Err(e) => {
+                log::warn!("cannot read the journal {}: {e}", self.dir.path().display());
+                return Vec::new();
+            }
+        };
+        names.sort();
+        let mut found = Vec::new();
+        for name in &names {
+            if let Some(id) = name.strip_suffix(".json") {
+                if let Some(entry) = self.take_over(id) {
+                    found.push(entry);
+                }
+            } else if let Some(id) = name.strip_suffix(".data") {
+                if !names.contains(&format!("{id}.json")) {
+                    self.remove_unheld_data(id);
+                }
+            } else if name.ends_with(".json.tmp") {
+                self.remove_name(name);
+            }
+        }
+        found
+    }
+
+    /// Every record in the journal directory `dir`, whatever its origin, without taking
+    /// any over (for `s3rolefs recover --dry-run`): id, record, and whether a live process
+    /// holds it.
+    pub fn list_all(dir: &PrivateDir) -> io::Result<Vec<(String, Record, bool)>> {
+        let mut out = Vec::new();
+        let mut names: Vec<String> = dir
+            .list()?
+            .into_iter()
+            .filter_map(|n| n.into_string().ok())
+            .collect();
+        names.sort();
+        for name in names {
+            let Some(id) = name.strip_suffix(".json") else {
+                continue;
+            };
+            let Ok(record) = read_record(dir, &name) else {
+                continue;
+            };
+            let held = match dir.open(format!("{id}.data"), libc::O_RDWR | libc::O_CLOEXEC) {
+                Ok(file) => lock(&file, true).is_err(),
+                Err(_) => false,
+            };
+            out.push((id.to_string(), record, held));
+        }
+        Ok(out)
+    }
+
+    fn take_over(&self, id: &str) -> Option<Found> {
+        let name = format!("{id}.json");
+        let record = match read_record(&self.dir, &name) {
+            Ok(r) => r,
+            Err(e) => {
+                log::warn!(
+                    "journal record {} cannot be read ({e}); it is left as it is",
+                    self.dir.path().join(&name).display()
+                );
+                return None;
+            }
+        };
+        if record.version != RECORD_VERSION || record.origin != self.origin {
+            return None;
+        }
+        let data = format!("{id}.data");
+        let file = match self.dir.open(&data, libc::O_RDWR | libc::O_CLOEXEC) {
+            Ok(file) => file,
+            // A record whose data never reached the disk (a mirror given up, say): its
+            // uploads still need aborting, so it is handed on with an empty file.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => self.dir.create_new(&data).ok()?,
+            Err(e) => {
+                log::warn!(
+                    "journal data {}: {e}; left as it is",
+                    self.dir.path().join(&data).display()
+                );
+                return None;
+            }
+        };
+        // Held by a live mount (another process, or this one): not ours.
+        lock(&file, true).ok()?;
+        Some(Found {
+            record,
+            data: EntryFile {
+                id: id.to_string(),
+                file,
+                path: self.dir.path().join(&data),
+            },
+        })
+    }
+
+    fn remove_unheld_data(&self, id: &str) {
+        let name = format!("{id}.data");
+        let Ok(file) = self.dir.open(&name, libc::O_RDWR | libc::O_CLOEXEC) else {
+            return;
+        };
+        if lock(&file, true).is_ok() {
+            self.remove_name(&name);
+        }
+    }
+}
+
+fn read_record(dir: &PrivateDir, name: &str) -> io::Result<Record> {
+    use std::io::Read;
+    let mut text = Vec::new();
+    dir.open(name, libc::O_RDONLY | libc::O_CLOEXEC)?
+        .read_to_end(&mut text)?;
+    serde_json::from_slice(&text).map_err(io::Error::other)
+}
+
+/// `flock(LOCK_EX)`: held until the file is closed (or the process dies). `try_only`: fail
+/// at once when another holds it.
+fn lock(file: &File, try_only: bool) -> io::Result<()> {
+    let mut op = libc::LOCK_EX;
+    if try_only {
+        op |= libc::LOCK_NB;
+    }
+    // SAFETY: flock on a descriptor this function borrows; no memory is passed.
+    if unsafe { libc::flock(file.as_raw_fd(), op) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn private(dir: &tempfile::TempDir) -> PrivateDir {
+        PrivateDir::create(dir.path()).unwrap()
+    }
+
+    fn origin(bucket: &str) -> BucketId {
+        BucketId {
+            endpoint: Some("http://127.0.0.1:9000".into()),
+            bucket: bucket.into(),
+        }
+    }
+
+    /// A record written is read back whole by a later scan, which takes its data over;
+    /// records of another bucket are left alone.
+    #[test]
+    fn records_survive_and_belong_to_their_bucket() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::new(private(&dir), origin("bkt"));
+        let entry = journal.create().unwrap();
+        std::io::Write::write_all(&mut &entry.file, b"data").unwrap();
+        let mut record = Record::new(origin("bkt"), "a/b c".into(), Some("\"e\"".into()), 4);
+        record.complete = true;
+        journal.save(&entry.id, &record, true).unwrap();
+        let other = Journal::new(private(&dir), origin("other"));
+        let e2 = other.create().unwrap();
+        other
+            .save(
+                &e2.id,
+                &Record::new(origin("other"), "x".into(), None, 0),
+                false,
+            )
+            .unwrap();
+        drop((entry, e2));
+
+        let found = journal.scan();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].record.key, "a/b c");
+        assert!(found[0].record.complete);
+        assert_eq!(std::fs::read(&found[0].data.path).unwrap(), b"data");
+    }
+
+    /// An entry whose data file a live writer holds is not taken over.
+    #[test]
+    fn a_held_entry_is_left_to_its_owner() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::new(private(&dir), origin("bkt"));
+        let entry = journal.create().unwrap();
+        journal
+            .save(
+                &entry.id,
+                &Record::new(origin("bkt"), "k".into(), None, 0),
+                false,
+            )
+            .unwrap();
+        assert!(journal.scan().is_empty(), "held by `entry`");
+        drop(entry);
+        assert_eq!(journal.scan().len(), 1);
+    }
+
+    /// Data without a record (a clean copy left by a dead mount) and temporary records are
+    /// cleaned up; files are private.
+    #[test]
+    fn leftovers_are_cleaned_and_files_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::new(private(&dir), origin("bkt"));
+        let entry = journal.create().unwrap();
+        let mode = std::fs::metadata(&entry.path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        std::fs::write(dir.path().join("1-2-3.json.tmp"), b"{").unwrap();
+        let path = entry.path.clone();
+        drop(entry);
+        assert!(journal.scan().is_empty());
+        assert!(!path.exists());
+        assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none());
+    }
+}
