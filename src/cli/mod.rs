@@ -12,8 +12,10 @@
 mod check;
 mod credentials;
 mod mount_helper;
+mod recover;
 mod status;
 mod syslog;
+mod unmount;
 mod when;
 
 use std::ffi::OsString;
@@ -39,10 +41,24 @@ pub struct Cli {
 enum Command {
     /// Mount BUCKET (or BUCKET:PREFIX) on MOUNTPOINT.
     Mount(MountArgs),
-    /// Unmount an s3rolefs mount point.
+    /// Unmount an s3rolefs mount point; waits until the files not yet in S3 had their last
+    /// try, and says which stay journaled for the next mount.
     Unmount {
         /// The mount point.
         mountpoint: PathBuf,
+        /// Return once detached; what is not in S3 yet stays in the journal for the next
+        /// mount (the daemon still tries while it finishes).
+        #[arg(long)]
+        lazy: bool,
+    },
+    /// Show what the journal holds (files not yet in S3: failed closes, files left by a mount
+    /// that died) and what the next mount of each bucket will do with them.
+    Recover {
+        /// The cache directory (--cache-dir of the mounts; default: this user's).
+        dir: Option<PathBuf>,
+        /// Only show (the mount recovers; this changes nothing).
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Show the s3rolefs mounts of this machine: bucket, credentials and their expiry, cache
     /// use, uploads in progress (root sees every mount, other users their own).
@@ -327,7 +343,10 @@ fn run(cli: Cli, arguments: &[OsString]) -> Result<(), String> {
                 .map_err(|e| e.to_string())?;
             mount::mount(config, arguments).map_err(|e| e.to_string())
         }
-        Command::Unmount { mountpoint } => mount::unmount(&mountpoint).map_err(|e| e.to_string()),
+        Command::Unmount { mountpoint, lazy } => {
+            unmount::unmount_and_wait(&mountpoint, lazy).map_err(|e| e.to_string())
+        }
+        Command::Recover { dir, dry_run } => recover::run(dir, dry_run),
         Command::Status { mountpoint, json } => status::run(mountpoint, json),
         Command::Manpage { command } => manpage(command.as_deref()),
         Command::Completions { shell } => {

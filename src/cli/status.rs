@@ -118,7 +118,7 @@ fn s3rolefs_mounts() -> Vec<PathBuf> {
 
 /// `path` made absolute and free of symlinks in its parent, without a `stat` of `path`
 /// itself: on a mount whose process hangs or died, that would hang or fail.
-fn without_touching(path: &Path) -> PathBuf {
+pub(super) fn without_touching(path: &Path) -> PathBuf {
     match (
         path.parent().map(|p| {
             if p.as_os_str().is_empty() {
@@ -312,7 +312,7 @@ fn count(n: u64, one: &str, many: &str) -> String {
 }
 
 /// `512 B`, `12.0 MiB`, `1.2 GiB`: binary units, one decimal.
-fn format_bytes(bytes: u64) -> String {
+pub(super) fn format_bytes(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
     if bytes < 1024 {
         return format!("{bytes} B");

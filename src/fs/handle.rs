@@ -83,6 +83,20 @@ impl ListingCache {
         self.listings.insert(ino, (until, snapshot));
     }
 
+    /// `entry` was created in directory `ino` by this mount: a fresh snapshot gains it
+    /// (kept in name order) instead of being dropped, so the directory still answers
+    /// lookups and creates without S3 (several new files in a row, S3 unreachable or not).
+    pub fn add(&mut self, ino: u64, entry: SnapshotEntry) {
+        let Some((_, snapshot)) = self.listings.get_mut(&ino) else {
+            return;
+        };
+        let entries = Arc::make_mut(snapshot);
+        match entries.binary_search_by(|e| e.name.as_str().cmp(&entry.name)) {
+            Ok(at) => entries[at] = entry,
+            Err(at) => entries.insert(at, entry),
+        }
+    }
+
     /// The names in directory `ino` changed (create, mkdir, unlink, rmdir, rename).
     pub fn invalidate(&mut self, ino: u64) {
         self.listings.remove(&ino);

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::dir::{self, EntryKind};
-use super::handle::{FileHandle, Opened, PageCache};
+use super::handle::{FileHandle, Opened, PageCache, SnapshotEntry};
 use super::inode::{ChildFacts, TimeSource};
 use super::{Attr, FsError, S3Filesystem};
 use crate::cache::prefetch::Prefetcher;
@@ -41,21 +41,33 @@ impl<C: ObjectClient> S3Filesystem<C> {
     /// Attaches a handle to the inode's writer, creating it with `origin` if none exists
     /// (then the inode is pinned: one inode, one writer, until the writer goes).
     fn attach_writer(&self, ino: u64, key: &str, origin: Origin) -> Arc<OpenWriter<C>> {
-        let mut writers = self.writers();
-        let slot = writers.entry(ino).or_insert_with(|| {
-            self.inodes().pin(ino);
-            WriterSlot {
-                writer: Arc::new(OpenWriter::new(
-                    Arc::clone(&self.client),
-                    key.to_string(),
-                    origin,
-                    Arc::clone(&self.config.writer),
-                )),
-                handles: 0,
-            }
-        });
-        slot.handles += 1;
-        Arc::clone(&slot.writer)
+        // Pinned before the writer exists, and never under the writers' lock: elsewhere the
+        // inode table's lock is held while a writer is looked up (attributes), so taking
+        // them in the other order here could deadlock.
+        self.inodes().pin(ino);
+        let (writer, created) = {
+            let mut writers = self.writers();
+            let mut created = false;
+            let slot = writers.entry(ino).or_insert_with(|| {
+                created = true;
+                WriterSlot {
+                    writer: Arc::new(OpenWriter::new(
+                        Arc::clone(&self.client),
+                        key.to_string(),
+                        origin,
+                        Arc::clone(&self.config.writer),
+                    )),
+                    handles: 0,
+                }
+            });
+            slot.handles += 1;
+            (Arc::clone(&slot.writer), created)
+        };
+        if !created {
+            // The existing writer holds its own pin.
+            self.inodes().unpin(ino);
+        }
+        writer
     }
 
     /// Attaches a handle to the inode's writer if it has one. Checked and attached under
@@ -146,7 +158,21 @@ impl<C: ObjectClient> S3Filesystem<C> {
         if parent_inode.kind != EntryKind::Directory {
             return Err(FsError::NotADirectory);
         }
-        match self.stat_key(&parent_inode.key, name).await {
+        // A fresh listing of the parent without the name answers for S3, as for a lookup:
+        // a new file can be created (and its data journaled) while S3 cannot be reached.
+        let unknown = self.inodes().child(parent, name).is_none();
+        let known_absent = unknown
+            && self.listings().get(parent).is_some_and(|(_, snapshot)| {
+                snapshot
+                    .binary_search_by(|e| e.name.as_str().cmp(name))
+                    .is_err()
+            });
+        let existing = if known_absent {
+            Err(FsError::NotFound)
+        } else {
+            self.stat_key(&parent_inode.key, name).await
+        };
+        match existing {
             Ok(existing) if exclusive => {
                 let _ = existing;
                 return Err(FsError::Exists);
@@ -174,12 +200,19 @@ impl<C: ObjectClient> S3Filesystem<C> {
         let ino = {
             let mut table = self.inodes();
             let ino = table
-                .upsert_child(parent, name, facts, self.valid_until())
+                .upsert_child(parent, name, facts.clone(), self.valid_until())
                 .ok_or(FsError::UnknownInode(parent))?;
             table.remember(ino);
             ino
         };
-        self.names_changed(parent);
+        self.listings().add(
+            parent,
+            SnapshotEntry {
+                ino,
+                name: name.to_string(),
+                facts,
+            },
+        );
         let key = format!("{}{name}", parent_inode.key);
         self.attach_writer(ino, &key, Origin::New);
         let fh = self.new_handle(ino, &key, String::new(), 0);

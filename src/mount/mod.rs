@@ -176,7 +176,6 @@ fn mount_foreground(config: MountConfig, report_ready: bool) -> Result<(), Mount
     let _ = std::env::set_current_dir("/");
     let mut unmounter = session.unmount_callable();
     let signal_mountpoint = mountpoint.clone();
-    let signal_control = control.clone();
     runtime.spawn(async move {
         wait_for_termination(signals).await;
         log::info!("signal received: unmounting");
@@ -189,15 +188,9 @@ fn mount_foreground(config: MountConfig, report_ready: bool) -> Result<(), Mount
         if let Err(e) = result {
             log::error!("unmount on signal failed: {e}");
         }
-        if let Some(socket) = signal_control {
-            socket.close();
-        }
     });
     let outcome = session.run();
     notify::notify("STOPPING=1");
-    if let Some(socket) = control.take() {
-        socket.close();
-    }
     if direct && preflight::mount_type_of(&mountpoint).is_some() {
         // The session ended while still mounted (a device error): do not leave a dead mount.
         let _ = kernel::unmount(&mountpoint, true);
@@ -205,6 +198,7 @@ fn mount_foreground(config: MountConfig, report_ready: bool) -> Result<(), Mount
     log::info!("unmounted {}", mountpoint.display());
     // What the journal holds gets one more try before the process goes; what still fails
     // stays journaled for the next mount.
+    // The status socket answers until then: `s3rolefs unmount` shows what is waited for.
     let left = runtime.block_on(uploads.finish_uploads());
     if left > 0 {
         log::warn!(
@@ -212,6 +206,9 @@ fn mount_foreground(config: MountConfig, report_ready: bool) -> Result<(), Mount
              next mount of this bucket uploads them",
             config.cache_dir.join("journal").display()
         );
+    }
+    if let Some(socket) = control.take() {
+        socket.close();
     }
     runtime.shutdown_timeout(std::time::Duration::from_secs(5));
     outcome.map_err(|e| MountError::MountFailed {

@@ -13,6 +13,7 @@ use std::time::SystemTime;
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use log::{debug, warn};
 
+use super::etag::{answer_may_be_lost, completed_from};
 use super::settings::{COPY_CONCURRENCY, COPY_PART_SIZE, S3_MIN_PART_SIZE};
 use super::{ObjectClient, S3Error, UploadPartCopyParams};
 
@@ -82,9 +83,19 @@ async fn multipart_copy<C: ObjectClient>(
     let result = match copied {
         Ok(mut parts) => {
             parts.sort_by_key(|p| p.part_number);
-            client
+            match client
                 .complete_multipart_upload(to, &upload_id, &parts)
                 .await
+            {
+                // An answer lost after S3 completed the copy: the object is ours.
+                Err(e) if answer_may_be_lost(&e) => {
+                    match completed_from(client, to, &parts).await {
+                        Some(etag) => Ok(etag),
+                        None => Err(e),
+                    }
+                }
+                done => done,
+            }
         }
         Err(e) => Err(e),
     };

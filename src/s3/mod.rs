@@ -11,6 +11,8 @@
 //! - `listing`: a large directory's pages listed side by side (StartAfter intervals).
 //! - `copy`: copies of any size: CopyObject up to the single-copy limit, a multipart copy
 //!   (UploadPartCopy) above it.
+//! - `etag`: the ETag a multipart object gets, to recognise one whose Complete answer was
+//!   lost.
 //! - `memory`: an in-memory implementation with failure injection and per-operation counters,
 //!   for fast unit tests of the filesystem core.
 //!
@@ -21,6 +23,7 @@ pub mod chunks;
 pub mod client;
 pub mod copy;
 pub mod error;
+pub mod etag;
 pub mod listing;
 pub mod memory;
 pub mod mtime;

@@ -49,7 +49,7 @@ use crate::s3::S3Error;
 
 pub use budget::{default_budget, MemoryBudget};
 pub use journal::Journal;
-pub use multipart::{multipart_etag, part_size, MultipartUpload};
+pub use multipart::{part_size, MultipartUpload};
 pub use staging::StagingFile;
 pub use writer::OpenWriter;
 

@@ -26,12 +26,12 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use log::{debug, warn};
-use md5::Digest as _;
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
 use super::budget::Reservation;
 use super::{PARTS_PER_DOUBLING, S3_MAX_PARTS, S3_MAX_PART_SIZE};
+use crate::s3::etag::{answer_may_be_lost, completed_from};
 use crate::s3::{CompletedPart, ObjectClient, S3Error, UploadPartCopyParams};
 
 /// The size of part `part_number` (1-based) when the first part is `base` bytes: doubles
@@ -339,10 +339,7 @@ impl<C: ObjectClient> MultipartUpload<C> {
     /// After a Complete that failed in a way that may have hidden its success: the ETag of
     /// the object at the key if it is exactly what our parts make.
     async fn completed_anyway(&self) -> Option<String> {
-        let expected = multipart_etag(&self.done)?;
-        let size: u64 = self.done.iter().map(|p| p.size).sum();
-        let meta = self.client.head_object(&self.key).await.ok()?;
-        (meta.size == size && meta.etag.trim_matches('"') == expected).then_some(meta.etag)
+        completed_from(&*self.client, &self.key, &self.done).await
     }
 
     /// Hands the failed upload's id on for a later resume (the caller keeps it, in the
@@ -374,33 +371,6 @@ impl<C: ObjectClient> MultipartUpload<C> {
         )
         .await;
     }
-}
-
-/// A Complete error after which S3 may hold the object all the same: the upload is gone
-/// (an earlier attempt completed it and its answer was lost) or the answer never came.
-fn answer_may_be_lost(e: &S3Error) -> bool {
-    match e {
-        S3Error::Service { code, .. } if code == "NoSuchUpload" => true,
-        e => e.is_retryable(),
-    }
-}
-
-/// The ETag S3 gives the object completed from `parts` (without quotes), when every
-/// part's ETag is the MD5 of its bytes (not under SSE-KMS or SSE-C).
-pub fn multipart_etag(parts: &[CompletedPart]) -> Option<String> {
-    let mut digests = Vec::with_capacity(parts.len() * 16);
-    for part in parts {
-        let hex = part.etag.trim_matches('"');
-        if hex.len() != 32 {
-            return None;
-        }
-        digests.extend(hex::decode(hex).ok()?);
-    }
-    Some(format!(
-        "{}-{}",
-        hex::encode(md5::Md5::digest(&digests)),
-        parts.len()
-    ))
 }
 
 impl<C: ObjectClient> Drop for MultipartUpload<C> {

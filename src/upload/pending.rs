@@ -31,7 +31,8 @@ use super::journal::{Found, Record};
 use super::multipart::abort_upload;
 use super::staged::{Ctx, Staged};
 use super::staging::StagingFile;
-use super::{multipart_etag, part_size, UploadError, WriterConfig};
+use super::{part_size, UploadError, WriterConfig};
+use crate::s3::etag::multipart_etag;
 use crate::s3::{ObjectClient, ObjectMeta, S3Error};
 
 /// The first and the longest pause between two passes that left work undone.

@@ -354,6 +354,21 @@ impl Mount {
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
     }
+
+    /// `kill -9` of the daemon, as an OOM kill or a power cut would end it: no flush, no
+    /// release, no unmount. The dead mount is then detached (lazily, as an admin would)
+    /// so the directory can be mounted again.
+    pub fn crash(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // SAFETY: kill(2) on our own child's pid; no memory is passed.
+            unsafe {
+                libc::kill(child.id() as libc::pid_t, libc::SIGKILL);
+            }
+            let _ = child.wait();
+        }
+        unmount(&self.mountpoint);
+        self.mounted = false;
+    }
 }
 
 impl Drop for Mount {

@@ -144,6 +144,42 @@ impl S3Client {
     }
 }
 
+/// How far before our first attempt an orphan may have started by S3's clock: the clock
+/// is corrected from S3's answers, this covers what remains (and clock granularity).
+const ORPHAN_SLACK: std::time::Duration = std::time::Duration::from_secs(2);
+
+impl S3Client {
+    /// A CreateMultipartUpload needed more than one attempt: an earlier one may have
+    /// started an upload whose answer was lost. Uploads of exactly `key` started since
+    /// `sent` (by S3's clock), other than `ours`, are those orphans: aborted, so none is
+    /// left to cost storage. Best effort: a failure here is logged, not returned.
+    async fn abort_orphans(&self, key: &str, ours: &str, sent: SystemTime) {
+        let since = sent.checked_sub(ORPHAN_SLACK).unwrap_or(sent);
+        let uploads = match self.list_multipart_uploads(key).await {
+            Ok(uploads) => uploads,
+            Err(e) => {
+                log::debug!("{key:?}: cannot look for orphaned uploads: {e}");
+                return;
+            }
+        };
+        for upload in uploads {
+            let orphan = upload.key == key
+                && upload.upload_id != ours
+                && upload.initiated.is_some_and(|t| t >= since);
+            if !orphan {
+                continue;
+            }
+            match self.abort_multipart_upload(key, &upload.upload_id).await {
+                Ok(()) => log::debug!(
+                    "{key:?}: aborted {}, started by an attempt whose answer was lost",
+                    upload.upload_id
+                ),
+                Err(e) => log::debug!("{key:?}: aborting orphan {}: {e}", upload.upload_id),
+            }
+        }
+    }
+}
+
 impl ObjectClient for S3Client {
     async fn head_bucket(&self) -> Result<(), S3Error> {
         self.head_bucket_checked().await
@@ -289,8 +325,13 @@ impl ObjectClient for S3Client {
             .header(checksum::ALGORITHM_HEADER, checksum::ALGORITHM)
             .object_headers(self.settings.headers(Applies::Create));
         let req = with_mtime(req, mtime);
-        let resp = self.execute(&req).await?;
-        xml::parse_initiate_multipart(&resp.body)
+        let sent = self.clock.now();
+        let (resp, attempts) = self.execute_counted(&req).await;
+        let upload_id = xml::parse_initiate_multipart(&resp?.body)?;
+        if attempts > 1 {
+            self.abort_orphans(key, &upload_id, sent).await;
+        }
+        Ok(upload_id)
     }
 
     async fn upload_part(

@@ -121,8 +121,27 @@ impl S3Client {
     /// rejected as expired or unknown (after the refresher renewed exactly that snapshot),
     /// and `RequestTimeTooSkewed` (re-signed by the server's clock).
     pub(super) async fn execute(&self, req: &Request<'_>) -> Result<Response, S3Error> {
-        let started = tokio::time::Instant::now();
+        self.execute_counted(req).await.0
+    }
+
+    /// [`S3Client::execute`], also saying how many attempts were sent: a request that is
+    /// not idempotent (CreateMultipartUpload) checks what an earlier attempt whose answer
+    /// was lost may have done.
+    pub(super) async fn execute_counted(
+        &self,
+        req: &Request<'_>,
+    ) -> (Result<Response, S3Error>, u32) {
         let mut attempt = 1;
+        let outcome = self.execute_attempts(req, &mut attempt).await;
+        (outcome, attempt)
+    }
+
+    async fn execute_attempts(
+        &self,
+        req: &Request<'_>,
+        attempt: &mut u32,
+    ) -> Result<Response, S3Error> {
+        let started = tokio::time::Instant::now();
         let mut renewed_credentials = false;
         let mut corrected_clock = false;
         loop {
@@ -133,7 +152,7 @@ impl S3Client {
                     Some(err)
                         if req.raw_errors
                             && !(err.is_retryable()
-                                && self.retry.may_retry(attempt, started.elapsed())) =>
+                                && self.retry.may_retry(*attempt, started.elapsed())) =>
                     {
                         return Ok(resp)
                     }
@@ -165,13 +184,14 @@ impl S3Client {
                     }
                 }
             }
-            let pause = self.retry.backoff(attempt);
-            if !err.is_retryable() || !self.retry.may_retry(attempt, started.elapsed() + pause) {
-                if attempt > 1 {
+            let pause = self.retry.backoff(*attempt);
+            if !err.is_retryable() || !self.retry.may_retry(*attempt, started.elapsed() + pause) {
+                if *attempt > 1 {
                     debug!(
-                        "{} {:?}: giving up after {attempt} attempts in {:.1} s",
+                        "{} {:?}: giving up after {} attempts in {:.1} s",
                         req.op,
                         req.key.unwrap_or(""),
+                        *attempt,
                         started.elapsed().as_secs_f64()
                     );
                 }
@@ -179,12 +199,13 @@ impl S3Client {
             }
             // `err` is already redacted (map_error), and URLs carry no secrets.
             debug!(
-                "{} {:?}: attempt {attempt} failed: {err}; retrying in {pause:?}",
+                "{} {:?}: attempt {} failed: {err}; retrying in {pause:?}",
                 req.op,
                 req.key.unwrap_or(""),
+                *attempt,
             );
             tokio::time::sleep(pause).await;
-            attempt += 1;
+            *attempt += 1;
         }
     }
 
