@@ -10,8 +10,9 @@
 //! - `fs`: the filesystem core (inodes, directories, handles, errno policy, a status
 //!   snapshot) and the thin fuser adapter.
 //! - `cache`: read-ahead between the filesystem and S3.
-//! - `upload`: the write path of an open file (streaming multipart or a staged local copy),
-//!   uploaded whole, kept locally on failure.
+//! - `upload`: the write path of an open file (streaming multipart or a sparse local copy),
+//!   uploaded whole; the crash-safe journal of what is not in S3 yet, its background
+//!   uploads and recovery at mount.
 //! - `s3`: the `ObjectClient` trait (one method per S3 operation) and its HTTP implementation.
 //! - `credentials`: what credentials are, the sources that provide them, the atomically
 //!   swapped current snapshot.

@@ -510,3 +510,40 @@ fn rss_kib(pid: u32) -> u64 {
         })
         .unwrap_or(0)
 }
+
+/// `s3rolefs unmount` waits while the daemon gives the journal its last try, then says what
+/// stays journaled; the next mount uploads it.
+#[test]
+fn unmount_says_what_stays_in_the_journal() {
+    let server = server();
+    let cache = tempfile::tempdir().unwrap();
+    let m = durable_mount(
+        &server,
+        cache.path(),
+        &["--retry-timeout", "0", "--max-attempts", "1"],
+    );
+    fs::read_dir(m.path()).unwrap().for_each(drop);
+    server.refuse_connections(None);
+    let mut f = fs::File::create(m.path().join("late.txt")).unwrap();
+    f.write_all(b"written while S3 was away").unwrap();
+    assert!(f.sync_all().is_err());
+    drop(f);
+    let home = tempfile::tempdir().unwrap();
+    let out = s3rolefs_command(home.path())
+        .arg("unmount")
+        .arg(m.path())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.contains("1 file is not in S3 when the mount ended"),
+        "{said}"
+    );
+    drop(m);
+    server.end_outage();
+    let _m = durable_mount(&server, cache.path(), &[]);
+    assert!(eventually(Duration::from_secs(30), || server
+        .get("bkt", "late.txt")
+        .is_some_and(|b| b.as_ref() == b"written while S3 was away")));
+}

@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::mount::{self, control, MountError};
+use crate::private_dir::PrivateDir;
+use crate::upload::journal::Journal;
 
 use super::status::{format_bytes, without_touching};
 
@@ -23,21 +25,58 @@ pub fn unmount_and_wait(path: &Path, lazy: bool) -> Result<(), MountError> {
     let wanted = without_touching(path);
     let daemon = control::query_all().into_iter().find_map(|answer| {
         let status = answer.outcome.ok()?;
-        (Path::new(&status.mountpoint) == wanted).then_some((status.pid, answer.socket))
+        (Path::new(&status.mountpoint) == wanted).then_some((status, answer.socket))
     });
     mount::unmount(path)?;
-    let Some((pid, socket)) = daemon.filter(|_| !lazy) else {
+    let Some((status, socket)) = daemon.filter(|_| !lazy) else {
         return Ok(());
     };
-    wait_for(pid, socket);
+    wait_for(status.pid, socket);
+    report_left(&status);
     Ok(())
+}
+
+/// After the daemon ended: the files of its bucket the journal still holds.
+fn report_left(status: &control::MountStatus) {
+    if status.fs.journal.is_empty() {
+        return;
+    }
+    let (bucket, prefix) = match status.source.split_once(':') {
+        Some((bucket, prefix)) => (bucket, prefix),
+        None => (status.source.as_str(), ""),
+    };
+    let Ok(dir) = PrivateDir::create(Path::new(&status.fs.journal)) else {
+        return;
+    };
+    let Ok(entries) = Journal::list_all(&dir) else {
+        return;
+    };
+    let left: Vec<String> = entries
+        .into_iter()
+        .filter(|(_, r, _)| r.origin.bucket == bucket && r.key.starts_with(prefix))
+        .map(|(_, r, _)| format!("  {}  {}", r.key, format_bytes(r.size)))
+        .collect();
+    if left.is_empty() {
+        return;
+    }
+    eprintln!(
+        "{} not in S3 when the mount ended; it stays in the journal ({}) and the next mount \
+         of the bucket uploads it (see: s3rolefs recover --dry-run):\n{}",
+        match left.len() {
+            1 => "1 file is".to_string(),
+            n => format!("{n} files are"),
+        },
+        status.fs.journal,
+        left.join("\n")
+    );
 }
 
 fn wait_for(pid: u32, socket: PathBuf) {
     let mut shown = String::new();
     let mut shown_at = std::time::Instant::now();
-    let mut last_left: Vec<String> = Vec::new();
-    while alive(pid) {
+    // The daemon's last try is bounded (`fs::FINAL_PASS`); this bounds the wait in any case.
+    let deadline = std::time::Instant::now() + crate::fs::FINAL_PASS + Duration::from_secs(30);
+    while alive(pid) && std::time::Instant::now() < deadline {
         if let Some(Ok(status)) = control::query_sockets(vec![socket.clone()])
             .pop()
             .map(|q| q.outcome)
@@ -65,28 +104,20 @@ fn wait_for(pid: u32, socket: PathBuf) {
                 shown = text;
                 shown_at = std::time::Instant::now();
             }
-            last_left = status.fs.pending.iter().map(|p| p.key.clone()).collect();
         }
         std::thread::sleep(POLL);
     }
-    if !last_left.is_empty() {
-        eprintln!(
-            "{} not in S3 when the mount ended; it stays in the journal and the next mount of \
-             the bucket uploads it (see: s3rolefs recover --dry-run)",
-            match last_left.len() {
-                1 => "1 file is".to_string(),
-                n => format!("{n} files are"),
-            }
-        );
-    }
 }
 
-/// True while process `pid` exists.
+/// True while process `pid` runs: it exists and is not a zombie (a foreground mount's
+/// process that exited stays one until its parent waits for it).
 fn alive(pid: u32) -> bool {
-    let Ok(pid) = libc::pid_t::try_from(pid) else {
-        return false;
-    };
-    // SAFETY: kill(2) with signal 0 only checks that the process exists.
-    let answer = unsafe { libc::kill(pid, 0) };
-    answer == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // `pid (comm) S ...`: the state follows the last ')' (comm may hold spaces).
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X"),
+        Err(_) => false,
+    }
 }

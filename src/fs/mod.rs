@@ -39,6 +39,11 @@ use inode::{ChildFacts, Inode, InodeTable, ROOT_INO};
 pub use write::OpenMode;
 use write::WriterSlot;
 
+/// How long an unmount lets the journal's files try to reach S3 before the daemon exits:
+/// one retry budget's worth, so an outage does not hold a shutdown (systemd gives a unit
+/// 90 s by default; ours 120).
+pub const FINAL_PASS: Duration = Duration::from_secs(60);
+
 /// How the mount presents objects (everything S3 does not store).
 #[derive(Clone, Debug)]
 pub struct FsConfig {
@@ -141,10 +146,14 @@ impl<C: ObjectClient> S3Filesystem<C> {
         self.pending.start(runtime);
     }
 
-    /// At unmount: one more try for every file the journal holds. Returns how many are
-    /// still not in S3 (they stay journaled for the next mount).
+    /// At unmount: one more try for every file the journal holds, for at most
+    /// [`FINAL_PASS`]. Returns how many are still not in S3 (they stay journaled for the
+    /// next mount; an upload cut by the deadline leaves its entry as it was).
     pub async fn finish_uploads(&self) -> usize {
-        self.pending.pass().await
+        match tokio::time::timeout(FINAL_PASS, self.pending.pass()).await {
+            Ok(left) => left,
+            Err(_) => self.pending.snapshot().0.len().max(1),
+        }
     }
 
     // A poisoned lock means a panic elsewhere already broke an invariant; the tables are

@@ -36,6 +36,9 @@ pub struct FsStatus {
     /// Upload memory in use and the budget (`--max-upload-memory`).
     #[serde(default)]
     pub upload_memory: PrefetchStatus,
+    /// The journal directory (local copies of files not in S3 yet).
+    #[serde(default)]
+    pub journal: String,
 }
 
 /// The in-memory block cache.
@@ -129,6 +132,13 @@ impl<C: ObjectClient> S3Filesystem<C> {
                 in_use: budget.in_use(),
                 capacity: budget.total(),
             },
+            journal: self
+                .config
+                .writer
+                .journal
+                .dir()
+                .to_string_lossy()
+                .into_owned(),
         }
     }
 }
