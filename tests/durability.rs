@@ -15,32 +15,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use s3rolefs::sigv4::sha256_hex;
+use support::data::{pattern, run, Tmpfs};
 use support::mount::s3rolefs_command;
 use support::{Fault, Mount, MountCommand, Op, TestServer};
 
 const MIB: usize = 1 << 20;
 
-fn pattern(len: usize, seed: u8) -> Vec<u8> {
-    (0..len)
-        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed) ^ ((i >> 13) as u8))
-        .collect()
-}
-
 fn server() -> TestServer {
     let server = TestServer::start();
     server.create_bucket("bkt");
     server
-}
-
-fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Polls `done` every 100 ms for up to `limit`; true once it held.
@@ -413,17 +397,8 @@ fn an_append_to_a_two_gib_object_moves_one_part() {
     let block = pattern(MIB, 11);
     let whole = || block.repeat(size / MIB);
     server.put("bkt", "big.log", whole());
-    let cache = tempfile::tempdir().unwrap();
-    let dir = cache.path().to_str().unwrap().to_string();
-    run(Command::new("mount").args(["-t", "tmpfs", "-o", "size=512m", "tmpfs", &dir]));
-    struct Unmount(String);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = Command::new("umount").arg(&self.0).status();
-        }
-    }
-    let _tmpfs = Unmount(dir.clone());
-    let m = Mount::start(&server, "bkt", &["--cache-dir", &dir]);
+    let cache = Tmpfs::mount("512m");
+    let m = Mount::start(&server, "bkt", &["--cache-dir", cache.path()]);
     let log = m.path().join("big.log");
     let started = Instant::now();
     run(Command::new("sh")

@@ -11,6 +11,7 @@ use std::os::unix::fs::FileExt;
 use std::process::Command;
 use std::sync::Arc;
 
+use support::data::{pattern, run};
 use support::{Mount, TestServer};
 
 fn setup() -> (TestServer, Mount) {
@@ -18,22 +19,6 @@ fn setup() -> (TestServer, Mount) {
     server.create_bucket("bkt");
     let mount = Mount::start(&server, "bkt", &[]);
     (server, mount)
-}
-
-fn pattern(len: usize, seed: u8) -> Vec<u8> {
-    (0..len)
-        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
-        .collect()
-}
-
-fn run(cmd: &mut Command) {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// `dd` of 25 MiB (a multipart object), `mv`, then `cmp` at once reads the right bytes: the

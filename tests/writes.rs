@@ -9,6 +9,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::process::Command;
 
 use s3rolefs::sigv4::sha256_hex;
+use support::data::{pattern, run, Tmpfs};
 use support::{Mount, Op, TestServer};
 
 fn setup(objects: &[(&str, &[u8])]) -> (TestServer, Mount) {
@@ -19,22 +20,6 @@ fn setup(objects: &[(&str, &[u8])]) -> (TestServer, Mount) {
     }
     let mount = Mount::start(&server, "bkt", &[]);
     (server, mount)
-}
-
-fn pattern(len: usize, seed: u8) -> Vec<u8> {
-    (0..len)
-        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
-        .collect()
-}
-
-fn run(cmd: &mut Command) {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// A new file written and closed is in the bucket, whole, with its size visible.
@@ -615,16 +600,8 @@ fn cp_thousand_file_tree_round_trip() {
 fn a_file_larger_than_the_cache_disk_streams_whole() {
     let server = TestServer::start();
     server.create_bucket("bkt");
-    let cache = tempfile::tempdir().unwrap();
-    let dir = cache.path().to_str().unwrap().to_string();
-    run(Command::new("mount").args(["-t", "tmpfs", "-o", "size=16m", "tmpfs", &dir]));
-    struct Unmount(String);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = Command::new("umount").arg(&self.0).status();
-        }
-    }
-    let _tmpfs = Unmount(dir.clone());
+    let cache = Tmpfs::mount("16m");
+    let dir = cache.path().to_string();
     let m = Mount::start(&server, "bkt", &["--cache-dir", &dir]);
 
     let data = pattern(48 << 20, 5);

@@ -211,19 +211,18 @@ impl Mirror {
             .map_or_else(|| Path::new(".").to_path_buf(), |f| f.path().to_path_buf())
     }
 
-    /// Writes `tail`, the bytes of the part buffer (which starts at `tail_start`), that the
-    /// mirror does not hold yet: after it every byte of the file is on disk. An error when
-    /// the mirror was given up (with why) or the disk refuses.
+    /// Writes `tail`, the bytes of the part buffer (which starts at `tail_start`, after the
+    /// bytes sent), that the mirror does not hold yet: after it every byte of the file is
+    /// on disk. An error when the mirror was given up (with why) or the disk refuses.
     pub async fn spill(
         &mut self,
         journal: &Arc<Journal>,
         key: &str,
-        sent: u64,
         tail_start: u64,
         tail: &[u8],
     ) -> Result<(), UploadError> {
         if let Some(unkept) = &self.unkept {
-            return Err(not_kept(key, sent, unkept));
+            return Err(not_kept(key, tail_start, unkept));
         }
         self.finish().await?;
         let size = tail_start + tail.len() as u64;

@@ -79,6 +79,27 @@ struct Stream<C: ObjectClient> {
     mirror: Mirror,
 }
 
+impl<C: ObjectClient> Stream<C> {
+    /// Where the part buffer starts in a file of `size` bytes: everything before it was sent.
+    fn tail_start(&self, size: u64) -> u64 {
+        size - self.part.len() as u64
+    }
+
+    /// Puts the part buffer's bytes the mirror lacks on disk: then every byte of the file
+    /// (`size` bytes) is in the mirror.
+    async fn spill(
+        &mut self,
+        journal: &Arc<super::journal::Journal>,
+        key: &str,
+        size: u64,
+    ) -> Result<(), UploadError> {
+        let tail_start = self.tail_start(size);
+        self.mirror
+            .spill(journal, key, tail_start, self.part.as_slice())
+            .await
+    }
+}
+
 enum Mode<C: ObjectClient> {
     Streaming(Stream<C>),
     Staged(Staged),
@@ -412,17 +433,7 @@ impl<C: ObjectClient> OpenWriter<C> {
             return Ok(());
         };
         debug!("{key:?}: {why}; switching from streaming to staging");
-        let tail_start = size - stream.part.len() as u64;
-        stream
-            .mirror
-            .spill(
-                &self.config.journal,
-                &key,
-                tail_start,
-                tail_start,
-                stream.part.as_slice(),
-            )
-            .await?;
+        stream.spill(&self.config.journal, &key, size).await?;
         let placeholder = Mode::Staged(Staged::local(None, 0, self.config.part_size));
         let Mode::Streaming(stream) = std::mem::replace(&mut state.mode, placeholder) else {
             return Ok(());
@@ -457,7 +468,7 @@ impl<C: ObjectClient> OpenWriter<C> {
         match &mut state.mode {
             Mode::Staged(staged) => staged.read(&self.ctx(&key), offset, len).await,
             Mode::Streaming(stream) => {
-                let tail_start = size - stream.part.len() as u64;
+                let tail_start = stream.tail_start(size);
                 if offset >= tail_start {
                     // All in the part being filled: no disk needed.
                     let at = (offset - tail_start) as usize;
@@ -471,16 +482,7 @@ impl<C: ObjectClient> OpenWriter<C> {
                 stream.mirror.finish().await?;
                 let had_file = stream.mirror.file().is_some();
                 if offset + len as u64 > stream.mirror.mirrored() {
-                    stream
-                        .mirror
-                        .spill(
-                            &self.config.journal,
-                            &key,
-                            tail_start,
-                            tail_start,
-                            stream.part.as_slice(),
-                        )
-                        .await?;
+                    stream.spill(&self.config.journal, &key, size).await?;
                 }
                 let file = match stream.mirror.file() {
                     Some(file) => file,
@@ -675,17 +677,7 @@ impl<C: ObjectClient> OpenWriter<C> {
         }
         if stream.upload.is_started() && stream.mirror.unkept().is_none() {
             // Close was called on this content: on disk and recorded before S3 is asked.
-            let tail_start = size - stream.part.len() as u64;
-            let durable = stream
-                .mirror
-                .spill(
-                    &self.config.journal,
-                    key,
-                    tail_start,
-                    tail_start,
-                    stream.part.as_slice(),
-                )
-                .await;
+            let durable = stream.spill(&self.config.journal, key, size).await;
             match (durable, stream.mirror.file()) {
                 (Ok(()), Some(file)) => match file.sync_data().await {
                     Ok(()) => {

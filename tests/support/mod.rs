@@ -8,6 +8,7 @@
 //! - [`sts`]: [`sts::StsEmulator`], an STS emulator (AssumeRole, web identity, SAML) with
 //!   fault injection, request records and an `on_issue` hook.
 //! - [`client`]: [`TestClient`], a minimal independent SigV4 client for raw requests.
+//! - [`data`]: the byte pattern write tests use, commands that must succeed, a small tmpfs.
 //! - [`imds`]: [`imds::ImdsEmulator`], an EC2 instance metadata service with rotating role
 //!   credentials and failure switches; [`container`]: [`container::ContainerEndpoint`], the
 //!   ECS / EKS Pod Identity credentials endpoint.
@@ -17,6 +18,7 @@
 
 pub mod client;
 pub mod container;
+pub mod data;
 pub mod imds;
 pub mod mount;
 pub mod s3server;
