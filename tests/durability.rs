@@ -522,3 +522,42 @@ fn unmount_says_what_stays_in_the_journal() {
         .get("bkt", "late.txt")
         .is_some_and(|b| b.as_ref() == b"written while S3 was away")));
 }
+
+/// An abort the server cannot be told about (it is down) is noted in the journal: after the
+/// mount ends, the next one aborts the upload, and no upload is left behind.
+#[test]
+fn an_abort_cut_by_an_outage_is_done_by_the_next_mount() {
+    use std::io::{Seek, SeekFrom};
+    let server = server();
+    let cache = tempfile::tempdir().unwrap();
+    let mut m = durable_mount(
+        &server,
+        cache.path(),
+        &["--retry-timeout", "0", "--max-attempts", "1"],
+    );
+    let mut expected = pattern(20 * MIB, 12);
+    let mut f = fs::File::create(m.path().join("seek.bin")).unwrap();
+    f.write_all(&expected).unwrap();
+    assert_eq!(server.open_multipart_uploads("bkt"), 1, "streaming");
+    server.refuse_connections(None);
+    f.seek(SeekFrom::Start(0)).unwrap();
+    f.write_all(b"patched").unwrap();
+    expected[..7].copy_from_slice(b"patched");
+    assert!(f.sync_all().is_err());
+    drop(f);
+    m.crash();
+    server.end_outage();
+    assert_eq!(
+        server.open_multipart_uploads("bkt"),
+        1,
+        "left by the outage"
+    );
+
+    let _m = durable_mount(&server, cache.path(), &[]);
+    assert!(eventually(Duration::from_secs(30), || server
+        .open_multipart_uploads("bkt")
+        == 0
+        && server
+            .get("bkt", "seek.bin")
+            .is_some_and(|b| b.as_ref() == &expected[..])));
+}

@@ -108,6 +108,16 @@ impl Record {
     }
 }
 
+/// A multipart upload to abort that the server could not be told about yet (an outage):
+/// kept as `<sha256 of the id>.abort` until the abort goes through, so an unmount or a
+/// crash in between does not leave the upload (and its parts' storage) behind for good.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AbortNote {
+    pub origin: BucketId,
+    pub key: String,
+    pub upload_id: String,
+}
+
 /// The journal directory of one mount's bucket.
 #[derive(Debug)]
 pub struct Journal {
@@ -213,6 +223,62 @@ impl Journal {
         Ok(())
     }
 
+    /// Notes that `upload_id` of `key` is to be aborted (see [`AbortNote`]). A note that
+    /// cannot be written is logged: the upload would then stay until a lifecycle rule.
+    pub fn note_abort(&self, key: &str, upload_id: &str) {
+        let note = AbortNote {
+            origin: self.origin.clone(),
+            key: key.to_string(),
+            upload_id: upload_id.to_string(),
+        };
+        let name = abort_name(upload_id);
+        let tmp = format!("{name}.tmp");
+        let written = serde_json::to_vec(&note)
+            .map_err(io::Error::other)
+            .and_then(|text| {
+                let mut file = self.dir.open(
+                    &tmp,
+                    libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_CLOEXEC,
+                )?;
+                file.write_all(&text)?;
+                file.sync_all()?;
+                self.dir.rename(&tmp, &name)?;
+                self.dir.sync()
+            });
+        if let Err(e) = written {
+            log::warn!(
+                "cannot note the abort of multipart upload {upload_id} of {key:?} in {}: {e}",
+                self.dir.path().display()
+            );
+        }
+    }
+
+    /// The abort of `upload_id` went through (or is of no use any more).
+    pub fn forget_abort(&self, upload_id: &str) {
+        self.remove_name(&abort_name(upload_id));
+    }
+
+    /// The aborts noted for this journal's origin.
+    pub fn aborts(&self) -> Vec<AbortNote> {
+        let names = self.dir.list().unwrap_or_default();
+        names
+            .into_iter()
+            .filter_map(|n| n.into_string().ok())
+            .filter(|n| n.ends_with(".abort"))
+            .filter_map(|n| {
+                let mut text = Vec::new();
+                use std::io::Read;
+                self.dir
+                    .open(&n, libc::O_RDONLY | libc::O_CLOEXEC)
+                    .ok()?
+                    .read_to_end(&mut text)
+                    .ok()?;
+                serde_json::from_slice::<AbortNote>(&text).ok()
+            })
+            .filter(|note| note.origin == self.origin)
+            .collect()
+    }
+
     /// Removes the record of entry `id` (its data stays, clean).
     pub fn forget(&self, id: &str) {
         self.remove_name(&format!("{id}.json"));
@@ -260,7 +326,7 @@ impl Journal {
                 if !names.contains(&format!("{id}.json")) {
                     self.remove_unheld_data(id);
                 }
-            } else if name.ends_with(".json.tmp") {
+            } else if name.ends_with(".json.tmp") || name.ends_with(".abort.tmp") {
                 self.remove_name(name);
             }
         }
@@ -346,6 +412,16 @@ impl Journal {
     }
 }
 
+/// The file name of the abort note of `upload_id` (ids hold characters no file name
+/// should).
+fn abort_name(upload_id: &str) -> String {
+    use sha2::Digest as _;
+    format!(
+        "{}.abort",
+        hex::encode(sha2::Sha256::digest(upload_id.as_bytes()))
+    )
+}
+
 fn read_record(dir: &PrivateDir, name: &str) -> io::Result<Record> {
     use std::io::Read;
     let mut text = Vec::new();
@@ -429,6 +505,25 @@ mod tests {
         assert!(journal.scan().is_empty(), "held by `entry`");
         drop(entry);
         assert_eq!(journal.scan().len(), 1);
+    }
+
+    /// An abort noted for later is listed for its bucket only, until it is forgotten.
+    #[test]
+    fn abort_notes_last_until_forgotten() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::new(private(&dir), origin("bkt"));
+        let other = Journal::new(private(&dir), origin("other"));
+        journal.note_abort("a/b", "2~upload/id+with=odd chars");
+        assert!(other.aborts().is_empty());
+        let notes = journal.aborts();
+        assert_eq!(notes.len(), 1);
+        assert_eq!(
+            (notes[0].key.as_str(), notes[0].upload_id.as_str()),
+            ("a/b", "2~upload/id+with=odd chars")
+        );
+        assert!(journal.scan().is_empty(), "a note is not a file to upload");
+        journal.forget_abort("2~upload/id+with=odd chars");
+        assert!(journal.aborts().is_empty());
     }
 
     /// Data without a record (a clean copy left by a dead mount) and temporary records are

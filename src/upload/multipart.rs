@@ -30,6 +30,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
 use super::budget::Reservation;
+use super::journal::Journal;
 use super::{PARTS_PER_DOUBLING, S3_MAX_PARTS, S3_MAX_PART_SIZE};
 use crate::s3::etag::{answer_may_be_lost, completed_from};
 use crate::s3::{CompletedPart, ObjectClient, S3Error, UploadPartCopyParams};
@@ -72,6 +73,8 @@ pub struct MultipartUpload<C: ObjectClient> {
     in_flight: Vec<PartTask>,
     done: Vec<CompletedPart>,
     stage: Stage,
+    /// Where an abort the server cannot be told about yet is noted (see `abort_upload`).
+    journal: Option<Arc<Journal>>,
 }
 
 impl<C: ObjectClient> MultipartUpload<C> {
@@ -88,7 +91,15 @@ impl<C: ObjectClient> MultipartUpload<C> {
             in_flight: Vec::new(),
             done: Vec::new(),
             stage: Stage::Open,
+            journal: None,
         }
+    }
+
+    /// Notes aborts that fail for a passing reason in `journal`, so they survive an
+    /// unmount or a crash.
+    pub fn with_journal(mut self, journal: Arc<Journal>) -> Self {
+        self.journal = Some(journal);
+        self
     }
 
     /// The file time the object is to carry; too late once the upload started.
@@ -368,6 +379,7 @@ impl<C: ObjectClient> MultipartUpload<C> {
             &self.key,
             self.upload_id.as_deref(),
             in_flight,
+            self.journal.as_ref(),
         )
         .await;
     }
@@ -391,19 +403,29 @@ impl<C: ObjectClient> Drop for MultipartUpload<C> {
         let key = std::mem::take(&mut self.key);
         let upload_id = self.upload_id.take();
         let in_flight = std::mem::take(&mut self.in_flight);
-        runtime.spawn(
-            async move { abort_upload(&client, &key, upload_id.as_deref(), in_flight).await },
-        );
+        let journal = self.journal.take();
+        runtime.spawn(async move {
+            abort_upload(
+                &client,
+                &key,
+                upload_id.as_deref(),
+                in_flight,
+                journal.as_ref(),
+            )
+            .await
+        });
     }
 }
 
 /// Aborts `upload_id` of `key` once `in_flight` ended; retried in the background when
-/// the server cannot be reached.
+/// the server cannot be reached, and noted in `journal` meanwhile (the next mount aborts
+/// it if this one ends first).
 pub async fn abort_upload<C: ObjectClient>(
     client: &Arc<C>,
     key: &str,
     upload_id: Option<&str>,
     in_flight: Vec<PartTask>,
+    journal: Option<&Arc<Journal>>,
 ) {
     for task in in_flight {
         // Their outcome no longer matters; only that they ended.
@@ -419,7 +441,15 @@ pub async fn abort_upload<C: ObjectClient>(
                 "aborting the multipart upload {upload_id} of {key:?} failed: {e}; \
                  retrying in the background"
             );
-            keep_aborting(client.clone(), key.to_string(), upload_id.to_string());
+            if let Some(journal) = journal {
+                journal.note_abort(key, upload_id);
+            }
+            keep_aborting(
+                client.clone(),
+                key.to_string(),
+                upload_id.to_string(),
+                journal.cloned(),
+            );
         }
         Err(S3Error::Service { code, .. }) if code == "NoSuchUpload" => {
             debug!("multipart upload {upload_id} of {key:?} was already gone")
@@ -437,7 +467,12 @@ const ABORT_RETRY_MAX: Duration = Duration::from_secs(60);
 /// Retries an abort that failed (server unreachable, 5xx) with growing pauses, so an upload
 /// cut by an outage does not dangle once the server is back. Gives up loudly after
 /// [`ABORT_RETRY_FOR`]; the journal still names the upload, so the next mount aborts it.
-fn keep_aborting<C: ObjectClient>(client: Arc<C>, key: String, upload_id: String) {
+fn keep_aborting<C: ObjectClient>(
+    client: Arc<C>,
+    key: String,
+    upload_id: String,
+    journal: Option<Arc<Journal>>,
+) {
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {
         warn!("multipart upload {upload_id} of {key:?} is left open (no runtime to retry on)");
         return;
@@ -447,14 +482,21 @@ fn keep_aborting<C: ObjectClient>(client: Arc<C>, key: String, upload_id: String
         let mut pause = ABORT_RETRY_FIRST;
         loop {
             tokio::time::sleep(pause).await;
+            let forget = || {
+                if let Some(journal) = &journal {
+                    journal.forget_abort(&upload_id);
+                }
+            };
             match client.abort_multipart_upload(&key, &upload_id).await {
                 Ok(()) => {
                     log::info!("multipart upload {upload_id} of {key:?} aborted on retry");
+                    forget();
                     return;
                 }
                 Err(e) if !e.is_retryable() => {
                     // NoSuchUpload (aborted by someone else), access denied: nothing to redo.
                     debug!("aborting the multipart upload {upload_id} of {key:?}: {e}");
+                    forget();
                     return;
                 }
                 Err(e) if started.elapsed() >= ABORT_RETRY_FOR => {

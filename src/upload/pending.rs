@@ -150,6 +150,7 @@ impl<C: ObjectClient> Pending<C> {
     /// One pass over the journal: every entry no live writer holds is tried once. Returns
     /// how many are left.
     pub async fn pass(&self) -> usize {
+        self.abort_noted().await;
         let found = self.config.journal.scan();
         let mut left = 0;
         let mut seen = Vec::new();
@@ -213,6 +214,43 @@ impl<C: ObjectClient> Pending<C> {
         left
     }
 
+    /// Aborts the uploads the journal notes as still to abort (an abort cut by an outage,
+    /// then by an unmount or a crash); a note goes once S3 took the abort or has no such
+    /// upload.
+    async fn abort_noted(&self) {
+        for note in self.config.journal.aborts() {
+            if !note.key.starts_with(&self.prefix) {
+                continue;
+            }
+            match self
+                .client
+                .abort_multipart_upload(&note.key, &note.upload_id)
+                .await
+            {
+                Ok(()) => {
+                    info!(
+                        "multipart upload {} of {:?} aborted (noted by an earlier mount)",
+                        note.upload_id, note.key
+                    );
+                    self.config.journal.forget_abort(&note.upload_id);
+                }
+                Err(e) if e.is_retryable() => {
+                    debug!(
+                        "aborting {} of {:?} again failed: {e}",
+                        note.upload_id, note.key
+                    )
+                }
+                Err(e) => {
+                    debug!(
+                        "{} of {:?}: {e}; nothing to abort",
+                        note.upload_id, note.key
+                    );
+                    self.config.journal.forget_abort(&note.upload_id);
+                }
+            }
+        }
+    }
+
     fn show(&self, id: &str, record: &Record, state: String, attempt: bool) {
         let mut shown = self.shown();
         let entry = shown
@@ -258,7 +296,14 @@ impl<C: ObjectClient> Pending<C> {
     async fn upload_entry(&self, record: &Record, staged: &mut Staged) -> Result<Done, Retry> {
         for id in &record.upload_ids {
             // A dead writer's upload: of no use now (the data is uploaded afresh).
-            abort_upload(&self.client, &record.key, Some(id), Vec::new()).await;
+            abort_upload(
+                &self.client,
+                &record.key,
+                Some(id),
+                Vec::new(),
+                Some(&self.config.journal),
+            )
+            .await;
         }
         if staged.size() == 0 && !record.complete {
             return Ok(Done::Empty);
@@ -273,7 +318,7 @@ impl<C: ObjectClient> Pending<C> {
             key: &target,
         };
         let uploaded = staged.upload(&ctx, record.mtime()).await;
-        staged.drop_resumable(&self.client).await;
+        staged.drop_resumable(&self.client, &self.config).await;
         match uploaded {
             Ok(_) => Ok(Done::Uploaded(RecoveredFile {
                 key: record.key.clone(),

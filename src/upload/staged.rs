@@ -293,9 +293,20 @@ impl Staged {
 
     /// A kept multipart upload that will not be resumed: aborted (in the background, if
     /// the server cannot be reached).
-    pub async fn drop_resumable<C: ObjectClient>(&mut self, client: &Arc<C>) {
+    pub async fn drop_resumable<C: ObjectClient>(
+        &mut self,
+        client: &Arc<C>,
+        config: &WriterConfig,
+    ) {
         if let Some(r) = self.resumable.take() {
-            abort_upload(client, &r.key, Some(&r.upload_id), Vec::new()).await;
+            abort_upload(
+                client,
+                &r.key,
+                Some(&r.upload_id),
+                Vec::new(),
+                Some(&config.journal),
+            )
+            .await;
         }
     }
 
@@ -351,7 +362,8 @@ impl Staged {
             ctx.key.to_string(),
             config.part_size,
             config.concurrency,
-        );
+        )
+        .with_journal(Arc::clone(&config.journal));
         upload.set_mtime(mtime);
         let held = self.resume(ctx, &mut upload).await;
         let plan = self.chunks.plan(|n| part_size(config.part_size, n));
@@ -426,7 +438,14 @@ impl Staged {
             return HashMap::new();
         };
         if kept.key != ctx.key {
-            abort_upload(ctx.client, &kept.key, Some(&kept.upload_id), Vec::new()).await;
+            abort_upload(
+                ctx.client,
+                &kept.key,
+                Some(&kept.upload_id),
+                Vec::new(),
+                Some(&ctx.config.journal),
+            )
+            .await;
             return HashMap::new();
         }
         match ctx.client.list_parts(&kept.key, &kept.upload_id).await {
@@ -445,7 +464,14 @@ impl Staged {
                     "{:?}: cannot resume {} ({e}); starting afresh",
                     ctx.key, kept.upload_id
                 );
-                abort_upload(ctx.client, &kept.key, Some(&kept.upload_id), Vec::new()).await;
+                abort_upload(
+                    ctx.client,
+                    &kept.key,
+                    Some(&kept.upload_id),
+                    Vec::new(),
+                    Some(&ctx.config.journal),
+                )
+                .await;
                 HashMap::new()
             }
         }

@@ -124,7 +124,8 @@ impl<C: ObjectClient> OpenWriter<C> {
                         key.clone(),
                         config.part_size,
                         config.concurrency,
-                    ),
+                    )
+                    .with_journal(Arc::clone(&config.journal)),
                     part: PartBuf::new(),
                     hold: None,
                     mirror: Mirror::default(),
@@ -574,7 +575,7 @@ impl<C: ObjectClient> OpenWriter<C> {
         }
         if let Mode::Staged(staged) = &mut state.mode {
             staged.fetch_all(&self.ctx(&key)).await?;
-            staged.drop_resumable(&self.client).await;
+            staged.drop_resumable(&self.client, &self.config).await;
         }
         self.unlinked.store(true, Ordering::Release);
         if let Err(e) = self
