@@ -21,6 +21,16 @@ use support::{Fault, Mount, MountCommand, Op, TestServer};
 
 const MIB: usize = 1 << 20;
 
+/// Held by the tests that load the machine most (minutes of transfer, gigabytes in memory
+/// or on disk): run side by side on two cores, they starved the other tests' mounts of
+/// disk and CPU for longer than the harness waits (a 20 s mount). One at a time, beside the
+/// light tests.
+static HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn heavy() -> std::sync::MutexGuard<'static, ()> {
+    HEAVY.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 fn server() -> TestServer {
     let server = TestServer::start();
     server.create_bucket("bkt");
@@ -47,8 +57,10 @@ fn eventually(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
 /// client.
 #[test]
 fn a_large_file_through_a_slow_uplink_closes() {
+    let _heavy = heavy();
     let server = server();
-    let m = Mount::start(&server, "bkt", &[]);
+    let cache = cache_dir();
+    let m = Mount::start(&server, "bkt", &["--cache-dir", cache.arg()]);
     server.set_upload_bandwidth(Some(2 * MIB as u64));
     server.set_latency(Duration::from_millis(100));
     let data = pattern(256 * MIB, 1);
@@ -76,6 +88,7 @@ fn a_large_file_through_a_slow_uplink_closes() {
 /// object's SHA-256 is the data written, no multipart upload is left open.
 #[test]
 fn a_workload_under_throttling_resets_and_an_outage_loses_nothing() {
+    let _heavy = heavy();
     const SIZES: [usize; 10] = [
         1 << 10,
         7 << 10,
@@ -92,7 +105,8 @@ fn a_workload_under_throttling_resets_and_an_outage_loses_nothing() {
     const FILES: usize = 50;
     const RUN_FOR: Duration = Duration::from_secs(180);
     let server = server();
-    let m = Mount::start(&server, "bkt", &[]);
+    let cache = cache_dir();
+    let m = Mount::start(&server, "bkt", &["--cache-dir", cache.arg()]);
     server.seed_faults(17);
     server.fail_rate(0.10, Fault::SlowDown);
     server.fail_rate(0.01, Fault::CutUpload { after: 16 * 1024 });
@@ -227,6 +241,13 @@ fn lost_put_and_create_answers_leave_nothing_behind() {
     );
 }
 
+/// A cache directory for a test's mounts that outlives them: a tmpfs, so the durability
+/// tests' local copies and fsyncs never compete for the disk the other tests' programs are
+/// paged in from (on a loaded 2-core VM that stalled them past the harness's timeouts).
+fn cache_dir() -> Tmpfs {
+    Tmpfs::mount("1g")
+}
+
 /// The mount command for the crash tests: the journal in `cache`, which outlives mounts.
 fn durable_mount(server: &TestServer, cache: &Path, extra: &[&str]) -> Mount {
     let mut args = vec![
@@ -252,7 +273,7 @@ fn status_text(m: &Mount) -> String {
 #[test]
 fn files_closed_in_an_outage_reach_s3_after_kill_and_remount() {
     let server = server();
-    let cache = tempfile::tempdir().unwrap();
+    let cache = cache_dir();
     let mut m = durable_mount(
         &server,
         cache.path(),
@@ -304,7 +325,7 @@ fn files_closed_in_an_outage_reach_s3_after_kill_and_remount() {
 #[test]
 fn a_crash_during_an_overwrite_keeps_the_original_and_recovers_beside_it() {
     let server = server();
-    let cache = tempfile::tempdir().unwrap();
+    let cache = cache_dir();
     let original = pattern(10 * MIB, 9);
     server.put("bkt", "disk.img", original.clone());
     let mut m = durable_mount(&server, cache.path(), &[]);
@@ -390,6 +411,7 @@ fn a_planted_cache_directory_is_refused() {
 /// inside S3.
 #[test]
 fn an_append_to_a_two_gib_object_moves_one_part() {
+    let _heavy = heavy();
     let server = server();
     let size = 2048 * MIB;
     // A MiB of pattern repeated: built at memory speed (a byte-wise pattern of 2 GiB takes
@@ -398,7 +420,7 @@ fn an_append_to_a_two_gib_object_moves_one_part() {
     let whole = || block.repeat(size / MIB);
     server.put("bkt", "big.log", whole());
     let cache = Tmpfs::mount("512m");
-    let m = Mount::start(&server, "bkt", &["--cache-dir", cache.path()]);
+    let m = Mount::start(&server, "bkt", &["--cache-dir", cache.arg()]);
     let log = m.path().join("big.log");
     let started = Instant::now();
     run(Command::new("sh")
@@ -432,10 +454,17 @@ fn an_append_to_a_two_gib_object_moves_one_part() {
 /// peak memory is the budget plus its usual footprint, not 64 files' worth of parts.
 #[test]
 fn sixty_four_writers_stay_within_the_upload_budget() {
+    let _heavy = heavy();
     const WRITERS: usize = 64;
     const EACH: usize = 24 * MIB;
     let server = server();
-    let m = Mount::start(&server, "bkt", &["--max-upload-memory", "64M"]);
+    // The test is about memory: the local copies go to a tmpfs, not to the shared disk.
+    let cache = Tmpfs::mount("2g");
+    let m = Mount::start(
+        &server,
+        "bkt",
+        &["--max-upload-memory", "64M", "--cache-dir", cache.arg()],
+    );
     let pid = m.pid().unwrap();
     let dir = Arc::new(m.path().to_path_buf());
     let writers: Vec<_> = (0..WRITERS)
@@ -491,7 +520,7 @@ fn rss_kib(pid: u32) -> u64 {
 #[test]
 fn unmount_says_what_stays_in_the_journal() {
     let server = server();
-    let cache = tempfile::tempdir().unwrap();
+    let cache = cache_dir();
     let m = durable_mount(
         &server,
         cache.path(),
@@ -529,7 +558,7 @@ fn unmount_says_what_stays_in_the_journal() {
 fn an_abort_cut_by_an_outage_is_done_by_the_next_mount() {
     use std::io::{Seek, SeekFrom};
     let server = server();
-    let cache = tempfile::tempdir().unwrap();
+    let cache = cache_dir();
     let mut m = durable_mount(
         &server,
         cache.path(),
@@ -560,4 +589,22 @@ fn an_abort_cut_by_an_outage_is_done_by_the_next_mount() {
         && server
             .get("bkt", "seek.bin")
             .is_some_and(|b| b.as_ref() == &expected[..])));
+}
+
+/// `truncate -s 6T` is refused at once with EFBIG (S3's largest object is 5 TiB): nothing
+/// is sent, and the object is as it was.
+#[test]
+fn a_file_past_five_tib_is_refused_at_once() {
+    let server = server();
+    let m = Mount::start(&server, "bkt", &[]);
+    fs::write(m.path().join("sparse"), b"x").unwrap();
+    let f = fs::OpenOptions::new()
+        .write(true)
+        .open(m.path().join("sparse"))
+        .unwrap();
+    let err = f.set_len(6 << 40).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EFBIG), "{err}");
+    drop(f);
+    assert_eq!(server.get("bkt", "sparse").unwrap().as_ref(), b"x");
+    assert_eq!(server.count(Op::CreateMultipartUpload), 0);
 }

@@ -601,7 +601,7 @@ fn a_file_larger_than_the_cache_disk_streams_whole() {
     let server = TestServer::start();
     server.create_bucket("bkt");
     let cache = Tmpfs::mount("16m");
-    let dir = cache.path().to_string();
+    let dir = cache.arg().to_string();
     let m = Mount::start(&server, "bkt", &["--cache-dir", &dir]);
 
     let data = pattern(48 << 20, 5);

@@ -39,7 +39,12 @@ impl Tmpfs {
         Tmpfs { dir }
     }
 
-    pub fn path(&self) -> &str {
+    pub fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// The path as a command-line argument.
+    pub fn arg(&self) -> &str {
         self.dir.path().to_str().expect("temporary paths are UTF-8")
     }
 }

@@ -130,6 +130,12 @@ impl MountCommand {
             cmd.arg("--foreground");
         }
         cmd.args(&self.args);
+        if !self.args.iter().any(|a| a == "--cache-dir") {
+            // Each mount its own journal: the machine's default (/var/lib/s3rolefs for root)
+            // would be shared by every test, and a file one test left there could be
+            // "recovered" into another test's bucket on the same port.
+            cmd.arg("--cache-dir").arg(home.join("cache"));
+        }
         cmd.env("RUST_LOG", "s3rolefs=debug");
         if let Some((access_key, secret_key)) = &self.static_credentials {
             cmd.env("AWS_ACCESS_KEY_ID", access_key);
@@ -215,9 +221,10 @@ impl MountCommand {
                 );
             }
             if Instant::now() >= deadline {
+                let stuck = where_stuck(child.id());
                 kill(&mut child);
                 panic!(
-                    "s3rolefs mount did not exit within {MOUNT_TIMEOUT:?}; stderr:\n{}",
+                    "s3rolefs mount did not exit within {MOUNT_TIMEOUT:?} ({stuck}); stderr:\n{}",
                     read_log()
                 );
             }
@@ -324,8 +331,9 @@ impl Mount {
                 );
             }
             if Instant::now() >= deadline {
+                let stuck = where_stuck(child.id());
                 panic!(
-                    "{} was not mounted within {MOUNT_TIMEOUT:?}; stderr:\n{}",
+                    "{} was not mounted within {MOUNT_TIMEOUT:?} ({stuck}); stderr:\n{}",
                     self.mountpoint.display(),
                     self.stderr_log()
                 );
@@ -429,6 +437,45 @@ fn unmount(mountpoint: &Path) {
         }
     }
     eprintln!("could not unmount {}", mountpoint.display());
+}
+
+/// Where process `pid` waits, for a message about a hang: its state, the kernel function
+/// it sleeps in, and its threads' kernel stacks (root can read them).
+fn where_stuck(pid: u32) -> String {
+    let read = |what: &str| std::fs::read_to_string(format!("/proc/{pid}/{what}")).unwrap_or_default();
+    let state = read("stat")
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_default();
+    let mut stacks = String::new();
+    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for task in tasks.flatten() {
+            let stack = std::fs::read_to_string(task.path().join("stack")).unwrap_or_default();
+            let first = stack.lines().take(4).collect::<Vec<_>>().join(" < ");
+            stacks.push_str(&format!(
+                "\n  task {}: {}",
+                task.file_name().to_string_lossy(),
+                first
+            ));
+        }
+    }
+    // A process that runs rather than sleeps: where, in user space (gdb, when installed).
+    let user = Command::new("gdb")
+        .args(["-p", &pid.to_string(), "-batch", "-ex", "thread apply all bt 12"])
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .filter(|l| l.starts_with('#') || l.starts_with("Thread"))
+                .collect::<Vec<_>>()
+                .join("\n  ")
+        })
+        .unwrap_or_default();
+    format!(
+        "{} state {state}, wchan {}{stacks}\n  {user}",
+        read("comm").trim(),
+        read("wchan")
+    )
 }
 
 fn wait_bounded(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
