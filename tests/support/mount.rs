@@ -442,7 +442,8 @@ fn unmount(mountpoint: &Path) {
 /// Where process `pid` waits, for a message about a hang: its state, the kernel function
 /// it sleeps in, and its threads' kernel stacks (root can read them).
 fn where_stuck(pid: u32) -> String {
-    let read = |what: &str| std::fs::read_to_string(format!("/proc/{pid}/{what}")).unwrap_or_default();
+    let read =
+        |what: &str| std::fs::read_to_string(format!("/proc/{pid}/{what}")).unwrap_or_default();
     let state = read("stat")
         .rsplit_once(')')
         .and_then(|(_, rest)| rest.split_whitespace().next().map(str::to_owned))
@@ -461,7 +462,13 @@ fn where_stuck(pid: u32) -> String {
     }
     // A process that runs rather than sleeps: where, in user space (gdb, when installed).
     let user = Command::new("gdb")
-        .args(["-p", &pid.to_string(), "-batch", "-ex", "thread apply all bt 12"])
+        .args([
+            "-p",
+            &pid.to_string(),
+            "-batch",
+            "-ex",
+            "thread apply all bt 12",
+        ])
         .output()
         .map(|o| {
             String::from_utf8_lossy(&o.stdout)
