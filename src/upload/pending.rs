@@ -154,12 +154,20 @@ impl<C: ObjectClient> Pending<C> {
         let found = self.config.journal.scan();
         let mut left = 0;
         let mut seen = Vec::new();
+        // Once S3 cannot be reached, the other entries would each wait out the retry
+        // budget for nothing: they wait for the next pass instead.
+        let mut unreachable = false;
         for entry in found {
             if !entry.record.key.starts_with(&self.prefix) {
                 continue;
             }
             let id = entry.data.id.clone();
             seen.push(id.clone());
+            if unreachable {
+                self.show(&id, &entry.record, "waiting: S3 unreachable".into(), false);
+                left += 1;
+                continue;
+            }
             if self.shown().stuck.contains_key(&id) {
                 left += 1;
                 continue;
@@ -192,10 +200,17 @@ impl<C: ObjectClient> Pending<C> {
                         Done::Empty | Done::AlreadyThere => {}
                     }
                 }
-                Err((record, Retry::Later(why))) => {
+                Err((
+                    record,
+                    Retry::Later {
+                        why,
+                        unreachable: cut,
+                    },
+                )) => {
                     debug!("{:?}: still not in S3: {why}", record.key);
                     self.show(&id, &record, format!("retrying: {why}"), false);
                     left += 1;
+                    unreachable = cut;
                 }
                 Err((record, Retry::Never(why))) => {
                     warn!(
@@ -350,7 +365,10 @@ impl<C: ObjectClient> Pending<C> {
                 Ok(Target::Key(record.key.clone()))
             }
             Err(S3Error::NoSuchKey { .. }) => Ok(beside),
-            Err(e) if e.is_retryable() => Err(Retry::Later(e.to_string())),
+            Err(e) if e.is_retryable() => Err(Retry::later(
+                e.to_string(),
+                matches!(e, S3Error::Network { .. }),
+            )),
             Err(e) => Err(Retry::Never(e.to_string())),
         }
     }
@@ -407,20 +425,26 @@ enum Target {
 
 /// Why an entry is still in the journal.
 enum Retry {
-    /// A passing failure (network, 5xx, throttling): tried again later.
-    Later(String),
+    /// A passing failure (network, 5xx, throttling): tried again later. `unreachable`: the
+    /// server could not be reached at all (the rest of the pass would fare no better).
+    Later { why: String, unreachable: bool },
     /// Cannot be done (the base a partial copy needs is gone, access denied): left alone
     /// until the next mount.
     Never(String),
 }
 
 impl Retry {
+    fn later(why: String, unreachable: bool) -> Retry {
+        Retry::Later { why, unreachable }
+    }
+
     fn from_upload(e: UploadError) -> Retry {
         match e.s3_error() {
-            Some(s3) if s3.is_retryable() => Retry::Later(e.to_string()),
-            Some(S3Error::CredentialsRejected { .. }) => Retry::Later(e.to_string()),
+            Some(s3 @ S3Error::Network { .. }) => Retry::later(s3.to_string(), true),
+            Some(s3) if s3.is_retryable() => Retry::later(e.to_string(), false),
+            Some(S3Error::CredentialsRejected { .. }) => Retry::later(e.to_string(), false),
             Some(_) => Retry::Never(e.to_string()),
-            None if e.is_no_space() => Retry::Later(e.to_string()),
+            None if e.is_no_space() => Retry::later(e.to_string(), false),
             None => Retry::Never(e.to_string()),
         }
     }
