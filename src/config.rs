@@ -16,6 +16,9 @@ pub mod defaults {
     pub const FILE_MODE: u16 = 0o644;
     /// Directories must be searchable to be usable.
     pub const DIR_MODE: u16 = 0o755;
+    /// Content-Type of a file whose extension names none: what S3 and s3fs use for bytes
+    /// of unknown kind.
+    pub const CONTENT_TYPE: &str = "application/octet-stream";
     /// How long a `stat` answer is trusted: one second matches the peers' default and keeps
     /// a file changed by another client visible within a second, while `ls -l` and builds
     /// that stat the same file many times in a row ask S3 once.
@@ -113,6 +116,9 @@ pub struct MountOptions {
     pub allow_other: bool,
     pub uid: Option<u32>,
     pub gid: Option<u32>,
+    /// `--no-posix-metadata`.
+    pub no_posix_metadata: bool,
+    pub content_type_default: Option<String>,
     /// Octal text, e.g. `"0644"`.
     pub file_mode: Option<String>,
     pub dir_mode: Option<String>,
@@ -164,6 +170,10 @@ pub struct MountConfig {
     pub gid: u32,
     pub file_mode: u16,
     pub dir_mode: u16,
+    /// Modes, owners, times, symlinks and xattrs live in object metadata (s3fs's format).
+    pub posix_metadata: bool,
+    /// Content-Type of files whose extension names none.
+    pub content_type_default: String,
     pub metadata_ttl: Duration,
     /// Attempts per request made in any case (`AWS_MAX_ATTEMPTS`).
     pub max_attempts: u32,
@@ -318,6 +328,11 @@ impl MountConfig {
             allow_other: opts.allow_other,
             uid: opts.uid.unwrap_or(uid),
             gid: opts.gid.unwrap_or(gid),
+            posix_metadata: !opts.no_posix_metadata,
+            content_type_default: opts
+                .content_type_default
+                .clone()
+                .unwrap_or_else(|| defaults::CONTENT_TYPE.to_string()),
             file_mode: parse_mode(opts.file_mode.as_deref(), defaults::FILE_MODE, "file mode")?,
             dir_mode: parse_mode(
                 opts.dir_mode.as_deref(),

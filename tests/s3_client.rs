@@ -65,7 +65,7 @@ fn put(key: &str, body: &'static [u8]) -> PutObjectParams {
     PutObjectParams {
         key: key.to_string(),
         body: Bytes::from_static(body),
-        mtime: None,
+        metadata: Default::default(),
     }
 }
 
@@ -120,7 +120,10 @@ async fn multipart_upload_complete_and_abort() {
     let server = TestServer::start();
     let c = connect(&server, "bucket").await;
     server.set_min_part_size(4);
-    let id = c.create_multipart_upload("big", None).await.unwrap();
+    let id = c
+        .create_multipart_upload("big", &Default::default())
+        .await
+        .unwrap();
     let e1 = c
         .upload_part("big", &id, 1, Bytes::from_static(b"part1-"))
         .await
@@ -139,7 +142,10 @@ async fn multipart_upload_complete_and_abort() {
     assert_eq!(server.get("bucket", "big").unwrap(), "part1-part2");
     assert_eq!(c.head_object("big").await.unwrap().etag, etag);
 
-    let id = c.create_multipart_upload("abandoned", None).await.unwrap();
+    let id = c
+        .create_multipart_upload("abandoned", &Default::default())
+        .await
+        .unwrap();
     assert_eq!(server.open_multipart_uploads("bucket"), 1);
     c.abort_multipart_upload("abandoned", &id).await.unwrap();
     assert_eq!(server.open_multipart_uploads("bucket"), 0);
@@ -224,7 +230,7 @@ async fn odd_keys_round_trip_verbatim() {
         c.put_object(PutObjectParams {
             key: key.to_string(),
             body: Bytes::from(key.as_bytes().to_vec()),
-            mtime: None,
+            metadata: Default::default(),
         })
         .await
         .unwrap_or_else(|e| panic!("put {key:?}: {e}"));

@@ -89,6 +89,7 @@ async fn fifty_mib_stream_as_multipart_parts() {
         s3,
         "big/file.bin".into(),
         Origin::New,
+        Default::default(),
         writer_config(&dir, 5 * MIB),
     );
     let body = data(50 * MIB);
@@ -118,6 +119,7 @@ async fn failed_part_keeps_the_data_and_a_later_flush_succeeds() {
         s3,
         "doomed.bin".into(),
         Origin::New,
+        Default::default(),
         writer_config(&dir, 256 * 1024),
     );
     server.fail_next_op(Op::UploadPart, 1_000, Fault::InternalError);

@@ -187,13 +187,21 @@ struct MountArgs {
     /// Let other users access the mount (needs user_allow_other in /etc/fuse.conf unless root).
     #[arg(long, help_heading = "Mount")]
     allow_other: bool,
-    /// Owner of every file and directory (default: the mounting user).
+    /// Owner of files and directories that store none (default: the mounting user).
     #[arg(long, help_heading = "Mount")]
     uid: Option<u32>,
-    /// Group of every file and directory (default: the mounting user's group).
+    /// Group of files and directories that store none (default: the mounting user's group).
     #[arg(long, help_heading = "Mount")]
     gid: Option<u32>,
-    /// Permission bits of files, octal (default 0644).
+    /// Ignore modes, owners, times, symlinks and xattrs stored in object metadata (s3fs's
+    /// x-amz-meta-mode/uid/gid/mtime/xattr), and store none: every file shows the mount's
+    /// mode and owner.
+    #[arg(long, help_heading = "Mount")]
+    no_posix_metadata: bool,
+    /// Content-Type of uploaded files whose extension names none.
+    #[arg(long, value_name = "TYPE", help_heading = "Mount")]
+    content_type_default: Option<String>,
+    /// Permission bits of files that store none, octal (default 0644).
     #[arg(long, value_name = "MODE", help_heading = "Mount")]
     file_mode: Option<String>,
     /// Permission bits of directories, octal (default 0755).
@@ -318,6 +326,8 @@ fn run(cli: Cli, arguments: &[OsString]) -> Result<(), String> {
                 allow_other: args.allow_other,
                 uid: args.uid,
                 gid: args.gid,
+                no_posix_metadata: args.no_posix_metadata,
+                content_type_default: args.content_type_default,
                 file_mode: args.file_mode,
                 dir_mode: args.dir_mode,
                 metadata_ttl_secs: args.metadata_ttl,

@@ -3,25 +3,33 @@
 //! A directory is a common prefix (`a/b/` has keys under it) or a zero-byte marker `a/b/`;
 //! with delimiter `/`, S3 reports both as common prefixes. The rules applied here:
 //!
-//! - A key that cannot be a file name — an empty component (`a//b`), `.` or `..`, a name
-//!   longer than 255 bytes, or a NUL byte — is hidden, and logged once per key.
+//! - A key that cannot be a file name — an empty component (`a//b`), `.` or `..`, or a NUL
+//!   byte — is hidden, and logged once per key. (Names up to S3's whole key length are
+//!   shown: [`NAME_MAX`].)
 //! - When both a file `a` and a directory `a/` exist, the directory wins; the file is hidden.
 //! - The directory's own marker (`prefix` itself) is not an entry.
 
 use std::collections::HashSet;
 use std::sync::Mutex;
-use std::time::SystemTime;
 
 use crate::s3::{Listing, ObjectMeta};
 
-/// Longest name Linux accepts for one path component.
-pub const NAME_MAX: usize = 255;
+/// Longest name of one path component: what FUSE carries (`FUSE_NAME_MAX`), and no more
+/// than an S3 key holds. `statfs` states it. Ext4's 255 would hide keys that s3fs shows and
+/// creates.
+pub const NAME_MAX: usize = 1024;
+
+/// The longest S3 key, in bytes.
+pub const KEY_MAX: usize = 1024;
 
 /// What a directory entry is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EntryKind {
     File,
     Directory,
+    /// An object whose stored mode is `S_IFLNK`: its body is the target (s3fs's format).
+    /// Listings cannot tell it from a file; its metadata does.
+    Symlink,
 }
 
 /// One entry of a listed directory, before it is given an inode.
@@ -41,6 +49,19 @@ pub fn is_valid_name(name: &str) -> bool {
         && name.len() <= NAME_MAX
         && !name.contains('\0')
         && !name.contains('/')
+}
+
+/// Checks `name` for a new entry in the directory whose keys start with `parent_key`:
+/// `ENAMETOOLONG` beyond [`NAME_MAX`] or when its key (a directory's with its `/`) would
+/// pass S3's [`KEY_MAX`]; `EINVAL` for a name no file can have.
+pub fn check_new_name(parent_key: &str, name: &str) -> Result<(), super::FsError> {
+    if name.len() > NAME_MAX || parent_key.len() + name.len() + 1 > KEY_MAX {
+        return Err(super::FsError::NameTooLong);
+    }
+    if !is_valid_name(name) {
+        return Err(super::FsError::InvalidName);
+    }
+    Ok(())
 }
 
 /// The entries of the directory whose keys start with `prefix` (`""` or ending in `/`),
@@ -109,11 +130,6 @@ fn hidden_key(key: &str, why: &str) {
     }
 }
 
-/// Attributes of a synthetic directory: S3 has none, so the mount time stands in.
-pub fn directory_mtime(mount_time: SystemTime) -> SystemTime {
-    mount_time
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,7 +141,8 @@ mod tests {
             size,
             etag: "\"e\"".into(),
             last_modified: UNIX_EPOCH,
-            mtime: None,
+            metadata: None,
+            version_id: None,
         }
     }
 
@@ -173,14 +190,24 @@ mod tests {
         assert_eq!(names(&e), vec![("ok", EntryKind::File)]);
     }
 
-    /// Names longer than 255 bytes are hidden.
+    /// Names longer than ext4's 255 bytes are shown (S3 keys reach 1,024 bytes, and s3fs
+    /// shows them); new names are refused only past the key's limit.
     #[test]
-    fn overlong_names_are_hidden() {
+    fn long_names_are_shown_and_refused_past_the_key_limit() {
         let long = "x".repeat(256);
         let listing = Listing {
             objects: vec![obj(&long, 1), obj("short", 1)],
             common_prefixes: vec![],
         };
-        assert_eq!(entries_from_listing("", listing).len(), 1);
+        assert_eq!(entries_from_listing("", listing).len(), 2);
+        assert!(check_new_name("", &"y".repeat(1000)).is_ok());
+        assert!(matches!(
+            check_new_name("dir/", &"y".repeat(1020)),
+            Err(crate::fs::FsError::NameTooLong)
+        ));
+        assert!(matches!(
+            check_new_name("", "a/b"),
+            Err(crate::fs::FsError::InvalidName)
+        ));
     }
 }

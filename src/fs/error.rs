@@ -19,8 +19,39 @@ pub enum FsError {
     Exists,
     #[error("directory not empty")]
     NotEmpty,
+    /// A name that cannot be a file name here (`.`/`..`, a `/`, NUL; not UTF-8: S3 keys
+    /// are UTF-8), or a move of a directory into itself.
     #[error("invalid name")]
     InvalidName,
+    /// A name that is not UTF-8: S3 keys are, so it can be neither found nor created.
+    #[error("the name is not UTF-8")]
+    NotUtf8,
+    /// A name, or the key it makes, longer than the mount allows (`statfs`'s name length,
+    /// S3's 1,024-byte keys).
+    #[error("name too long")]
+    NameTooLong,
+    /// Not a kind of file or operation this filesystem has (hard links, device nodes,
+    /// fifos, sockets).
+    #[error("not permitted on this filesystem: {0}")]
+    NotPermitted(&'static str),
+    /// An extended attribute outside the `user.` namespace, or a read-only one written.
+    #[error("not supported: {0}")]
+    NotSupported(&'static str),
+    /// No extended attribute of that name.
+    #[error("no such attribute")]
+    NoAttribute,
+    /// The answer does not fit the caller's buffer (`getxattr`, `listxattr`).
+    #[error("buffer too small")]
+    BufferTooSmall,
+    /// One attribute value larger than S3 can store with an object.
+    #[error("attribute value too large: {size} bytes, at most {limit}")]
+    ValueTooLarge { size: usize, limit: usize },
+    /// The object's metadata would exceed S3's limit.
+    #[error("no room: the object's metadata would be {size} bytes, S3 keeps at most {limit}")]
+    MetadataFull { size: usize, limit: usize },
+    /// Not a symlink (`readlink`), or another argument the operation cannot take.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(&'static str),
     #[error("stale handle {0}")]
     BadHandle(u64),
     #[error("unknown inode {0}")]
@@ -43,6 +74,15 @@ impl FsError {
             FsError::Exists => libc::EEXIST,
             FsError::NotEmpty => libc::ENOTEMPTY,
             FsError::InvalidName => libc::EINVAL,
+            FsError::NameTooLong => libc::ENAMETOOLONG,
+            FsError::NotUtf8 => libc::EINVAL,
+            FsError::NotPermitted(_) => libc::EPERM,
+            FsError::NotSupported(_) => libc::EOPNOTSUPP,
+            FsError::NoAttribute => libc::ENODATA,
+            FsError::BufferTooSmall => libc::ERANGE,
+            FsError::ValueTooLarge { .. } => libc::E2BIG,
+            FsError::MetadataFull { .. } => libc::ENOSPC,
+            FsError::InvalidArgument(_) => libc::EINVAL,
             FsError::BadHandle(_) => libc::EBADF,
             // The kernel asked about an inode it forgot: its view is stale.
             FsError::UnknownInode(_) => libc::ESTALE,
@@ -64,6 +104,15 @@ impl FsError {
                 | FsError::Exists
                 | FsError::NotEmpty
                 | FsError::InvalidName
+                | FsError::NameTooLong
+                | FsError::NotUtf8
+                | FsError::NotPermitted(_)
+                | FsError::NotSupported(_)
+                | FsError::NoAttribute
+                | FsError::BufferTooSmall
+                | FsError::ValueTooLarge { .. }
+                | FsError::MetadataFull { .. }
+                | FsError::InvalidArgument(_)
         ) && !matches!(self, FsError::S3(S3Error::NoSuchKey { .. }))
     }
 }

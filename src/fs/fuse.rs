@@ -28,6 +28,7 @@ use fuser::{
 };
 use tokio::runtime::Handle;
 
+use super::attrs::{Creator, SetAttr, XattrFlag};
 use super::dir::EntryKind;
 use super::{Attr, FsError, OpenMode, PageCache, S3Filesystem};
 use crate::s3::{Chunks, ObjectClient};
@@ -193,20 +194,44 @@ impl ReadReplies {
     }
 }
 
+fn file_type(kind: EntryKind) -> FileType {
+    match kind {
+        EntryKind::Directory => FileType::Directory,
+        EntryKind::File => FileType::RegularFile,
+        EntryKind::Symlink => FileType::Symlink,
+    }
+}
+
+/// A name as S3 can hold it.
+fn utf8(name: &OsStr) -> Result<String, FsError> {
+    name.to_str().map(str::to_owned).ok_or(FsError::NotUtf8)
+}
+
+/// Answers `getxattr`/`listxattr` with `value`: its size when asked for it (`size` 0),
+/// the bytes when they fit, `ERANGE` when they do not.
+fn reply_xattr(reply: ReplyXattr, size: u32, value: Result<Vec<u8>, FsError>, op: &str) {
+    match value {
+        Ok(v) if size == 0 => reply.size(v.len() as u32),
+        Ok(v) if v.len() <= size as usize => reply.data(&v),
+        Ok(_) => reply.error(errno(&FsError::BufferTooSmall, op)),
+        Err(e) => reply.error(errno(&e, op)),
+    }
+}
+
 fn to_file_attr(attr: &Attr) -> FileAttr {
-    let (kind, nlink) = match attr.kind {
-        EntryKind::Directory => (FileType::Directory, 2),
-        EntryKind::File => (FileType::RegularFile, 1),
+    let nlink = match attr.kind {
+        EntryKind::Directory => 2,
+        EntryKind::File | EntryKind::Symlink => 1,
     };
     FileAttr {
         ino: INodeNo(attr.ino),
         size: attr.size,
         blocks: attr.size.div_ceil(512),
-        atime: attr.mtime,
+        atime: attr.atime,
         mtime: attr.mtime,
-        ctime: attr.mtime,
+        ctime: attr.ctime,
         crtime: UNIX_EPOCH,
-        kind,
+        kind: file_type(attr.kind),
         perm: attr.perm,
         nlink,
         uid: attr.uid,
@@ -254,10 +279,9 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         self.initialized();
-        let Some(name) = name.to_str().map(str::to_owned) else {
-            // S3 keys are UTF-8: a non-UTF-8 name cannot exist in the bucket.
-            reply.error(Errno::ENOENT);
-            return;
+        let name = match utf8(name) {
+            Ok(name) => name,
+            Err(e) => return reply.error(errno(&e, "lookup")),
         };
         let fs = Arc::clone(&self.fs);
         let ttl = self.ttl();
@@ -271,21 +295,26 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
 
     fn mkdir(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         name: &OsStr,
-        _mode: u32,
-        _umask: u32,
+        mode: u32,
+        umask: u32,
         reply: ReplyEntry,
     ) {
-        let Some(name) = name.to_str().map(str::to_owned) else {
-            reply.error(Errno::EINVAL);
-            return;
+        let name = match utf8(name) {
+            Ok(name) => name,
+            Err(e) => return reply.error(errno(&e, "mkdir")),
+        };
+        let creator = Creator {
+            uid: req.uid(),
+            gid: req.gid(),
+            mode: mode & !umask,
         };
         let fs = Arc::clone(&self.fs);
         let ttl = self.ttl();
         self.runtime.spawn(async move {
-            match fs.mkdir(parent.0, &name).await {
+            match fs.mkdir(parent.0, &name, creator).await {
                 Ok(attr) => reply.entry(&ttl, &to_file_attr(&attr), Generation(0)),
                 Err(e) => reply.error(errno(&e, "mkdir")),
             }
@@ -293,9 +322,9 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let Some(name) = name.to_str().map(str::to_owned) else {
-            reply.error(Errno::ENOENT);
-            return;
+        let name = match utf8(name) {
+            Ok(name) => name,
+            Err(e) => return reply.error(errno(&e, "rmdir")),
         };
         let fs = Arc::clone(&self.fs);
         self.runtime.spawn(async move {
@@ -307,9 +336,9 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let Some(name) = name.to_str().map(str::to_owned) else {
-            reply.error(Errno::ENOENT);
-            return;
+        let name = match utf8(name) {
+            Ok(name) => name,
+            Err(e) => return reply.error(errno(&e, "unlink")),
         };
         let fs = Arc::clone(&self.fs);
         self.runtime.spawn(async move {
@@ -330,17 +359,14 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
         flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
-        let (Some(name), Some(newname)) = (
-            name.to_str().map(str::to_owned),
-            newname.to_str().map(str::to_owned),
-        ) else {
-            reply.error(Errno::EINVAL);
-            return;
+        let (name, newname) = match (utf8(name), utf8(newname)) {
+            (Ok(name), Ok(newname)) => (name, newname),
+            (Err(e), _) | (_, Err(e)) => return reply.error(errno(&e, "rename")),
         };
         if flags.intersects(RenameFlags::RENAME_EXCHANGE | RenameFlags::RENAME_WHITEOUT) {
             // S3 has no atomic swap: refuse rather than half-do it.
-            reply.error(Errno::EINVAL);
-            return;
+            let e = FsError::InvalidArgument("RENAME_EXCHANGE and RENAME_WHITEOUT");
+            return reply.error(errno(&e, "rename"));
         }
         let no_replace = flags.contains(RenameFlags::RENAME_NOREPLACE);
         let fs = Arc::clone(&self.fs);
@@ -450,17 +476,22 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
 
     fn create(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         name: &OsStr,
-        _mode: u32,
-        _umask: u32,
+        mode: u32,
+        umask: u32,
         flags: i32,
         reply: ReplyCreate,
     ) {
-        let Some(name) = name.to_str().map(str::to_owned) else {
-            reply.error(Errno::EINVAL);
-            return;
+        let name = match utf8(name) {
+            Ok(name) => name,
+            Err(e) => return reply.error(errno(&e, "create")),
+        };
+        let creator = Creator {
+            uid: req.uid(),
+            gid: req.gid(),
+            mode: mode & !umask,
         };
         let exclusive = flags & libc::O_EXCL != 0;
         let truncate = flags & libc::O_TRUNC != 0;
@@ -468,7 +499,10 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
         let ttl = self.ttl();
         let direct_io = self.direct_io;
         self.runtime.spawn(async move {
-            match fs.create(parent.0, &name, exclusive, truncate).await {
+            match fs
+                .create(parent.0, &name, exclusive, truncate, creator)
+                .await
+            {
                 Ok((attr, opened)) => reply.created(
                     &ttl,
                     &to_file_attr(&attr),
@@ -531,11 +565,11 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
         &self,
         _req: &Request,
         ino: INodeNo,
-        _mode: Option<u32>,
-        _uid: Option<u32>,
-        _gid: Option<u32>,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
         size: Option<u64>,
-        _atime: Option<fuser::TimeOrNow>,
+        atime: Option<fuser::TimeOrNow>,
         mtime: Option<fuser::TimeOrNow>,
         _ctime: Option<std::time::SystemTime>,
         _fh: Option<FileHandle>,
@@ -545,23 +579,23 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
+        let time = |t: fuser::TimeOrNow| match t {
+            fuser::TimeOrNow::SpecificTime(t) => t,
+            fuser::TimeOrNow::Now => std::time::SystemTime::now(),
+        };
+        // The kernel already checked who may change what (`default_permissions`).
+        let change = SetAttr {
+            mode,
+            uid,
+            gid,
+            size,
+            atime: atime.map(time),
+            mtime: mtime.map(time),
+        };
         let fs = Arc::clone(&self.fs);
         let ttl = self.ttl();
         self.runtime.spawn(async move {
-            // Modes and owners come from the mount options; size and mtime change (atime
-            // and ctime follow mtime: S3 has one time).
-            let mut result = match size {
-                Some(size) => fs.set_size(ino.0, size).await,
-                None => fs.getattr(ino.0).await,
-            };
-            if let (Ok(_), Some(t)) = (&result, mtime) {
-                let t = match t {
-                    fuser::TimeOrNow::SpecificTime(t) => t,
-                    fuser::TimeOrNow::Now => std::time::SystemTime::now(),
-                };
-                result = fs.set_mtime(ino.0, t).await;
-            }
-            match result {
+            match fs.setattr(ino.0, change).await {
                 Ok(attr) => reply.attr(&ttl, &to_file_attr(&attr)),
                 Err(e) => reply.error(errno(&e, "setattr")),
             }
@@ -590,22 +624,142 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
         });
     }
 
-    fn getxattr(
+    fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        let name = match utf8(name) {
+            Ok(name) => name,
+            Err(e) => return reply.error(errno(&e, "getxattr")),
+        };
+        // Names outside `user.` (the kernel asks for `security.capability` before every
+        // write) and attributes already known are answered here.
+        if let Some(done) = self.fs.getxattr_now(ino.0, &name) {
+            return reply_xattr(reply, size, done, "getxattr");
+        }
+        let fs = Arc::clone(&self.fs);
+        self.runtime.spawn(async move {
+            let value = fs.getxattr(ino.0, &name).await;
+            reply_xattr(reply, size, value, "getxattr");
+        });
+    }
+
+    fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        let fs = Arc::clone(&self.fs);
+        self.runtime.spawn(async move {
+            let names = fs.listxattr(ino.0).await;
+            reply_xattr(reply, size, names, "listxattr");
+        });
+    }
+
+    fn setxattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        name: &OsStr,
+        value: &[u8],
+        flags: i32,
+        _position: u32,
+        reply: ReplyEmpty,
+    ) {
+        let name = match utf8(name) {
+            Ok(name) => name,
+            Err(e) => return reply.error(errno(&e, "setxattr")),
+        };
+        let flag = if flags & libc::XATTR_CREATE != 0 {
+            XattrFlag::Create
+        } else if flags & libc::XATTR_REPLACE != 0 {
+            XattrFlag::Replace
+        } else {
+            XattrFlag::Any
+        };
+        let value = value.to_vec();
+        let fs = Arc::clone(&self.fs);
+        self.runtime.spawn(async move {
+            match fs.setxattr(ino.0, &name, &value, flag).await {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno(&e, "setxattr")),
+            }
+        });
+    }
+
+    fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let name = match utf8(name) {
+            Ok(name) => name,
+            Err(e) => return reply.error(errno(&e, "removexattr")),
+        };
+        let fs = Arc::clone(&self.fs);
+        self.runtime.spawn(async move {
+            match fs.removexattr(ino.0, &name).await {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno(&e, "removexattr")),
+            }
+        });
+    }
+
+    fn symlink(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        link_name: &OsStr,
+        target: &std::path::Path,
+        reply: ReplyEntry,
+    ) {
+        let (name, target) = match (utf8(link_name), utf8(target.as_os_str())) {
+            (Ok(name), Ok(target)) => (name, target),
+            (Err(e), _) | (_, Err(e)) => return reply.error(errno(&e, "symlink")),
+        };
+        let creator = Creator {
+            uid: req.uid(),
+            gid: req.gid(),
+            mode: 0o777,
+        };
+        let fs = Arc::clone(&self.fs);
+        let ttl = self.ttl();
+        self.runtime.spawn(async move {
+            match fs.symlink(parent.0, &name, &target, creator).await {
+                Ok(attr) => reply.entry(&ttl, &to_file_attr(&attr), Generation(0)),
+                Err(e) => reply.error(errno(&e, "symlink")),
+            }
+        });
+    }
+
+    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        let fs = Arc::clone(&self.fs);
+        self.runtime.spawn(async move {
+            match fs.readlink(ino.0).await {
+                Ok(target) => reply.data(target.as_bytes()),
+                Err(e) => reply.error(errno(&e, "readlink")),
+            }
+        });
+    }
+
+    fn mknod(
+        &self,
+        _req: &Request,
+        _parent: INodeNo,
+        _name: &OsStr,
+        mode: u32,
+        _umask: u32,
+        _rdev: u32,
+        reply: ReplyEntry,
+    ) {
+        // The kernel sends regular files as `create`; what is left are fifos, sockets and
+        // devices, which S3 cannot hold.
+        let what = match mode & libc::S_IFMT {
+            libc::S_IFIFO => "fifos",
+            libc::S_IFSOCK => "sockets",
+            _ => "device nodes",
+        };
+        reply.error(errno(&FsError::NotPermitted(what), "mknod"));
+    }
+
+    fn link(
         &self,
         _req: &Request,
         _ino: INodeNo,
-        _name: &OsStr,
-        _size: u32,
-        reply: ReplyXattr,
+        _newparent: INodeNo,
+        _newname: &OsStr,
+        reply: ReplyEntry,
     ) {
-        // ENOSYS makes the kernel stop asking for the rest of the mount (it then answers
-        // EOPNOTSUPP itself). Any other error is asked again: every write() checks
-        // `security.capability` first, one round trip per write.
-        reply.error(Errno::ENOSYS);
-    }
-
-    fn listxattr(&self, _req: &Request, _ino: INodeNo, _size: u32, reply: ReplyXattr) {
-        reply.error(Errno::ENOSYS);
+        reply.error(errno(&FsError::NotPermitted("hard links"), "link"));
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
@@ -627,10 +781,7 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
         self.runtime.spawn(async move {
             let result = fs
                 .readdir(fh.0, offset, false, |e| {
-                    let kind = match e.attr.kind {
-                        EntryKind::Directory => FileType::Directory,
-                        EntryKind::File => FileType::RegularFile,
-                    };
+                    let kind = file_type(e.attr.kind);
                     !reply.add(INodeNo(e.attr.ino), e.next_offset, kind, &e.name)
                 })
                 .await;
@@ -654,6 +805,9 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
         self.runtime.spawn(async move {
             let result = fs
                 .readdir(fh.0, offset, true, |e| {
+                    // Attributes a listing guessed (metadata not read yet) are not kept:
+                    // the kernel asks again (lookup) before it uses them.
+                    let ttl = if e.attr.exact { ttl } else { Duration::ZERO };
                     !reply.add(
                         INodeNo(e.attr.ino),
                         e.next_offset,
@@ -688,6 +842,7 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
         // tools that check free space before writing proceed.
         const BLOCKS: u64 = 1 << 40;
         const FILES: u64 = 1 << 32;
-        reply.statfs(BLOCKS, BLOCKS, BLOCKS, FILES, FILES, 4096, 255, 4096);
+        let name_max = super::dir::NAME_MAX as u32;
+        reply.statfs(BLOCKS, BLOCKS, BLOCKS, FILES, FILES, 4096, name_max, 4096);
     }
 }

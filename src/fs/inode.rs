@@ -11,9 +11,11 @@
 //! short and never awaits, so a blocking lock is cheaper than an async one.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use super::dir::EntryKind;
+use super::posix::Posix;
 
 /// The root directory's inode number (fixed by FUSE).
 pub const ROOT_INO: u64 = 1;
@@ -32,8 +34,15 @@ pub struct Inode {
     pub mtime: SystemTime,
     /// Where `mtime` comes from.
     pub time_source: TimeSource,
+    /// The last change of the inode's attributes or content (`st_ctime`).
+    pub ctime: SystemTime,
     /// The object's ETag when last seen (files only).
     pub etag: Option<String>,
+    /// What the object's metadata says of modes, owners, times and xattrs; `None` until
+    /// its metadata was read (a listing does not show it).
+    pub posix: Option<Posix>,
+    /// A symlink's target, once read (for the version `etag` names).
+    pub link: Option<Arc<str>>,
     /// Until when `size`/`mtime`/`etag` may be served without asking S3.
     pub valid_until: Instant,
     /// The ETag pinned by the last `open`: the kernel's page cache holds that version, so
@@ -47,7 +56,7 @@ pub struct Inode {
 }
 
 /// Where a file's mtime comes from. A listing shows only `Last-Modified`, so a time from
-/// metadata or from `utimes` is kept over a listing's time while the ETag stays the same.
+/// metadata is kept over a listing's time while the ETag stays the same.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum TimeSource {
     /// The object's `Last-Modified` (directories: the mount time).
@@ -55,9 +64,6 @@ pub enum TimeSource {
     LastModified,
     /// The object's `x-amz-meta-mtime`, seen on a HEAD or stored by our own write.
     Metadata,
-    /// Set by `utimes` and not stored in S3 yet: kept in memory until a write or rename
-    /// rewrites the object and stores it.
-    Unsaved,
 }
 
 /// Fresh facts about a child, from a listing or a HEAD.
@@ -68,41 +74,61 @@ pub struct ChildFacts {
     pub mtime: SystemTime,
     pub time_source: TimeSource,
     pub etag: Option<String>,
+    /// The attributes its metadata holds; `None` when the facts come from a listing.
+    pub posix: Option<Posix>,
 }
 
 impl ChildFacts {
-    /// A file as S3 describes it: its `x-amz-meta-mtime` when it has one (HEAD, GET), else
-    /// `Last-Modified` (listings).
+    /// An object as S3 describes it: a file, or a symlink when its stored mode says so.
+    /// Its `x-amz-meta-mtime` when it has one (HEAD, GET), else `Last-Modified` (listings).
     pub fn file(meta: &crate::s3::ObjectMeta) -> Self {
+        let posix = meta.metadata.as_ref().map(Posix::from_metadata);
+        let kind = match posix.as_ref().and_then(Posix::kind) {
+            Some(EntryKind::Symlink) => EntryKind::Symlink,
+            _ => EntryKind::File,
+        };
+        let mtime = meta.mtime();
         ChildFacts {
-            kind: EntryKind::File,
+            kind,
             size: meta.size,
-            mtime: meta.mtime.unwrap_or(meta.last_modified),
-            time_source: match meta.mtime {
+            mtime: mtime.unwrap_or(meta.last_modified),
+            time_source: match mtime {
                 Some(_) => TimeSource::Metadata,
                 None => TimeSource::LastModified,
             },
             etag: Some(meta.etag.clone()),
+            posix,
         }
     }
 
-    /// A directory: no size, the mount time.
-    pub fn directory(mount_time: SystemTime) -> Self {
+    /// A directory: no size, the mount time; `posix` from its marker, when read.
+    pub fn directory(mount_time: SystemTime, posix: Option<Posix>) -> Self {
+        let mtime = posix.as_ref().and_then(|p| p.mtime);
         ChildFacts {
             kind: EntryKind::Directory,
             size: 0,
-            mtime: mount_time,
-            time_source: TimeSource::LastModified,
+            mtime: mtime.unwrap_or(mount_time),
+            time_source: match mtime {
+                Some(_) => TimeSource::Metadata,
+                None => TimeSource::LastModified,
+            },
             etag: None,
+            posix,
         }
     }
 }
 
 impl Inode {
     /// Takes fresh facts (same kind). A `Last-Modified` from a listing does not replace a
-    /// time from metadata or `utimes` while the object is the same version.
+    /// time from metadata or `utimes` while the object is the same version, and a listing
+    /// (no metadata) leaves the attributes metadata gave that version. A directory's
+    /// times and attributes change only with what its marker says (or this mount did).
     fn take(&mut self, facts: ChildFacts, valid_until: Instant) {
         let same_version = self.etag == facts.etag;
+        self.valid_until = valid_until;
+        if facts.kind == EntryKind::Directory && facts.posix.is_none() {
+            return;
+        }
         let keep_time = facts.time_source == TimeSource::LastModified
             && same_version
             && self.time_source != TimeSource::LastModified;
@@ -110,9 +136,22 @@ impl Inode {
             self.mtime = facts.mtime;
             self.time_source = facts.time_source;
         }
+        match facts.posix {
+            Some(posix) => {
+                self.ctime = posix.ctime.unwrap_or(self.mtime);
+                self.posix = Some(posix);
+            }
+            None if same_version => {}
+            None => {
+                self.ctime = self.mtime;
+                self.posix = None;
+            }
+        }
+        if !same_version {
+            self.link = None;
+        }
         self.size = facts.size;
         self.etag = facts.etag;
-        self.valid_until = valid_until;
     }
 }
 
@@ -136,7 +175,10 @@ impl InodeTable {
             size: 0,
             mtime: mount_time,
             time_source: TimeSource::LastModified,
+            ctime: mount_time,
             etag: None,
+            posix: None,
+            link: None,
             valid_until: far_future(),
             cached_etag: None,
             // The root is never forgotten.
@@ -187,8 +229,13 @@ impl InodeTable {
         self.next_ino += 1;
         let key = match facts.kind {
             EntryKind::Directory => format!("{parent_key}{name}/"),
-            EntryKind::File => format!("{parent_key}{name}"),
+            EntryKind::File | EntryKind::Symlink => format!("{parent_key}{name}"),
         };
+        let ctime = facts
+            .posix
+            .as_ref()
+            .and_then(|p| p.ctime)
+            .unwrap_or(facts.mtime);
         self.inodes.insert(
             ino,
             Inode {
@@ -200,7 +247,10 @@ impl InodeTable {
                 size: facts.size,
                 mtime: facts.mtime,
                 time_source: facts.time_source,
+                ctime,
                 etag: facts.etag,
+                posix: facts.posix,
+                link: None,
                 valid_until,
                 cached_etag: None,
                 lookups: 0,
@@ -227,12 +277,34 @@ impl InodeTable {
         }
     }
 
-    /// `utimes`: the file's time is `mtime` from now on, kept in memory until a rewrite of
-    /// the object stores it (then [`TimeSource::Metadata`]).
-    pub fn set_mtime(&mut self, ino: u64, mtime: SystemTime, source: TimeSource) {
+    /// The attributes of `ino` changed through this mount (`chmod`, `utimes`, …): `posix`
+    /// is what its metadata holds now.
+    pub fn set_posix(&mut self, ino: u64, posix: Posix) {
         if let Some(inode) = self.inodes.get_mut(&ino) {
-            inode.mtime = mtime;
-            inode.time_source = source;
+            if let Some(t) = posix.mtime {
+                inode.mtime = t;
+                inode.time_source = TimeSource::Metadata;
+            }
+            if let Some(t) = posix.ctime {
+                inode.ctime = t;
+            }
+            inode.posix = Some(posix);
+        }
+    }
+
+    /// `ino` is a symlink to `target` (for the version the table knows).
+    pub fn set_link(&mut self, ino: u64, target: Arc<str>) {
+        if let Some(inode) = self.inodes.get_mut(&ino) {
+            inode.link = Some(target);
+        }
+    }
+
+    /// The entries of directory `ino` changed through this mount: its times are now.
+    pub fn touch_directory(&mut self, ino: u64) {
+        if let Some(inode) = self.inodes.get_mut(&ino) {
+            let now = SystemTime::now();
+            inode.mtime = now;
+            inode.ctime = now;
         }
     }
 
@@ -264,11 +336,12 @@ impl InodeTable {
         let old_key = inode.key.clone();
         let new_key = match inode.kind {
             EntryKind::Directory => format!("{new_parent_key}{new_name}/"),
-            EntryKind::File => format!("{new_parent_key}{new_name}"),
+            EntryKind::File | EntryKind::Symlink => format!("{new_parent_key}{new_name}"),
         };
         inode.parent = new_parent;
         inode.name = new_name.to_string();
         inode.key = new_key.clone();
+        inode.ctime = SystemTime::now();
         self.children
             .insert((new_parent, new_name.to_string()), ino);
         if old_key.ends_with('/') {
@@ -341,7 +414,7 @@ impl InodeTable {
     pub fn expire_under(&mut self, prefix: &str) {
         let now = Instant::now();
         for inode in self.inodes.values_mut() {
-            if inode.key.starts_with(prefix) && inode.kind == EntryKind::File {
+            if inode.key.starts_with(prefix) && inode.kind != EntryKind::Directory {
                 inode.valid_until = now;
             }
         }
@@ -386,11 +459,12 @@ mod tests {
             mtime: UNIX_EPOCH,
             time_source: TimeSource::LastModified,
             etag: Some("\"e\"".into()),
+            posix: None,
         }
     }
 
     fn dir() -> ChildFacts {
-        ChildFacts::directory(UNIX_EPOCH)
+        ChildFacts::directory(UNIX_EPOCH, None)
     }
 
     fn soon() -> Instant {
@@ -419,20 +493,30 @@ mod tests {
         assert_ne!(a, c);
     }
 
-    /// A time from metadata or utimes survives listings of the same version, not a new one.
+    /// A time and attributes from metadata survive listings of the same version, not a
+    /// new one.
     #[test]
-    fn listing_keeps_a_kept_time_of_the_same_version() {
+    fn listing_keeps_metadata_of_the_same_version() {
         let mut t = InodeTable::new("", UNIX_EPOCH);
         let a = t.upsert_child(ROOT_INO, "a", file(1), soon()).unwrap();
         let set = UNIX_EPOCH + Duration::from_secs(1_000);
-        t.set_mtime(a, set, TimeSource::Unsaved);
+        t.set_posix(
+            a,
+            Posix {
+                mode: Some(0o100600),
+                mtime: Some(set),
+                ..Posix::default()
+            },
+        );
         t.upsert_child(ROOT_INO, "a", file(1), soon()).unwrap();
         assert_eq!(t.get(a).unwrap().mtime, set);
+        assert!(t.get(a).unwrap().posix.is_some());
         let mut changed = file(2);
         changed.etag = Some("\"other\"".into());
         t.upsert_child(ROOT_INO, "a", changed, soon()).unwrap();
         assert_eq!(t.get(a).unwrap().mtime, UNIX_EPOCH);
         assert_eq!(t.get(a).unwrap().time_source, TimeSource::LastModified);
+        assert!(t.get(a).unwrap().posix.is_none());
     }
 
     /// An inode goes when the kernel forgets every reference; the root never goes.

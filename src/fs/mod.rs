@@ -7,19 +7,27 @@
 //! - `dir`: listing → directory entries (markers, implicit dirs, shadowing, hidden keys).
 //! - `handle`: open files (pinned ETag, read-ahead) and open directories (listing snapshot).
 //! - `error`: [`FsError`] and the errno policy.
+//! - `posix`: modes, owners and times as object metadata (s3fs's format).
+//! - `xattr`: extended attributes, stored as s3fs stores them.
+//! - `heads`: HEADs of listed entries asked ahead of the `stat`s of `ls -l`.
+//! - `attrs`: `setattr` (chmod, chown, utimes, truncate), symlinks and xattrs.
 //! - `namespace`: mkdir, rmdir, unlink, rename.
 //! - `write`: create, write, flush/fsync, truncation through the upload engine.
 //! - `status`: a snapshot of caches, open files and uploads for `s3rolefs status`.
 //! - `fuse`: the `fuser::Filesystem` adapter.
 
+pub mod attrs;
 pub mod dir;
 pub mod error;
 pub mod fuse;
 pub mod handle;
+mod heads;
 pub mod inode;
 mod namespace;
+pub mod posix;
 pub mod status;
 pub mod write;
+pub mod xattr;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -28,14 +36,16 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::cache::block::BlockCache;
 use crate::cache::disk::DiskCache;
 use crate::cache::prefetch::{Prefetcher, ReadContext};
-use crate::s3::{Chunks, ListObjectsParams, ObjectClient, S3Error};
+use crate::s3::{Chunks, ListObjectsParams, ObjectClient, ObjectMeta, S3Error};
 use crate::upload::pending::Pending;
 use crate::upload::WriterConfig;
 use dir::{EntryKind, ListedEntry};
 pub use error::FsError;
 use handle::{DirHandle, FileHandle, HandleTable, ListingCache, SnapshotEntry};
 pub use handle::{Opened, PageCache};
+use heads::Heads;
 use inode::{ChildFacts, Inode, InodeTable, ROOT_INO};
+use posix::Posix;
 pub use write::OpenMode;
 use write::WriterSlot;
 
@@ -66,6 +76,12 @@ pub struct FsConfig {
     pub disk_cache: Option<Arc<DiskCache>>,
     /// Bytes the disk tier may hold (0 without one), as `status` reports it.
     pub disk_cache_size: u64,
+    /// Modes, owners, times, symlinks and xattrs are read from and stored in object
+    /// metadata (s3fs's format); `false` (`--no-posix-metadata`): every file shows the
+    /// mount's mode and owner, and metadata is neither read nor written.
+    pub posix_metadata: bool,
+    /// `Content-Type` of files whose extension names none.
+    pub content_type_default: String,
 }
 
 /// Attributes of one inode, as the kernel gets them.
@@ -74,10 +90,16 @@ pub struct Attr {
     pub ino: u64,
     pub kind: EntryKind,
     pub size: u64,
+    pub atime: SystemTime,
     pub mtime: SystemTime,
+    pub ctime: SystemTime,
     pub perm: u16,
     pub uid: u32,
     pub gid: u32,
+    /// The attributes are the object's own (or the mount's, without POSIX metadata).
+    /// `false` for an entry known only from a listing, whose metadata was not read yet:
+    /// the kernel must not keep them, since it enforces the permissions it is given.
+    pub exact: bool,
 }
 
 /// One directory entry handed to the kernel, with the offset of the entry after it.
@@ -105,6 +127,8 @@ pub struct S3Filesystem<C: ObjectClient> {
     writers: Mutex<HashMap<u64, WriterSlot<C>>>,
     /// The background uploads of what the journal holds (failed closes, recovery).
     pending: Arc<Pending<C>>,
+    /// HEADs of listed entries asked ahead (`ls -l`).
+    heads: Arc<Heads<C>>,
 }
 
 impl<C: ObjectClient> S3Filesystem<C> {
@@ -124,6 +148,7 @@ impl<C: ObjectClient> S3Filesystem<C> {
         );
         S3Filesystem {
             pending,
+            heads: Heads::new(Arc::clone(&client), config.metadata_ttl),
             client,
             reads,
             prefetch_capacity,
@@ -170,9 +195,12 @@ impl<C: ObjectClient> S3Filesystem<C> {
         self.listings.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The names in directory `ino` changed through this mount: its cached listing goes.
+    /// The names in directory `ino` changed through this mount: its cached listing goes,
+    /// and its times are now (kept in memory: S3 has no directory to store them on).
     fn names_changed(&self, ino: u64) {
         self.listings().invalidate(ino);
+        self.heads.forget_walk(ino);
+        self.inodes().touch_directory(ino);
     }
 
     fn writers(&self) -> MutexGuard<'_, HashMap<u64, WriterSlot<C>>> {
@@ -180,24 +208,36 @@ impl<C: ObjectClient> S3Filesystem<C> {
     }
 
     fn attr_of(&self, inode: &Inode) -> Attr {
-        let (perm, mtime) = match inode.kind {
-            EntryKind::Directory => (self.config.dir_mode, dir::directory_mtime(self.mount_time)),
-            EntryKind::File => (self.config.file_mode, inode.mtime),
+        let posix = inode.posix.as_ref().filter(|_| self.config.posix_metadata);
+        let default_perm = match inode.kind {
+            EntryKind::Directory => self.config.dir_mode,
+            EntryKind::File => self.config.file_mode,
+            EntryKind::Symlink => 0o777,
         };
         // A file being written has the size its writer holds, uploaded or not.
         let size = match inode.kind {
             EntryKind::File => self.writer_of(inode.ino).map_or(inode.size, |w| w.size()),
             EntryKind::Directory => 0,
+            EntryKind::Symlink => inode.size,
         };
         Attr {
             ino: inode.ino,
             kind: inode.kind,
             size,
-            mtime,
-            perm,
-            uid: self.config.uid,
-            gid: self.config.gid,
+            atime: posix.and_then(|p| p.atime).unwrap_or(inode.mtime),
+            mtime: inode.mtime,
+            ctime: inode.ctime,
+            perm: posix.and_then(Posix::perm).unwrap_or(default_perm),
+            uid: posix.and_then(|p| p.uid).unwrap_or(self.config.uid),
+            gid: posix.and_then(|p| p.gid).unwrap_or(self.config.gid),
+            exact: self.metadata_known(inode),
         }
+    }
+
+    /// True when `inode`'s attributes are its own: its metadata was read (or is not
+    /// used), or it is the root (whose attributes are the mount's).
+    fn metadata_known(&self, inode: &Inode) -> bool {
+        !self.config.posix_metadata || inode.posix.is_some() || inode.ino == ROOT_INO
     }
 
     fn valid_until(&self) -> Instant {
@@ -223,24 +263,33 @@ impl<C: ObjectClient> S3Filesystem<C> {
         {
             let mut table = self.inodes();
             if let Some(child) = table.child(parent, name) {
-                if child.valid_until > Instant::now() || self.writer_of(child.ino).is_some() {
+                let fresh = child.valid_until > Instant::now() && self.metadata_known(child);
+                if fresh || self.writer_of(child.ino).is_some() {
                     let attr = self.attr_of(child);
                     table.remember(attr.ino);
                     return Ok(attr);
                 }
             }
         }
-        // A fresh listing of the parent without the name answers for S3 (negative lookups:
-        // shells, editors and `git` probe many names that do not exist).
-        if let Some((_, snapshot)) = self.listings().get(parent) {
-            if snapshot
-                .binary_search_by(|e| e.name.as_str().cmp(name))
-                .is_err()
-            {
-                return Err(FsError::NotFound);
+        // A fresh listing of the parent answers for S3: without the name, nothing is there
+        // (negative lookups: shells, editors and `git` probe many names that do not
+        // exist); with it, its kind is known and only its metadata is missing.
+        let listed = self.listings().get(parent).map(|(_, snapshot)| {
+            let found = snapshot.binary_search_by(|e| e.name.as_str().cmp(name));
+            (found, snapshot)
+        });
+        let facts = match listed {
+            Some((Err(_), _)) => return Err(FsError::NotFound),
+            Some((Ok(position), snapshot)) if self.config.posix_metadata => {
+                self.walk_ahead(parent, &parent_inode.key, position, &snapshot);
+                let kind = snapshot[position].facts.kind;
+                match self.listed_facts(&parent_inode.key, name, kind).await? {
+                    Some(facts) => facts,
+                    None => self.stat_key(&parent_inode.key, name).await?,
+                }
             }
-        }
-        let facts = self.stat_key(&parent_inode.key, name).await?;
+            _ => self.stat_key(&parent_inode.key, name).await?,
+        };
         let mut table = self.inodes();
         let ino = table
             .upsert_child(parent, name, facts, self.valid_until())
@@ -250,9 +299,60 @@ impl<C: ObjectClient> S3Filesystem<C> {
         Ok(self.attr_of(inode))
     }
 
+    /// The facts of `prefix + name`, which a fresh listing showed as `kind`: its HEAD (of
+    /// the marker, for a directory; asked ahead by a walk, or now). `None` when the object
+    /// is gone since the listing.
+    async fn listed_facts(
+        &self,
+        prefix: &str,
+        name: &str,
+        kind: EntryKind,
+    ) -> Result<Option<ChildFacts>, FsError> {
+        let key = match kind {
+            EntryKind::Directory => format!("{prefix}{name}/"),
+            EntryKind::File | EntryKind::Symlink => format!("{prefix}{name}"),
+        };
+        match (kind, self.heads.head(&key).await) {
+            (EntryKind::Directory, Ok(marker)) => Ok(Some(self.directory_facts(Some(&marker)))),
+            (EntryKind::Directory, Err(S3Error::NoSuchKey { .. })) => {
+                Ok(Some(self.directory_facts(None)))
+            }
+            (_, Ok(meta)) => Ok(Some(ChildFacts::file(&meta))),
+            (_, Err(S3Error::NoSuchKey { .. })) => Ok(None),
+            (_, Err(e)) => Err(e.into()),
+        }
+    }
+
+    /// A directory's facts, from its marker's HEAD (`None`: it has no marker).
+    fn directory_facts(&self, marker: Option<&ObjectMeta>) -> ChildFacts {
+        let posix = marker
+            .and_then(|m| m.metadata.as_ref())
+            .map(Posix::from_metadata)
+            .unwrap_or_default();
+        ChildFacts::directory(self.mount_time, Some(posix))
+    }
+
+    /// A `stat` walking the listing of `dir` reached `position`: the HEADs of the entries
+    /// after it whose metadata is not known are asked ahead ([`Heads::walk`]).
+    fn walk_ahead(&self, dir: u64, prefix: &str, position: usize, snapshot: &[SnapshotEntry]) {
+        self.heads.walk(dir, position, |from, to| {
+            let table = self.inodes();
+            let end = to.min(snapshot.len());
+            snapshot[from.min(end)..end]
+                .iter()
+                .filter(|e| table.get(e.ino).is_none_or(|i| i.posix.is_none()))
+                .map(|e| match e.facts.kind {
+                    EntryKind::Directory => format!("{prefix}{}/", e.name),
+                    EntryKind::File | EntryKind::Symlink => format!("{prefix}{}", e.name),
+                })
+                .collect()
+        });
+    }
+
     /// What `prefix + name` is in S3: a directory when any key lives under `name/` (this
     /// includes a bare `name/` marker), else a file when the object `name` exists. Both
-    /// questions are asked at once, so a lookup costs one round trip.
+    /// questions are asked at once, so a lookup costs one round trip (two for a directory
+    /// with a marker, whose metadata is read too).
     async fn stat_key(&self, prefix: &str, name: &str) -> Result<ChildFacts, FsError> {
         let key = format!("{prefix}{name}");
         let list = ListObjectsParams {
@@ -267,7 +367,16 @@ impl<C: ObjectClient> S3Filesystem<C> {
         );
         let listing = listing?;
         if !listing.objects.is_empty() || !listing.common_prefixes.is_empty() {
-            return Ok(ChildFacts::directory(self.mount_time));
+            let marker = &list.prefix;
+            let has_marker = listing.objects.first().is_some_and(|o| &o.key == marker);
+            if !self.config.posix_metadata || !has_marker {
+                return Ok(self.directory_facts(None));
+            }
+            return match self.client.head_object(marker).await {
+                Ok(meta) => Ok(self.directory_facts(Some(&meta))),
+                Err(S3Error::NoSuchKey { .. }) => Ok(self.directory_facts(None)),
+                Err(e) => Err(e.into()),
+            };
         }
         match head {
             Ok(meta) => Ok(ChildFacts::file(&meta)),
@@ -285,25 +394,27 @@ impl<C: ObjectClient> S3Filesystem<C> {
     pub fn getattr_cached(&self, ino: u64) -> Option<Attr> {
         let table = self.inodes();
         let inode = table.get(ino)?;
-        (inode.kind == EntryKind::Directory
-            || inode.valid_until > Instant::now()
-            || self.writer_of(ino).is_some())
-        .then(|| self.attr_of(inode))
+        let fresh = (inode.kind == EntryKind::Directory || inode.valid_until > Instant::now())
+            && self.metadata_known(inode);
+        (fresh || self.writer_of(ino).is_some()).then(|| self.attr_of(inode))
     }
 
-    /// `getattr`: fresh attributes, asking S3 (HEAD) when the cached ones expired.
+    /// `getattr`: fresh attributes, asking S3 (HEAD; of the marker, for a directory) when
+    /// the cached ones expired or were never read.
     pub async fn getattr(&self, ino: u64) -> Result<Attr, FsError> {
         if let Some(attr) = self.getattr_cached(ino) {
             return Ok(attr);
         }
         let inode = self.inode(ino)?;
-        let meta = match self.client.head_object(&inode.key).await {
-            Ok(meta) => meta,
-            Err(S3Error::NoSuchKey { .. }) => return Err(FsError::NotFound),
-            Err(e) => return Err(e.into()),
+        let facts = match (inode.kind, self.heads.head(&inode.key).await) {
+            (EntryKind::Directory, Ok(marker)) => self.directory_facts(Some(&marker)),
+            (EntryKind::Directory, Err(S3Error::NoSuchKey { .. })) => self.directory_facts(None),
+            (_, Ok(meta)) => ChildFacts::file(&meta),
+            (_, Err(S3Error::NoSuchKey { .. })) => return Err(FsError::NotFound),
+            (_, Err(e)) => return Err(e.into()),
         };
         let mut table = self.inodes();
-        table.refresh(ino, ChildFacts::file(&meta), self.valid_until());
+        table.refresh(ino, facts, self.valid_until());
         let inode = table.get(ino).ok_or(FsError::UnknownInode(ino))?;
         Ok(self.attr_of(inode))
     }
@@ -492,6 +603,7 @@ impl<C: ObjectClient> S3Filesystem<C> {
                     self.inodes().confirm_directory(handle.ino, until);
                     self.listings()
                         .insert(handle.ino, until, Arc::clone(&fresh));
+                    self.heads.forget_walk(handle.ino);
                     *slot = Some(Arc::clone(&fresh));
                     (fresh, until)
                 }
@@ -596,7 +708,17 @@ impl<C: ObjectClient> S3Filesystem<C> {
         let mut snapshot = Vec::with_capacity(entries.len());
         for ListedEntry { name, kind, object } in entries {
             let facts = match object {
-                Some(meta) if kind == EntryKind::File => ChildFacts::file(&meta),
+                Some(meta) if kind == EntryKind::File => {
+                    let mut facts = ChildFacts::file(&meta);
+                    // A listing cannot tell a symlink from a file; the table, having read
+                    // this version's metadata, can.
+                    if let Some(known) = table.child(ino, &name) {
+                        if known.kind == EntryKind::Symlink && known.etag == facts.etag {
+                            facts.kind = EntryKind::Symlink;
+                        }
+                    }
+                    facts
+                }
                 None => match table.child(ino, &name) {
                     // A file being written keeps what the table knows of it.
                     Some(existing) if kind == EntryKind::File => ChildFacts {
@@ -605,10 +727,11 @@ impl<C: ObjectClient> S3Filesystem<C> {
                         mtime: existing.mtime,
                         time_source: existing.time_source,
                         etag: existing.etag.clone(),
+                        posix: existing.posix.clone(),
                     },
-                    _ => ChildFacts::directory(self.mount_time),
+                    _ => ChildFacts::directory(self.mount_time, None),
                 },
-                Some(_) => ChildFacts::directory(self.mount_time),
+                Some(_) => ChildFacts::directory(self.mount_time, None),
             };
             if let Some(child) = table.upsert_child(ino, &name, facts.clone(), until) {
                 // The table may keep a time the listing cannot show (metadata, utimes).

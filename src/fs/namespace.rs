@@ -12,6 +12,7 @@
 
 use futures_util::stream::{self, TryStreamExt};
 
+use super::attrs::Creator;
 use super::dir::{self, EntryKind};
 use super::inode::{ChildFacts, TimeSource};
 use super::{Attr, FsError, S3Filesystem};
@@ -24,7 +25,7 @@ use std::sync::Arc;
 pub const RENAME_CONCURRENCY: usize = 16;
 
 impl<C: ObjectClient> S3Filesystem<C> {
-    fn writable_dir(&self, ino: u64) -> Result<String, FsError> {
+    pub(super) fn writable_dir(&self, ino: u64) -> Result<String, FsError> {
         if self.config.read_only {
             return Err(FsError::ReadOnly);
         }
@@ -35,16 +36,17 @@ impl<C: ObjectClient> S3Filesystem<C> {
         Ok(inode.key)
     }
 
-    fn checked_name(name: &str) -> Result<(), FsError> {
-        if dir::is_valid_name(name) {
-            Ok(())
-        } else {
-            Err(FsError::InvalidName)
-        }
+    /// Checks `name` for a new entry in the directory of key prefix `parent_key`.
+    pub(super) fn checked_name(parent_key: &str, name: &str) -> Result<(), FsError> {
+        dir::check_new_name(parent_key, name)
     }
 
     /// What `parent_key + name` is now, or `None` when nothing is there.
-    async fn existing(&self, parent_key: &str, name: &str) -> Result<Option<ChildFacts>, FsError> {
+    pub(super) async fn existing(
+        &self,
+        parent_key: &str,
+        name: &str,
+    ) -> Result<Option<ChildFacts>, FsError> {
         match self.stat_key(parent_key, name).await {
             Ok(facts) => Ok(Some(facts)),
             Err(FsError::NotFound) => Ok(None),
@@ -52,21 +54,27 @@ impl<C: ObjectClient> S3Filesystem<C> {
         }
     }
 
-    /// `mkdir`: writes the marker `name/`.
-    pub async fn mkdir(&self, parent: u64, name: &str) -> Result<Attr, FsError> {
+    /// `mkdir`: writes the marker `name/`, with the new directory's mode, owner and times.
+    pub async fn mkdir(&self, parent: u64, name: &str, creator: Creator) -> Result<Attr, FsError> {
         let parent_key = self.writable_dir(parent)?;
-        Self::checked_name(name)?;
+        Self::checked_name(&parent_key, name)?;
         if self.existing(&parent_key, name).await?.is_some() {
             return Err(FsError::Exists);
         }
+        let creator = self.creator_in(parent, creator, EntryKind::Directory);
+        let metadata = self.new_metadata(name, EntryKind::Directory, creator);
+        let posix = self
+            .new_posix(EntryKind::Directory, creator)
+            .unwrap_or_default();
         self.client
             .put_object(PutObjectParams {
                 key: format!("{parent_key}{name}/"),
-                ..Default::default()
+                body: bytes::Bytes::new(),
+                metadata,
             })
             .await?;
         self.names_changed(parent);
-        let facts = ChildFacts::directory(self.mount_time);
+        let facts = ChildFacts::directory(self.mount_time, Some(posix));
         let mut table = self.inodes();
         let ino = table
             .upsert_child(parent, name, facts, self.valid_until())
@@ -156,7 +164,7 @@ impl<C: ObjectClient> S3Filesystem<C> {
     ) -> Result<(), FsError> {
         let from_dir = self.writable_dir(parent)?;
         let to_dir = self.writable_dir(new_parent)?;
-        Self::checked_name(new_name)?;
+        Self::checked_name(&to_dir, new_name)?;
         let open_source = self.open_child(parent, name);
         let open_target = self.open_child(new_parent, new_name);
         let (source, target) = tokio::join!(
@@ -169,6 +177,7 @@ impl<C: ObjectClient> S3Filesystem<C> {
                         mtime: std::time::SystemTime::now(),
                         time_source: TimeSource::LastModified,
                         etag: None,
+                        posix: None,
                     })),
                     None => self.existing(&from_dir, name).await,
                 }
@@ -183,16 +192,9 @@ impl<C: ObjectClient> S3Filesystem<C> {
         // Before the first copy: a rename that fails half way has changed names too.
         self.names_changed(parent);
         self.names_changed(new_parent);
-        // A time set with utimes and not stored yet is stored by the copy (the object is
-        // rewritten anyway).
-        let mut unsaved_time = self
-            .inodes()
-            .child(parent, name)
-            .filter(|i| i.time_source == TimeSource::Unsaved)
-            .map(|i| i.mtime);
         let mut moved_file = None;
         match source.kind {
-            EntryKind::File => {
+            EntryKind::File | EntryKind::Symlink => {
                 if target
                     .as_ref()
                     .is_some_and(|t| t.kind == EntryKind::Directory)
@@ -200,9 +202,7 @@ impl<C: ObjectClient> S3Filesystem<C> {
                     return Err(FsError::IsADirectory);
                 }
                 let (from, to) = (format!("{from_dir}{name}"), format!("{to_dir}{new_name}"));
-                if from == to {
-                    unsaved_time = None;
-                } else {
+                if from != to {
                     if let Some((_, replaced)) = &open_target {
                         // Its name goes to the source: what its handles write from now on
                         // must not land over the renamed file.
@@ -213,14 +213,11 @@ impl<C: ObjectClient> S3Filesystem<C> {
                             writer
                                 .rename(to.clone(), |flushed| {
                                     let size = flushed.map_or(writer.size(), |m| m.size);
-                                    self.move_object(from.clone(), to.clone(), size, unsaved_time)
+                                    self.move_object(from.clone(), to.clone(), size)
                                 })
                                 .await?
                         }
-                        None => {
-                            self.move_object(from, to, source.size, unsaved_time)
-                                .await?
-                        }
+                        None => self.move_object(from, to, source.size).await?,
                     });
                 }
             }
@@ -245,17 +242,24 @@ impl<C: ObjectClient> S3Filesystem<C> {
             (Some(ino), Some((etag, size))) => {
                 // The copy is a new version (a multipart object gets a new ETag): take S3's
                 // answer at once, or the next open would pin a version that is gone.
-                let (mtime, time_source) = match (unsaved_time, table.get(ino)) {
-                    (Some(t), _) => (t, TimeSource::Metadata),
-                    (None, Some(i)) => (i.mtime, i.time_source),
-                    (None, None) => (std::time::SystemTime::now(), TimeSource::LastModified),
-                };
-                let facts = ChildFacts {
-                    kind: EntryKind::File,
-                    size,
-                    mtime,
-                    time_source,
-                    etag: Some(etag),
+                // The copy keeps the metadata, so the attributes shown stay.
+                let facts = match table.get(ino) {
+                    Some(i) => ChildFacts {
+                        kind: i.kind,
+                        size,
+                        mtime: i.mtime,
+                        time_source: i.time_source,
+                        etag: Some(etag),
+                        posix: i.posix.clone(),
+                    },
+                    None => ChildFacts {
+                        kind: EntryKind::File,
+                        size,
+                        mtime: std::time::SystemTime::now(),
+                        time_source: TimeSource::LastModified,
+                        etag: Some(etag),
+                        posix: None,
+                    },
                 };
                 table.refresh(ino, facts, self.valid_until());
             }
@@ -272,17 +276,17 @@ impl<C: ObjectClient> S3Filesystem<C> {
         Ok(())
     }
 
-    /// Copies `from` to `to` and deletes `from`; returns the copy's ETag and size.
+    /// Copies `from` to `to` (its metadata with it: modes, owners, times, xattrs and the
+    /// Content-Type stay) and deletes `from`; returns the copy's ETag and size.
     async fn move_object(
         &self,
         from: String,
         to: String,
         size: u64,
-        mtime: Option<std::time::SystemTime>,
     ) -> Result<(String, u64), FsError> {
         let etag = self
             .client
-            .copy_object_sized(&from, &to, size, mtime)
+            .copy_object_sized(&from, &to, size, None)
             .await?;
         self.client.delete_object(&from).await?;
         Ok((etag, size))
@@ -393,8 +397,16 @@ mod tests {
             max_prefetch_memory: 64 << 20,
             disk_cache: None,
             disk_cache_size: 0,
+            posix_metadata: true,
+            content_type_default: "application/octet-stream".into(),
         }
     }
+
+    const ROOT_USER: Creator = Creator {
+        uid: 0,
+        gid: 0,
+        mode: 0o755,
+    };
 
     fn fs(objects: &[(&str, &str)]) -> (Arc<MemoryClient>, S3Filesystem<MemoryClient>) {
         let client = Arc::new(MemoryClient::new());
@@ -411,10 +423,13 @@ mod tests {
     #[tokio::test]
     async fn mkdir_writes_marker_and_refuses_existing() {
         let (client, fs) = fs(&[]);
-        let attr = fs.mkdir(ROOT, "d").await.unwrap();
+        let attr = fs.mkdir(ROOT, "d", ROOT_USER).await.unwrap();
         assert_eq!(attr.kind, EntryKind::Directory);
         assert_eq!(client.keys(), vec!["d/".to_string()]);
-        assert!(matches!(fs.mkdir(ROOT, "d").await, Err(FsError::Exists)));
+        assert!(matches!(
+            fs.mkdir(ROOT, "d", ROOT_USER).await,
+            Err(FsError::Exists)
+        ));
     }
 
     /// rmdir refuses while keys remain, then removes the marker.
@@ -506,6 +521,9 @@ mod tests {
     async fn read_only_refuses_changes() {
         let client = Arc::new(MemoryClient::new());
         let fs = S3Filesystem::new(client, config(true));
-        assert!(matches!(fs.mkdir(ROOT, "d").await, Err(FsError::ReadOnly)));
+        assert!(matches!(
+            fs.mkdir(ROOT, "d", ROOT_USER).await,
+            Err(FsError::ReadOnly)
+        ));
     }
 }

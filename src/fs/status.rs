@@ -174,6 +174,8 @@ mod tests {
                 max_prefetch_memory: 32 << 20,
                 disk_cache: None,
                 disk_cache_size: 0,
+                posix_metadata: true,
+                content_type_default: "application/octet-stream".into(),
             },
         )
     }
@@ -196,7 +198,20 @@ mod tests {
     #[tokio::test]
     async fn open_writer_is_listed_by_path_until_closed() {
         let fs = fs("logs/");
-        let (_, opened) = fs.create(fs.root(), "new.bin", false, false).await.unwrap();
+        let (_, opened) = fs
+            .create(
+                fs.root(),
+                "new.bin",
+                false,
+                false,
+                crate::fs::attrs::Creator {
+                    uid: 0,
+                    gid: 0,
+                    mode: 0o644,
+                },
+            )
+            .await
+            .unwrap();
         let fh = opened.fh;
         fs.write(fh, 0, bytes::Bytes::from(vec![7u8; 1000]))
             .await

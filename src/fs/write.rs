@@ -10,12 +10,13 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use super::dir::{self, EntryKind};
+use super::attrs::Creator;
+use super::dir::EntryKind;
 use super::handle::{FileHandle, Opened, PageCache, SnapshotEntry};
 use super::inode::{ChildFacts, TimeSource};
 use super::{Attr, FsError, S3Filesystem};
 use crate::cache::prefetch::Prefetcher;
-use crate::s3::ObjectClient;
+use crate::s3::{Metadata, ObjectClient, S3Error};
 use crate::upload::{OpenWriter, Origin, UploadError};
 
 /// A writer and how many open handles use it.
@@ -40,7 +41,13 @@ impl<C: ObjectClient> S3Filesystem<C> {
 
     /// Attaches a handle to the inode's writer, creating it with `origin` if none exists
     /// (then the inode is pinned: one inode, one writer, until the writer goes).
-    fn attach_writer(&self, ino: u64, key: &str, origin: Origin) -> Arc<OpenWriter<C>> {
+    fn attach_writer(
+        &self,
+        ino: u64,
+        key: &str,
+        origin: Origin,
+        metadata: Metadata,
+    ) -> Arc<OpenWriter<C>> {
         // Pinned before the writer exists, and never under the writers' lock: elsewhere the
         // inode table's lock is held while a writer is looked up (attributes), so taking
         // them in the other order here could deadlock.
@@ -55,6 +62,7 @@ impl<C: ObjectClient> S3Filesystem<C> {
                         Arc::clone(&self.client),
                         key.to_string(),
                         origin,
+                        metadata,
                         Arc::clone(&self.config.writer),
                     )),
                     handles: 0,
@@ -81,27 +89,38 @@ impl<C: ObjectClient> S3Filesystem<C> {
     }
 
     /// A writer for `ino` with one more handle on it: the existing one, else a new one that
-    /// starts empty (`truncate`) or from the object's current version.
+    /// starts empty (`truncate`) or from the object's current version. Either way the
+    /// object's metadata (modes, owners, xattrs, Content-Type, other tools' headers) is read
+    /// first and goes with every upload.
     async fn writer_for(&self, ino: u64, truncate: bool) -> Result<Arc<OpenWriter<C>>, FsError> {
         if let Some(writer) = self.attach_existing(ino) {
             return Ok(writer);
         }
         let inode = self.inode(ino)?;
-        let origin = if truncate {
-            Origin::New
-        } else {
-            let attr_fresh = inode.valid_until > std::time::Instant::now() && inode.etag.is_some();
-            let (etag, size) = if attr_fresh {
-                (inode.etag.clone().unwrap_or_default(), inode.size)
-            } else {
-                self.getattr(ino).await?;
-                let fresh = self.inode(ino)?;
-                (fresh.etag.clone().ok_or(FsError::NotFound)?, fresh.size)
-            };
-            Origin::Existing { etag, size }
+        let current = match self.client.head_object(&inode.key).await {
+            Ok(meta) => Some(meta),
+            // Truncating a file S3 does not hold (gone meanwhile): a new one.
+            Err(S3Error::NoSuchKey { .. }) if truncate => None,
+            Err(S3Error::NoSuchKey { .. }) => return Err(FsError::NotFound),
+            Err(e) => return Err(e.into()),
+        };
+        let metadata = match &current {
+            Some(meta) => meta.metadata.clone().unwrap_or_default(),
+            None => Metadata::with_content_type(Some(self.content_type(&inode.name))),
+        };
+        let origin = match current {
+            Some(meta) if !truncate => {
+                let mut table = self.inodes();
+                table.refresh(ino, ChildFacts::file(&meta), self.valid_until());
+                Origin::Existing {
+                    etag: meta.etag,
+                    size: meta.size,
+                }
+            }
+            _ => Origin::New,
         };
         // A writer created while S3 was asked is joined (`or_insert`): still one writer.
-        Ok(self.attach_writer(ino, &inode.key, origin))
+        Ok(self.attach_writer(ino, &inode.key, origin, metadata))
     }
 
     fn new_handle(&self, ino: u64, key: &str, etag: String, size: u64) -> u64 {
@@ -139,25 +158,19 @@ impl<C: ObjectClient> S3Filesystem<C> {
         })
     }
 
-    /// `create`: a new, empty file that exists locally until its first flush uploads it.
-    /// `exclusive` (`O_EXCL`) refuses a name that exists.
+    /// `create`: a new, empty file that exists locally until its first flush uploads it,
+    /// owned by `creator` with its mode. `exclusive` (`O_EXCL`) refuses a name that exists.
     pub async fn create(
         &self,
         parent: u64,
         name: &str,
         exclusive: bool,
         truncate: bool,
+        creator: Creator,
     ) -> Result<(Attr, Opened), FsError> {
-        if self.config.read_only {
-            return Err(FsError::ReadOnly);
-        }
-        if !dir::is_valid_name(name) {
-            return Err(FsError::InvalidName);
-        }
+        let parent_key = self.writable_dir(parent)?;
+        Self::checked_name(&parent_key, name)?;
         let parent_inode = self.inode(parent)?;
-        if parent_inode.kind != EntryKind::Directory {
-            return Err(FsError::NotADirectory);
-        }
         // A fresh listing of the parent without the name answers for S3, as for a lookup:
         // a new file can be created (and its data journaled) while S3 cannot be reached.
         let unknown = self.inodes().child(parent, name).is_none();
@@ -190,12 +203,16 @@ impl<C: ObjectClient> S3Filesystem<C> {
             Err(FsError::NotFound) => {}
             Err(e) => return Err(e),
         }
+        let creator = self.creator_in(parent, creator, EntryKind::File);
+        let metadata = self.new_metadata(name, EntryKind::File, creator);
+        let posix = self.new_posix(EntryKind::File, creator);
         let facts = ChildFacts {
             kind: EntryKind::File,
             size: 0,
             mtime: SystemTime::now(),
             time_source: TimeSource::LastModified,
             etag: None,
+            posix,
         };
         let ino = {
             let mut table = self.inodes();
@@ -213,8 +230,9 @@ impl<C: ObjectClient> S3Filesystem<C> {
                 facts,
             },
         );
+        self.inodes().touch_directory(parent);
         let key = format!("{}{name}", parent_inode.key);
-        self.attach_writer(ino, &key, Origin::New);
+        self.attach_writer(ino, &key, Origin::New, metadata);
         let fh = self.new_handle(ino, &key, String::new(), 0);
         let attr = self.getattr(ino).await?;
         Ok((
@@ -266,12 +284,9 @@ impl<C: ObjectClient> S3Filesystem<C> {
     async fn upload(&self, ino: u64, writer: &OpenWriter<C>) -> Result<(), FsError> {
         match writer.flush().await {
             Ok(Some(meta)) => {
+                self.heads.invalidate(&meta.key);
                 let mut table = self.inodes();
                 table.refresh(ino, ChildFacts::file(&meta), self.valid_until());
-                if let (None, Some(t)) = (meta.mtime, writer.mtime()) {
-                    // Set with utimes after the upload had sent its metadata.
-                    table.set_mtime(ino, t, TimeSource::Unsaved);
-                }
                 table.note_open(ino, &meta.etag);
                 Ok(())
             }
@@ -324,24 +339,6 @@ impl<C: ObjectClient> S3Filesystem<C> {
         }
     }
 
-    /// `setattr(mtime)` (`utimes`, `touch -d`): the file shows `mtime` from now on. S3 cannot
-    /// change an object's metadata in place, so the time is stored (`x-amz-meta-mtime`) only
-    /// where the object is rewritten anyway: by the upload of an open writer, by a rename.
-    /// Until then it lives in memory. Directories keep the mount time.
-    pub async fn set_mtime(&self, ino: u64, mtime: SystemTime) -> Result<Attr, FsError> {
-        if self.config.read_only {
-            return Err(FsError::ReadOnly);
-        }
-        let inode = self.inode(ino)?;
-        if inode.kind == EntryKind::File {
-            if let Some(writer) = self.writer_of(ino) {
-                writer.set_mtime(mtime).await;
-            }
-            self.inodes().set_mtime(ino, mtime, TimeSource::Unsaved);
-        }
-        self.getattr(ino).await
-    }
-
     /// `setattr(size)`: truncation, through the open writer or as its own upload (through
     /// a writer of its own for the time, so it is ordered with any other).
     pub async fn set_size(&self, ino: u64, size: u64) -> Result<Attr, FsError> {
@@ -353,8 +350,10 @@ impl<C: ObjectClient> S3Filesystem<C> {
             return self.getattr(ino).await;
         }
         let inode = self.inode(ino)?;
-        if inode.kind == EntryKind::Directory {
-            return Err(FsError::IsADirectory);
+        match inode.kind {
+            EntryKind::Directory => return Err(FsError::IsADirectory),
+            EntryKind::Symlink => return Err(FsError::InvalidArgument("truncate of a symlink")),
+            EntryKind::File => {}
         }
         let writer = self.writer_for(ino, size == 0).await?;
         let truncated = match writer.truncate(size).await {

@@ -112,6 +112,8 @@ fn mount_foreground(config: MountConfig, report_ready: bool) -> Result<(), Mount
             max_prefetch_memory: config.max_prefetch_memory,
             disk_cache: disk_cache(&config, &cache_dir)?,
             disk_cache_size: config.cache_dir_size,
+            posix_metadata: config.posix_metadata,
+            content_type_default: config.content_type_default.clone(),
         },
     ));
     // Before the mount, so a mount that is visible can always be asked; dropped (and the

@@ -8,14 +8,12 @@
 //! than yielding a mix of two versions. Parts run [`COPY_CONCURRENCY`] at a time; any
 //! failure aborts the upload, so no multipart upload is left behind.
 
-use std::time::SystemTime;
-
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use log::{debug, warn};
 
 use super::etag::{answer_may_be_lost, completed_from};
 use super::settings::{COPY_CONCURRENCY, COPY_PART_SIZE, S3_MIN_PART_SIZE};
-use super::{ObjectClient, S3Error, UploadPartCopyParams};
+use super::{Metadata, ObjectClient, S3Error, UploadPartCopyParams};
 
 /// S3's limit on parts of one multipart upload (the write path's `upload::S3_MAX_PARTS`;
 /// `s3` cannot import `upload`).
@@ -35,27 +33,29 @@ pub async fn copy_sized<C: ObjectClient>(
     from: &str,
     to: &str,
     size: u64,
-    mtime: Option<SystemTime>,
+    replace: Option<&Metadata>,
 ) -> Result<String, S3Error> {
     if size <= client.single_copy_limit() {
-        return client.copy_object(from, to, mtime).await;
+        return client.copy_object(from, to, replace).await;
     }
-    multipart_copy(client, from, to, mtime).await
+    multipart_copy(client, from, to, replace).await
 }
 
 async fn multipart_copy<C: ObjectClient>(
     client: &C,
     from: &str,
     to: &str,
-    mtime: Option<SystemTime>,
+    replace: Option<&Metadata>,
 ) -> Result<String, S3Error> {
     // The size and version the parts are cut from: the caller's size may be stale.
     let source = client.head_object(from).await?;
     let part_size = copy_part_size(source.size, client.single_copy_limit());
-    // A multipart upload starts without metadata: the file time is carried over by hand.
-    let upload_id = client
-        .create_multipart_upload(to, mtime.or(source.mtime))
-        .await?;
+    // A multipart upload starts without metadata: the source's is carried over by hand.
+    let metadata = match replace {
+        Some(m) => m.clone(),
+        None => source.metadata.clone().unwrap_or_default(),
+    };
+    let upload_id = client.create_multipart_upload(to, &metadata).await?;
     debug!(
         "copying {from:?} ({} bytes) to {to:?} as a multipart copy of {part_size}-byte parts",
         source.size
@@ -196,7 +196,10 @@ mod tests {
         let err = client
             .upload_part_copy(UploadPartCopyParams {
                 key: "b".into(),
-                upload_id: client.create_multipart_upload("b", None).await.unwrap(),
+                upload_id: client
+                    .create_multipart_upload("b", &Default::default())
+                    .await
+                    .unwrap(),
                 part_number: 1,
                 source_key: "a".into(),
                 range: 0..MIB,

@@ -11,6 +11,8 @@
 //! - `listing`: a large directory's pages listed side by side (StartAfter intervals).
 //! - `copy`: copies of any size: CopyObject up to the single-copy limit, a multipart copy
 //!   (UploadPartCopy) above it.
+//! - `metadata`: [`Metadata`], what a write sets besides the bytes (user metadata,
+//!   `Content-Type`, the kept standard headers), read from HEAD and sent back whole.
 //! - `etag`: the ETag a multipart object gets, to recognise one whose Complete answer was
 //!   lost.
 //! - `memory`: an in-memory implementation with failure injection and per-operation counters,
@@ -26,6 +28,7 @@ pub mod error;
 pub mod etag;
 pub mod listing;
 pub mod memory;
+pub mod metadata;
 pub mod mtime;
 pub mod settings;
 pub mod xml;
@@ -37,6 +40,7 @@ use bytes::Bytes;
 
 pub use chunks::Chunks;
 pub use error::S3Error;
+pub use metadata::Metadata;
 pub use settings::{ObjectSettings, S3_SINGLE_COPY_LIMIT};
 
 /// What S3 says about one object (HeadObject, GetObject, or a listing entry).
@@ -47,9 +51,18 @@ pub struct ObjectMeta {
     /// With its quotes, exactly as S3 sent it, so it can be echoed in `If-Match`.
     pub etag: String,
     pub last_modified: SystemTime,
-    /// The file time kept in `x-amz-meta-mtime` ([`mtime`]), when the object carries one
-    /// (HEAD and GET answers; listings do not show metadata).
-    pub mtime: Option<SystemTime>,
+    /// The object's metadata (HEAD and GET answers); `None` from listings, which do not
+    /// show it.
+    pub metadata: Option<Metadata>,
+    /// `x-amz-version-id`, on a versioned bucket (HEAD and GET answers).
+    pub version_id: Option<String>,
+}
+
+impl ObjectMeta {
+    /// The file time kept in `x-amz-meta-mtime` ([`mtime`]), when the answer showed one.
+    pub fn mtime(&self) -> Option<SystemTime> {
+        self.metadata.as_ref().and_then(Metadata::mtime)
+    }
 }
 
 /// GetObject.
@@ -103,8 +116,8 @@ pub struct Listing {
 pub struct PutObjectParams {
     pub key: String,
     pub body: Bytes,
-    /// Stored as `x-amz-meta-mtime` ([`mtime`]).
-    pub mtime: Option<SystemTime>,
+    /// Content type and user metadata the object gets.
+    pub metadata: Metadata,
 }
 
 /// One completed part of a multipart upload.
@@ -170,19 +183,19 @@ pub trait ObjectClient: Send + Sync + 'static {
         keys: &[String],
     ) -> impl Future<Output = Result<Vec<(String, String)>, S3Error>> + Send;
     /// CopyObject within the bucket; returns the new ETag. The copy keeps the source's
-    /// metadata, unless `mtime` is given: then its metadata is replaced by that time.
+    /// metadata, unless `replace` is given: then it gets that instead (all of it: a
+    /// header left out of `replace` is gone from the copy).
     fn copy_object(
         &self,
         from: &str,
         to: &str,
-        mtime: Option<SystemTime>,
+        replace: Option<&Metadata>,
     ) -> impl Future<Output = Result<String, S3Error>> + Send;
-    /// CreateMultipartUpload: returns the upload id. `mtime` is stored with the object as
-    /// `x-amz-meta-mtime`.
+    /// CreateMultipartUpload: returns the upload id. The object gets `metadata`.
     fn create_multipart_upload(
         &self,
         key: &str,
-        mtime: Option<SystemTime>,
+        metadata: &Metadata,
     ) -> impl Future<Output = Result<String, S3Error>> + Send;
     /// UploadPart: returns the part as CompleteMultipartUpload wants it.
     fn upload_part(
@@ -229,19 +242,19 @@ pub trait ObjectClient: Send + Sync + 'static {
 
     /// Copies `from` (of `size` bytes) to `to` within the bucket, whatever its size:
     /// CopyObject up to [`ObjectClient::single_copy_limit`], a multipart copy above it.
-    /// Returns the new ETag. `mtime` as in [`ObjectClient::copy_object`]; a multipart copy
-    /// keeps the source's `x-amz-meta-mtime` when no `mtime` is given.
+    /// Returns the new ETag. `replace` as in [`ObjectClient::copy_object`]; a multipart
+    /// copy carries the source's metadata over when `replace` is `None`.
     fn copy_object_sized(
         &self,
         from: &str,
         to: &str,
         size: u64,
-        mtime: Option<SystemTime>,
+        replace: Option<&Metadata>,
     ) -> impl Future<Output = Result<String, S3Error>> + Send
     where
         Self: Sized,
     {
-        copy::copy_sized(self, from, to, size, mtime)
+        copy::copy_sized(self, from, to, size, replace)
     }
 
     /// Every page of a listing, concatenated (stops early at `max_keys`).

@@ -34,6 +34,7 @@ use serde::{Deserialize, Serialize};
 use super::chunks::Chunk;
 use super::UploadError;
 use crate::private_dir::PrivateDir;
+use crate::s3::Metadata;
 
 /// The format of a record; a record of another version is left alone (and logged).
 const RECORD_VERSION: u32 = 1;
@@ -71,8 +72,14 @@ pub struct Record {
     pub complete: bool,
     /// Multipart uploads started for this content (to resume or abort).
     pub upload_ids: Vec<String>,
-    /// The file time to store (`x-amz-meta-mtime`), in seconds since the epoch.
+    /// Records of an older version: the file time to store, in seconds since the epoch
+    /// (now part of `metadata`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mtime: Option<f64>,
+    /// What the object is to carry besides its bytes (content type, user metadata: modes,
+    /// owners, times, xattrs).
+    #[serde(default)]
+    pub metadata: Metadata,
     /// When the record was last written, in seconds since the epoch.
     pub updated: u64,
 }
@@ -93,18 +100,22 @@ impl Record {
             complete: false,
             upload_ids: Vec::new(),
             mtime: None,
+            metadata: Metadata::default(),
             updated: 0,
         }
     }
 
-    pub fn mtime(&self) -> Option<SystemTime> {
-        self.mtime
+    /// What the object is to carry; a record of an older version kept only a time.
+    pub fn metadata(&self) -> Metadata {
+        let mut metadata = self.metadata.clone();
+        let legacy = self
+            .mtime
             .filter(|s| s.is_finite() && *s >= 0.0)
-            .map(|s| UNIX_EPOCH + std::time::Duration::from_secs_f64(s))
-    }
-
-    pub fn set_mtime(&mut self, t: Option<SystemTime>) {
-        self.mtime = t.and_then(|t| t.duration_since(UNIX_EPOCH).ok().map(|d| d.as_secs_f64()));
+            .map(|s| UNIX_EPOCH + std::time::Duration::from_secs_f64(s));
+        if let (Some(t), None) = (legacy, metadata.mtime()) {
+            metadata.set_time("mtime", t);
+        }
+        metadata
     }
 }
 

@@ -44,8 +44,9 @@ mod writer;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::SystemTime;
 
-use crate::s3::S3Error;
+use crate::s3::{Metadata, S3Error};
 
 pub use budget::{default_budget, MemoryBudget};
 pub use journal::Journal;
@@ -171,6 +172,16 @@ pub enum UploadError {
         #[source]
         source: io::Error,
     },
+}
+
+/// What a write does to the file times an object keeps: `mtime` and `ctime`, where the
+/// metadata has them (the filesystem decides which it keeps), become `now`.
+pub fn stamp_times(metadata: &mut Metadata, now: SystemTime) {
+    for name in ["mtime", "ctime"] {
+        if metadata.user.contains_key(name) {
+            metadata.set_time(name, now);
+        }
+    }
 }
 
 fn kept(staging: Option<&Path>) -> String {

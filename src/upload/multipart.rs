@@ -31,9 +31,9 @@ use tokio::task::JoinHandle;
 
 use super::budget::Reservation;
 use super::journal::Journal;
-use super::{PARTS_PER_DOUBLING, S3_MAX_PARTS, S3_MAX_PART_SIZE};
+use super::{stamp_times, PARTS_PER_DOUBLING, S3_MAX_PARTS, S3_MAX_PART_SIZE};
 use crate::s3::etag::{answer_may_be_lost, completed_from};
-use crate::s3::{CompletedPart, ObjectClient, S3Error, UploadPartCopyParams};
+use crate::s3::{CompletedPart, Metadata, ObjectClient, S3Error, UploadPartCopyParams};
 
 /// The size of part `part_number` (1-based) when the first part is `base` bytes: doubles
 /// every [`PARTS_PER_DOUBLING`] parts, capped at S3's 5 GiB part limit.
@@ -62,9 +62,11 @@ pub struct MultipartUpload<C: ObjectClient> {
     client: Arc<C>,
     key: String,
     base_part_size: u64,
-    /// Stored as `x-amz-meta-mtime`; fixed once the upload started (metadata goes with
+    /// What the object carries; fixed once the upload started (metadata goes with
     /// CreateMultipartUpload).
-    mtime: Option<SystemTime>,
+    metadata: Metadata,
+    /// The file times in `metadata` are moved to the time the upload starts ([`stamp_times`]).
+    stamp: bool,
     upload_id: Option<String>,
     /// The number the next pushed part gets.
     next_part: u32,
@@ -84,7 +86,8 @@ impl<C: ObjectClient> MultipartUpload<C> {
             client,
             key,
             base_part_size,
-            mtime: None,
+            metadata: Metadata::default(),
+            stamp: false,
             upload_id: None,
             next_part: 1,
             slots: Arc::new(Semaphore::new(concurrency.max(1))),
@@ -102,11 +105,18 @@ impl<C: ObjectClient> MultipartUpload<C> {
         self
     }
 
-    /// The file time the object is to carry; too late once the upload started.
-    pub fn set_mtime(&mut self, mtime: Option<SystemTime>) {
+    /// The metadata the object is to carry, its file times moved to the upload's start
+    /// when `stamp`; too late once the upload started.
+    pub fn set_metadata(&mut self, metadata: Metadata, stamp: bool) {
         if !self.is_started() {
-            self.mtime = mtime;
+            self.metadata = metadata;
+            self.stamp = stamp;
         }
+    }
+
+    /// A write came: the file times are the upload's start again.
+    pub fn stamp_times(&mut self) {
+        self.stamp = true;
     }
 
     /// Points an upload not started yet at another key (its file was renamed); a started
@@ -117,9 +127,9 @@ impl<C: ObjectClient> MultipartUpload<C> {
         }
     }
 
-    /// The file time the completed object carries.
-    pub fn mtime(&self) -> Option<SystemTime> {
-        self.mtime
+    /// The metadata the completed object carries (once started).
+    pub fn metadata(&self) -> &Metadata {
+        &self.metadata
     }
 
     /// True once CreateMultipartUpload succeeded (the first part was pushed).
@@ -247,9 +257,13 @@ impl<C: ObjectClient> MultipartUpload<C> {
         let upload_id = match &self.upload_id {
             Some(id) => id.clone(),
             None => {
+                if self.stamp {
+                    stamp_times(&mut self.metadata, SystemTime::now());
+                    self.stamp = false;
+                }
                 let id = self
                     .client
-                    .create_multipart_upload(&self.key, self.mtime)
+                    .create_multipart_upload(&self.key, &self.metadata)
                     .await?;
                 debug!("multipart upload of {:?} started", self.key);
                 self.upload_id = Some(id.clone());

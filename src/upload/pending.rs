@@ -332,7 +332,7 @@ impl<C: ObjectClient> Pending<C> {
             config: &self.config,
             key: &target,
         };
-        let uploaded = staged.upload(&ctx, record.mtime()).await;
+        let uploaded = staged.upload(&ctx, &record.metadata()).await;
         staged.drop_resumable(&self.client, &self.config).await;
         match uploaded {
             Ok(_) => Ok(Done::Uploaded(RecoveredFile {

@@ -15,7 +15,6 @@
 use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use bytes::Bytes;
 use log::debug;
@@ -26,7 +25,7 @@ use super::multipart::{abort_upload, part_size, MultipartUpload};
 use super::staging::StagingFile;
 use super::{UploadError, WriterConfig, S3_MAX_OBJECT_SIZE};
 use crate::s3::checksum::crc32c_base64;
-use crate::s3::{CompletedPart, GetObjectParams, ObjectClient, PutObjectParams, S3Error};
+use crate::s3::{CompletedPart, GetObjectParams, Metadata, ObjectClient, PutObjectParams, S3Error};
 
 /// The object a staged copy's absent chunks come from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -317,7 +316,7 @@ impl Staged {
     pub async fn upload<C: ObjectClient>(
         &mut self,
         ctx: &Ctx<'_, C>,
-        mtime: Option<SystemTime>,
+        metadata: &Metadata,
     ) -> Result<String, UploadError> {
         let size = self.chunks.size();
         let s3_failed = |source, staged: &Staged| UploadError::S3 {
@@ -336,12 +335,12 @@ impl Staged {
                 .put_object(PutObjectParams {
                     key: ctx.key.to_string(),
                     body,
-                    mtime,
+                    metadata: metadata.clone(),
                 })
                 .await
                 .map_err(|e| s3_failed(e, self))?
         } else {
-            self.upload_parts(ctx, mtime).await?
+            self.upload_parts(ctx, metadata).await?
         };
         self.chunks.uploaded();
         self.base = Some(Base {
@@ -354,7 +353,7 @@ impl Staged {
     async fn upload_parts<C: ObjectClient>(
         &mut self,
         ctx: &Ctx<'_, C>,
-        mtime: Option<SystemTime>,
+        metadata: &Metadata,
     ) -> Result<String, UploadError> {
         let config = ctx.config;
         let mut upload = MultipartUpload::new(
@@ -364,7 +363,7 @@ impl Staged {
             config.concurrency,
         )
         .with_journal(Arc::clone(&config.journal));
-        upload.set_mtime(mtime);
+        upload.set_metadata(metadata.clone(), false);
         let held = self.resume(ctx, &mut upload).await;
         let plan = self.chunks.plan(|n| part_size(config.part_size, n));
         let mut sent = Ok(());

@@ -10,8 +10,8 @@ use bytes::Bytes;
 use super::*;
 use crate::s3::memory::{MemoryClient, Op};
 use crate::s3::{
-    CompletedPart, GetObjectOutput, GetObjectParams, ListObjectsParams, ListPage, ObjectClient,
-    ObjectMeta, PutObjectParams, S3Error,
+    CompletedPart, GetObjectOutput, GetObjectParams, ListObjectsParams, ListPage, Metadata,
+    ObjectClient, ObjectMeta, PutObjectParams, S3Error,
 };
 
 const PART: u64 = 64 * 1024;
@@ -80,7 +80,13 @@ fn staged_files(dir: &tempfile::TempDir) -> usize {
 #[tokio::test]
 async fn small_file_goes_up_as_one_put_object() {
     let (dir, s3) = (tempfile::tempdir().unwrap(), bucket());
-    let w = OpenWriter::new(s3.clone(), "small".into(), Origin::New, config(&dir, 4));
+    let w = OpenWriter::new(
+        s3.clone(),
+        "small".into(),
+        Origin::New,
+        Metadata::default(),
+        config(&dir, 4),
+    );
     write_all(&w, 0, b"hello world").await;
     assert_eq!(s3.get("small"), None, "nothing is visible before flush");
     let meta = w.flush().await.unwrap().unwrap();
@@ -95,7 +101,13 @@ async fn small_file_goes_up_as_one_put_object() {
 #[tokio::test]
 async fn empty_new_file_becomes_an_empty_object() {
     let (dir, s3) = (tempfile::tempdir().unwrap(), bucket());
-    let w = OpenWriter::new(s3.clone(), "empty".into(), Origin::New, config(&dir, 4));
+    let w = OpenWriter::new(
+        s3.clone(),
+        "empty".into(),
+        Origin::New,
+        Metadata::default(),
+        config(&dir, 4),
+    );
     assert!(w.is_dirty());
     assert_eq!(w.flush().await.unwrap().unwrap().size, 0);
     assert_eq!(s3.get("empty").unwrap().len(), 0);
@@ -110,7 +122,13 @@ async fn empty_new_file_becomes_an_empty_object() {
 #[tokio::test]
 async fn sequential_file_streams_as_multipart() {
     let (dir, s3) = (tempfile::tempdir().unwrap(), bucket());
-    let w = OpenWriter::new(s3.clone(), "big".into(), Origin::New, config(&dir, 4));
+    let w = OpenWriter::new(
+        s3.clone(),
+        "big".into(),
+        Origin::New,
+        Metadata::default(),
+        config(&dir, 4),
+    );
     let body = data((PART * 7 / 2) as usize);
     write_all(&w, 0, &body).await;
     assert!(w.is_streaming().await);
@@ -144,7 +162,13 @@ async fn sequential_file_streams_as_multipart() {
 #[tokio::test]
 async fn reads_see_the_writes() {
     let (dir, s3) = (tempfile::tempdir().unwrap(), bucket());
-    let w = OpenWriter::new(s3.clone(), "rw".into(), Origin::New, config(&dir, 4));
+    let w = OpenWriter::new(
+        s3.clone(),
+        "rw".into(),
+        Origin::New,
+        Metadata::default(),
+        config(&dir, 4),
+    );
     let body = data((PART + 100) as usize);
     write_all(&w, 0, &body).await;
     assert_eq!(
@@ -192,16 +216,16 @@ impl ObjectClient for SlowParts {
         &self,
         from: &str,
         to: &str,
-        mtime: Option<std::time::SystemTime>,
+        replace: Option<&Metadata>,
     ) -> Result<String, S3Error> {
-        self.inner.copy_object(from, to, mtime).await
+        self.inner.copy_object(from, to, replace).await
     }
     async fn create_multipart_upload(
         &self,
         key: &str,
-        mtime: Option<std::time::SystemTime>,
+        metadata: &Metadata,
     ) -> Result<String, S3Error> {
-        self.inner.create_multipart_upload(key, mtime).await
+        self.inner.create_multipart_upload(key, metadata).await
     }
     async fn upload_part(
         &self,
@@ -258,7 +282,13 @@ async fn parts_in_flight_never_exceed_concurrency() {
         now: AtomicUsize::new(0),
         most: AtomicUsize::new(0),
     });
-    let w = OpenWriter::new(s3.clone(), "slow".into(), Origin::New, config(&dir, 3));
+    let w = OpenWriter::new(
+        s3.clone(),
+        "slow".into(),
+        Origin::New,
+        Metadata::default(),
+        config(&dir, 3),
+    );
     let body = data((PART * 10) as usize);
     write_all(&w, 0, &body).await;
     w.flush().await.unwrap();
@@ -272,7 +302,13 @@ async fn parts_in_flight_never_exceed_concurrency() {
 #[tokio::test]
 async fn a_failed_part_keeps_the_data_and_the_upload_to_resume() {
     let (dir, s3) = (tempfile::tempdir().unwrap(), bucket());
-    let w = OpenWriter::new(s3.clone(), "doomed".into(), Origin::New, config(&dir, 1));
+    let w = OpenWriter::new(
+        s3.clone(),
+        "doomed".into(),
+        Origin::New,
+        Metadata::default(),
+        config(&dir, 1),
+    );
     let body = data((PART * 7 / 2) as usize);
     write_all(&w, 0, &body[..(PART * 2) as usize]).await;
     while s3.counters().upload_part < 2 {
@@ -323,7 +359,13 @@ async fn a_failed_part_keeps_the_data_and_the_upload_to_resume() {
 async fn flush_after_a_failed_complete_only_completes() {
     let (dir, s3) = (tempfile::tempdir().unwrap(), bucket());
     s3.fail_next(Op::CompleteMultipartUpload, 1, internal_error);
-    let w = OpenWriter::new(s3.clone(), "retry".into(), Origin::New, config(&dir, 2));
+    let w = OpenWriter::new(
+        s3.clone(),
+        "retry".into(),
+        Origin::New,
+        Metadata::default(),
+        config(&dir, 2),
+    );
     let body = data((PART * 5 / 2) as usize);
     write_all(&w, 0, &body).await;
     assert!(w.flush().await.is_err());
@@ -341,7 +383,13 @@ async fn flush_after_a_failed_complete_only_completes() {
 #[tokio::test]
 async fn a_complete_whose_answer_was_lost_succeeds() {
     let (dir, s3) = (tempfile::tempdir().unwrap(), bucket());
-    let w = OpenWriter::new(s3.clone(), "lost".into(), Origin::New, config(&dir, 2));
+    let w = OpenWriter::new(
+        s3.clone(),
+        "lost".into(),
+        Origin::New,
+        Metadata::default(),
+        config(&dir, 2),
+    );
     let body = data((PART * 5 / 2) as usize);
     write_all(&w, 0, &body).await;
     s3.lose_answer_next(Op::CompleteMultipartUpload, 1, || S3Error::Service {
@@ -364,7 +412,13 @@ async fn a_complete_whose_answer_was_lost_succeeds() {
 #[tokio::test]
 async fn sequential_then_seek_keeps_every_byte() {
     let (dir, s3) = (tempfile::tempdir().unwrap(), bucket());
-    let w = OpenWriter::new(s3.clone(), "seek".into(), Origin::New, config(&dir, 2));
+    let w = OpenWriter::new(
+        s3.clone(),
+        "seek".into(),
+        Origin::New,
+        Metadata::default(),
+        config(&dir, 2),
+    );
     let mut expect = data((PART * 5 / 2) as usize);
     write_all(&w, 0, &expect).await;
     w.write(10, Bytes::from_static(b"PATCHED")).await.unwrap();
@@ -386,7 +440,13 @@ async fn sequential_then_seek_keeps_every_byte() {
 #[tokio::test]
 async fn writes_after_a_flush_upload_the_whole_file_again() {
     let (dir, s3) = (tempfile::tempdir().unwrap(), bucket());
-    let w = OpenWriter::new(s3.clone(), "twice".into(), Origin::New, config(&dir, 2));
+    let w = OpenWriter::new(
+        s3.clone(),
+        "twice".into(),
+        Origin::New,
+        Metadata::default(),
+        config(&dir, 2),
+    );
     let first = data((PART * 3 / 2) as usize);
     write_all(&w, 0, &first).await;
     w.flush().await.unwrap();
@@ -409,7 +469,13 @@ async fn random_write_into_existing_object_keeps_the_rest() {
         etag,
         size: expect.len() as u64,
     };
-    let w = OpenWriter::new(s3.clone(), "obj".into(), origin, config(&dir, 2));
+    let w = OpenWriter::new(
+        s3.clone(),
+        "obj".into(),
+        origin,
+        Metadata::default(),
+        config(&dir, 2),
+    );
     assert!(!w.is_dirty());
     w.write(PART + 5, Bytes::from_static(b"xyz")).await.unwrap();
     expect[(PART + 5) as usize..(PART + 8) as usize].copy_from_slice(b"xyz");
@@ -435,7 +501,13 @@ async fn an_append_to_a_large_object_moves_one_part() {
         etag,
         size: expect.len() as u64,
     };
-    let w = OpenWriter::new(s3.clone(), "big.log".into(), origin, config(&dir, 4));
+    let w = OpenWriter::new(
+        s3.clone(),
+        "big.log".into(),
+        origin,
+        Metadata::default(),
+        config(&dir, 4),
+    );
     w.write(w.size(), Bytes::from_static(b"one more line\n"))
         .await
         .unwrap();
@@ -459,7 +531,13 @@ async fn an_append_to_a_large_object_moves_one_part() {
 #[tokio::test]
 async fn beyond_five_tib_is_refused_at_the_write() {
     let (dir, s3) = (tempfile::tempdir().unwrap(), bucket());
-    let w = OpenWriter::new(s3.clone(), "huge".into(), Origin::New, config(&dir, 2));
+    let w = OpenWriter::new(
+        s3.clone(),
+        "huge".into(),
+        Origin::New,
+        Metadata::default(),
+        config(&dir, 2),
+    );
     let err = w.truncate(6 << 40).await.unwrap_err();
     assert!(matches!(err, UploadError::TooLarge { .. }), "{err}");
     let err = w
@@ -476,7 +554,13 @@ async fn append_to_existing_object() {
     let (dir, s3) = (tempfile::tempdir().unwrap(), bucket());
     let etag = s3.insert("log", "line 1\n");
     let origin = Origin::Existing { etag, size: 7 };
-    let w = OpenWriter::new(s3.clone(), "log".into(), origin, config(&dir, 2));
+    let w = OpenWriter::new(
+        s3.clone(),
+        "log".into(),
+        origin,
+        Metadata::default(),
+        config(&dir, 2),
+    );
     w.write(w.size(), Bytes::from_static(b"line 2\n"))
         .await
         .unwrap();
@@ -491,7 +575,13 @@ async fn truncate_existing_object_fetches_only_kept_bytes() {
     let (dir, s3) = (tempfile::tempdir().unwrap(), bucket());
     let etag = s3.insert("t", data(5000));
     let origin = Origin::Existing { etag, size: 5000 };
-    let w = OpenWriter::new(s3.clone(), "t".into(), origin, config(&dir, 2));
+    let w = OpenWriter::new(
+        s3.clone(),
+        "t".into(),
+        origin,
+        Metadata::default(),
+        config(&dir, 2),
+    );
     w.truncate(10).await.unwrap();
     w.truncate(20).await.unwrap();
     assert_eq!(w.size(), 20);
@@ -511,6 +601,7 @@ async fn truncate_to_zero_fetches_nothing() {
         s3.clone(),
         "z".into(),
         Origin::Existing { etag, size: 5000 },
+        Metadata::default(),
         config(&dir, 2),
     );
     w.truncate(0).await.unwrap();
@@ -526,7 +617,13 @@ async fn unchanged_existing_file_uploads_nothing() {
     let (dir, s3) = (tempfile::tempdir().unwrap(), bucket());
     let etag = s3.insert("same", "abc");
     let origin = Origin::Existing { etag, size: 3 };
-    let w = OpenWriter::new(s3.clone(), "same".into(), origin, config(&dir, 2));
+    let w = OpenWriter::new(
+        s3.clone(),
+        "same".into(),
+        origin,
+        Metadata::default(),
+        config(&dir, 2),
+    );
     assert_eq!(w.flush().await.unwrap(), None);
     assert_eq!(s3.counters(), Default::default());
 }
@@ -538,7 +635,13 @@ async fn object_changed_since_open_fails_the_fill() {
     let etag = s3.insert("moved", "old content");
     s3.insert("moved", "new content");
     let origin = Origin::Existing { etag, size: 11 };
-    let w = OpenWriter::new(s3.clone(), "moved".into(), origin, config(&dir, 2));
+    let w = OpenWriter::new(
+        s3.clone(),
+        "moved".into(),
+        origin,
+        Metadata::default(),
+        config(&dir, 2),
+    );
     let err = w.write(0, Bytes::from_static(b"x")).await.unwrap_err();
     assert!(
         matches!(err.s3_error(), Some(S3Error::PreconditionFailed { .. })),
@@ -552,7 +655,13 @@ async fn object_changed_since_open_fails_the_fill() {
 #[tokio::test]
 async fn abandon_aborts_the_upload_and_keeps_the_data() {
     let (dir, s3) = (tempfile::tempdir().unwrap(), bucket());
-    let w = OpenWriter::new(s3.clone(), "gone".into(), Origin::New, config(&dir, 2));
+    let w = OpenWriter::new(
+        s3.clone(),
+        "gone".into(),
+        Origin::New,
+        Metadata::default(),
+        config(&dir, 2),
+    );
     let body = data((PART * 2) as usize);
     write_all(&w, 0, &body).await;
     assert_eq!(s3.pending_uploads().len(), 1);
@@ -588,7 +697,13 @@ fn part_size_schedule_reaches_five_tib_in_ten_thousand_parts() {
 #[tokio::test]
 async fn dropped_writer_aborts_its_upload() {
     let (dir, s3) = (tempfile::tempdir().unwrap(), bucket());
-    let w = OpenWriter::new(s3.clone(), "dropped".into(), Origin::New, config(&dir, 2));
+    let w = OpenWriter::new(
+        s3.clone(),
+        "dropped".into(),
+        Origin::New,
+        Metadata::default(),
+        config(&dir, 2),
+    );
     write_all(&w, 0, &data((PART * 2) as usize)).await;
     assert_eq!(s3.pending_uploads().len(), 1);
     drop(w);
@@ -608,7 +723,13 @@ async fn dropped_writer_aborts_its_upload() {
 async fn an_empty_flush_keeps_the_writer_streaming() {
     let dir = tempfile::tempdir().unwrap();
     let s3 = Arc::new(MemoryClient::new().with_min_part_size(0));
-    let w = OpenWriter::new(s3.clone(), "dup".into(), Origin::New, config(&dir, 2));
+    let w = OpenWriter::new(
+        s3.clone(),
+        "dup".into(),
+        Origin::New,
+        Metadata::default(),
+        config(&dir, 2),
+    );
     w.flush().await.unwrap();
     assert_eq!(s3.get("dup").unwrap().len(), 0);
     assert!(w.is_streaming().await);
@@ -625,7 +746,13 @@ async fn an_empty_flush_keeps_the_writer_streaming() {
 #[tokio::test]
 async fn small_file_never_touches_the_disk() {
     let (dir, s3) = (tempfile::tempdir().unwrap(), bucket());
-    let w = OpenWriter::new(s3.clone(), "s".into(), Origin::New, config(&dir, 4));
+    let w = OpenWriter::new(
+        s3.clone(),
+        "s".into(),
+        Origin::New,
+        Metadata::default(),
+        config(&dir, 4),
+    );
     write_all(&w, 0, &data((PART / 2) as usize)).await;
     assert_eq!(staged_files(&dir), 0, "nothing local while writing");
     w.flush().await.unwrap();
@@ -637,7 +764,13 @@ async fn small_file_never_touches_the_disk() {
 #[tokio::test]
 async fn the_mirror_holds_every_sent_part() {
     let (dir, s3) = (tempfile::tempdir().unwrap(), bucket());
-    let w = OpenWriter::new(s3.clone(), "m".into(), Origin::New, config(&dir, 4));
+    let w = OpenWriter::new(
+        s3.clone(),
+        "m".into(),
+        Origin::New,
+        Metadata::default(),
+        config(&dir, 4),
+    );
     let body = data((PART * 5 / 2) as usize);
     write_all(&w, 0, &body).await;
     let path = w.staging_path().await.unwrap();
@@ -657,7 +790,13 @@ async fn the_mirror_holds_every_sent_part() {
 async fn a_stream_goes_on_without_a_mirror_the_disk_cannot_hold() {
     let (dir, s3) = (tempfile::tempdir().unwrap(), bucket());
     let cfg = config_without_disk(&dir);
-    let w = OpenWriter::new(s3.clone(), "d".into(), Origin::New, cfg);
+    let w = OpenWriter::new(
+        s3.clone(),
+        "d".into(),
+        Origin::New,
+        Metadata::default(),
+        cfg,
+    );
     let body = data((PART * 5 / 2) as usize);
     write_all(&w, 0, &body).await;
     assert!(w.is_streaming().await);
@@ -694,7 +833,13 @@ async fn a_mirror_slower_than_the_upload_is_given_up() {
     use super::staging::tests::slow_disk;
     let (dir, s3) = (tempfile::tempdir().unwrap(), bucket());
     slow_disk::slow_down(dir.path(), Duration::from_millis(20));
-    let w = OpenWriter::new(s3.clone(), "slow".into(), Origin::New, config(&dir, 4));
+    let w = OpenWriter::new(
+        s3.clone(),
+        "slow".into(),
+        Origin::New,
+        Metadata::default(),
+        config(&dir, 4),
+    );
     let body = data((PART * 48) as usize);
     write_all(&w, 0, &body).await;
     let refused = w.write(0, Bytes::from_static(b"x")).await.unwrap_err();
@@ -709,7 +854,13 @@ async fn a_mirror_that_keeps_up_is_kept() {
     use super::staging::tests::slow_disk;
     let (dir, s3) = (tempfile::tempdir().unwrap(), bucket());
     slow_disk::slow_down(dir.path(), Duration::from_millis(5));
-    let w = OpenWriter::new(s3.clone(), "kept".into(), Origin::New, config(&dir, 4));
+    let w = OpenWriter::new(
+        s3.clone(),
+        "kept".into(),
+        Origin::New,
+        Metadata::default(),
+        config(&dir, 4),
+    );
     let mut expect = data((PART * 8) as usize);
     for chunk in expect.chunks(PART as usize) {
         let at = w.size();
@@ -731,6 +882,7 @@ async fn a_failed_upload_without_a_mirror_says_the_data_is_lost() {
         s3.clone(),
         "lost".into(),
         Origin::New,
+        Metadata::default(),
         config_without_disk(&dir),
     );
     write_all(&w, 0, &data((PART * 3 / 2) as usize)).await;
@@ -752,7 +904,13 @@ async fn a_failed_upload_without_a_mirror_says_the_data_is_lost() {
 #[tokio::test]
 async fn writes_taken_at_once_stream_like_any_other() {
     let (dir, s3) = (tempfile::tempdir().unwrap(), bucket());
-    let w = OpenWriter::new(s3.clone(), "now".into(), Origin::New, config(&dir, 2));
+    let w = OpenWriter::new(
+        s3.clone(),
+        "now".into(),
+        Origin::New,
+        Metadata::default(),
+        config(&dir, 2),
+    );
     let body = data((PART * 5 / 2) as usize);
     let (mut at, mut taken_now) = (0, 0);
     for chunk in body.chunks(16 * 1024) {
@@ -788,7 +946,13 @@ async fn writes_taken_at_once_stream_like_any_other() {
 #[tokio::test]
 async fn a_write_inside_the_part_being_filled_keeps_streaming() {
     let (dir, s3) = (tempfile::tempdir().unwrap(), bucket());
-    let w = OpenWriter::new(s3.clone(), "hdr".into(), Origin::New, config(&dir, 2));
+    let w = OpenWriter::new(
+        s3.clone(),
+        "hdr".into(),
+        Origin::New,
+        Metadata::default(),
+        config(&dir, 2),
+    );
     let mut expect = data((PART + PART / 2) as usize);
     write_all(&w, 0, &expect).await;
     let inside = PART + 10;

@@ -49,8 +49,8 @@ use super::journal::Record;
 use super::mirror::{not_kept, Mirror};
 use super::part::{PartBuf, WHOLE_PART_FROM};
 use super::staged::{too_large, Base, Ctx, Staged};
-use super::{MultipartUpload, Origin, UploadError, WriterConfig};
-use crate::s3::{ObjectClient, ObjectMeta, PutObjectParams, S3Error};
+use super::{stamp_times, MultipartUpload, Origin, UploadError, WriterConfig};
+use crate::s3::{Metadata, ObjectClient, ObjectMeta, PutObjectParams, S3Error};
 
 /// The write side of one open file (shared by the handles of one inode).
 pub struct OpenWriter<C: ObjectClient> {
@@ -64,9 +64,28 @@ pub struct OpenWriter<C: ObjectClient> {
     state: Mutex<State<C>>,
     size: AtomicU64,
     dirty: AtomicBool,
-    /// A time set with `utimes` since the last write; the upload stores it when it still
-    /// can (see [`OpenWriter::set_mtime`]).
-    user_mtime: std::sync::Mutex<Option<SystemTime>>,
+    /// What the object is to carry besides its bytes (see [`OpenWriter::set_metadata`]).
+    meta: std::sync::Mutex<WriteMeta>,
+}
+
+/// The metadata an upload sends, as the filesystem set it.
+#[derive(Clone, Debug, Default)]
+struct WriteMeta {
+    metadata: Metadata,
+    /// The file times in `metadata` were set (`utimes`) after the last write: stored as
+    /// they are. Otherwise an upload moves them to its own time ([`stamp_times`]).
+    times_set: bool,
+}
+
+impl WriteMeta {
+    /// What an upload starting now sends.
+    fn to_send(&self) -> Metadata {
+        let mut metadata = self.metadata.clone();
+        if !self.times_set {
+            stamp_times(&mut metadata, SystemTime::now());
+        }
+        metadata
+    }
 }
 
 /// A new file written at its end, going up while it is written.
@@ -114,18 +133,28 @@ struct State<C: ObjectClient> {
 
 impl<C: ObjectClient> OpenWriter<C> {
     /// The writer of `key`, opened as `origin` says. Nothing happens in S3 or on disk yet.
-    pub fn new(client: Arc<C>, key: String, origin: Origin, config: Arc<WriterConfig>) -> Self {
+    /// `metadata`: what the object is to carry besides its bytes (the file times in it
+    /// are moved to each upload's time, see [`OpenWriter::set_metadata`]).
+    pub fn new(
+        client: Arc<C>,
+        key: String,
+        origin: Origin,
+        metadata: Metadata,
+        config: Arc<WriterConfig>,
+    ) -> Self {
         let origin_bucket = config.journal.origin().clone();
         let (mode, record, size, dirty) = match origin {
             Origin::New => {
+                let mut upload = MultipartUpload::new(
+                    client.clone(),
+                    key.clone(),
+                    config.part_size,
+                    config.concurrency,
+                )
+                .with_journal(Arc::clone(&config.journal));
+                upload.set_metadata(metadata.clone(), true);
                 let stream = Stream {
-                    upload: MultipartUpload::new(
-                        client.clone(),
-                        key.clone(),
-                        config.part_size,
-                        config.concurrency,
-                    )
-                    .with_journal(Arc::clone(&config.journal)),
+                    upload,
                     part: PartBuf::new(),
                     hold: None,
                     mirror: Mirror::default(),
@@ -158,30 +187,79 @@ impl<C: ObjectClient> OpenWriter<C> {
             }),
             size: AtomicU64::new(size),
             dirty: AtomicBool::new(dirty),
-            user_mtime: std::sync::Mutex::new(None),
+            meta: std::sync::Mutex::new(WriteMeta {
+                metadata,
+                times_set: false,
+            }),
         }
     }
 
-    /// `utimes` on the open file: the next upload stores `mtime` as `x-amz-meta-mtime`,
-    /// unless a write comes after it (a write sets the time to the upload's). A streaming
-    /// upload already started has sent its metadata: then the time is not stored, and
-    /// [`OpenWriter::mtime`] still reports it for the filesystem to keep in memory.
-    pub async fn set_mtime(&self, mtime: SystemTime) {
+    /// `chmod`, `chown`, `utimes`, `setxattr` on the open file: the object is to carry
+    /// `metadata` (all of it: what it lacks is gone). `times_set`: `Some(true)` when its
+    /// file times were set explicitly (stored as they are, until a write moves them to the
+    /// upload's time); `None` leaves that as it was. A file with changes not uploaded
+    /// yet carries it with its next upload (if that upload had already started, its
+    /// metadata went with CreateMultipartUpload, and the completed object is copied onto
+    /// itself with the new metadata, see `fix_metadata`). A file S3 holds as it is gets it
+    /// now, with a copy onto itself: then the object's new ETag and size are returned.
+    pub async fn set_metadata(
+        &self,
+        metadata: Metadata,
+        times_set: Option<bool>,
+    ) -> Result<Option<(String, u64)>, UploadError> {
         let mut state = self.state.lock().await;
-        *self.user_mtime_slot() = Some(mtime);
+        let times_set = times_set.unwrap_or(self.meta_slot().times_set);
+        let meta = WriteMeta {
+            metadata,
+            times_set,
+        };
         if let Mode::Streaming(stream) = &mut state.mode {
-            stream.upload.set_mtime(Some(mtime));
+            stream
+                .upload
+                .set_metadata(meta.metadata.clone(), !meta.times_set);
         }
+        *self.meta_slot() = meta;
+        if self.is_dirty() || self.is_unlinked() {
+            return Ok(None);
+        }
+        let key = self.key();
+        let size = self.size();
+        let wanted = self.metadata_as_set();
+        let copied = self
+            .client
+            .copy_object_sized(&key, &key, size, Some(&wanted))
+            .await
+            .map_err(|source| self.upload_failed(&key, local_file(&state.mode), source))?;
+        if let Mode::Staged(staged) = &mut state.mode {
+            if staged.base().is_some() {
+                staged.rebase(Some(Base {
+                    key: key.clone(),
+                    etag: copied.clone(),
+                }));
+            }
+        }
+        Ok(Some((copied, size)))
     }
 
-    /// The time set with `utimes` since the last write, if any.
-    pub fn mtime(&self) -> Option<SystemTime> {
-        *self.user_mtime_slot()
+    /// The metadata the next upload sends (its file times as they would be now).
+    pub fn metadata(&self) -> Metadata {
+        self.meta_slot().to_send()
     }
 
-    fn user_mtime_slot(&self) -> std::sync::MutexGuard<'_, Option<SystemTime>> {
+    /// The metadata as the filesystem set it, times unstamped.
+    pub fn metadata_as_set(&self) -> Metadata {
+        self.meta_slot().metadata.clone()
+    }
+
+    fn meta_slot(&self) -> std::sync::MutexGuard<'_, WriteMeta> {
         // Holds a plain value; a panic elsewhere cannot leave it inconsistent.
-        self.user_mtime.lock().unwrap_or_else(|p| p.into_inner())
+        self.meta.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A write came: the file times are the upload's again.
+    fn written(&self) -> bool {
+        let mut meta = self.meta_slot();
+        std::mem::replace(&mut meta.times_set, false)
     }
 
     /// The object key this writer uploads to.
@@ -251,8 +329,8 @@ impl<C: ObjectClient> OpenWriter<C> {
         if stream.hold.is_none() && stream.part.len() + data.len() >= WHOLE_PART_FROM {
             stream.hold = Some(self.config.budget.try_reserve(limit as u64)?);
         }
-        if self.user_mtime_slot().take().is_some() {
-            stream.upload.set_mtime(None);
+        if self.written() {
+            stream.upload.stamp_times();
         }
         let took = stream.part.fill(data, limit);
         self.size.fetch_add(took as u64, Ordering::AcqRel);
@@ -270,9 +348,9 @@ impl<C: ObjectClient> OpenWriter<C> {
         too_large(&key, offset + data.len() as u64)?;
         let mut state = self.state.lock().await;
         self.settle(&mut state).await?;
-        if self.user_mtime_slot().take().is_some() {
+        if self.written() {
             if let Mode::Streaming(stream) = &mut state.mode {
-                stream.upload.set_mtime(None);
+                stream.upload.stamp_times();
             }
         }
         if offset != self.size() {
@@ -604,31 +682,37 @@ impl<C: ObjectClient> OpenWriter<C> {
         self.settle(state).await?;
         let key = self.key();
         let size = self.size();
-        // The time the object is stored with: set by utimes, when the upload can carry it.
-        let mut stored_mtime = self.mtime();
+        // What the object is stored with; a streaming upload already started sent its own.
+        let mut sent = self.metadata();
         let uploaded = match &mut state.mode {
             Mode::Streaming(stream) if !stream.upload.is_started() && size == 0 => {
                 // Nothing written yet: a close of a duplicate descriptor (`cmd > file` and
                 // `dd` open, dup2 and close before writing). The empty object goes up, and
                 // the writer keeps streaming, so the writes that follow do not fall back to
                 // staging and an upload at close.
-                self.put(&key, Bytes::new(), stored_mtime)
+                self.put(&key, Bytes::new(), sent.clone())
                     .await
                     .map_err(|source| self.upload_failed(&key, None, source))
             }
-            Mode::Streaming(_) => {
-                stored_mtime = match &state.mode {
-                    Mode::Streaming(s) if s.upload.is_started() => s.upload.mtime(),
-                    _ => stored_mtime,
-                };
-                self.flush_stream(state, &key, size, stored_mtime).await
+            Mode::Streaming(stream) => {
+                if stream.upload.is_started() {
+                    sent = stream.upload.metadata().clone();
+                }
+                self.flush_stream(state, &key, size, sent.clone()).await
             }
-            Mode::Staged(_) => self.flush_staged(state, &key, stored_mtime).await,
+            Mode::Staged(_) => self.flush_staged(state, &key, sent.clone()).await,
+        };
+        let uploaded = match uploaded {
+            Ok(etag) => self.fix_metadata(state, &key, size, etag, &mut sent).await,
+            Err(e) => Err(e),
         };
         match uploaded {
             Ok(etag) => {
                 debug!("uploaded {key:?} ({size} bytes)");
                 self.dirty.store(false, Ordering::Release);
+                // What S3 holds now, stamped times included, is what later changes start
+                // from.
+                self.meta_slot().metadata = sent.clone();
                 if state.recorded {
                     if let Some(file) = local_file(&state.mode) {
                         file.forget();
@@ -643,7 +727,8 @@ impl<C: ObjectClient> OpenWriter<C> {
                     etag,
                     // S3 answers a PUT without Last-Modified; ours is within the request's time.
                     last_modified: SystemTime::now(),
-                    mtime: stored_mtime,
+                    metadata: Some(sent),
+                    version_id: None,
                 }))
             }
             Err(err) => {
@@ -663,7 +748,7 @@ impl<C: ObjectClient> OpenWriter<C> {
         state: &mut State<C>,
         key: &str,
         size: u64,
-        mtime: Option<SystemTime>,
+        metadata: Metadata,
     ) -> Result<String, UploadError> {
         let Mode::Streaming(stream) = &mut state.mode else {
             return Err(UploadError::LocalIo {
@@ -712,7 +797,7 @@ impl<C: ObjectClient> OpenWriter<C> {
             }
         } else {
             drop(hold);
-            self.put(key, tail.clone(), mtime).await
+            self.put(key, tail.clone(), metadata).await
         };
         match sent {
             Ok(etag) => {
@@ -768,19 +853,63 @@ impl<C: ObjectClient> OpenWriter<C> {
         &self,
         state: &mut State<C>,
         key: &str,
-        mtime: Option<SystemTime>,
+        metadata: Metadata,
     ) -> Result<String, UploadError> {
         self.keep_complete(state).await;
         let Mode::Staged(staged) = &mut state.mode else {
             return Ok(String::new());
         };
-        let uploaded = staged.upload(&self.ctx(key), mtime).await;
+        let uploaded = staged.upload(&self.ctx(key), &metadata).await;
         if uploaded.is_err() {
             // The resumable upload, if one was kept, is named in the record now.
-            state.record.set_mtime(mtime);
+            state.record.metadata = metadata;
             self.save_record(state, true);
         }
         uploaded
+    }
+
+    /// After an upload that sent `sent`: if the metadata set since differs (it changed
+    /// after a streaming upload had sent its own with CreateMultipartUpload), the object is
+    /// copied onto itself with it, and the file goes on from the copy. Returns the
+    /// object's ETag; `sent` becomes what the object carries.
+    async fn fix_metadata(
+        &self,
+        state: &mut State<C>,
+        key: &str,
+        size: u64,
+        etag: String,
+        sent: &mut Metadata,
+    ) -> Result<String, UploadError> {
+        let wanted = {
+            let meta = self.meta_slot();
+            let mut wanted = meta.metadata.clone();
+            if !meta.times_set {
+                // Times the upload stamped stay as it stamped them.
+                for name in ["mtime", "ctime"] {
+                    if let (true, Some(t)) = (wanted.user.contains_key(name), sent.user.get(name)) {
+                        wanted.user.insert(name.to_string(), t.clone());
+                    }
+                }
+            }
+            wanted
+        };
+        if wanted == *sent {
+            return Ok(etag);
+        }
+        debug!("{key:?}: its metadata changed during the upload; storing it with a copy");
+        let copied = self
+            .client
+            .copy_object_sized(key, key, size, Some(&wanted))
+            .await
+            .map_err(|source| self.upload_failed(key, local_file(&state.mode), source))?;
+        if let Mode::Staged(staged) = &mut state.mode {
+            staged.rebase(Some(Base {
+                key: key.to_string(),
+                etag: copied.clone(),
+            }));
+        }
+        *sent = wanted;
+        Ok(copied)
     }
 
     /// `close`/`fsync` was called on what the local copy holds: make it durable and record
@@ -796,7 +925,7 @@ impl<C: ObjectClient> OpenWriter<C> {
             );
         }
         state.record.complete = true;
-        state.record.set_mtime(self.mtime());
+        state.record.metadata = self.metadata();
         self.save_record(state, true);
     }
 
@@ -893,17 +1022,12 @@ impl<C: ObjectClient> OpenWriter<C> {
         }
     }
 
-    async fn put(
-        &self,
-        key: &str,
-        body: Bytes,
-        mtime: Option<SystemTime>,
-    ) -> Result<String, S3Error> {
+    async fn put(&self, key: &str, body: Bytes, metadata: Metadata) -> Result<String, S3Error> {
         self.client
             .put_object(PutObjectParams {
                 key: key.to_string(),
                 body,
-                mtime,
+                metadata,
             })
             .await
     }

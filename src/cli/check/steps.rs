@@ -397,7 +397,7 @@ async fn write(client: &S3Client, config: &MountConfig, who: &str) -> (Step, Opt
     let put = PutObjectParams {
         key: key.clone(),
         body: Bytes::from_static(b"s3rolefs check: write probe; safe to delete\n"),
-        mtime: None,
+        metadata: Default::default(),
     };
     match client.put_object(put).await {
         Ok(_) => (

@@ -11,10 +11,9 @@ use super::transport::{Request, Response};
 use super::S3Client;
 use crate::s3::checksum;
 use crate::s3::error::redact;
-use crate::s3::mtime;
-use crate::s3::settings::Applies;
+use crate::s3::settings::{Applies, ObjectSettings};
 use crate::s3::{
-    xml, CompletedPart, GetObjectOutput, GetObjectParams, ListObjectsParams, ListPage,
+    xml, CompletedPart, GetObjectOutput, GetObjectParams, ListObjectsParams, ListPage, Metadata,
     ObjectClient, ObjectMeta, PendingUpload, PutObjectParams, S3Error, UploadPartCopyParams,
 };
 use crate::sigv4::uri_encode;
@@ -63,15 +62,32 @@ fn meta_from_headers(key: &str, resp: &Response) -> Result<ObjectMeta, S3Error> 
         size,
         etag: etag_of(resp)?,
         last_modified,
-        mtime: header(headers, mtime::HEADER).and_then(mtime::parse),
+        metadata: Some(Metadata::from_headers(headers.iter().filter_map(
+            |(name, value)| Some((name.as_str(), header_text(value)?)),
+        ))),
+        version_id: header(headers, "x-amz-version-id").map(str::to_string),
     })
 }
 
-/// The file time as `x-amz-meta-mtime`, when there is one.
-fn with_mtime(req: Request<'_>, t: Option<SystemTime>) -> Request<'_> {
-    match t {
-        Some(t) => req.header(mtime::HEADER, mtime::format(t)),
-        None => req,
+/// A header's value as text: visible ASCII, or UTF-8 (S3 passes user metadata through as
+/// the bytes it was given).
+fn header_text(value: &reqwest::header::HeaderValue) -> Option<&str> {
+    value
+        .to_str()
+        .ok()
+        .or_else(|| std::str::from_utf8(value.as_bytes()).ok())
+}
+
+impl Request<'_> {
+    /// The metadata a written object gets. A storage class the mount sets wins over the
+    /// one an object had.
+    fn metadata(mut self, metadata: &Metadata, settings: &ObjectSettings) -> Self {
+        let skip: &[&str] = match settings.storage_class {
+            Some(_) => &["x-amz-storage-class"],
+            None => &[],
+        };
+        self.headers.extend(metadata.headers(skip));
+        self
     }
 }
 
@@ -268,8 +284,8 @@ impl ObjectClient for S3Client {
     async fn put_object(&self, params: PutObjectParams) -> Result<String, S3Error> {
         let req = Request::new("PutObject", Method::PUT, Some(&params.key))
             .object_headers(self.settings.headers(Applies::Create))
+            .metadata(&params.metadata, &self.settings)
             .body_with_checksum(params.body.clone());
-        let req = with_mtime(req, params.mtime);
         etag_of(&self.execute(&req).await?)
     }
 
@@ -299,14 +315,16 @@ impl ObjectClient for S3Client {
         &self,
         from: &str,
         to: &str,
-        mtime: Option<SystemTime>,
+        replace: Option<&Metadata>,
     ) -> Result<String, S3Error> {
         let mut req = Request::new("CopyObject", Method::PUT, Some(to))
             .header("x-amz-copy-source", self.copy_source(from))
             .object_headers(self.settings.headers(Applies::Create))
             .object_headers(self.settings.copy_source_headers());
-        if mtime.is_some() {
-            req = with_mtime(req.header("x-amz-metadata-directive", "REPLACE"), mtime);
+        if let Some(metadata) = replace {
+            req = req
+                .header("x-amz-metadata-directive", "REPLACE")
+                .metadata(metadata, &self.settings);
         }
         // A missing source is the error S3 reports for a copy.
         req.error_key = Some(from);
@@ -318,13 +336,13 @@ impl ObjectClient for S3Client {
     async fn create_multipart_upload(
         &self,
         key: &str,
-        mtime: Option<SystemTime>,
+        metadata: &Metadata,
     ) -> Result<String, S3Error> {
         let req = Request::new("CreateMultipartUpload", Method::POST, Some(key))
             .query("uploads", "")
             .header(checksum::ALGORITHM_HEADER, checksum::ALGORITHM)
-            .object_headers(self.settings.headers(Applies::Create));
-        let req = with_mtime(req, mtime);
+            .object_headers(self.settings.headers(Applies::Create))
+            .metadata(metadata, &self.settings);
         let sent = self.clock.now();
         let (resp, attempts) = self.execute_counted(&req).await;
         let upload_id = xml::parse_initiate_multipart(&resp?.body)?;

@@ -154,7 +154,7 @@ async fn signed_requests_carry_the_session_token() {
         .put_object(PutObjectParams {
             key: "dir/a b".into(),
             body: Bytes::from_static(b"hello"),
-            mtime: None,
+            metadata: Default::default(),
         })
         .await
         .unwrap();

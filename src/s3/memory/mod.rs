@@ -21,8 +21,8 @@ use super::client::check_key;
 use listing::list_page;
 
 use super::{
-    CompletedPart, GetObjectOutput, GetObjectParams, ListObjectsParams, ListPage, ObjectClient,
-    ObjectMeta, PendingUpload, PutObjectParams, S3Error, UploadPartCopyParams,
+    CompletedPart, GetObjectOutput, GetObjectParams, ListObjectsParams, ListPage, Metadata,
+    ObjectClient, ObjectMeta, PendingUpload, PutObjectParams, S3Error, UploadPartCopyParams,
     S3_SINGLE_COPY_LIMIT,
 };
 
@@ -105,12 +105,12 @@ struct StoredObject {
     data: Bytes,
     etag: String,
     last_modified: SystemTime,
-    mtime: Option<SystemTime>,
+    metadata: Metadata,
 }
 
 struct Upload {
     key: String,
-    mtime: Option<SystemTime>,
+    metadata: Metadata,
     parts: BTreeMap<u32, (String, Bytes)>,
     initiated: SystemTime,
 }
@@ -219,10 +219,20 @@ impl MemoryClient {
 
     /// Stores an object directly (no counter), for test setup.
     pub fn insert(&self, key: &str, data: impl Into<Bytes>) -> String {
-        self.store(key, data.into(), None)
+        self.store(key, data.into(), Metadata::default())
     }
 
-    fn store(&self, key: &str, data: Bytes, mtime: Option<SystemTime>) -> String {
+    /// Stores an object with metadata directly (no counter), for test setup.
+    pub fn insert_with(&self, key: &str, data: impl Into<Bytes>, metadata: Metadata) -> String {
+        self.store(key, data.into(), metadata)
+    }
+
+    /// An object's metadata, read directly (no counter), for test assertions.
+    pub fn metadata(&self, key: &str) -> Option<Metadata> {
+        self.lock().objects.get(key).map(|o| o.metadata.clone())
+    }
+
+    fn store(&self, key: &str, data: Bytes, metadata: Metadata) -> String {
         let etag = md5_etag(&data);
         self.lock().objects.insert(
             key.to_string(),
@@ -230,7 +240,7 @@ impl MemoryClient {
                 data,
                 etag: etag.clone(),
                 last_modified: SystemTime::now(),
-                mtime,
+                metadata,
             },
         );
         etag
@@ -294,7 +304,8 @@ fn meta(key: &str, o: &StoredObject) -> ObjectMeta {
         size: o.data.len() as u64,
         etag: o.etag.clone(),
         last_modified: o.last_modified,
-        mtime: o.mtime,
+        metadata: Some(o.metadata.clone()),
+        version_id: None,
     }
 }
 
@@ -366,7 +377,7 @@ impl ObjectClient for MemoryClient {
     async fn put_object(&self, params: PutObjectParams) -> Result<String, S3Error> {
         drop(self.enter(Op::PutObject)?);
         check_key(&params.key)?;
-        Ok(self.store(&params.key, params.body, params.mtime))
+        Ok(self.store(&params.key, params.body, params.metadata))
     }
 
     async fn delete_object(&self, key: &str) -> Result<(), S3Error> {
@@ -389,7 +400,7 @@ impl ObjectClient for MemoryClient {
         &self,
         from: &str,
         to: &str,
-        mtime: Option<SystemTime>,
+        replace: Option<&Metadata>,
     ) -> Result<String, S3Error> {
         let mut state = self.enter(Op::CopyObject)?;
         check_key(to)?;
@@ -406,7 +417,7 @@ impl ObjectClient for MemoryClient {
             etag: md5_etag(&source.data),
             last_modified: SystemTime::now(),
             // Metadata is copied unless replaced.
-            mtime: mtime.or(source.mtime),
+            metadata: replace.cloned().unwrap_or_else(|| source.metadata.clone()),
         };
         let etag = copy.etag.clone();
         state.objects.insert(to.to_string(), copy);
@@ -416,7 +427,7 @@ impl ObjectClient for MemoryClient {
     async fn create_multipart_upload(
         &self,
         key: &str,
-        mtime: Option<SystemTime>,
+        metadata: &Metadata,
     ) -> Result<String, S3Error> {
         let mut state = self.enter(Op::CreateMultipartUpload)?;
         check_key(key)?;
@@ -426,7 +437,7 @@ impl ObjectClient for MemoryClient {
             id.clone(),
             Upload {
                 key: key.to_string(),
-                mtime,
+                metadata: metadata.clone(),
                 parts: BTreeMap::new(),
                 initiated: SystemTime::now(),
             },
@@ -543,14 +554,18 @@ impl ObjectClient for MemoryClient {
             data.extend_from_slice(body);
         }
         let etag = format!("\"{}-{}\"", hex::encode(Md5::digest(&digests)), parts.len());
-        let mtime = state.uploads.remove(upload_id).and_then(|u| u.mtime);
+        let metadata = state
+            .uploads
+            .remove(upload_id)
+            .map(|u| u.metadata)
+            .unwrap_or_default();
         state.objects.insert(
             key.to_string(),
             StoredObject {
                 data: data.freeze(),
                 etag: etag.clone(),
                 last_modified: SystemTime::now(),
-                mtime,
+                metadata,
             },
         );
         drop(state);

@@ -115,7 +115,7 @@ fn ranges_if_match_and_missing_keys() {
 #[test]
 fn multipart_upload_round_trip() {
     let c = MemoryClient::new().with_min_part_size(2);
-    let id = block_on(c.create_multipart_upload("big", None)).unwrap();
+    let id = block_on(c.create_multipart_upload("big", &Default::default())).unwrap();
     let e1 = block_on(c.upload_part("big", &id, 1, Bytes::from_static(b"ab"))).unwrap();
     let e2 = block_on(c.upload_part("big", &id, 2, Bytes::from_static(b"c"))).unwrap();
     assert_eq!((e1.part_number, e2.part_number), (1, 2));

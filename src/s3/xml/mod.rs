@@ -201,8 +201,9 @@ pub fn parse_list_objects_v2(body: &[u8]) -> Result<ListPage, S3Error> {
                 .map_err(|_| S3Error::Malformed(format!("bad <Size> {size:?}")))?,
             etag: item.child_text("ETag").unwrap_or_default().to_string(),
             last_modified: parse_iso8601(item.required("LastModified")?)?,
-            // Listings carry no user metadata.
-            mtime: None,
+            // Listings carry no metadata.
+            metadata: None,
+            version_id: None,
         });
     }
     for prefixes in root.children_named("CommonPrefixes") {
