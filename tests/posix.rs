@@ -395,15 +395,7 @@ fn stored_modes_are_enforced_for_other_users() {
         meta(&[("mode", "33152"), ("uid", "0"), ("gid", "0")]),
     );
     let m = Mount::start(&server, "bkt", &["--allow-other"]);
-    // The mount's parents must be searchable by the other user.
-    let mut dir = m.path().parent();
-    while let Some(d) = dir {
-        if d == Path::new("/") {
-            break;
-        }
-        let _ = fs::set_permissions(d, fs::Permissions::from_mode(0o755));
-        dir = d.parent();
-    }
+    m.open_to_others();
     let p = m.path().join("secret");
     fs::write(&p, b"for root").unwrap();
     fs::set_permissions(&p, fs::Permissions::from_mode(0o600)).unwrap();
@@ -565,4 +557,100 @@ fn git_clone_keeps_executable_bits_and_symlinks() {
         Path::new("README")
     );
     assert_eq!(git(&clone, &["status", "--porcelain"]), "");
+}
+
+/// The tree of the interop tests: nested directories with modes 0711 and 0750, files
+/// 0600/0644/0755 owned by two users, links to a file and to a directory, xattrs on a file
+/// and a directory, times set on files and (last) on directories.
+fn interop_tree(root: &Path) {
+    for d in ["a", "a/b", "a/private", "bin"] {
+        fs::create_dir(root.join(d)).unwrap();
+    }
+    let files: [(&str, u32, u32, &[u8]); 4] = [
+        ("a/secret", 0o600, 1000, b"s"),
+        ("a/b/deep", 0o644, 1001, b"deep"),
+        ("bin/tool", 0o755, 0, b"#!/bin/sh\n"),
+        ("a/private/x", 0o640, 1000, b"x"),
+    ];
+    for (i, (path, mode, owner, body)) in files.iter().enumerate() {
+        let p = root.join(path);
+        fs::write(&p, body).unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(*mode)).unwrap();
+        std::os::unix::fs::chown(&p, Some(*owner), Some(*owner)).unwrap();
+        set_times(&p, (1_600_000_000, 0), (1_600_000_000 + i as i64, 0));
+    }
+    std::os::unix::fs::symlink("a/secret", root.join("link-file")).unwrap();
+    std::os::unix::fs::symlink("a/b", root.join("link-dir")).unwrap();
+    setxattr(&root.join("a/b/deep"), "user.note", b"hello", 0).unwrap();
+    setxattr(&root.join("a"), "user.dir", b"d", 0).unwrap();
+    fs::set_permissions(root.join("a/private"), fs::Permissions::from_mode(0o711)).unwrap();
+    fs::set_permissions(root.join("a/b"), fs::Permissions::from_mode(0o750)).unwrap();
+    std::os::unix::fs::chown(root.join("a/b"), Some(1001), Some(1001)).unwrap();
+    for (i, d) in ["a/private", "a/b", "a", "bin"].iter().enumerate() {
+        set_times(
+            &root.join(d),
+            (1_500_000_000, 0),
+            (1_500_000_000 + i as i64, 0),
+        );
+    }
+}
+
+/// How a tree looks to `find` (mode, owner, group, mtime, type, link target) and its
+/// `user.` xattrs, one line each, sorted.
+fn describe(root: &Path) -> String {
+    let found = run(Command::new("find").arg(root).args([
+        "-mindepth",
+        "1",
+        "-printf",
+        "%P %m %U %G %T@ %y %l\n",
+    ]));
+    let mut lines: Vec<String> = found.lines().map(str::to_string).collect();
+    for line in found.lines() {
+        let path = line.split(' ').next().unwrap_or_default();
+        if line.contains(" l ") || path.is_empty() {
+            continue;
+        }
+        let mut names = listxattr(&root.join(path));
+        names.sort();
+        for name in names {
+            let value = getxattr(&root.join(path), &name).unwrap();
+            lines.push(format!(
+                "{path} xattr {name}={}",
+                String::from_utf8_lossy(&value)
+            ));
+        }
+    }
+    lines.sort();
+    lines.join("\n")
+}
+
+/// A tree made through s3fs itself reads identically through s3rolefs; the same tree made
+/// through s3rolefs reads identically through s3fs.
+#[test]
+fn trees_move_between_s3fs_and_s3rolefs_unchanged() {
+    let server = server();
+    server.create_bucket("other");
+    {
+        let s3fs = support::s3fs::S3fs::mount(&server, "bkt");
+        interop_tree(s3fs.path());
+        let by_s3fs = describe(s3fs.path());
+        assert!(
+            by_s3fs.contains("a/secret 600 1000 1000 1600000000"),
+            "{by_s3fs}"
+        );
+        let ours = Mount::start(&server, "bkt", &[]);
+        assert_eq!(describe(ours.path()), by_s3fs);
+    }
+    let ours = Mount::start(&server, "other", &[]);
+    interop_tree(ours.path());
+    let by_us = describe(ours.path());
+    drop(ours);
+    let again = Mount::start(&server, "other", &[]);
+    assert_eq!(
+        describe(again.path()),
+        by_us,
+        "a fresh mount reads what was stored"
+    );
+    let s3fs = support::s3fs::S3fs::mount(&server, "other");
+    assert_eq!(describe(s3fs.path()), by_us);
 }

@@ -251,23 +251,28 @@ impl<C: ObjectClient> S3Filesystem<C> {
         Ok(posix)
     }
 
-    /// The metadata a new file, directory or link gets: its mode, owner and times now,
-    /// and the Content-Type of its name (directories: s3fs's marker type).
-    pub(super) fn new_metadata(&self, name: &str, kind: EntryKind, creator: Creator) -> Metadata {
+    /// What a new file, directory or link gets: its mode, owner and times (now), and the
+    /// Content-Type of its name (directories: s3fs's marker type); the metadata and the
+    /// attributes in it (`None` without POSIX metadata).
+    pub(super) fn new_entry(
+        &self,
+        name: &str,
+        kind: EntryKind,
+        creator: Creator,
+    ) -> (Metadata, Option<Posix>) {
         let content_type = match kind {
             EntryKind::Directory => DIRECTORY_CONTENT_TYPE.to_string(),
             EntryKind::File | EntryKind::Symlink => self.content_type(name),
         };
         let mut metadata = Metadata::with_content_type(Some(content_type));
-        if let Some(posix) = self.new_posix(kind, creator) {
+        let posix = self.new_posix(kind, creator);
+        if let Some(posix) = &posix {
             posix.store(&mut metadata);
         }
-        metadata
+        (metadata, posix)
     }
 
-    /// The attributes of a new inode of `kind` made by `creator` (`None` without POSIX
-    /// metadata).
-    pub(super) fn new_posix(&self, kind: EntryKind, creator: Creator) -> Option<Posix> {
+    fn new_posix(&self, kind: EntryKind, creator: Creator) -> Option<Posix> {
         if !self.config.posix_metadata {
             return None;
         }
@@ -324,7 +329,7 @@ impl<C: ObjectClient> S3Filesystem<C> {
             return Err(FsError::Exists);
         }
         let creator = self.creator_in(parent, creator, EntryKind::Symlink);
-        let metadata = self.new_metadata(name, EntryKind::Symlink, creator);
+        let (metadata, _) = self.new_entry(name, EntryKind::Symlink, creator);
         let body = Bytes::from(target.as_bytes().to_vec());
         let key = format!("{parent_key}{name}");
         let etag = self

@@ -219,10 +219,6 @@ fn reply_xattr(reply: ReplyXattr, size: u32, value: Result<Vec<u8>, FsError>, op
 }
 
 fn to_file_attr(attr: &Attr) -> FileAttr {
-    let nlink = match attr.kind {
-        EntryKind::Directory => 2,
-        EntryKind::File | EntryKind::Symlink => 1,
-    };
     FileAttr {
         ino: INodeNo(attr.ino),
         size: attr.size,
@@ -233,7 +229,7 @@ fn to_file_attr(attr: &Attr) -> FileAttr {
         crtime: UNIX_EPOCH,
         kind: file_type(attr.kind),
         perm: attr.perm,
-        nlink,
+        nlink: attr.nlink,
         uid: attr.uid,
         gid: attr.gid,
         rdev: 0,
@@ -837,12 +833,12 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
         reply.ok();
     }
 
-    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+    fn statfs(&self, _req: &Request, ino: INodeNo, reply: ReplyStatfs) {
         // S3 has no capacity: report a large, stable free space as the peers do, so
         // tools that check free space before writing proceed.
         const BLOCKS: u64 = 1 << 40;
         const FILES: u64 = 1 << 32;
-        let name_max = super::dir::NAME_MAX as u32;
+        let name_max = self.fs.name_max(ino.0);
         reply.statfs(BLOCKS, BLOCKS, BLOCKS, FILES, FILES, 4096, name_max, 4096);
     }
 }

@@ -43,6 +43,8 @@ pub struct Inode {
     pub posix: Option<Posix>,
     /// A symlink's target, once read (for the version `etag` names).
     pub link: Option<Arc<str>>,
+    /// Its name is gone (unlinked, or renamed over) while the kernel still holds it.
+    pub unlinked: bool,
     /// Until when `size`/`mtime`/`etag` may be served without asking S3.
     pub valid_until: Instant,
     /// The ETag pinned by the last `open`: the kernel's page cache holds that version, so
@@ -64,6 +66,9 @@ pub enum TimeSource {
     LastModified,
     /// The object's `x-amz-meta-mtime`, seen on a HEAD or stored by our own write.
     Metadata,
+    /// A directory whose entries changed through this mount: its times are that change's,
+    /// newer than what its marker stores (kept in memory only).
+    Local,
 }
 
 /// Fresh facts about a child, from a listing or a HEAD.
@@ -126,8 +131,18 @@ impl Inode {
     fn take(&mut self, facts: ChildFacts, valid_until: Instant) {
         let same_version = self.etag == facts.etag;
         self.valid_until = valid_until;
-        if facts.kind == EntryKind::Directory && facts.posix.is_none() {
-            return;
+        if facts.kind == EntryKind::Directory {
+            let touched = self.time_source == TimeSource::Local && self.mtime >= facts.mtime;
+            if facts.posix.is_none() || touched {
+                if let Some(posix) = facts.posix {
+                    self.posix = Some(Posix {
+                        mtime: self.posix.as_ref().and_then(|p| p.mtime),
+                        ctime: self.posix.as_ref().and_then(|p| p.ctime),
+                        ..posix
+                    });
+                }
+                return;
+            }
         }
         let keep_time = facts.time_source == TimeSource::LastModified
             && same_version
@@ -179,6 +194,7 @@ impl InodeTable {
             etag: None,
             posix: None,
             link: None,
+            unlinked: false,
             valid_until: far_future(),
             cached_etag: None,
             // The root is never forgotten.
@@ -251,6 +267,7 @@ impl InodeTable {
                 etag: facts.etag,
                 posix: facts.posix,
                 link: None,
+                unlinked: false,
                 valid_until,
                 cached_etag: None,
                 lookups: 0,
@@ -299,12 +316,22 @@ impl InodeTable {
         }
     }
 
+    /// The content of `ino` changed through this mount: its mtime and ctime are now.
+    pub fn touch(&mut self, ino: u64) {
+        if let Some(inode) = self.inodes.get_mut(&ino) {
+            let now = SystemTime::now();
+            inode.mtime = now;
+            inode.ctime = now;
+        }
+    }
+
     /// The entries of directory `ino` changed through this mount: its times are now.
     pub fn touch_directory(&mut self, ino: u64) {
         if let Some(inode) = self.inodes.get_mut(&ino) {
             let now = SystemTime::now();
             inode.mtime = now;
             inode.ctime = now;
+            inode.time_source = TimeSource::Local;
         }
     }
 
@@ -329,7 +356,11 @@ impl InodeTable {
         let Some(new_parent_key) = self.inodes.get(&new_parent).map(|p| p.key.clone()) else {
             return;
         };
-        self.children.remove(&(new_parent, new_name.to_string()));
+        if let Some(replaced) = self.children.remove(&(new_parent, new_name.to_string())) {
+            if replaced != ino {
+                self.mark_unlinked(replaced);
+            }
+        }
         let Some(inode) = self.inodes.get_mut(&ino) else {
             return;
         };
@@ -356,9 +387,18 @@ impl InodeTable {
     }
 
     /// Forgets `parent/name` as a name (the object is gone); the inode itself stays until
-    /// the kernel forgets it.
+    /// the kernel forgets it, with no name (`nlink` 0) and its ctime now.
     pub fn unlink_name(&mut self, parent: u64, name: &str) {
-        self.children.remove(&(parent, name.to_string()));
+        if let Some(ino) = self.children.remove(&(parent, name.to_string())) {
+            self.mark_unlinked(ino);
+        }
+    }
+
+    fn mark_unlinked(&mut self, ino: u64) {
+        if let Some(inode) = self.inodes.get_mut(&ino) {
+            inode.unlinked = true;
+            inode.ctime = SystemTime::now();
+        }
     }
 
     /// The kernel took one more reference on `ino`.

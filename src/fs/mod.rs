@@ -96,6 +96,8 @@ pub struct Attr {
     pub perm: u16,
     pub uid: u32,
     pub gid: u32,
+    /// Links to it: 2 for a directory, 1 for a file, 0 once its name is gone.
+    pub nlink: u32,
     /// The attributes are the object's own (or the mount's, without POSIX metadata).
     /// `false` for an entry known only from a listing, whose metadata was not read yet:
     /// the kernel must not keep them, since it enforces the permissions it is given.
@@ -230,6 +232,11 @@ impl<C: ObjectClient> S3Filesystem<C> {
             perm: posix.and_then(Posix::perm).unwrap_or(default_perm),
             uid: posix.and_then(|p| p.uid).unwrap_or(self.config.uid),
             gid: posix.and_then(|p| p.gid).unwrap_or(self.config.gid),
+            nlink: match inode.kind {
+                _ if inode.unlinked => 0,
+                EntryKind::Directory => 2,
+                EntryKind::File | EntryKind::Symlink => 1,
+            },
             exact: self.metadata_known(inode),
         }
     }
@@ -259,6 +266,10 @@ impl<C: ObjectClient> S3Filesystem<C> {
         }
         if !dir::is_valid_name(name) {
             return Err(FsError::NotFound);
+        }
+        if parent_inode.key.len() + name.len() > dir::KEY_MAX {
+            // No key can hold it: neither here nor creatable (what ext4 answers too).
+            return Err(FsError::NameTooLong);
         }
         {
             let mut table = self.inodes();
@@ -744,6 +755,14 @@ impl<C: ObjectClient> S3Filesystem<C> {
             }
         }
         Ok(snapshot)
+    }
+
+    /// The longest name a new entry of directory `ino` may have (`statfs`'s name length,
+    /// which `pathconf(_PC_NAME_MAX)` reads per directory): FUSE's limit, less what the
+    /// directory's key prefix takes of S3's 1,024-byte keys (and a directory's `/`).
+    pub fn name_max(&self, ino: u64) -> u32 {
+        let prefix = self.inodes().get(ino).map_or(0, |i| i.key.len());
+        dir::NAME_MAX.min(dir::KEY_MAX.saturating_sub(prefix + 1)) as u32
     }
 
     /// Root inode number, for the adapter.

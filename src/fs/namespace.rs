@@ -62,10 +62,7 @@ impl<C: ObjectClient> S3Filesystem<C> {
             return Err(FsError::Exists);
         }
         let creator = self.creator_in(parent, creator, EntryKind::Directory);
-        let metadata = self.new_metadata(name, EntryKind::Directory, creator);
-        let posix = self
-            .new_posix(EntryKind::Directory, creator)
-            .unwrap_or_default();
+        let (metadata, posix) = self.new_entry(name, EntryKind::Directory, creator);
         self.client
             .put_object(PutObjectParams {
                 key: format!("{parent_key}{name}/"),
@@ -74,7 +71,7 @@ impl<C: ObjectClient> S3Filesystem<C> {
             })
             .await?;
         self.names_changed(parent);
-        let facts = ChildFacts::directory(self.mount_time, Some(posix));
+        let facts = ChildFacts::directory(self.mount_time, Some(posix.unwrap_or_default()));
         let mut table = self.inodes();
         let ino = table
             .upsert_child(parent, name, facts, self.valid_until())

@@ -104,6 +104,7 @@ impl<C: ObjectClient> S3Filesystem<C> {
             Err(S3Error::NoSuchKey { .. }) => return Err(FsError::NotFound),
             Err(e) => return Err(e.into()),
         };
+        let current_size = current.as_ref().map(|m| m.size);
         let metadata = match &current {
             Some(meta) => meta.metadata.clone().unwrap_or_default(),
             None => Metadata::with_content_type(Some(self.content_type(&inode.name))),
@@ -119,8 +120,14 @@ impl<C: ObjectClient> S3Filesystem<C> {
             }
             _ => Origin::New,
         };
+        let touched = truncate && current_size.is_some_and(|s| s > 0);
         // A writer created while S3 was asked is joined (`or_insert`): still one writer.
-        Ok(self.attach_writer(ino, &inode.key, origin, metadata))
+        let writer = self.attach_writer(ino, &inode.key, origin, metadata);
+        if touched {
+            // O_TRUNC emptied a file: its times move, as a write's would.
+            writer.touch().await;
+        }
+        Ok(writer)
     }
 
     fn new_handle(&self, ino: u64, key: &str, etag: String, size: u64) -> u64 {
@@ -204,12 +211,14 @@ impl<C: ObjectClient> S3Filesystem<C> {
             Err(e) => return Err(e),
         }
         let creator = self.creator_in(parent, creator, EntryKind::File);
-        let metadata = self.new_metadata(name, EntryKind::File, creator);
-        let posix = self.new_posix(EntryKind::File, creator);
+        let (metadata, posix) = self.new_entry(name, EntryKind::File, creator);
         let facts = ChildFacts {
             kind: EntryKind::File,
             size: 0,
-            mtime: SystemTime::now(),
+            mtime: posix
+                .as_ref()
+                .and_then(|p| p.mtime)
+                .unwrap_or_else(SystemTime::now),
             time_source: TimeSource::LastModified,
             etag: None,
             posix,
@@ -346,7 +355,12 @@ impl<C: ObjectClient> S3Filesystem<C> {
             return Err(FsError::ReadOnly);
         }
         if let Some(writer) = self.writer_of(ino) {
+            let before = writer.size();
             writer.truncate(size).await.map_err(FsError::Upload)?;
+            if size != before {
+                // Shown at once; stored with the upload (which stamps its own time).
+                self.inodes().touch(ino);
+            }
             return self.getattr(ino).await;
         }
         let inode = self.inode(ino)?;

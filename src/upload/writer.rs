@@ -72,8 +72,9 @@ pub struct OpenWriter<C: ObjectClient> {
 #[derive(Clone, Debug, Default)]
 struct WriteMeta {
     metadata: Metadata,
-    /// The file times in `metadata` were set (`utimes`) after the last write: stored as
-    /// they are. Otherwise an upload moves them to its own time ([`stamp_times`]).
+    /// No write came since the file times in `metadata` were set (at open, by `utimes`):
+    /// they are stored as they are. After a write, an upload moves them to its own time
+    /// ([`stamp_times`]).
     times_set: bool,
 }
 
@@ -152,7 +153,7 @@ impl<C: ObjectClient> OpenWriter<C> {
                     config.concurrency,
                 )
                 .with_journal(Arc::clone(&config.journal));
-                upload.set_metadata(metadata.clone(), true);
+                upload.set_metadata(metadata.clone(), false);
                 let stream = Stream {
                     upload,
                     part: PartBuf::new(),
@@ -189,7 +190,7 @@ impl<C: ObjectClient> OpenWriter<C> {
             dirty: AtomicBool::new(dirty),
             meta: std::sync::Mutex::new(WriteMeta {
                 metadata,
-                times_set: false,
+                times_set: true,
             }),
         }
     }
@@ -256,10 +257,22 @@ impl<C: ObjectClient> OpenWriter<C> {
         self.meta.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A write came: the file times are the upload's again.
+    /// A write came: the file times are the upload's again. Returns whether they were
+    /// not yet (a streaming upload must be told).
     fn written(&self) -> bool {
         let mut meta = self.meta_slot();
         std::mem::replace(&mut meta.times_set, false)
+    }
+
+    /// The content changed without a write (`O_TRUNC` of an existing file): the upload
+    /// stores its own time as the file's.
+    pub async fn touch(&self) {
+        let mut state = self.state.lock().await;
+        if self.written() {
+            if let Mode::Streaming(stream) = &mut state.mode {
+                stream.upload.stamp_times();
+            }
+        }
     }
 
     /// The object key this writer uploads to.
@@ -589,6 +602,7 @@ impl<C: ObjectClient> OpenWriter<C> {
         if let Mode::Staged(staged) = &mut state.mode {
             staged.truncate(&self.ctx(&key), size).await?;
         }
+        self.written();
         self.size.store(size, Ordering::Release);
         self.dirty.store(true, Ordering::Release);
         state.record.complete = false;

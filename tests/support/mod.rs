@@ -8,6 +8,7 @@
 //! - [`sts`]: [`sts::StsEmulator`], an STS emulator (AssumeRole, web identity, SAML) with
 //!   fault injection, request records and an `on_issue` hook.
 //! - [`client`]: [`TestClient`], a minimal independent SigV4 client for raw requests.
+//! - [`s3fs`]: [`s3fs::S3fs`], s3fs-fuse itself mounted on a test server bucket.
 //! - [`data`]: the byte pattern write tests use, commands that must succeed, a small tmpfs.
 //! - [`imds`]: [`imds::ImdsEmulator`], an EC2 instance metadata service with rotating role
 //!   credentials and failure switches; [`container`]: [`container::ContainerEndpoint`], the
@@ -21,6 +22,7 @@ pub mod container;
 pub mod data;
 pub mod imds;
 pub mod mount;
+pub mod s3fs;
 pub mod s3server;
 pub mod sso;
 pub mod sts;

@@ -347,6 +347,23 @@ impl Mount {
         &self.mountpoint
     }
 
+    /// Makes the directories above the mount point searchable by every user (temporary
+    /// directories are 0700), for tests that act as other users on an `--allow-other`
+    /// mount.
+    pub fn open_to_others(&self) {
+        use std::os::unix::fs::PermissionsExt;
+        let mut dir = self.mountpoint.parent();
+        while let Some(d) = dir.filter(|d| *d != Path::new("/")) {
+            let mode = std::fs::metadata(d)
+                .map(|m| m.permissions().mode())
+                .unwrap_or(0);
+            if mode & 0o005 != 0o005 {
+                let _ = std::fs::set_permissions(d, std::fs::Permissions::from_mode(mode | 0o755));
+            }
+            dir = d.parent();
+        }
+    }
+
     /// Everything the mount command wrote to stderr so far (`RUST_LOG=s3rolefs=debug`).
     pub fn stderr_log(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
