@@ -139,6 +139,7 @@ impl<C: ObjectClient> S3Filesystem<C> {
                     time_source: TimeSource::Metadata,
                     etag: Some(etag),
                     posix: Some(posix.clone()),
+                    last_modified: None,
                 };
                 table.refresh(ino, facts, self.valid_until());
             }
@@ -165,6 +166,8 @@ impl<C: ObjectClient> S3Filesystem<C> {
         let mut facts = ChildFacts::file(&current);
         facts.kind = inode.kind;
         facts.etag = Some(etag);
+        // The copy has a Last-Modified of its own, which the next listing shows.
+        facts.last_modified = None;
         facts.posix = Some(posix.clone());
         facts.mtime = posix.mtime.unwrap_or(facts.mtime);
         facts.time_source = TimeSource::Metadata;
@@ -349,6 +352,7 @@ impl<C: ObjectClient> S3Filesystem<C> {
             time_source: TimeSource::Metadata,
             etag: Some(etag),
             posix: Some(posix),
+            last_modified: None,
         };
         let mut table = self.inodes();
         let ino = table

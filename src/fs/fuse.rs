@@ -279,8 +279,13 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
             Ok(name) => name,
             Err(e) => return reply.error(errno(&e, "lookup")),
         };
-        let fs = Arc::clone(&self.fs);
         let ttl = self.ttl();
+        match self.fs.lookup_now(parent.0, &name) {
+            Some(Ok(attr)) => return reply.entry(&ttl, &to_file_attr(&attr), Generation(0)),
+            Some(Err(e)) => return reply.error(errno(&e, "lookup")),
+            None => {}
+        }
+        let fs = Arc::clone(&self.fs);
         self.runtime.spawn(async move {
             match fs.lookup(parent.0, &name).await {
                 Ok(attr) => reply.entry(&ttl, &to_file_attr(&attr), Generation(0)),

@@ -17,6 +17,7 @@ use futures_util::future::{BoxFuture, FutureExt, Shared};
 use futures_util::stream::{self, StreamExt};
 use lru::LruCache;
 
+use super::handle::SnapshotEntry;
 use crate::s3::{ObjectClient, ObjectMeta, S3Error};
 
 /// HEADs in flight at once for one window.
@@ -39,11 +40,14 @@ enum Answer {
 type SharedHead = Shared<BoxFuture<'static, Answer>>;
 
 /// Where the walk through one directory's listing is.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct Window {
     /// Positions below this were asked for.
     next: usize,
     size: usize,
+    /// The listing walked, kept past its TTL: a walk longer than the TTL goes on through
+    /// it (each HEAD still says whether its entry exists).
+    listing: Option<Arc<Vec<SnapshotEntry>>>,
 }
 
 /// The HEADs asked ahead, and their answers.
@@ -104,18 +108,34 @@ impl<C: ObjectClient> Heads<C> {
         }
     }
 
-    /// The walk of directory `dir` is at `position` of its listing, whose entries from
-    /// there on are `keys(from, to)` (the keys not known yet, in listing order): asks for
-    /// the next window of them when the walk goes on through it.
+    /// The listing of `dir` a walk went through, fresh or not.
+    pub fn walked_listing(&self, dir: u64) -> Option<Arc<Vec<SnapshotEntry>>> {
+        self.state().windows.get(&dir)?.listing.clone()
+    }
+
+    /// The walk of directory `dir` is at `position` of `listing`, whose entries from there
+    /// on are `keys(from, to)` (the keys not known yet, in listing order): asks for the next
+    /// window of them when the walk goes on through it.
     pub fn walk(
         self: &Arc<Self>,
         dir: u64,
+        listing: &Arc<Vec<SnapshotEntry>>,
         position: usize,
         keys: impl FnOnce(usize, usize) -> Vec<String>,
     ) {
         let (from, to) = {
             let mut state = self.state();
             let window = state.windows.entry(dir).or_default();
+            if !window
+                .listing
+                .as_ref()
+                .is_some_and(|l| Arc::ptr_eq(l, listing))
+            {
+                *window = Window {
+                    listing: Some(Arc::clone(listing)),
+                    ..Window::default()
+                };
+            }
             if position < window.next {
                 // Inside the window: move it on once half of it was walked.
                 if window.next - position > window.size / 2 {
@@ -210,8 +230,11 @@ mod tests {
             client.insert(k, "x");
         }
         let heads = Heads::new(Arc::clone(&client), Duration::from_secs(60));
+        let listing = Arc::new(Vec::new());
         for (i, key) in all.iter().enumerate() {
-            heads.walk(1, i, |from, to| all[from.min(200)..to.min(200)].to_vec());
+            heads.walk(1, &listing, i, |from, to| {
+                all[from.min(200)..to.min(200)].to_vec()
+            });
             heads.head(key).await.unwrap();
         }
         // Every key asked once: ahead, or by its own stat (the first one).
@@ -231,7 +254,9 @@ mod tests {
             client.insert(k, "x");
         }
         let heads = Heads::new(Arc::clone(&client), Duration::from_secs(60));
-        heads.walk(1, 500, |from, to| all[from..to].to_vec());
+        heads.walk(1, &Arc::new(Vec::new()), 500, |from, to| {
+            all[from..to].to_vec()
+        });
         heads.head(&all[500]).await.unwrap();
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert_eq!(client.counters().head_object as usize, 1 + FIRST_WINDOW);

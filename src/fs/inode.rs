@@ -38,6 +38,10 @@ pub struct Inode {
     pub ctime: SystemTime,
     /// The object's ETag when last seen (files only).
     pub etag: Option<String>,
+    /// Its `Last-Modified` when last seen, when known: with the ETag, the version whose
+    /// metadata `posix` is (a copy onto itself changes metadata and `Last-Modified`, not
+    /// the ETag of a single-part object).
+    pub last_modified: Option<SystemTime>,
     /// What the object's metadata says of modes, owners, times and xattrs; `None` until
     /// its metadata was read (a listing does not show it).
     pub posix: Option<Posix>,
@@ -79,6 +83,8 @@ pub struct ChildFacts {
     pub mtime: SystemTime,
     pub time_source: TimeSource,
     pub etag: Option<String>,
+    /// S3's `Last-Modified` (HEAD, listing); `None` when not from S3 (our own upload).
+    pub last_modified: Option<SystemTime>,
     /// The attributes its metadata holds; `None` when the facts come from a listing.
     pub posix: Option<Posix>,
 }
@@ -102,6 +108,7 @@ impl ChildFacts {
                 None => TimeSource::LastModified,
             },
             etag: Some(meta.etag.clone()),
+            last_modified: Some(meta.last_modified),
             posix,
         }
     }
@@ -118,6 +125,7 @@ impl ChildFacts {
                 None => TimeSource::LastModified,
             },
             etag: None,
+            last_modified: None,
             posix,
         }
     }
@@ -129,7 +137,14 @@ impl Inode {
     /// (no metadata) leaves the attributes metadata gave that version. A directory's
     /// times and attributes change only with what its marker says (or this mount did).
     fn take(&mut self, facts: ChildFacts, valid_until: Instant) {
-        let same_version = self.etag == facts.etag;
+        // The same version: the same ETag and, where both are known, Last-Modified.
+        let same_version = self.etag == facts.etag
+            && match (self.last_modified, facts.last_modified) {
+                (Some(a), Some(b)) => whole_seconds(a) == whole_seconds(b),
+                _ => true,
+            };
+        // Facts of our own rewrite carry none: the next listing's is taken as this one's.
+        self.last_modified = facts.last_modified;
         self.valid_until = valid_until;
         if facts.kind == EntryKind::Directory {
             let touched = self.time_source == TimeSource::Local && self.mtime >= facts.mtime;
@@ -192,6 +207,7 @@ impl InodeTable {
             time_source: TimeSource::LastModified,
             ctime: mount_time,
             etag: None,
+            last_modified: None,
             posix: None,
             link: None,
             unlinked: false,
@@ -265,6 +281,7 @@ impl InodeTable {
                 time_source: facts.time_source,
                 ctime,
                 etag: facts.etag,
+                last_modified: facts.last_modified,
                 posix: facts.posix,
                 link: None,
                 unlinked: false,
@@ -483,6 +500,13 @@ impl InodeTable {
     }
 }
 
+/// `t` in whole seconds: a HEAD's `Last-Modified` (an HTTP date) has no fraction, a
+/// listing's may have milliseconds.
+fn whole_seconds(t: SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 fn far_future() -> Instant {
     Instant::now() + std::time::Duration::from_secs(100 * 365 * 24 * 3600)
 }
@@ -499,6 +523,7 @@ mod tests {
             mtime: UNIX_EPOCH,
             time_source: TimeSource::LastModified,
             etag: Some("\"e\"".into()),
+            last_modified: None,
             posix: None,
         }
     }

@@ -258,6 +258,34 @@ impl<C: ObjectClient> S3Filesystem<C> {
             .ok_or(FsError::UnknownInode(ino))
     }
 
+    /// [`S3Filesystem::lookup`] answered from the table, when it can be without S3: a
+    /// child whose attributes are fresh and its own, or a name a fresh listing lacks.
+    /// `None`: the lookup must ask S3. For the request loop (`ls -l` of a listed directory
+    /// whose metadata was read: no hand-off to a task and back per entry).
+    pub fn lookup_now(&self, parent: u64, name: &str) -> Option<Result<Attr, FsError>> {
+        {
+            let mut table = self.inodes();
+            let parent_inode = table.get(parent)?;
+            if parent_inode.kind != EntryKind::Directory || !dir::is_valid_name(name) {
+                return None;
+            }
+            if let Some(child) = table.child(parent, name) {
+                let fresh = child.valid_until > Instant::now() && self.metadata_known(child);
+                if !fresh {
+                    return None;
+                }
+                let attr = self.attr_of(child);
+                table.remember(attr.ino);
+                return Some(Ok(attr));
+            }
+        }
+        let (_, snapshot) = self.listings().get(parent)?;
+        snapshot
+            .binary_search_by(|e| e.name.as_str().cmp(name))
+            .is_err()
+            .then_some(Err(FsError::NotFound))
+    }
+
     /// `lookup`: the child `name` of directory `parent`. Counts one kernel reference.
     pub async fn lookup(&self, parent: u64, name: &str) -> Result<Attr, FsError> {
         let parent_inode = self.inode(parent)?;
@@ -284,13 +312,19 @@ impl<C: ObjectClient> S3Filesystem<C> {
         }
         // A fresh listing of the parent answers for S3: without the name, nothing is there
         // (negative lookups: shells, editors and `git` probe many names that do not
-        // exist); with it, its kind is known and only its metadata is missing.
-        let listed = self.listings().get(parent).map(|(_, snapshot)| {
-            let found = snapshot.binary_search_by(|e| e.name.as_str().cmp(name));
-            (found, snapshot)
-        });
+        // exist); with it, its kind is known and only its metadata is missing. A walk
+        // through a listing that outlived its TTL goes on through it: the HEAD says
+        // whether the entry still exists.
+        let fresh = self.listings().get(parent).map(|(_, snapshot)| snapshot);
+        let is_fresh = fresh.is_some();
+        let listed = fresh
+            .or_else(|| self.heads.walked_listing(parent))
+            .map(|snapshot| {
+                let found = snapshot.binary_search_by(|e| e.name.as_str().cmp(name));
+                (found, snapshot)
+            });
         let facts = match listed {
-            Some((Err(_), _)) => return Err(FsError::NotFound),
+            Some((Err(_), _)) if is_fresh => return Err(FsError::NotFound),
             Some((Ok(position), snapshot)) if self.config.posix_metadata => {
                 self.walk_ahead(parent, &parent_inode.key, position, &snapshot);
                 let kind = snapshot[position].facts.kind;
@@ -345,8 +379,14 @@ impl<C: ObjectClient> S3Filesystem<C> {
 
     /// A `stat` walking the listing of `dir` reached `position`: the HEADs of the entries
     /// after it whose metadata is not known are asked ahead ([`Heads::walk`]).
-    fn walk_ahead(&self, dir: u64, prefix: &str, position: usize, snapshot: &[SnapshotEntry]) {
-        self.heads.walk(dir, position, |from, to| {
+    fn walk_ahead(
+        &self,
+        dir: u64,
+        prefix: &str,
+        position: usize,
+        snapshot: &Arc<Vec<SnapshotEntry>>,
+    ) {
+        self.heads.walk(dir, snapshot, position, |from, to| {
             let table = self.inodes();
             let end = to.min(snapshot.len());
             snapshot[from.min(end)..end]
@@ -373,7 +413,7 @@ impl<C: ObjectClient> S3Filesystem<C> {
             max_keys: Some(1),
         };
         let (head, listing) = tokio::join!(
-            self.client.head_object(&key),
+            self.heads.head(&key),
             self.client.list_objects_page(&list, None)
         );
         let listing = listing?;
@@ -739,6 +779,7 @@ impl<C: ObjectClient> S3Filesystem<C> {
                         time_source: existing.time_source,
                         etag: existing.etag.clone(),
                         posix: existing.posix.clone(),
+                        last_modified: existing.last_modified,
                     },
                     _ => ChildFacts::directory(self.mount_time, None),
                 },

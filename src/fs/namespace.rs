@@ -175,6 +175,7 @@ impl<C: ObjectClient> S3Filesystem<C> {
                         time_source: TimeSource::LastModified,
                         etag: None,
                         posix: None,
+                        last_modified: None,
                     })),
                     None => self.existing(&from_dir, name).await,
                 }
@@ -248,6 +249,7 @@ impl<C: ObjectClient> S3Filesystem<C> {
                         time_source: i.time_source,
                         etag: Some(etag),
                         posix: i.posix.clone(),
+                        last_modified: None,
                     },
                     None => ChildFacts {
                         kind: EntryKind::File,
@@ -256,6 +258,7 @@ impl<C: ObjectClient> S3Filesystem<C> {
                         time_source: TimeSource::LastModified,
                         etag: Some(etag),
                         posix: None,
+                        last_modified: None,
                     },
                 };
                 table.refresh(ino, facts, self.valid_until());

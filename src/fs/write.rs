@@ -221,6 +221,7 @@ impl<C: ObjectClient> S3Filesystem<C> {
                 .unwrap_or_else(SystemTime::now),
             time_source: TimeSource::LastModified,
             etag: None,
+            last_modified: None,
             posix,
         };
         let ino = {
