@@ -654,3 +654,63 @@ fn trees_move_between_s3fs_and_s3rolefs_unchanged() {
     let s3fs = support::s3fs::S3fs::mount(&server, "other");
     assert_eq!(describe(s3fs.path()), by_us);
 }
+
+/// What HEADs said is kept across remounts by version: a second mount's `ls -l` needs no
+/// HEAD, and a file whose metadata another client changed (same body, so the same ETag,
+/// but a new Last-Modified) is asked again and shows its new mode.
+#[test]
+fn metadata_read_once_answers_listings_after_a_remount() {
+    let server = server();
+    for i in 0..20 {
+        server.put_object(
+            "bkt",
+            &format!("d/f{i:02}"),
+            "same body",
+            None,
+            meta(&[("mode", "33152"), ("uid", "7"), ("gid", "8")]),
+        );
+    }
+    let cache = tempfile::tempdir().unwrap();
+    let cache_arg = cache.path().to_str().unwrap();
+    let modes = |m: &Mount| -> Vec<u32> {
+        let mut entries: Vec<_> = fs::read_dir(m.path().join("d"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        entries.sort();
+        entries
+            .iter()
+            .map(|p| fs::symlink_metadata(p).unwrap().mode())
+            .collect()
+    };
+    {
+        let m = Mount::start(&server, "bkt", &["--cache-dir", cache_arg]);
+        assert!(modes(&m).iter().all(|&mode| mode == 0o100600));
+        assert!(server.count(support::Op::HeadObject) >= 20);
+    }
+    // Another client rewrites one file's metadata a second later: same ETag, new time.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    server.put_object(
+        "bkt",
+        "d/f05",
+        "same body",
+        None,
+        meta(&[("mode", "33188"), ("uid", "7"), ("gid", "8")]),
+    );
+    server.reset_counters();
+    let m = Mount::start(&server, "bkt", &["--cache-dir", cache_arg]);
+    let again = modes(&m);
+    assert_eq!(again[5], 0o100644, "the changed file shows its new mode");
+    assert!(again
+        .iter()
+        .enumerate()
+        .all(|(i, &mode)| i == 5 || mode == 0o100600));
+    let heads: Vec<String> = server
+        .requests()
+        .into_iter()
+        .filter(|r| r.op == support::Op::HeadObject)
+        .filter_map(|r| r.key)
+        .filter(|k| k.starts_with("d/"))
+        .collect();
+    assert_eq!(heads, ["d/f05"], "only the changed file is asked");
+}

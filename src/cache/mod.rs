@@ -4,9 +4,12 @@
 //!   by the whole mount.
 //! - `disk`: the optional disk tier (`--cache-dir-size`): block files, 0600, kept across
 //!   remounts, checked against key and ETag.
+//! - `meta`: object metadata (modes, owners, times) by key and version, kept across
+//!   remounts, so a listing answers `ls -l` without a HEAD per file.
 //! - `prefetch`: per-handle sequential detection and a growing window of ranged GETs in
 //!   flight, served through the block cache, within a mount-wide memory budget.
 
 pub mod block;
 pub mod disk;
+pub mod meta;
 pub mod prefetch;

@@ -131,7 +131,7 @@ impl<C: ObjectClient> S3Filesystem<C> {
             let mut table = self.inodes();
             if let Some((etag, size)) = stored {
                 // Stored at once (the file had nothing left to upload): the new version.
-                self.heads.invalidate(&inode.key);
+                self.rewritten(&inode.key);
                 let facts = ChildFacts {
                     kind: EntryKind::File,
                     size,
@@ -162,7 +162,7 @@ impl<C: ObjectClient> S3Filesystem<C> {
             .client
             .copy_object_sized(&inode.key, &inode.key, current.size, Some(&metadata))
             .await?;
-        self.heads.invalidate(&inode.key);
+        self.rewritten(&inode.key);
         let mut facts = ChildFacts::file(&current);
         facts.kind = inode.kind;
         facts.etag = Some(etag);
@@ -219,7 +219,7 @@ impl<C: ObjectClient> S3Filesystem<C> {
                     .await?;
             }
         }
-        self.heads.invalidate(marker);
+        self.rewritten(marker);
         self.inodes().set_posix(inode.ino, posix);
         Ok(())
     }

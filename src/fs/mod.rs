@@ -35,6 +35,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::cache::block::BlockCache;
 use crate::cache::disk::DiskCache;
+use crate::cache::meta::MetaCache;
 use crate::cache::prefetch::{Prefetcher, ReadContext};
 use crate::s3::{Chunks, ListObjectsParams, ObjectClient, ObjectMeta, S3Error};
 use crate::upload::pending::Pending;
@@ -82,6 +83,8 @@ pub struct FsConfig {
     pub posix_metadata: bool,
     /// `Content-Type` of files whose extension names none.
     pub content_type_default: String,
+    /// Metadata read by HEADs, kept across remounts (with POSIX metadata).
+    pub meta_cache: Option<Arc<MetaCache>>,
 }
 
 /// Attributes of one inode, as the kernel gets them.
@@ -177,9 +180,28 @@ impl<C: ObjectClient> S3Filesystem<C> {
     /// [`FINAL_PASS`]. Returns how many are still not in S3 (they stay journaled for the
     /// next mount; an upload cut by the deadline leaves its entry as it was).
     pub async fn finish_uploads(&self) -> usize {
-        match tokio::time::timeout(FINAL_PASS, self.pending.pass()).await {
+        let left = match tokio::time::timeout(FINAL_PASS, self.pending.pass()).await {
             Ok(left) => left,
             Err(_) => self.pending.snapshot().0.len().max(1),
+        };
+        if let Some(cache) = &self.config.meta_cache {
+            cache.save();
+        }
+        left
+    }
+
+    /// What a HEAD (or GET) said of an object's metadata, kept for listings to come.
+    fn remember(&self, meta: &ObjectMeta) {
+        if let (Some(cache), Some(metadata)) = (&self.config.meta_cache, &meta.metadata) {
+            cache.put(&meta.key, &meta.etag, meta.last_modified, metadata);
+        }
+    }
+
+    /// `key` is rewritten through this mount: what was kept of it is stale.
+    fn rewritten(&self, key: &str) {
+        self.heads.invalidate(key);
+        if let Some(cache) = &self.config.meta_cache {
+            cache.forget(key);
         }
     }
 
@@ -357,7 +379,11 @@ impl<C: ObjectClient> S3Filesystem<C> {
             EntryKind::Directory => format!("{prefix}{name}/"),
             EntryKind::File | EntryKind::Symlink => format!("{prefix}{name}"),
         };
-        match (kind, self.heads.head(&key).await) {
+        let head = self.heads.head(&key).await;
+        if let Ok(meta) = &head {
+            self.remember(meta);
+        }
+        match (kind, head) {
             (EntryKind::Directory, Ok(marker)) => Ok(Some(self.directory_facts(Some(&marker)))),
             (EntryKind::Directory, Err(S3Error::NoSuchKey { .. })) => {
                 Ok(Some(self.directory_facts(None)))
@@ -430,7 +456,10 @@ impl<C: ObjectClient> S3Filesystem<C> {
             };
         }
         match head {
-            Ok(meta) => Ok(ChildFacts::file(&meta)),
+            Ok(meta) => {
+                self.remember(&meta);
+                Ok(ChildFacts::file(&meta))
+            }
             Err(S3Error::NoSuchKey { .. }) => Err(FsError::NotFound),
             Err(e) => Err(e.into()),
         }
@@ -457,7 +486,11 @@ impl<C: ObjectClient> S3Filesystem<C> {
             return Ok(attr);
         }
         let inode = self.inode(ino)?;
-        let facts = match (inode.kind, self.heads.head(&inode.key).await) {
+        let head = self.heads.head(&inode.key).await;
+        if let Ok(meta) = &head {
+            self.remember(meta);
+        }
+        let facts = match (inode.kind, head) {
             (EntryKind::Directory, Ok(marker)) => self.directory_facts(Some(&marker)),
             (EntryKind::Directory, Err(S3Error::NoSuchKey { .. })) => self.directory_facts(None),
             (_, Ok(meta)) => ChildFacts::file(&meta),
@@ -760,7 +793,7 @@ impl<C: ObjectClient> S3Filesystem<C> {
         for ListedEntry { name, kind, object } in entries {
             let facts = match object {
                 Some(meta) if kind == EntryKind::File => {
-                    let mut facts = ChildFacts::file(&meta);
+                    let mut facts = self.listed_file(&meta);
                     // A listing cannot tell a symlink from a file; the table, having read
                     // this version's metadata, can.
                     if let Some(known) = table.child(ino, &name) {
@@ -804,6 +837,23 @@ impl<C: ObjectClient> S3Filesystem<C> {
     pub fn name_max(&self, ino: u64) -> u32 {
         let prefix = self.inodes().get(ino).map_or(0, |i| i.key.len());
         dir::NAME_MAX.min(dir::KEY_MAX.saturating_sub(prefix + 1)) as u32
+    }
+
+    /// A file as a listing shows it, with the attributes kept for this version of it
+    /// (`meta_cache`), when there are.
+    fn listed_file(&self, listed: &ObjectMeta) -> ChildFacts {
+        let kept = self
+            .config
+            .meta_cache
+            .as_ref()
+            .and_then(|c| c.get(&listed.key, &listed.etag, listed.last_modified));
+        match kept {
+            Some(metadata) => ChildFacts::file(&ObjectMeta {
+                metadata: Some(metadata),
+                ..listed.clone()
+            }),
+            None => ChildFacts::file(listed),
+        }
     }
 
     /// Root inode number, for the adapter.

@@ -399,6 +399,7 @@ mod tests {
             disk_cache_size: 0,
             posix_metadata: true,
             content_type_default: "application/octet-stream".into(),
+            meta_cache: None,
         }
     }
 

@@ -98,7 +98,10 @@ impl<C: ObjectClient> S3Filesystem<C> {
         }
         let inode = self.inode(ino)?;
         let current = match self.client.head_object(&inode.key).await {
-            Ok(meta) => Some(meta),
+            Ok(meta) => {
+                self.remember(&meta);
+                Some(meta)
+            }
             // Truncating a file S3 does not hold (gone meanwhile): a new one.
             Err(S3Error::NoSuchKey { .. }) if truncate => None,
             Err(S3Error::NoSuchKey { .. }) => return Err(FsError::NotFound),
@@ -294,7 +297,7 @@ impl<C: ObjectClient> S3Filesystem<C> {
     async fn upload(&self, ino: u64, writer: &OpenWriter<C>) -> Result<(), FsError> {
         match writer.flush().await {
             Ok(Some(meta)) => {
-                self.heads.invalidate(&meta.key);
+                self.rewritten(&meta.key);
                 let mut table = self.inodes();
                 table.refresh(ino, ChildFacts::file(&meta), self.valid_until());
                 table.note_open(ino, &meta.etag);

@@ -114,6 +114,7 @@ fn mount_foreground(config: MountConfig, report_ready: bool) -> Result<(), Mount
             disk_cache_size: config.cache_dir_size,
             posix_metadata: config.posix_metadata,
             content_type_default: config.content_type_default.clone(),
+            meta_cache: meta_cache(&config, &cache_dir),
         },
     ));
     // Before the mount, so a mount that is visible can always be asked; dropped (and the
@@ -331,6 +332,34 @@ fn disk_cache(
     crate::cache::disk::DiskCache::open(blocks, config.cache_dir_size)
         .map(Some)
         .map_err(|e| failed(path, &e))
+}
+
+/// The metadata kept across remounts, in `<cache-dir>/meta`, with POSIX metadata; none
+/// (only slower) if the directory cannot be used.
+fn meta_cache(
+    config: &MountConfig,
+    cache_dir: &PrivateDir,
+) -> Option<Arc<crate::cache::meta::MetaCache>> {
+    if !config.posix_metadata {
+        return None;
+    }
+    match cache_dir.subdir("meta") {
+        Ok(dir) => {
+            let bucket = format!(
+                "{}\n{}\n{}",
+                config.endpoint.as_deref().unwrap_or(""),
+                config.bucket,
+                config.prefix
+            );
+            let cache =
+                crate::cache::meta::MetaCache::open(dir, &bucket, crate::cache::meta::CAPACITY);
+            Some(Arc::new(cache))
+        }
+        Err(e) => {
+            log::warn!("no metadata cache: {e}");
+            None
+        }
+    }
 }
 
 /// The upload settings: local copies in the journal under `cache_dir` (checked private
