@@ -510,19 +510,13 @@ impl<C: ObjectClient> S3Filesystem<C> {
             return Err(FsError::NotPermitted("user attributes on a symlink"));
         }
         let value = value.to_vec();
-        self.change_metadata(ino, None, move |posix| {
-            let mut attrs = posix
-                .xattr
-                .as_deref()
-                .map(xattr::decode)
-                .unwrap_or_default();
+        self.change_xattrs(ino, move |attrs| {
             match (flag, attrs.contains_key(name)) {
                 (XattrFlag::Create, true) => return Err(FsError::Exists),
                 (XattrFlag::Replace, false) => return Err(FsError::NoAttribute),
                 _ => {}
             }
             attrs.insert(name.to_string(), value);
-            posix.xattr = xattr::encode(&attrs).map(Arc::from);
             Ok(())
         })
         .await
@@ -531,15 +525,25 @@ impl<C: ObjectClient> S3Filesystem<C> {
     /// `removexattr` of a `user.` attribute.
     pub async fn removexattr(&self, ino: u64, name: &str) -> Result<(), FsError> {
         self.check_xattr_name(name)?;
+        self.change_xattrs(ino, move |attrs| {
+            attrs.remove(name).map(drop).ok_or(FsError::NoAttribute)
+        })
+        .await
+    }
+
+    /// Changes the `user.` attributes of `ino` by `change` and stores them.
+    async fn change_xattrs(
+        &self,
+        ino: u64,
+        change: impl FnOnce(&mut BTreeMap<String, Vec<u8>>) -> Result<(), FsError>,
+    ) -> Result<(), FsError> {
         self.change_metadata(ino, None, move |posix| {
             let mut attrs = posix
                 .xattr
                 .as_deref()
                 .map(xattr::decode)
                 .unwrap_or_default();
-            if attrs.remove(name).is_none() {
-                return Err(FsError::NoAttribute);
-            }
+            change(&mut attrs)?;
             posix.xattr = xattr::encode(&attrs).map(Arc::from);
             Ok(())
         })
