@@ -8,8 +8,10 @@
 //! - `mount`: preflight checks, credentials and bucket, the kernel mount, background mode,
 //!   signals, unmount; the per-mount control socket that `status` reads.
 //! - `fs`: the filesystem core (inodes, directories, handles, errno policy, a status
-//!   snapshot) and the thin fuser adapter.
-//! - `cache`: read-ahead between the filesystem and S3.
+//!   snapshot), POSIX attributes in s3fs's metadata format (modes, owners, times, symlinks,
+//!   xattrs) with the HEADs asked ahead of `ls -l`, and the thin fuser adapter.
+//! - `cache`: read-ahead between the filesystem and S3; object metadata kept across
+//!   remounts by version.
 //! - `upload`: the write path of an open file (streaming multipart or a sparse local copy),
 //!   uploaded whole; the crash-safe journal of what is not in S3 yet, its background
 //!   uploads and recovery at mount.
