@@ -111,6 +111,7 @@ impl<C: ObjectClient> S3Filesystem<C> {
             };
         }
         self.client.delete_object(&prefix).await?;
+        self.rewritten(&prefix);
         self.names_changed(parent);
         self.inodes().unlink_name(parent, name);
         Ok(())
@@ -143,6 +144,7 @@ impl<C: ObjectClient> S3Filesystem<C> {
                 .delete_object(&format!("{parent_key}{name}"))
                 .await?;
         }
+        self.rewritten(&format!("{parent_key}{name}"));
         self.names_changed(parent);
         self.inodes().unlink_name(parent, name);
         Ok(())
@@ -288,7 +290,9 @@ impl<C: ObjectClient> S3Filesystem<C> {
             .client
             .copy_object_sized(&from, &to, size, None)
             .await?;
+        self.rewritten(&to);
         self.client.delete_object(&from).await?;
+        self.rewritten(&from);
         Ok((etag, size))
     }
 
