@@ -608,3 +608,82 @@ fn a_file_past_five_tib_is_refused_at_once() {
     assert_eq!(server.get("bkt", "sparse").unwrap().as_ref(), b"x");
     assert_eq!(server.count(Op::CreateMultipartUpload), 0);
 }
+
+/// The mode, owner and time set on a file being written while S3 is down ride with its
+/// data into the journal: after `kill -9` and a new mount, the object arrives with them.
+#[test]
+fn attributes_set_during_an_outage_survive_kill_and_remount() {
+    let server = server();
+    let cache = cache_dir();
+    let mut m = durable_mount(
+        &server,
+        cache.path(),
+        &["--retry-timeout", "0", "--max-attempts", "1"],
+    );
+    fs::read_dir(m.path()).unwrap().for_each(drop);
+    server.refuse_connections(None);
+    let data = pattern(300_000, 3);
+    let mut f = fs::File::create(m.path().join("report.txt")).unwrap();
+    f.write_all(&data).unwrap();
+    f.set_permissions(fs::Permissions::from_mode(0o600))
+        .unwrap();
+    std::os::unix::fs::fchown(&f, Some(1234), Some(4321)).unwrap();
+    let err = f.sync_all().unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
+    drop(f);
+    m.crash();
+    server.end_outage();
+
+    let _m = durable_mount(&server, cache.path(), &[]);
+    assert!(
+        eventually(Duration::from_secs(60), || server
+            .get("bkt", "report.txt")
+            .is_some()),
+        "recovered: {:?}",
+        server.keys("bkt")
+    );
+    assert_eq!(server.get("bkt", "report.txt").unwrap().as_ref(), &data[..]);
+    let stored = server.object_info("bkt", "report.txt").unwrap().metadata;
+    assert_eq!(stored["mode"], "33152");
+    assert_eq!(
+        (stored["uid"].as_str(), stored["gid"].as_str()),
+        ("1234", "4321")
+    );
+    assert_eq!(
+        server
+            .object_info("bkt", "report.txt")
+            .unwrap()
+            .content_type,
+        "text/plain"
+    );
+}
+
+/// `chmod` through a few seconds of 503s waits them out; one whose copy was applied but
+/// whose answer was lost succeeds (the copy onto itself is idempotent); the body never
+/// changes.
+#[test]
+fn chmod_rides_out_an_outage_and_a_lost_copy_answer() {
+    let server = server();
+    let cache = cache_dir();
+    server.put("bkt", "f", pattern(100_000, 4));
+    let m = durable_mount(&server, cache.path(), &[]);
+    let p = m.path().join("f");
+    fs::metadata(&p).unwrap();
+    server.outage(Fault::SlowDown, Some(Duration::from_secs(3)));
+    fs::set_permissions(&p, fs::Permissions::from_mode(0o600)).unwrap();
+    assert_eq!(
+        server.object_info("bkt", "f").unwrap().metadata["mode"],
+        "33152"
+    );
+    server.fail_next_op(Op::CopyObject, 1, Fault::LoseAnswer);
+    fs::set_permissions(&p, fs::Permissions::from_mode(0o640)).unwrap();
+    assert_eq!(
+        server.object_info("bkt", "f").unwrap().metadata["mode"],
+        "33184"
+    );
+    assert_eq!(fs::metadata(&p).unwrap().mode(), 0o100640);
+    assert_eq!(
+        server.get("bkt", "f").unwrap().as_ref(),
+        &pattern(100_000, 4)[..]
+    );
+}
