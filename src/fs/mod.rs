@@ -293,7 +293,8 @@ impl<C: ObjectClient> S3Filesystem<C> {
             }
             if let Some(child) = table.child(parent, name) {
                 let fresh = child.valid_until > Instant::now() && self.metadata_known(child);
-                if !fresh {
+                // A file being written is what its writer says, whatever S3 holds.
+                if !fresh && self.writer_of(child.ino).is_none() {
                     return None;
                 }
                 let attr = self.attr_of(child);
@@ -321,16 +322,8 @@ impl<C: ObjectClient> S3Filesystem<C> {
             // No key can hold it: neither here nor creatable (what ext4 answers too).
             return Err(FsError::NameTooLong);
         }
-        {
-            let mut table = self.inodes();
-            if let Some(child) = table.child(parent, name) {
-                let fresh = child.valid_until > Instant::now() && self.metadata_known(child);
-                if fresh || self.writer_of(child.ino).is_some() {
-                    let attr = self.attr_of(child);
-                    table.remember(attr.ino);
-                    return Ok(attr);
-                }
-            }
+        if let Some(done) = self.lookup_now(parent, name) {
+            return done;
         }
         // A fresh listing of the parent answers for S3: without the name, nothing is there
         // (negative lookups: shells, editors and `git` probe many names that do not

@@ -436,7 +436,7 @@ impl Staged {
         let Some(kept) = self.resumable.take() else {
             return HashMap::new();
         };
-        if kept.key != ctx.key {
+        let abort = || {
             abort_upload(
                 ctx.client,
                 &kept.key,
@@ -444,7 +444,9 @@ impl Staged {
                 Vec::new(),
                 Some(&ctx.config.journal),
             )
-            .await;
+        };
+        if kept.key != ctx.key {
+            abort().await;
             return HashMap::new();
         }
         match ctx.client.list_parts(&kept.key, &kept.upload_id).await {
@@ -463,14 +465,7 @@ impl Staged {
                     "{:?}: cannot resume {} ({e}); starting afresh",
                     ctx.key, kept.upload_id
                 );
-                abort_upload(
-                    ctx.client,
-                    &kept.key,
-                    Some(&kept.upload_id),
-                    Vec::new(),
-                    Some(&ctx.config.journal),
-                )
-                .await;
+                abort().await;
                 HashMap::new()
             }
         }

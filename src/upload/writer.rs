@@ -227,18 +227,8 @@ impl<C: ObjectClient> OpenWriter<C> {
         let size = self.size();
         let wanted = self.metadata_as_set();
         let copied = self
-            .client
-            .copy_object_sized(&key, &key, size, Some(&wanted))
-            .await
-            .map_err(|source| self.upload_failed(&key, local_file(&state.mode), source))?;
-        if let Mode::Staged(staged) = &mut state.mode {
-            if staged.base().is_some() {
-                staged.rebase(Some(Base {
-                    key: key.clone(),
-                    etag: copied.clone(),
-                }));
-            }
-        }
+            .copy_onto_itself(&mut state, &key, size, &wanted)
+            .await?;
         Ok(Some((copied, size)))
     }
 
@@ -911,18 +901,33 @@ impl<C: ObjectClient> OpenWriter<C> {
             return Ok(etag);
         }
         debug!("{key:?}: its metadata changed during the upload; storing it with a copy");
+        let copied = self.copy_onto_itself(state, key, size, &wanted).await?;
+        *sent = wanted;
+        Ok(copied)
+    }
+
+    /// Stores `metadata` with the object S3 holds of this file (as it is: a copy onto
+    /// itself), and bases the local copy on the result. Returns the new ETag.
+    async fn copy_onto_itself(
+        &self,
+        state: &mut State<C>,
+        key: &str,
+        size: u64,
+        metadata: &Metadata,
+    ) -> Result<String, UploadError> {
         let copied = self
             .client
-            .copy_object_sized(key, key, size, Some(&wanted))
+            .copy_object_sized(key, key, size, Some(metadata))
             .await
             .map_err(|source| self.upload_failed(key, local_file(&state.mode), source))?;
         if let Mode::Staged(staged) = &mut state.mode {
-            staged.rebase(Some(Base {
-                key: key.to_string(),
-                etag: copied.clone(),
-            }));
+            if staged.base().is_some() {
+                staged.rebase(Some(Base {
+                    key: key.to_string(),
+                    etag: copied.clone(),
+                }));
+            }
         }
-        *sent = wanted;
         Ok(copied)
     }
 
