@@ -5,7 +5,8 @@
 //! what a read or a partial write needs is fetched from the base (ranged GETs pinned to its
 //! ETag), and only what changed is sent — unchanged whole parts are copied inside S3
 //! (UploadPartCopy), so an append of a line to a 10 GiB object moves about one part each
-//! way. Every byte written to the copy keeps the disk's reserve (a tenth of it free) or
+//! way. Every byte written to the copy keeps the disk's reserve (a tenth of it, at most 1 GiB,
+//! free) or
 //! fails with `ENOSPC` first.
 //!
 //! A multipart upload that failed is kept ([`Staged::keep_resumable`]) and the next upload

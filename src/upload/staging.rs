@@ -23,8 +23,17 @@ use super::journal::{EntryFile, Journal, Record};
 use super::part::is_direct_aligned;
 use super::UploadError;
 
-/// The share of its filesystem a local copy leaves free: one tenth.
+/// The share of its filesystem a local copy leaves free: one tenth...
 const KEEP_FREE_DIVISOR: u64 = 10;
+
+/// ...but never more than this. A tenth of a large disk is more than the system on it
+/// needs: on a 250 GiB disk with 23 GiB free it would refuse every write.
+const KEEP_FREE_CAP: u64 = 1 << 30;
+
+/// The bytes a local copy leaves free on a filesystem of `total` bytes.
+fn kept_free(total: u64) -> u64 {
+    (total / KEEP_FREE_DIVISOR).min(KEEP_FREE_CAP)
+}
 
 /// The local copy of one file being written.
 #[derive(Debug)]
@@ -140,7 +149,7 @@ impl StagingFile {
     }
 
     /// `Ok` when the filesystem can take `len` more bytes and still have a tenth of its
-    /// space free for everyone else; else a [`io::ErrorKind::StorageFull`] error saying so.
+    /// space (at most 1 GiB, [`kept_free`]) free for everyone else; else a [`io::ErrorKind::StorageFull`] error saying so.
     /// A large file's mirror could otherwise fill the disk the system runs on (s3fs keeps
     /// the same margin, its `free_space_ratio`). A filesystem that cannot tell passes.
     pub fn check_room(&self, len: u64) -> Result<(), UploadError> {
@@ -155,7 +164,7 @@ impl StagingFile {
         };
         let unit = fs.f_frsize as u64;
         let free = (fs.f_bavail as u64).saturating_mul(unit);
-        let keep = (fs.f_blocks as u64).saturating_mul(unit) / KEEP_FREE_DIVISOR;
+        let keep = kept_free((fs.f_blocks as u64).saturating_mul(unit));
         if free >= len.saturating_add(keep) {
             return Ok(());
         }
@@ -329,6 +338,16 @@ pub(super) mod tests {
     /// Whole aligned parts go to the mirror with O_DIRECT where the filesystem allows it,
     /// anything else through the page cache; the file holds both either way, also without
     /// an O_DIRECT descriptor (a filesystem that refuses it).
+    /// A small disk keeps a tenth free; a large one 1 GiB, so a 250 GiB disk with 23 GiB
+    /// free still takes writes (CI machines are like that).
+    #[test]
+    fn the_reserve_is_a_tenth_up_to_a_gigabyte() {
+        assert_eq!(kept_free(16 << 20), (16 << 20) / 10);
+        assert_eq!(kept_free(5 << 30), (5 << 30) / 10);
+        assert_eq!(kept_free(250 << 30), 1 << 30);
+        assert_eq!(kept_free(0), 0);
+    }
+
     #[tokio::test]
     async fn the_mirror_takes_aligned_and_unaligned_writes() {
         use crate::upload::part::PartBuf;
