@@ -149,6 +149,10 @@ pub struct MountOptions {
     pub acl: Option<String>,
     /// Bytes (`5G`, `64M`): larger objects are copied as multipart copies.
     pub single_copy_limit: Option<String>,
+    /// `--write-back`: `close` returns once the file is durable on the local disk.
+    pub write_back: bool,
+    /// Bytes the write-back queue may hold (`20G`; absent: a quarter of the cache disk).
+    pub write_back_max_size: Option<String>,
 }
 
 /// A mount's whole configuration, validated.
@@ -205,6 +209,12 @@ pub struct MountConfig {
     pub objects: ObjectSettings,
     /// Objects larger than this are copied as multipart copies.
     pub single_copy_limit: u64,
+    /// `--write-back`: `close` returns once the file is durable on the local disk, and
+    /// uploads run in the background.
+    pub write_back: bool,
+    /// Bytes the write-back queue may hold before a `close` waits for room (`None`: a
+    /// quarter of the cache directory's disk, decided at mount).
+    pub write_back_max_size: Option<u64>,
 }
 
 /// A configuration that cannot work, with the fix.
@@ -389,6 +399,19 @@ impl MountConfig {
             }),
             objects,
             single_copy_limit,
+            write_back: opts.write_back,
+            write_back_max_size: match size_option(
+                opts.write_back_max_size.as_deref(),
+                "write-back queue size",
+                "give bytes, optionally with K/M/G (e.g. 20G)",
+            )? {
+                Some(0) => return Err(ConfigError::InvalidValue {
+                    what: "write-back queue size",
+                    value: "0".into(),
+                    fix: "give bytes above zero, e.g. 20G (leave --write-back out to turn it off)",
+                }),
+                other => other,
+            },
         })
     }
 }

@@ -14,6 +14,7 @@ mod credentials;
 mod mount_helper;
 mod recover;
 mod status;
+mod sync;
 mod syslog;
 mod unmount;
 mod when;
@@ -50,6 +51,15 @@ enum Command {
         /// mount (the daemon still tries while it finishes).
         #[arg(long)]
         lazy: bool,
+    },
+    /// Wait until every file closed so far is in S3 (the write-back queue and the journal);
+    /// exits non-zero naming the files that cannot get there by themselves.
+    Sync {
+        /// Only files under this directory of a mount (default: every mount of this user).
+        dir: Option<PathBuf>,
+        /// Give up after this many seconds, naming what is not in S3 yet (default: wait).
+        #[arg(long, value_name = "SECONDS")]
+        timeout: Option<f64>,
     },
     /// Show what the journal holds (files not yet in S3: failed closes, files left by a mount
     /// that died) and what the next mount of each bucket will do with them.
@@ -258,6 +268,13 @@ struct MountArgs {
     )]
     single_copy_limit: Option<String>,
 
+    /// Return from close() and fsync() once the file is durable on the local disk; uploads run in the background, in the order files were closed, retried until they pass (an outage, a reboot: the next mount goes on). See docs/DESKTOP.md.
+    #[arg(long, help_heading = "Upload")]
+    write_back: bool,
+    /// Bytes the write-back queue may hold; past them close() waits for room, e.g. 20G (default: a quarter of the cache directory's disk).
+    #[arg(long, value_name = "BYTES", help_heading = "Upload")]
+    write_back_max_size: Option<String>,
+
     /// Attempts per S3 request made in any case, however short the retry budget (default: AWS_MAX_ATTEMPTS, else 5).
     #[arg(long, help_heading = "Network")]
     max_attempts: Option<u32>,
@@ -348,6 +365,8 @@ fn run(cli: Cli, arguments: &[OsString]) -> Result<(), String> {
                 storage_class: args.storage_class,
                 acl: args.acl,
                 single_copy_limit: args.single_copy_limit,
+                write_back: args.write_back,
+                write_back_max_size: args.write_back_max_size,
             };
             let config = MountConfig::build(options, |k| std::env::var(k).ok())
                 .map_err(|e| e.to_string())?;
@@ -358,6 +377,7 @@ fn run(cli: Cli, arguments: &[OsString]) -> Result<(), String> {
         }
         Command::Recover { dir, dry_run } => recover::run(dir, dry_run),
         Command::Status { mountpoint, json } => status::run(mountpoint, json),
+        Command::Sync { dir, timeout } => sync::run(dir, timeout),
         Command::Manpage { command } => manpage(command.as_deref()),
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();

@@ -231,6 +231,44 @@ fn format_mount(s: &MountStatus, now: SystemTime, mounted_here: bool) -> String 
             );
         }
     }
+    if let Some(queue) = &fs.write_back {
+        line(
+            "write-back",
+            if queue.files.is_empty() {
+                format!(
+                    "on, everything closed is in S3 (queue bound {})",
+                    format_bytes(queue.max_bytes)
+                )
+            } else {
+                format!(
+                    "{} ({} of {}) closed and waiting for S3",
+                    count(queue.files.len() as u64, "file", "files"),
+                    format_bytes(queue.bytes),
+                    format_bytes(queue.max_bytes)
+                )
+            },
+        );
+        for q in queue.files.iter().take(QUEUE_SHOWN) {
+            let waited = UNIX_EPOCH + Duration::from_secs(q.since);
+            let age = now.duration_since(waited).unwrap_or_default();
+            line(
+                "",
+                format!(
+                    "{}  {}, {}, for {}",
+                    relative(&s.source, &q.key),
+                    format_bytes(q.size),
+                    q.state,
+                    span(age)
+                ),
+            );
+        }
+        if queue.files.len() > QUEUE_SHOWN {
+            line(
+                "",
+                format!("… and {} more", queue.files.len() - QUEUE_SHOWN),
+            );
+        }
+    }
     if !fs.recovered.is_empty() {
         line(
             "recovered",
@@ -247,6 +285,9 @@ fn format_mount(s: &MountStatus, now: SystemTime, mounted_here: bool) -> String 
     }
     out
 }
+
+/// Queued files listed one a line (the oldest: the rest are behind them).
+const QUEUE_SHOWN: usize = 20;
 
 /// `key` as a path inside the mount of `source` (`bucket` or `bucket:prefix/`).
 fn relative(source: &str, key: &str) -> String {

@@ -1,4 +1,5 @@
-//! `s3rolefs unmount DIR [--lazy]`: detaches the mount, then waits while its daemon gives
+//! `s3rolefs unmount DIR [--lazy]`: with `--write-back`, first waits until the files closed
+//! through the mount are in S3 (see `sync`); detaches the mount, then waits while its daemon gives
 //! every file not yet in S3 one last try, printing what it waits for; what still fails stays
 //! in the journal, and the next mount of the bucket uploads it. `--lazy` returns once the
 //! mount is detached.
@@ -27,6 +28,9 @@ pub fn unmount_and_wait(path: &Path, lazy: bool) -> Result<(), MountError> {
         let status = answer.outcome.ok()?;
         (Path::new(&status.mountpoint) == wanted).then_some((status, answer.socket))
     });
+    if let (Some((status, socket)), false) = (&daemon, lazy) {
+        super::sync::before_unmount(socket.clone(), status);
+    }
     mount::unmount(path)?;
     let Some((status, socket)) = daemon.filter(|_| !lazy) else {
         return Ok(());

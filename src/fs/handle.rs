@@ -97,7 +97,18 @@ impl ListingCache {
         }
     }
 
-    /// The names in directory `ino` changed (create, mkdir, unlink, rmdir, rename).
+    /// `name` was removed from directory `ino` by this mount: a fresh snapshot loses it.
+    pub fn remove(&mut self, ino: u64, name: &str) {
+        let Some((_, snapshot)) = self.listings.get_mut(&ino) else {
+            return;
+        };
+        if let Ok(at) = snapshot.binary_search_by(|e| e.name.as_str().cmp(name)) {
+            Arc::make_mut(snapshot).remove(at);
+        }
+    }
+
+    /// The names in directory `ino` changed in a way not told entry by entry (a rename,
+    /// an rmdir): the snapshot goes.
     pub fn invalidate(&mut self, ino: u64) {
         self.listings.remove(&ino);
     }

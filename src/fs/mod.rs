@@ -13,6 +13,7 @@
 //! - `attrs`: `setattr` (chmod, chown, utimes, truncate), symlinks and xattrs.
 //! - `namespace`: mkdir, rmdir, unlink, rename.
 //! - `write`: create, write, flush/fsync, truncation through the upload engine.
+//! - `writeback`: `--write-back`'s queue of files closed and not yet uploaded.
 //! - `status`: a snapshot of caches, open files and uploads for `s3rolefs status`.
 //! - `fuse`: the `fuser::Filesystem` adapter.
 
@@ -27,6 +28,7 @@ mod namespace;
 pub mod posix;
 pub mod status;
 pub mod write;
+pub mod writeback;
 pub mod xattr;
 
 use std::collections::HashMap;
@@ -54,6 +56,11 @@ use write::WriterSlot;
 /// one retry budget's worth, so an outage does not hold a shutdown (systemd gives a unit
 /// 90 s by default; ours 120).
 pub const FINAL_PASS: Duration = Duration::from_secs(60);
+
+/// How long an unmount lets the write-back queue drain before what is left goes to the
+/// journal (and [`FINAL_PASS`]). `s3rolefs unmount` waits for the queue before it detaches
+/// the mount; this bounds the rest (a `--lazy` unmount, a signal).
+pub const WRITE_BACK_DRAIN: Duration = Duration::from_secs(30);
 
 /// How the mount presents objects (everything S3 does not store).
 #[derive(Clone, Debug)]
@@ -85,6 +92,9 @@ pub struct FsConfig {
     pub content_type_default: String,
     /// Metadata read by HEADs, kept across remounts (with POSIX metadata).
     pub meta_cache: Option<Arc<MetaCache>>,
+    /// `--write-back`: the bound of its queue in bytes (`None`: write-back is off, and
+    /// `close` waits for S3).
+    pub write_back: Option<u64>,
 }
 
 /// Attributes of one inode, as the kernel gets them.
@@ -134,6 +144,8 @@ pub struct S3Filesystem<C: ObjectClient> {
     pending: Arc<Pending<C>>,
     /// HEADs of listed entries asked ahead (`ls -l`).
     heads: Arc<Heads<C>>,
+    /// The files closed and not yet uploaded, with `--write-back`.
+    write_back: Option<writeback::WriteBack>,
 }
 
 impl<C: ObjectClient> S3Filesystem<C> {
@@ -161,6 +173,7 @@ impl<C: ObjectClient> S3Filesystem<C> {
             handles: Mutex::new(HandleTable::default()),
             listings: Mutex::new(ListingCache::default()),
             writers: Mutex::new(HashMap::new()),
+            write_back: config.write_back.map(writeback::WriteBack::new),
             config,
             mount_time,
         }
@@ -180,6 +193,7 @@ impl<C: ObjectClient> S3Filesystem<C> {
     /// [`FINAL_PASS`]. Returns how many are still not in S3 (they stay journaled for the
     /// next mount; an upload cut by the deadline leaves its entry as it was).
     pub async fn finish_uploads(&self) -> usize {
+        self.stop_write_back(WRITE_BACK_DRAIN).await;
         let left = match tokio::time::timeout(FINAL_PASS, self.pending.pass()).await {
             Ok(left) => left,
             Err(_) => self.pending.snapshot().0.len().max(1),

@@ -14,11 +14,13 @@ use futures_util::stream::{self, TryStreamExt};
 
 use super::attrs::Creator;
 use super::dir::{self, EntryKind};
+use super::handle::SnapshotEntry;
 use super::inode::{ChildFacts, TimeSource};
 use super::{Attr, FsError, S3Filesystem};
 use crate::s3::{ListObjectsParams, ObjectClient, PutObjectParams, S3Error};
 use crate::upload::OpenWriter;
 use std::sync::Arc;
+use std::time::Instant;
 
 /// Copies (or deletes) in flight at once when moving a directory: enough to hide S3's
 /// per-request latency, few enough not to trip request-rate limits on one prefix.
@@ -54,11 +56,57 @@ impl<C: ObjectClient> S3Filesystem<C> {
         }
     }
 
+    /// [`S3Filesystem::existing`] answered from what this mount knows while it is fresh
+    /// (the metadata TTL): a file's inode with its ETag, or the parent's listing without
+    /// the name. Else S3 is asked.
+    pub(super) async fn existing_known(
+        &self,
+        parent: u64,
+        parent_key: &str,
+        name: &str,
+    ) -> Result<Option<ChildFacts>, FsError> {
+        let now = Instant::now();
+        let known = self
+            .inodes()
+            .child(parent, name)
+            .filter(|i| i.valid_until > now && !i.unlinked)
+            .map(|i| ChildFacts {
+                kind: i.kind,
+                size: i.size,
+                mtime: i.mtime,
+                time_source: i.time_source,
+                etag: i.etag.clone(),
+                last_modified: i.last_modified,
+                posix: i.posix.clone(),
+            });
+        match known {
+            Some(facts) if facts.kind != EntryKind::File || facts.etag.is_some() => {
+                return Ok(Some(facts))
+            }
+            Some(_) => {}
+            None => {
+                let absent = self.listings().get(parent).is_some_and(|(_, snapshot)| {
+                    snapshot
+                        .binary_search_by(|e| e.name.as_str().cmp(name))
+                        .is_err()
+                });
+                if absent {
+                    return Ok(None);
+                }
+            }
+        }
+        self.existing(parent_key, name).await
+    }
+
     /// `mkdir`: writes the marker `name/`, with the new directory's mode, owner and times.
     pub async fn mkdir(&self, parent: u64, name: &str, creator: Creator) -> Result<Attr, FsError> {
         let parent_key = self.writable_dir(parent)?;
         Self::checked_name(&parent_key, name)?;
-        if self.existing(&parent_key, name).await?.is_some() {
+        if self
+            .existing_known(parent, &parent_key, name)
+            .await?
+            .is_some()
+        {
             return Err(FsError::Exists);
         }
         let creator = self.creator_in(parent, creator, EntryKind::Directory);
@@ -70,13 +118,32 @@ impl<C: ObjectClient> S3Filesystem<C> {
                 metadata,
             })
             .await?;
-        self.names_changed(parent);
+        self.rewritten(&format!("{parent_key}{name}/"));
         let facts = ChildFacts::directory(self.mount_time, Some(posix.unwrap_or_default()));
-        let mut table = self.inodes();
-        let ino = table
-            .upsert_child(parent, name, facts, self.valid_until())
-            .ok_or(FsError::UnknownInode(parent))?;
-        table.remember(ino);
+        let ino = {
+            let mut table = self.inodes();
+            let ino = table
+                .upsert_child(parent, name, facts.clone(), self.valid_until())
+                .ok_or(FsError::UnknownInode(parent))?;
+            table.remember(ino);
+            table.touch_directory(parent);
+            ino
+        };
+        // The parent's listing gains it, and the new directory is known empty (nothing
+        // was below its name a moment ago): files made in it next need no listing.
+        self.heads.forget_walk(parent);
+        let mut listings = self.listings();
+        listings.add(
+            parent,
+            SnapshotEntry {
+                ino,
+                name: name.to_string(),
+                facts,
+            },
+        );
+        listings.insert(ino, self.valid_until(), Arc::new(Vec::new()));
+        drop(listings);
+        let table = self.inodes();
         let inode = table.get(ino).ok_or(FsError::UnknownInode(ino))?;
         Ok(self.attr_of(inode))
     }
@@ -129,11 +196,15 @@ impl<C: ObjectClient> S3Filesystem<C> {
     pub async fn unlink(&self, parent: u64, name: &str) -> Result<(), FsError> {
         let parent_key = self.writable_dir(parent)?;
         if let Some((_, writer)) = self.open_child(parent, name) {
+            let in_s3 = writer.replaces().is_some();
             writer.unlink().await?;
-            // DeleteObject of a key S3 does not have succeeds: no need to know.
-            self.client
-                .delete_object(&format!("{parent_key}{name}"))
-                .await?;
+            if in_s3 {
+                self.client
+                    .delete_object(&format!("{parent_key}{name}"))
+                    .await?;
+            }
+            // Else the key held nothing when the file was made and it never uploaded:
+            // nothing to delete (and an object another client put there since is theirs).
         } else {
             match self.existing(&parent_key, name).await? {
                 None => return Err(FsError::NotFound),
@@ -145,7 +216,10 @@ impl<C: ObjectClient> S3Filesystem<C> {
                 .await?;
         }
         self.rewritten(&format!("{parent_key}{name}"));
-        self.names_changed(parent);
+        // The name is gone, and only it: a fresh listing stays, without it.
+        self.listings().remove(parent, name);
+        self.heads.forget_walk(parent);
+        self.inodes().touch_directory(parent);
         self.inodes().unlink_name(parent, name);
         Ok(())
     }
@@ -182,7 +256,7 @@ impl<C: ObjectClient> S3Filesystem<C> {
                     None => self.existing(&from_dir, name).await,
                 }
             },
-            self.existing(&to_dir, new_name)
+            self.existing_known(new_parent, &to_dir, new_name)
         );
         let source = source?.ok_or(FsError::NotFound)?;
         let target = target?;
@@ -208,17 +282,35 @@ impl<C: ObjectClient> S3Filesystem<C> {
                         // must not land over the renamed file.
                         replaced.unlink().await?;
                     }
-                    moved_file = Some(match &open_source {
-                        Some((_, writer)) => {
-                            writer
-                                .rename(to.clone(), |flushed| {
-                                    let size = flushed.map_or(writer.size(), |m| m.size);
-                                    self.move_object(from.clone(), to.clone(), size)
-                                })
-                                .await?
+                    let renamed_locally = match (&open_source, &open_target, &self.write_back) {
+                        // Write-back, a file S3 never held (a program's temporary file
+                        // renamed over the real one): only its name changes; its queued
+                        // upload goes to the new one. No network, so a save never waits.
+                        (Some((_, writer)), None, Some(_)) => {
+                            let replaces = match &target {
+                                Some(t) => t.etag.clone(),
+                                None => None,
+                            };
+                            (target.is_none() || replaces.is_some())
+                                && writer.rekey(to.clone(), replaces).await?
                         }
-                        None => self.move_object(from, to, source.size).await?,
-                    });
+                        _ => false,
+                    };
+                    moved_file = if renamed_locally {
+                        None
+                    } else {
+                        Some(match &open_source {
+                            Some((_, writer)) => {
+                                writer
+                                    .rename(to.clone(), |flushed| {
+                                        let size = flushed.map_or(writer.size(), |m| m.size);
+                                        self.move_object(from.clone(), to.clone(), size)
+                                    })
+                                    .await?
+                            }
+                            None => self.move_object(from, to, source.size).await?,
+                        })
+                    };
                 }
             }
             EntryKind::Directory => {
@@ -404,6 +496,7 @@ mod tests {
             posix_metadata: true,
             content_type_default: "application/octet-stream".into(),
             meta_cache: None,
+            write_back: None,
         }
     }
 

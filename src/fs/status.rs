@@ -39,6 +39,9 @@ pub struct FsStatus {
     /// The journal directory (local copies of files not in S3 yet).
     #[serde(default)]
     pub journal: String,
+    /// The files closed and not uploaded yet, with `--write-back` (`None` without).
+    #[serde(default)]
+    pub write_back: Option<super::writeback::WriteBackStatus>,
 }
 
 /// The in-memory block cache.
@@ -107,6 +110,8 @@ impl<C: ObjectClient> S3Filesystem<C> {
         let writers: Vec<_> = self
             .writers()
             .values()
+            // A file closed and waiting in the write-back queue is shown there instead.
+            .filter(|slot| slot.handles > 0)
             .map(|slot| std::sync::Arc::clone(&slot.writer))
             .collect();
         let mut uploads: Vec<UploadStatus> = writers
@@ -139,6 +144,7 @@ impl<C: ObjectClient> S3Filesystem<C> {
                 .dir()
                 .to_string_lossy()
                 .into_owned(),
+            write_back: self.write_back.as_ref().map(|q| q.status()),
         }
     }
 }
@@ -177,6 +183,7 @@ mod tests {
                 posix_metadata: true,
                 content_type_default: "application/octet-stream".into(),
                 meta_cache: None,
+                write_back: None,
             },
         )
     }

@@ -97,7 +97,12 @@ impl<C: ObjectClient> S3Filesystem<C> {
             return Ok(writer);
         }
         let inode = self.inode(ino)?;
-        let current = match self.client.head_object(&inode.key).await {
+        let known = self.known_object(&inode);
+        let current = match known {
+            Some(meta) => Ok(meta),
+            None => self.client.head_object(&inode.key).await,
+        };
+        let current = match current {
             Ok(meta) => {
                 self.remember(&meta);
                 Some(meta)
@@ -111,6 +116,10 @@ impl<C: ObjectClient> S3Filesystem<C> {
         let metadata = match &current {
             Some(meta) => meta.metadata.clone().unwrap_or_default(),
             None => Metadata::with_content_type(Some(self.content_type(&inode.name))),
+        };
+        let replaced = match &current {
+            Some(meta) if truncate => Some(meta.etag.clone()),
+            _ => None,
         };
         let origin = match current {
             Some(meta) if !truncate => {
@@ -126,11 +135,41 @@ impl<C: ObjectClient> S3Filesystem<C> {
         let touched = truncate && current_size.is_some_and(|s| s > 0);
         // A writer created while S3 was asked is joined (`or_insert`): still one writer.
         let writer = self.attach_writer(ino, &inode.key, origin, metadata);
+        if replaced.is_some() && writer.replaces().is_none() {
+            // Emptied: the content replaces that version without using its bytes.
+            writer.set_replaces(replaced);
+        }
         if touched {
             // O_TRUNC emptied a file: its times move, as a write's would.
             writer.touch().await;
         }
         Ok(writer)
+    }
+
+    /// With write-back, the object behind a file as this mount knows it while that is
+    /// fresh (the metadata TTL): its ETag and size, and its metadata from the metadata
+    /// cache. Opening it for writing then needs no HEAD, so a save works through an outage
+    /// as long as the file was seen lately. `None`: S3 is asked.
+    fn known_object(&self, inode: &super::inode::Inode) -> Option<crate::s3::ObjectMeta> {
+        self.write_back.as_ref()?;
+        if inode.kind != EntryKind::File || inode.valid_until <= std::time::Instant::now() {
+            return None;
+        }
+        let etag = inode.etag.clone()?;
+        let last_modified = inode.last_modified?;
+        let metadata = self
+            .config
+            .meta_cache
+            .as_ref()?
+            .get(&inode.key, &etag, last_modified)?;
+        Some(crate::s3::ObjectMeta {
+            key: inode.key.clone(),
+            size: inode.size,
+            etag,
+            last_modified,
+            metadata: Some(metadata),
+            version_id: None,
+        })
     }
 
     fn new_handle(&self, ino: u64, key: &str, etag: String, size: u64) -> u64 {
@@ -282,7 +321,16 @@ impl<C: ObjectClient> S3Filesystem<C> {
         let Some(writer) = self.writer_of(ino) else {
             return Ok(());
         };
-        self.upload(ino, &writer).await
+        self.save(ino, &writer).await
+    }
+
+    /// What `close` and `fsync` owe: the upload, or with write-back the local copy made
+    /// durable and queued (see `writeback`).
+    async fn save(&self, ino: u64, writer: &OpenWriter<C>) -> Result<(), FsError> {
+        match self.write_back {
+            Some(_) => self.queue_upload(ino, writer).await,
+            None => self.upload(ino, writer).await,
+        }
     }
 
     /// True when the `close` of handle `fh` on `ino` has nothing to send, so the request
@@ -328,13 +376,30 @@ impl<C: ObjectClient> S3Filesystem<C> {
             Arc::clone(&slot.writer)
         };
         if writer.is_dirty() {
-            let _ = self.upload(ino, &writer).await;
+            let _ = self.save(ino, &writer).await;
+            if self.write_back.as_ref().is_some_and(|q| q.is_queued(ino)) {
+                // Stays, pinned, until its upload: reads and stats see what was written.
+                return;
+            }
         }
+        let left = self.retire_writer(ino, &writer).await;
+        // The writer (and its lock on the journal entry) goes before the background
+        // uploads are told to take the entry.
+        drop(writer);
+        if left {
+            self.pending.wake();
+        }
+    }
+
+    /// Drops the inode's writer if no handle uses it any more (and it is still `writer`).
+    /// One with changes S3 lacks is left in the journal, complete, for the background
+    /// uploads: returns true then.
+    pub(super) async fn retire_writer(&self, ino: u64, writer: &Arc<OpenWriter<C>>) -> bool {
         let gone = {
             let mut writers = self.writers();
             let unused = writers
                 .get(&ino)
-                .is_some_and(|s| s.handles == 0 && Arc::ptr_eq(&s.writer, &writer));
+                .is_some_and(|s| s.handles == 0 && Arc::ptr_eq(&s.writer, writer));
             if unused {
                 writers.remove(&ino);
             }
@@ -346,10 +411,10 @@ impl<C: ObjectClient> S3Filesystem<C> {
                 // Kept in the journal, complete: the background uploads take it from here
                 // once the writer (and its lock on the file) is gone.
                 writer.abandon().await;
-                drop(writer);
-                self.pending.wake();
+                return true;
             }
         }
+        false
     }
 
     /// `setattr(size)`: truncation, through the open writer or as its own upload (through
@@ -375,7 +440,7 @@ impl<C: ObjectClient> S3Filesystem<C> {
         }
         let writer = self.writer_for(ino, size == 0).await?;
         let truncated = match writer.truncate(size).await {
-            Ok(()) => self.upload(ino, &writer).await,
+            Ok(()) => self.save(ino, &writer).await,
             Err(e) => Err(FsError::Upload(e)),
         };
         self.release_writer(ino).await;

@@ -115,6 +115,11 @@ fn mount_foreground(config: MountConfig, report_ready: bool) -> Result<(), Mount
             posix_metadata: config.posix_metadata,
             content_type_default: config.content_type_default.clone(),
             meta_cache: meta_cache(&config, &cache_dir),
+            write_back: config.write_back.then(|| {
+                config
+                    .write_back_max_size
+                    .unwrap_or_else(|| default_write_back_size(&config.cache_dir))
+            }),
         },
     ));
     // Before the mount, so a mount that is visible can always be asked; dropped (and the
@@ -122,6 +127,7 @@ fn mount_foreground(config: MountConfig, report_ready: bool) -> Result<(), Mount
     let mut control = control_socket(&runtime, facts, credentials.as_ref(), Arc::clone(&fs));
     // Recovery of what a mount that died left in the journal starts now, beside serving.
     fs.start_background(runtime.handle());
+    fs.start_write_back(runtime.handle());
     let uploads = Arc::clone(&fs);
     let read_ahead_mountpoint = mountpoint.clone();
     let adapter = FuseAdapter::new(fs, runtime.handle().clone())
@@ -388,7 +394,27 @@ fn writer_config(
     if let Some(concurrency) = config.upload_concurrency {
         writer.concurrency = concurrency.max(1);
     }
+    writer.write_back = config.write_back;
     Ok(writer)
+}
+
+/// The write-back queue's default bound: a quarter of the disk the cache directory is on
+/// (the queue is local copies there, and the disk has other users), 10 GiB when the disk
+/// cannot tell.
+fn default_write_back_size(cache_dir: &Path) -> u64 {
+    const UNKNOWN: u64 = 10 << 30;
+    let Ok(path) = std::ffi::CString::new(cache_dir.as_os_str().as_encoded_bytes()) else {
+        return UNKNOWN;
+    };
+    let mut fs = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: statvfs fills the struct on success, and only then is it read.
+    let fs = unsafe {
+        if libc::statvfs(path.as_ptr(), fs.as_mut_ptr()) != 0 {
+            return UNKNOWN;
+        }
+        fs.assume_init()
+    };
+    (fs.f_blocks as u64).saturating_mul(fs.f_frsize as u64) / 4
 }
 
 /// The mount's source as `/proc/mounts` shows it.

@@ -52,7 +52,7 @@ pub use budget::{default_budget, MemoryBudget};
 pub use journal::Journal;
 pub use multipart::{part_size, MultipartUpload};
 pub use staging::StagingFile;
-pub use writer::OpenWriter;
+pub use writer::{OpenWriter, Queued};
 
 /// The first part's size: above S3's 5 MiB minimum, large enough that a part's round trip
 /// is amortized over its transfer, small enough that `concurrency + 1` buffers (40 MiB at
@@ -92,6 +92,10 @@ pub struct WriterConfig {
     pub journal: Arc<Journal>,
     /// The mount's bound on upload buffers.
     pub budget: Arc<MemoryBudget>,
+    /// Write-back (`--write-back`): new files are local copies from their first byte, and
+    /// `close` only makes them durable ([`OpenWriter::persist`]); the filesystem uploads
+    /// them later ([`OpenWriter::upload_queued`]).
+    pub write_back: bool,
 }
 
 impl WriterConfig {
@@ -102,6 +106,7 @@ impl WriterConfig {
             concurrency: DEFAULT_UPLOAD_CONCURRENCY,
             journal,
             budget: MemoryBudget::new(budget),
+            write_back: false,
         }
     }
 }

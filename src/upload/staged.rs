@@ -156,6 +156,15 @@ impl Staged {
         record.upload_ids = self.resumable.iter().map(|r| r.upload_id.clone()).collect();
     }
 
+    /// The local copy, created now if nothing needed it yet (an empty new file that must
+    /// still be journaled).
+    pub async fn ensure_local<C: ObjectClient>(
+        &mut self,
+        ctx: &Ctx<'_, C>,
+    ) -> Result<&StagingFile, UploadError> {
+        self.ensure_file(ctx).await
+    }
+
     /// The copy, created (at the file's size) on first need.
     async fn ensure_file<C: ObjectClient>(
         &mut self,

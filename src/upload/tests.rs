@@ -26,6 +26,7 @@ fn config(dir: &tempfile::TempDir, concurrency: usize) -> Arc<WriterConfig> {
         concurrency,
         journal: super::staging::tests::journal(dir),
         budget: MemoryBudget::new(1 << 30),
+        write_back: false,
     })
 }
 
@@ -46,6 +47,7 @@ fn config_without_disk(dir: &tempfile::TempDir) -> Arc<WriterConfig> {
         concurrency: 4,
         journal,
         budget: MemoryBudget::new(1 << 30),
+        write_back: false,
     })
 }
 

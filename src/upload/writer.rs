@@ -55,6 +55,10 @@ use crate::s3::{Metadata, ObjectClient, ObjectMeta, PutObjectParams, S3Error};
 /// The write side of one open file (shared by the handles of one inode).
 pub struct OpenWriter<C: ObjectClient> {
     client: Arc<C>,
+    /// The ETag of the object this file's content replaces (`None`: there was none): the
+    /// version it was opened on, the one it truncated or was renamed over, then each
+    /// version it uploaded. A write-back upload finds another one there: a conflict.
+    replaces: std::sync::Mutex<Option<String>>,
     /// The object key the file uploads to; changes when the file is renamed while open.
     key: std::sync::Mutex<String>,
     /// Set when the file was unlinked while open: its handles keep it, S3 never sees it
@@ -144,7 +148,18 @@ impl<C: ObjectClient> OpenWriter<C> {
         config: Arc<WriterConfig>,
     ) -> Self {
         let origin_bucket = config.journal.origin().clone();
+        let replaces = match &origin {
+            Origin::Existing { etag, .. } => Some(etag.clone()),
+            Origin::New => None,
+        };
         let (mode, record, size, dirty) = match origin {
+            Origin::New if config.write_back => {
+                // Write-back: nothing goes to S3 while the program writes; the file is a
+                // local copy from its first byte.
+                let record = Record::new(origin_bucket, key.clone(), None, 0);
+                let staged = Staged::local(None, 0, config.part_size);
+                (Mode::Staged(staged), record, 0, true)
+            }
             Origin::New => {
                 let mut upload = MultipartUpload::new(
                     client.clone(),
@@ -178,6 +193,7 @@ impl<C: ObjectClient> OpenWriter<C> {
         };
         OpenWriter {
             client,
+            replaces: std::sync::Mutex::new(replaces),
             key: std::sync::Mutex::new(key),
             unlinked: AtomicBool::new(false),
             config,
@@ -714,6 +730,7 @@ impl<C: ObjectClient> OpenWriter<C> {
             Ok(etag) => {
                 debug!("uploaded {key:?} ({size} bytes)");
                 self.dirty.store(false, Ordering::Release);
+                *self.replaces_slot() = Some(etag.clone());
                 // What S3 holds now, stamped times included, is what later changes start
                 // from.
                 self.meta_slot().metadata = sent.clone();
@@ -952,8 +969,19 @@ impl<C: ObjectClient> OpenWriter<C> {
     /// a local copy). A record that cannot be written is logged: the data is still kept
     /// while the mount lives, only a crash would lose track of it.
     fn save_record(&self, state: &mut State<C>, durable: bool) {
+        if let Err(e) = self.try_save_record(state, durable) {
+            warn!(
+                "{:?}: cannot write its journal record ({e}); its data is kept while the \
+                 mount lives, but a crash would not recover it",
+                state.record.key
+            );
+        }
+    }
+
+    /// [`OpenWriter::save_record`], the failure returned.
+    fn try_save_record(&self, state: &mut State<C>, durable: bool) -> Result<(), UploadError> {
         if self.is_unlinked() {
-            return;
+            return Ok(());
         }
         let State {
             mode,
@@ -973,18 +1001,17 @@ impl<C: ObjectClient> OpenWriter<C> {
                 stream.mirror.file()
             }
         };
-        let Some(file) = file else {
-            return;
-        };
-        match file.save(record, durable) {
-            Ok(()) => *recorded = true,
-            Err(e) => warn!(
-                "{:?}: cannot write its journal record ({e}); its data in {} is kept while \
-                 the mount lives, but a crash would not recover it",
-                record.key,
-                file.path().display()
-            ),
+        if record.base_etag.is_none() && record.base_limit == 0 {
+            // A file that replaces an object without using its bytes (truncated, renamed
+            // over it): recovery checks that this version is still the one there.
+            record.base_etag = self.replaces_slot().clone();
         }
+        let Some(file) = file else {
+            return Ok(());
+        };
+        file.save(record, durable)?;
+        *recorded = true;
+        Ok(())
     }
 
     fn upload_failed(
@@ -998,6 +1025,135 @@ impl<C: ObjectClient> OpenWriter<C> {
             staging: file.map(|f| f.path().to_path_buf()),
             source,
         }
+    }
+
+    /// Write-back's `close`/`fsync`: makes what the file holds durable on the local disk
+    /// under a complete journal record (data synced, then the record), without asking S3.
+    /// From here the data reaches S3 whatever happens: [`OpenWriter::upload_queued`] while
+    /// the mount lives, the journal's recovery after a crash. Fails only when the disk does
+    /// (then nothing is promised and the error says why).
+    pub async fn persist(&self) -> Result<(), UploadError> {
+        let key = self.key();
+        let mut state = self.state.lock().await;
+        if !self.is_dirty() || self.is_unlinked() {
+            return Ok(());
+        }
+        self.switch_to_staged(&mut state, "write-back keeps it on disk", false)
+            .await?;
+        let Mode::Staged(staged) = &mut state.mode else {
+            return Ok(());
+        };
+        staged
+            .ensure_local(&self.ctx(&key))
+            .await?
+            .sync_data()
+            .await?;
+        state.record.complete = true;
+        state.record.metadata = self.metadata();
+        self.try_save_record(&mut state, true)
+    }
+
+    /// Write-back's rename of a file S3 never held (see [`OpenWriter::replaces`]): only its
+    /// name changes — the key it goes to and its journal record (durably: a crash must not
+    /// bring it back under the old name). It now replaces `replaces`, the version at its
+    /// new name.
+    /// Returns `false`, changing nothing, for a file that has sent parts already.
+    pub async fn rekey(
+        &self,
+        new_key: String,
+        replaces: Option<String>,
+    ) -> Result<bool, UploadError> {
+        let mut state = self.state.lock().await;
+        if self.replaces_slot().is_some() {
+            return Ok(false);
+        }
+        if let Mode::Streaming(stream) = &mut state.mode {
+            if stream.upload.is_started() {
+                return Ok(false);
+            }
+            stream.upload.retarget(new_key.clone());
+        }
+        *self.key_slot() = new_key;
+        *self.replaces_slot() = replaces;
+        if state.recorded {
+            state.record.base_etag = None;
+            let durable = state.record.complete;
+            self.try_save_record(&mut state, durable)?;
+        }
+        Ok(true)
+    }
+
+    /// The version of the key this file replaces: `None` when the key held no object as
+    /// far as this writer knows, and it never uploaded one.
+    pub fn replaces(&self) -> Option<String> {
+        self.replaces_slot().clone()
+    }
+
+    /// Write-back's upload of what [`OpenWriter::persist`] kept: to the file's key if the
+    /// object there is still the version the file replaces; else, another client having
+    /// written the key meanwhile, beside it as a conflict copy (`conflict_name`), and the
+    /// file's key keeps the other client's version. A failure leaves everything as it
+    /// was, to try again.
+    pub async fn upload_queued(
+        &self,
+        conflict_name: impl FnOnce(&str) -> String,
+    ) -> Result<Queued, UploadError> {
+        if !self.is_dirty() || self.is_unlinked() {
+            return Ok(Queued::Nothing);
+        }
+        // What the key holds is asked before the writer is locked: through an outage that
+        // question waits out the retry budget, and reads of the file (served by the writer)
+        // must not wait with it.
+        let key = self.key();
+        let there = match self.client.head_object(&key).await {
+            Ok(meta) => Some(meta.etag),
+            Err(S3Error::NoSuchKey { .. }) => None,
+            Err(source) => return Err(self.upload_failed(&key, None, source)),
+        };
+        let mut state = self.state.lock().await;
+        if !self.is_dirty() || self.is_unlinked() {
+            return Ok(Queued::Nothing);
+        }
+        if self.key() != key {
+            // Renamed while S3 was asked: asked again, for the new name.
+            return Ok(Queued::Renamed);
+        }
+        let expected = self.replaces_slot().clone();
+        // Gone meanwhile (another client deleted it): nothing is overwritten, the file
+        // goes to its name.
+        if there.is_none() || there == expected {
+            return match self.flush_locked(&mut state).await? {
+                Some(meta) => Ok(Queued::Uploaded(meta)),
+                None => Ok(Queued::Nothing),
+            };
+        }
+        let beside = conflict_name(&key);
+        warn!(
+            "{key:?} changed in S3 while this mount's version waited to be uploaded; that \
+             version goes beside it as {beside:?}"
+        );
+        *self.key_slot() = beside;
+        match self.flush_locked(&mut state).await {
+            // The writer stays on the copy's name: a handle opened meanwhile edits this
+            // mount's version, never the other client's.
+            Ok(Some(meta)) => Ok(Queued::Conflict(meta)),
+            Ok(None) => Ok(Queued::Nothing),
+            Err(e) => {
+                *self.key_slot() = key;
+                Err(e)
+            }
+        }
+    }
+
+    /// The file's content replaces `etag`'s version of the key from now on (`O_TRUNC` of
+    /// an existing object, a rename over one).
+    pub fn set_replaces(&self, etag: Option<String>) {
+        *self.replaces_slot() = etag;
+    }
+
+    fn replaces_slot(&self) -> std::sync::MutexGuard<'_, Option<String>> {
+        // Holds a plain value; a panic elsewhere cannot leave it inconsistent.
+        self.replaces.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Gives up on the file (its last handle closed without a successful flush). What it
@@ -1050,6 +1206,21 @@ impl<C: ObjectClient> OpenWriter<C> {
             })
             .await
     }
+}
+
+/// What [`OpenWriter::upload_queued`] did.
+#[derive(Debug)]
+pub enum Queued {
+    /// Nothing was left to upload.
+    Nothing,
+    /// The file was renamed while S3 was asked about its old name: nothing was done, and
+    /// it is to be tried again.
+    Renamed,
+    /// The file is in S3 under its key.
+    Uploaded(ObjectMeta),
+    /// The key held another client's newer version: the file went beside it (this
+    /// object), and the writer now names that copy.
+    Conflict(ObjectMeta),
 }
 
 /// The local copy of the file in `mode`, if it has one.

@@ -1,0 +1,540 @@
+//! Write-back (`--write-back`): `close` and `fsync` return once the file is durable on the
+//! local disk (its data synced, then its journal record), and the upload runs later, in the
+//! background, in the order files were closed.
+//!
+//! A closed file's writer stays in the writer table until its upload is done, so the file
+//! reads, stats and lists as written meanwhile (read-your-writes), and a file opened and
+//! changed again while it waits joins that writer and goes up once, in its latest version.
+//! [`WriteBack`] is the queue: one entry per file, kept at the place of its first close
+//! not yet uploaded; [`WRITE_BACK_WORKERS`] tasks take entries from the front. A failure
+//! for a passing reason (network down, throttling, credentials expired, the local disk
+//! full) is retried with growing pauses for as long as the mount lives; one that cannot
+//! pass (access denied, say) is tried again only now and then, and shown. An upload that
+//! finds another client's newer version at the key puts this mount's version beside it
+//! (`conflict_name`) and keeps both. At unmount what is still queued stays in the journal,
+//! complete, and the next mount of the bucket uploads it (`upload::pending`); so does a
+//! crash.
+//!
+//! The queue is bounded in bytes (`--write-back-max-size`): past the bound a `close` waits
+//! for room rather than failing.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+
+use log::info;
+use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
+
+use super::inode::ChildFacts;
+use super::{FsError, S3Filesystem};
+use crate::s3::{ObjectClient, S3Error};
+use crate::upload::{OpenWriter, Queued, UploadError};
+
+/// Uploads running at once. Queued files are mostly small (a save, an unpacked tree), so
+/// what bounds their pace is round trips, not bandwidth: eight overlap them.
+pub const WRITE_BACK_WORKERS: usize = 8;
+
+/// The first and the longest pause before a failed upload is tried again.
+const FIRST_RETRY: Duration = Duration::from_secs(1);
+const LONGEST_RETRY: Duration = Duration::from_secs(60);
+/// An upload that cannot pass (access denied…) is tried again this seldom.
+const FAILED_RETRY: Duration = Duration::from_secs(300);
+
+/// A file waiting for its upload, as `status` shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueuedFile {
+    /// Its place in the queue: files closed earlier have lower numbers.
+    pub seq: u64,
+    /// The file's key.
+    pub key: String,
+    pub size: u64,
+    /// `queued`, `uploading`, `retrying: <reason>`, `failed: <reason>`.
+    pub state: String,
+    /// When its oldest change not in S3 was closed (seconds since the epoch).
+    pub since: u64,
+    pub attempts: u32,
+}
+
+/// The write-back queue, as `status` shows it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WriteBackStatus {
+    pub files: Vec<QueuedFile>,
+    /// Bytes queued, and the bound (`--write-back-max-size`).
+    pub bytes: u64,
+    pub max_bytes: u64,
+    /// The number the last file queued got: `sync` waits until no file numbered up to
+    /// this one is left.
+    pub last_seq: u64,
+}
+
+#[derive(Debug)]
+struct Entry {
+    ino: u64,
+    file: QueuedFile,
+    busy: bool,
+    next_try: Instant,
+    pause: Duration,
+}
+
+#[derive(Debug, Default)]
+struct Queue {
+    last_seq: u64,
+    /// By place in the queue.
+    entries: BTreeMap<u64, Entry>,
+    by_ino: HashMap<u64, u64>,
+    bytes: u64,
+}
+
+/// The queue of files closed and not yet uploaded (see the module doc).
+#[derive(Debug)]
+pub struct WriteBack {
+    queue: Mutex<Queue>,
+    /// New work, or an upload ended.
+    changed: Notify,
+    max_bytes: u64,
+    closing: AtomicBool,
+}
+
+/// How one upload went.
+enum Outcome {
+    Done,
+    /// Try again after a pause; `cannot`: it will not pass by itself.
+    Failed {
+        why: String,
+        cannot: bool,
+    },
+}
+
+impl WriteBack {
+    pub fn new(max_bytes: u64) -> WriteBack {
+        WriteBack {
+            queue: Mutex::new(Queue::default()),
+            changed: Notify::new(),
+            max_bytes,
+            closing: AtomicBool::new(false),
+        }
+    }
+
+    fn queue(&self) -> MutexGuard<'_, Queue> {
+        // Plain maps consistent between statements: a panic elsewhere leaves them usable.
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Puts `ino` in the queue (at the end), or, already there, keeps its place and takes
+    /// the new size.
+    fn enqueue(&self, ino: u64, key: String, size: u64) {
+        let mut guard = self.queue();
+        let queue = &mut *guard;
+        if let Some(entry) = queue
+            .by_ino
+            .get(&ino)
+            .and_then(|seq| queue.entries.get_mut(seq))
+        {
+            queue.bytes = queue.bytes - entry.file.size + size;
+            entry.file.size = size;
+            entry.file.key = key;
+        } else {
+            queue.last_seq += 1;
+            let seq = queue.last_seq;
+            queue.by_ino.insert(ino, seq);
+            queue.bytes += size;
+            queue.entries.insert(
+                seq,
+                Entry {
+                    ino,
+                    file: QueuedFile {
+                        seq,
+                        key,
+                        size,
+                        state: "queued".into(),
+                        since: unix_now(),
+                        attempts: 0,
+                    },
+                    busy: false,
+                    next_try: Instant::now(),
+                    pause: FIRST_RETRY,
+                },
+            );
+        }
+        drop(guard);
+        self.changed.notify_waiters();
+    }
+
+    /// True when `ino` waits in the queue.
+    pub fn is_queued(&self, ino: u64) -> bool {
+        self.queue().by_ino.contains_key(&ino)
+    }
+
+    /// Waits until `size` more bytes fit under the bound (at once when the queue is empty,
+    /// whatever the size: one file always goes).
+    async fn room_for(&self, ino: u64, size: u64) {
+        loop {
+            let changed = self.changed.notified();
+            {
+                let queue = self.queue();
+                if queue.bytes == 0
+                    || queue.by_ino.contains_key(&ino)
+                    || queue.bytes.saturating_add(size) <= self.max_bytes
+                    || self.closing.load(Ordering::Acquire)
+                {
+                    return;
+                }
+            }
+            let _ = tokio::time::timeout(Duration::from_secs(1), changed).await;
+        }
+    }
+
+    /// The first entry whose turn has come, marked busy.
+    fn take(&self) -> Option<(u64, u64)> {
+        let now = Instant::now();
+        let mut queue = self.queue();
+        let (seq, entry) = queue
+            .entries
+            .iter_mut()
+            .find(|(_, e)| !e.busy && e.next_try <= now)?;
+        entry.busy = true;
+        entry.file.state = "uploading".into();
+        entry.file.attempts += 1;
+        Some((*seq, entry.ino))
+    }
+
+    /// An upload of entry `seq` ended.
+    fn finish(&self, seq: u64, outcome: Outcome) {
+        let mut queue = self.queue();
+        match outcome {
+            Outcome::Done => {
+                if let Some(entry) = queue.entries.remove(&seq) {
+                    queue.by_ino.remove(&entry.ino);
+                    queue.bytes = queue.bytes.saturating_sub(entry.file.size);
+                }
+            }
+            Outcome::Failed { why, cannot } => {
+                if let Some(entry) = queue.entries.get_mut(&seq) {
+                    entry.busy = false;
+                    let wait = if cannot { FAILED_RETRY } else { entry.pause };
+                    entry.pause = (entry.pause * 2).min(LONGEST_RETRY);
+                    entry.next_try = Instant::now() + wait;
+                    entry.file.state = if cannot {
+                        format!("failed: {why}")
+                    } else {
+                        format!("retrying: {why}")
+                    };
+                }
+            }
+        }
+        drop(queue);
+        self.changed.notify_waiters();
+    }
+
+    /// After a passing failure that says S3 cannot be reached at all: the entries waiting
+    /// behind wait as long (each would only fail the same way).
+    fn hold_all(&self, until: Instant, why: &str) {
+        let mut queue = self.queue();
+        for entry in queue.entries.values_mut().filter(|e| !e.busy) {
+            if entry.next_try < until {
+                entry.next_try = until;
+                entry.file.state = format!("retrying: {why}");
+            }
+        }
+    }
+
+    /// What `status` shows.
+    pub fn status(&self) -> WriteBackStatus {
+        let queue = self.queue();
+        WriteBackStatus {
+            files: queue.entries.values().map(|e| e.file.clone()).collect(),
+            bytes: queue.bytes,
+            max_bytes: self.max_bytes,
+            last_seq: queue.last_seq,
+        }
+    }
+
+    /// The queue's entries in order, for the unmount.
+    fn inos(&self) -> Vec<u64> {
+        self.queue().entries.values().map(|e| e.ino).collect()
+    }
+
+    /// Until the queue is empty, or only holds what cannot pass by itself.
+    async fn drained(&self) {
+        loop {
+            let changed = self.changed.notified();
+            let left = self
+                .queue()
+                .entries
+                .values()
+                .any(|e| e.busy || !e.file.state.starts_with("failed"));
+            if !left {
+                return;
+            }
+            let _ = tokio::time::timeout(Duration::from_secs(1), changed).await;
+        }
+    }
+}
+
+impl<C: ObjectClient> S3Filesystem<C> {
+    /// Write-back's `close` and `fsync`: the file is made durable locally and queued. Fails
+    /// only when the local disk does.
+    pub(super) async fn queue_upload(
+        &self,
+        ino: u64,
+        writer: &OpenWriter<C>,
+    ) -> Result<(), FsError> {
+        let Some(queue) = &self.write_back else {
+            return Ok(());
+        };
+        if !writer.is_dirty() || writer.is_unlinked() {
+            return Ok(());
+        }
+        queue.room_for(ino, writer.size()).await;
+        writer.persist().await.map_err(|e| {
+            log::error!("{e}");
+            FsError::Upload(e)
+        })?;
+        queue.enqueue(ino, writer.key(), writer.size());
+        Ok(())
+    }
+
+    /// Starts the write-back uploads on `runtime` (nothing without `--write-back`).
+    pub fn start_write_back(self: &Arc<Self>, runtime: &tokio::runtime::Handle)
+    where
+        C: 'static,
+    {
+        if self.write_back.is_none() {
+            return;
+        }
+        for _ in 0..WRITE_BACK_WORKERS {
+            let fs = Arc::clone(self);
+            runtime.spawn(async move { fs.write_back_worker().await });
+        }
+    }
+
+    async fn write_back_worker(&self) {
+        let Some(queue) = &self.write_back else {
+            return;
+        };
+        while !queue.closing.load(Ordering::Acquire) {
+            let changed = queue.changed.notified();
+            let Some((seq, ino)) = queue.take() else {
+                // Nothing due: wait for news, or for the next retry to come due.
+                let _ = tokio::time::timeout(Duration::from_millis(500), changed).await;
+                continue;
+            };
+            let outcome = self.upload_queued(ino).await;
+            if let Outcome::Failed { why, cannot: false } = &outcome {
+                if why.starts_with(UNREACHABLE) {
+                    queue.hold_all(Instant::now() + FIRST_RETRY, why);
+                }
+            }
+            queue.finish(seq, outcome);
+        }
+    }
+
+    /// One queued file's upload (see [`OpenWriter::upload_queued`]).
+    async fn upload_queued(&self, ino: u64) -> Outcome {
+        let Some((writer, handles)) = self
+            .writers()
+            .get(&ino)
+            .map(|s| (Arc::clone(&s.writer), s.handles))
+        else {
+            // Unlinked or uploaded some other way meanwhile.
+            return Outcome::Done;
+        };
+        if handles > 0 {
+            // Open again: it is queued anew, in its latest version, when it closes.
+            return Outcome::Done;
+        }
+        let host = hostname();
+        let result = writer
+            .upload_queued(|key| conflict_name(key, &host, SystemTime::now()))
+            .await;
+        match result {
+            Ok(Queued::Nothing) => {}
+            Ok(Queued::Renamed) => {
+                return Outcome::Failed {
+                    why: "renamed during the upload's check".into(),
+                    cannot: false,
+                }
+            }
+            Ok(Queued::Uploaded(meta)) => {
+                self.rewritten(&meta.key);
+                let mut table = self.inodes();
+                table.refresh(ino, ChildFacts::file(&meta), self.valid_until());
+                table.note_open(ino, &meta.etag);
+            }
+            Ok(Queued::Conflict(meta)) => {
+                // The name now shows the other client's version, and the copy is listed.
+                let inode = self.inodes().get(ino).map(|i| (i.parent, i.key.clone()));
+                if let Some((parent, key)) = inode {
+                    info!(
+                        "{key:?}: this mount's version is kept beside it as {:?}",
+                        meta.key
+                    );
+                    self.inodes().expire_under(&key);
+                    self.names_changed(parent);
+                }
+            }
+            Err(e) => {
+                let failed = classify(&e);
+                if let Outcome::Failed { why, .. } = &failed {
+                    log::debug!("{:?}: upload failed, will retry: {why}", writer.key());
+                }
+                return failed;
+            }
+        }
+        self.retire_writer(ino, &writer).await;
+        Outcome::Done
+    }
+
+    /// At unmount: the queue stops, and every file still queued is left in the journal,
+    /// complete, for the background uploads of this mount's last moments and of the next
+    /// mount of the bucket. Waits at most `wait` for the queue to drain first.
+    pub(super) async fn stop_write_back(&self, wait: Duration) {
+        let Some(queue) = &self.write_back else {
+            return;
+        };
+        let _ = tokio::time::timeout(wait, queue.drained()).await;
+        queue.closing.store(true, Ordering::Release);
+        queue.changed.notify_waiters();
+        for ino in queue.inos() {
+            let writer = {
+                let mut writers = self.writers();
+                match writers.get(&ino) {
+                    Some(slot) if slot.handles == 0 => writers.remove(&ino).map(|s| s.writer),
+                    _ => None,
+                }
+            };
+            if let Some(writer) = writer {
+                self.inodes().unpin(ino);
+                // Waits for an upload under way, then leaves what is left in the journal.
+                writer.abandon().await;
+            }
+        }
+    }
+}
+
+/// The prefix of a failure that says S3 could not be reached at all.
+const UNREACHABLE: &str = "S3 unreachable";
+
+/// Whether a failed queued upload may pass by itself.
+fn classify(e: &UploadError) -> Outcome {
+    match e.s3_error() {
+        Some(s3 @ S3Error::Network { .. }) => Outcome::Failed {
+            why: format!("{UNREACHABLE}: {s3}"),
+            cannot: false,
+        },
+        Some(s3) if s3.is_retryable() => Outcome::Failed {
+            why: s3.to_string(),
+            cannot: false,
+        },
+        Some(s3 @ S3Error::CredentialsRejected { .. }) => Outcome::Failed {
+            why: s3.to_string(),
+            cannot: false,
+        },
+        Some(s3) => Outcome::Failed {
+            why: s3.to_string(),
+            cannot: true,
+        },
+        None if e.is_no_space() => Outcome::Failed {
+            why: e.to_string(),
+            cannot: false,
+        },
+        None => Outcome::Failed {
+            why: e.to_string(),
+            cannot: true,
+        },
+    }
+}
+
+/// `dir/NAME (conflict HOST YYYY-MM-DD HHMMSS).EXT`: beside `key`, saying where and when
+/// it was written, keeping the extension so the file still opens with its program.
+pub fn conflict_name(key: &str, host: &str, at: SystemTime) -> String {
+    let stamp = time::OffsetDateTime::from(at)
+        .format(time::macros::format_description!(
+            "[year]-[month]-[day] [hour][minute][second]"
+        ))
+        .unwrap_or_else(|_| unix_now().to_string());
+    let (dir, name) = match key.rfind('/') {
+        Some(i) => key.split_at(i + 1),
+        None => ("", key),
+    };
+    let (stem, ext) = match name.rfind('.') {
+        Some(i) if i > 0 => name.split_at(i),
+        _ => (name, ""),
+    };
+    format!("{dir}{stem} (conflict {host} {stamp}){ext}")
+}
+
+/// This machine's name, as a conflict copy names it.
+fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most `buf.len()` bytes into the buffer it is given.
+    let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
+    let len = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    match std::str::from_utf8(&buf[..len]) {
+        Ok(name) if ok && !name.is_empty() => name.replace('/', "_"),
+        _ => "localhost".to_string(),
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conflict_names_keep_the_directory_and_the_extension() {
+        let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_796_342_400);
+        assert_eq!(
+            conflict_name("docs/report.txt", "laptop", at),
+            "docs/report (conflict laptop 2026-12-04 000000).txt"
+        );
+        assert_eq!(
+            conflict_name("Makefile", "h", at),
+            "Makefile (conflict h 2026-12-04 000000)"
+        );
+        assert_eq!(
+            conflict_name("a/.bashrc", "h", at),
+            "a/.bashrc (conflict h 2026-12-04 000000)"
+        );
+        assert_eq!(
+            conflict_name("a.b/c.tar.gz", "h", at),
+            "a.b/c.tar (conflict h 2026-12-04 000000).gz"
+        );
+    }
+
+    /// A file closed twice keeps its first place; the bytes follow its size.
+    #[test]
+    fn a_file_keeps_its_first_place_in_the_queue() {
+        let q = WriteBack::new(1 << 20);
+        q.enqueue(7, "a".into(), 10);
+        q.enqueue(8, "b".into(), 20);
+        q.enqueue(7, "a".into(), 15);
+        let status = q.status();
+        assert_eq!(status.bytes, 35);
+        assert_eq!(
+            status.files.iter().map(|f| &f.key[..]).collect::<Vec<_>>(),
+            ["a", "b"]
+        );
+        assert_eq!(q.take(), Some((1, 7)));
+        assert_eq!(q.take(), Some((2, 8)), "the busy one is skipped");
+        q.finish(
+            1,
+            Outcome::Failed {
+                why: "x".into(),
+                cannot: false,
+            },
+        );
+        assert_eq!(q.take(), None, "a failed one waits its pause");
+        q.finish(2, Outcome::Done);
+        assert_eq!(q.status().bytes, 15);
+        assert!(!q.is_queued(8));
+        assert!(q.is_queued(7));
+    }
+}

@@ -1,0 +1,261 @@
+//! Write-back (`--write-back`, docs/DESKTOP.md), through real mounts against the test
+//! server's fault layer: `close` returns while S3 is away and the upload follows once it is
+//! back, `sync` waits for it, `kill -9` with files queued loses none, another client's
+//! newer version is never overwritten (both are kept), and an editor's save through a
+//! temporary file and a rename needs no network. Figures (how long closes took) are
+//! printed for the session notes; nothing here asserts a time.
+
+mod support;
+
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use s3rolefs::sigv4::sha256_hex;
+use support::data::{pattern, Tmpfs};
+use support::mount::s3rolefs_command;
+use support::{Mount, TestServer};
+
+fn server() -> TestServer {
+    let server = TestServer::start();
+    server.create_bucket("bkt");
+    server
+}
+
+/// Polls `done` every 100 ms for up to `limit`; true once it held.
+fn eventually(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if done() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A write-back mount whose journal is in `cache` (a tmpfs that outlives the mount).
+fn write_back_mount(server: &TestServer, cache: &Path, extra: &[&str]) -> Mount {
+    let mut args = vec![
+        "--write-back",
+        "--cache-dir",
+        cache.to_str().unwrap(),
+        "--metadata-ttl",
+        "600",
+    ];
+    args.extend_from_slice(extra);
+    Mount::start(server, "bkt", &args)
+}
+
+/// `s3rolefs ARGS…` run to its end: (success, stderr).
+fn s3rolefs(args: &[&Path]) -> (bool, String) {
+    let home = tempfile::tempdir().unwrap();
+    let out = s3rolefs_command(home.path()).args(args).output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout),
+    )
+}
+
+/// Writes `data` to `path` and closes it; returns how long the `close` took.
+fn write_and_time_close(path: &Path, data: &[u8]) -> Duration {
+    let mut f = fs::File::create(path).unwrap();
+    f.write_all(data).unwrap();
+    let closing = Instant::now();
+    drop(f);
+    closing.elapsed()
+}
+
+/// S3 refuses every connection for 60 s. Files written meanwhile close at once, read back
+/// as written through the mount, and show in `status` as queued; `sync` waits through the
+/// outage and succeeds once S3 is back, when every object's SHA-256 matches.
+#[test]
+fn writes_in_an_outage_close_at_once_and_sync_waits_for_s3() {
+    let server = server();
+    let cache = Tmpfs::mount("1g");
+    let m = write_back_mount(&server, cache.path(), &[]);
+    fs::read_dir(m.path()).unwrap().for_each(drop);
+    let outage = Instant::now();
+    server.refuse_connections(Some(Duration::from_secs(60)));
+    let files: Vec<(String, Vec<u8>)> = (0..30)
+        .map(|i| (format!("f{i:02}.bin"), pattern(1000 + i * 40_000, i as u8)))
+        .collect();
+    let mut slowest = Duration::ZERO;
+    for (name, data) in &files {
+        slowest = slowest.max(write_and_time_close(&m.path().join(name), data));
+    }
+    println!(
+        "FIGURE write-back: 30 closes during an outage, slowest {:.1} ms",
+        slowest.as_secs_f64() * 1000.0
+    );
+    for (name, data) in &files {
+        assert_eq!(&fs::read(m.path().join(name)).unwrap(), data, "{name}");
+    }
+    let mut listed: Vec<String> = fs::read_dir(m.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    listed.sort();
+    assert_eq!(listed.len(), 30, "{listed:?}");
+    let (ok, status) = s3rolefs(&[Path::new("status"), m.path()]);
+    assert!(ok, "{status}");
+    assert!(
+        status.contains("30 files") && status.contains("closed and waiting for S3"),
+        "{status}"
+    );
+    assert!(server.keys("bkt").is_empty(), "nothing reached S3 yet");
+
+    let (ok, said) = s3rolefs(&[Path::new("sync"), m.path()]);
+    assert!(ok, "{said}");
+    assert!(
+        outage.elapsed() >= Duration::from_secs(59),
+        "sync returned during the outage"
+    );
+    println!(
+        "FIGURE write-back: sync returned {:.1} s after the 60 s outage began",
+        outage.elapsed().as_secs_f64()
+    );
+    for (name, data) in &files {
+        assert_eq!(
+            sha256_hex(&server.get("bkt", name).unwrap()),
+            sha256_hex(data),
+            "{name}"
+        );
+    }
+}
+
+/// `kill -9` with 100 files closed and queued (S3 away): the next mount uploads all 100.
+#[test]
+fn a_hundred_queued_files_survive_kill_and_remount() {
+    let server = server();
+    let cache = Tmpfs::mount("1g");
+    let mut m = write_back_mount(&server, cache.path(), &[]);
+    fs::create_dir(m.path().join("d")).unwrap();
+    server.refuse_connections(None);
+    let files: Vec<(String, Vec<u8>)> = (0..100)
+        .map(|i| (format!("d/n{i:03}.txt"), pattern(500 + i * 3001, i as u8)))
+        .collect();
+    for (name, data) in &files {
+        fs::write(m.path().join(name), data).unwrap();
+    }
+    m.crash();
+    server.end_outage();
+    assert_eq!(server.keys("bkt"), ["d/"], "nothing but the directory");
+
+    let _m = write_back_mount(&server, cache.path(), &[]);
+    assert!(
+        eventually(Duration::from_secs(90), || server.keys("bkt").len() == 101),
+        "uploaded: {}",
+        server.keys("bkt").len()
+    );
+    for (name, data) in &files {
+        assert_eq!(
+            server.get("bkt", name).unwrap().as_ref(),
+            &data[..],
+            "{name}"
+        );
+    }
+}
+
+/// While this mount's edit of `notes.txt` waits (S3 away), another client replaces the
+/// object. The upload finds the other version there and puts this one beside it as
+/// `notes (conflict HOST TIME).txt`: both versions are kept.
+#[test]
+fn another_clients_newer_version_is_kept_beside_a_queued_edit() {
+    let server = server();
+    let cache = Tmpfs::mount("1g");
+    server.put("bkt", "notes.txt", b"first version\n".to_vec());
+    let m = write_back_mount(&server, cache.path(), &[]);
+    assert_eq!(
+        fs::read(m.path().join("notes.txt")).unwrap(),
+        b"first version\n"
+    );
+    server.refuse_connections(None);
+    fs::write(m.path().join("notes.txt"), b"this mount's edit\n").unwrap();
+    server.put("bkt", "notes.txt", b"another client's edit\n".to_vec());
+    server.end_outage();
+    let (ok, said) = s3rolefs(&[Path::new("sync"), m.path()]);
+    assert!(ok, "{said}");
+    assert_eq!(
+        server.get("bkt", "notes.txt").unwrap().as_ref(),
+        b"another client's edit\n"
+    );
+    let keys = server.keys("bkt");
+    let copy = keys
+        .iter()
+        .find(|k| k.starts_with("notes (conflict ") && k.ends_with(").txt"))
+        .unwrap_or_else(|| panic!("no conflict copy in {keys:?}"));
+    assert_eq!(
+        server.get("bkt", copy).unwrap().as_ref(),
+        b"this mount's edit\n"
+    );
+    assert!(
+        eventually(Duration::from_secs(5), || fs::read(
+            m.path().join("notes.txt")
+        )
+        .is_ok_and(|b| b == b"another client's edit\n")),
+        "the name shows the other client's version"
+    );
+    assert!(m.path().join(copy).exists(), "the copy is listed");
+}
+
+/// An editor's save — a temporary file written, closed, renamed over the document — while
+/// S3 is away: every step succeeds without the network, the document reads as saved, and
+/// once S3 is back it holds the new text and no temporary key is left.
+#[test]
+fn a_save_through_a_temporary_file_needs_no_network() {
+    let server = server();
+    let cache = Tmpfs::mount("1g");
+    server.put("bkt", "doc.txt", b"old text\n".to_vec());
+    let m = write_back_mount(&server, cache.path(), &[]);
+    // Listed, as a file manager or the editor's open dialog would have.
+    fs::read_dir(m.path()).unwrap().for_each(drop);
+    assert_eq!(fs::read(m.path().join("doc.txt")).unwrap(), b"old text\n");
+    server.refuse_connections(None);
+    let saving = Instant::now();
+    let tmp = m.path().join(".doc.txt.tmp");
+    fs::write(&tmp, b"new text\n").unwrap();
+    fs::rename(&tmp, m.path().join("doc.txt")).unwrap();
+    println!(
+        "FIGURE write-back: save through a temporary file in an outage took {:.1} ms",
+        saving.elapsed().as_secs_f64() * 1000.0
+    );
+    assert_eq!(fs::read(m.path().join("doc.txt")).unwrap(), b"new text\n");
+    assert!(!tmp.exists());
+    server.end_outage();
+    let (ok, said) = s3rolefs(&[Path::new("sync"), m.path()]);
+    assert!(ok, "{said}");
+    assert_eq!(
+        server.get("bkt", "doc.txt").unwrap().as_ref(),
+        b"new text\n"
+    );
+    assert_eq!(server.keys("bkt"), ["doc.txt"]);
+}
+
+/// A file created and removed before its upload never reaches S3, and its removal needs no
+/// network; `s3rolefs unmount` waits for the rest of the queue before the mount goes.
+#[test]
+fn unmount_waits_for_the_queue_and_removed_files_never_go_up() {
+    let server = server();
+    let cache = Tmpfs::mount("1g");
+    let m = write_back_mount(&server, cache.path(), &[]);
+    fs::read_dir(m.path()).unwrap().for_each(drop);
+    server.refuse_connections(None);
+    fs::write(m.path().join("scratch.tmp"), b"gone soon").unwrap();
+    fs::remove_file(m.path().join("scratch.tmp")).unwrap();
+    let data = pattern(3 << 20, 7);
+    fs::write(m.path().join("kept.bin"), &data).unwrap();
+    server.end_outage();
+    server.set_latency(Duration::from_millis(300));
+    let (ok, said) = s3rolefs(&[Path::new("unmount"), m.path()]);
+    assert!(ok, "{said}");
+    assert!(!m.is_mounted() || support::mount::wait_unmounted(m.path()));
+    assert_eq!(server.keys("bkt"), ["kept.bin"]);
+    assert_eq!(
+        sha256_hex(&server.get("bkt", "kept.bin").unwrap()),
+        sha256_hex(&data)
+    );
+}
