@@ -3,6 +3,9 @@
 //!
 //! - `client`: the real implementation over HTTP (reqwest): addressing, signing with the
 //!   current credentials snapshot, retries, region discovery.
+//! - `endpoint`: where requests for a bucket or access point go (partitions, FIPS,
+//!   dual-stack, Transfer Acceleration, access point and Outposts ARNs, custom endpoints)
+//!   and what they are signed for, by the AWS SDKs' S3 endpoint rules.
 //! - `xml`: S3's XML bodies (listings, multipart, errors) parsed into the types below.
 //! - `error`: [`S3Error`].
 //! - `chunks`: [`Chunks`], an object's body in the pieces it arrived in.
@@ -24,6 +27,7 @@ pub mod checksum;
 pub mod chunks;
 pub mod client;
 pub mod copy;
+pub mod endpoint;
 pub mod error;
 pub mod etag;
 pub mod listing;
