@@ -459,6 +459,8 @@ pub fn client_config(
         region,
         region_hint,
         force_path_style: config.force_path_style,
+        variants: Default::default(),
+        access: Default::default(),
         credentials: credentials.map(|c| Arc::clone(&c.cell)),
         max_attempts: config.max_attempts,
         retry_timeout: config.retry_timeout,
