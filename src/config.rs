@@ -4,8 +4,10 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::s3::access::is_account_id;
+use crate::s3::endpoint::{self, BucketTarget, EndpointError, EndpointParams, EndpointVariants};
 use crate::s3::settings::{CustomerKey, Encryption, S3_MIN_PART_SIZE};
-use crate::s3::ObjectSettings;
+use crate::s3::{BucketAccess, ObjectSettings};
 
 /// Every default, with why it is what it is.
 pub mod defaults {
@@ -54,10 +56,22 @@ pub mod defaults {
     /// a multipart copy: 5 GiB is S3's own limit on CopyObject. Lower values exist for
     /// tests and for S3-compatible servers with a lower limit.
     pub use crate::s3::S3_SINGLE_COPY_LIMIT as SINGLE_COPY_LIMIT;
+    /// IPv4-only endpoints, as in the AWS SDKs: the dual-stack ones resolve to IPv6 too,
+    /// and a host with a broken IPv6 route would try it first.
+    pub const DUAL_STACK: bool = false;
+    /// The standard endpoints, as in the AWS SDKs: FIPS ones exist only in some partitions
+    /// and are asked for by those whose rules require them.
+    pub const FIPS: bool = false;
+    /// Transfer Acceleration costs extra per GB, and needs to be enabled on the bucket.
+    pub const TRANSFER_ACCELERATION: bool = false;
+    /// Accepting a bucket owner's request charges is a decision the user makes, never one
+    /// made for them.
+    pub const REQUESTER_PAYS: bool = false;
 }
 
-/// `--sse` values: the two server-side encryptions S3 manages the keys of.
-pub const SSE_VALUES: [&str; 2] = ["AES256", "aws:kms"];
+/// `--sse` values: the server-side encryptions S3 manages the keys of (SSE-S3, SSE-KMS,
+/// and dual-layer DSSE-KMS).
+pub const SSE_VALUES: [&str; 3] = ["AES256", "aws:kms", "aws:kms:dsse"];
 
 /// Storage classes objects can be written in. GLACIER and DEEP_ARCHIVE are left out on
 /// purpose: their objects cannot be read without a restore, so every file written through
@@ -103,12 +117,20 @@ pub struct CredentialOptions {
 /// Options as the user gave them, before validation (filled by `cli`).
 #[derive(Clone, Debug, Default)]
 pub struct MountOptions {
-    /// `BUCKET` or `BUCKET:PREFIX`.
+    /// `BUCKET`, `BUCKET:PREFIX`, or an access point ARN with or without `:PREFIX`.
     pub source: String,
     pub mountpoint: PathBuf,
     pub endpoint_url: Option<String>,
     pub region: Option<String>,
     pub force_path_style: bool,
+    /// `--dual-stack` (else `AWS_USE_DUALSTACK_ENDPOINT`).
+    pub dual_stack: bool,
+    /// `--fips` (else `AWS_USE_FIPS_ENDPOINT`).
+    pub fips: bool,
+    pub transfer_acceleration: bool,
+    pub requester_pays: bool,
+    /// A 12-digit account id.
+    pub expected_bucket_owner: Option<String>,
     pub no_sign_request: bool,
     pub credentials: CredentialOptions,
     pub read_only: bool,
@@ -139,7 +161,7 @@ pub struct MountOptions {
     pub upload_concurrency: Option<usize>,
     /// Bytes of upload buffers, all files together (`1G`).
     pub max_upload_memory: Option<String>,
-    /// `AES256` or `aws:kms`.
+    /// `AES256`, `aws:kms` or `aws:kms:dsse`.
     pub sse: Option<String>,
     pub sse_kms_key_id: Option<String>,
     /// A file holding the SSE-C key: 32 raw bytes or their base64.
@@ -158,13 +180,19 @@ pub struct MountOptions {
 /// A mount's whole configuration, validated.
 #[derive(Clone, Debug)]
 pub struct MountConfig {
+    /// The bucket name, or an access point ARN in its `accesspoint/NAME` form.
     pub bucket: String,
     /// `""` or a prefix ending in `/`.
     pub prefix: String,
     pub mountpoint: PathBuf,
     pub endpoint: Option<String>,
+    /// The configured region; an access point ARN's own.
     pub region: Option<String>,
     pub force_path_style: bool,
+    /// Dual-stack, FIPS, Transfer Acceleration.
+    pub endpoint_variants: EndpointVariants,
+    /// Requester pays and expected bucket owner, sent on every request.
+    pub access: BucketAccess,
     pub no_sign_request: bool,
     pub credentials: CredentialOptions,
     pub read_only: bool,
@@ -237,6 +265,9 @@ pub enum ConfigError {
     /// The SSE-C key file is unusable (never shows its content).
     #[error("SSE-C key file {}: {reason}; it must hold a 32-byte AES-256 key, raw or base64 (e.g. `openssl rand -base64 32 > FILE`)", path.display())]
     KeyFile { path: PathBuf, reason: String },
+    /// The bucket, access point or endpoint options have no endpoint together.
+    #[error("{0}")]
+    Endpoint(#[from] EndpointError),
 }
 
 impl MountConfig {
@@ -248,7 +279,10 @@ impl MountConfig {
     ) -> Result<MountConfig, ConfigError> {
         let env = |k: &str| env(k).filter(|v| !v.trim().is_empty());
         let (bucket, prefix) = split_source(&opts.source);
-        validate_bucket_name(&bucket)?;
+        let target = BucketTarget::parse(&bucket)?;
+        if let BucketTarget::Bucket(name) = &target {
+            validate_bucket_name(name)?;
+        }
         // An empty flag value means "not given" (as an unset variable does).
         let given = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
         let endpoint = given(opts.endpoint_url.clone())
@@ -264,9 +298,32 @@ impl MountConfig {
             }
         }
         let objects = object_settings(&opts, endpoint.as_deref())?;
-        let region = given(opts.region)
+        let region = given(opts.region.clone())
             .or_else(|| env("AWS_REGION"))
             .or_else(|| env("AWS_DEFAULT_REGION"));
+        let endpoint_variants = EndpointVariants {
+            dual_stack: opts.dual_stack
+                || env_flag(&env, "AWS_USE_DUALSTACK_ENDPOINT")?.unwrap_or(defaults::DUAL_STACK),
+            fips: opts.fips || env_flag(&env, "AWS_USE_FIPS_ENDPOINT")?.unwrap_or(defaults::FIPS),
+            accelerate: opts.transfer_acceleration || defaults::TRANSFER_ACCELERATION,
+        };
+        // Resolved once now, so a combination no endpoint serves fails before credentials
+        // are looked up. Without a region the discovery region stands in: the client
+        // resolves again with the bucket's, and fails the mount the same way.
+        endpoint::resolve(&EndpointParams {
+            target: &target,
+            region: region
+                .as_deref()
+                .or(target.arn_region())
+                .unwrap_or(defaults::DISCOVERY_REGION),
+            endpoint_url: endpoint.as_deref(),
+            force_path_style: opts.force_path_style,
+            variants: endpoint_variants,
+        })?;
+        // An access point ARN names its region (of the configured one's partition, checked
+        // above): requests go there, with no discovery.
+        let region = target.arn_region().map(str::to_string).or(region);
+        let access = bucket_access(&opts)?;
         let max_attempts = match opts.max_attempts {
             Some(n) => n,
             None => match env("AWS_MAX_ATTEMPTS") {
@@ -325,12 +382,14 @@ impl MountConfig {
         // SAFETY: getuid/getgid cannot fail and touch no memory.
         let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
         Ok(MountConfig {
-            bucket,
+            bucket: target.to_string(),
             prefix,
             mountpoint: opts.mountpoint,
             endpoint,
             region,
             force_path_style: opts.force_path_style,
+            endpoint_variants,
+            access,
             no_sign_request: opts.no_sign_request,
             credentials: opts.credentials,
             read_only: opts.read_only,
@@ -448,17 +507,25 @@ fn object_settings(
         (Some("aws:kms"), None) => Encryption::Kms {
             key_id: kms_key_id.map(str::to_string),
         },
+        (Some("aws:kms:dsse"), None) => Encryption::KmsDsse {
+            key_id: kms_key_id.map(str::to_string),
+        },
         (Some(other), None) => return Err(ConfigError::InvalidValue {
             what: "--sse",
             value: other.to_string(),
-            fix: "use AES256 (SSE-S3) or aws:kms (SSE-KMS); for customer keys use --sse-c-key-file",
+            fix: "use AES256 (SSE-S3), aws:kms (SSE-KMS) or aws:kms:dsse (DSSE-KMS); for customer keys use --sse-c-key-file",
         }),
         (None, None) => Encryption::BucketDefault,
     };
-    if kms_key_id.is_some() && !matches!(encryption, Encryption::Kms { .. }) {
+    if kms_key_id.is_some()
+        && !matches!(
+            encryption,
+            Encryption::Kms { .. } | Encryption::KmsDsse { .. }
+        )
+    {
         return Err(ConfigError::Conflict {
-            problem: "--sse-kms-key-id needs --sse aws:kms",
-            fix: "add --sse aws:kms, or drop --sse-kms-key-id",
+            problem: "--sse-kms-key-id needs --sse aws:kms or --sse aws:kms:dsse",
+            fix: "add --sse aws:kms (or aws:kms:dsse), or drop --sse-kms-key-id",
         });
     }
     let storage_class = given(&opts.storage_class).map(str::to_string);
@@ -486,6 +553,46 @@ fn object_settings(
         storage_class,
         acl,
     })
+}
+
+/// `--requester-pays` and `--expected-bucket-owner`, validated.
+fn bucket_access(opts: &MountOptions) -> Result<BucketAccess, ConfigError> {
+    let expected_owner = opts
+        .expected_bucket_owner
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty());
+    if let Some(owner) = expected_owner {
+        if !is_account_id(owner) {
+            return Err(ConfigError::InvalidValue {
+                what: "--expected-bucket-owner",
+                value: owner.to_string(),
+                fix: "give the 12-digit AWS account id of the bucket's owner, e.g. 123456789012",
+            });
+        }
+    }
+    Ok(BucketAccess {
+        requester_pays: opts.requester_pays || defaults::REQUESTER_PAYS,
+        expected_owner: expected_owner.map(str::to_string),
+    })
+}
+
+/// A boolean environment variable of the AWS SDKs (`true`/`false`, any case); `None` when
+/// unset.
+fn env_flag(
+    env: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+) -> Result<Option<bool>, ConfigError> {
+    match env(name) {
+        None => Ok(None),
+        Some(v) if v.trim().eq_ignore_ascii_case("true") => Ok(Some(true)),
+        Some(v) if v.trim().eq_ignore_ascii_case("false") => Ok(Some(false)),
+        Some(v) => Err(ConfigError::InvalidValue {
+            what: name,
+            value: v,
+            fix: "use true or false",
+        }),
+    }
 }
 
 fn read_customer_key(path: &Path) -> Result<CustomerKey, ConfigError> {
@@ -594,9 +701,17 @@ pub fn parse_size(text: &str) -> Option<u64> {
 }
 
 /// `bucket:logs/2026` → (`bucket`, `logs/2026/`). A prefix always ends in `/`: a mount
-/// shows a directory, never half a name.
+/// shows a directory, never half a name. An access point ARN holds `:` itself; its prefix
+/// starts at the first `:` after the access point's name
+/// ([`crate::s3::endpoint::split_arn_source`]).
 pub fn split_source(source: &str) -> (String, String) {
-    match source.split_once(':') {
+    let split = if source.starts_with("arn:") {
+        let (arn, prefix) = endpoint::split_arn_source(source);
+        prefix.map(|prefix| (arn, prefix))
+    } else {
+        source.split_once(':')
+    };
+    match split {
         None => (source.to_string(), String::new()),
         Some((bucket, prefix)) => {
             let prefix = prefix.trim_start_matches('/');
@@ -728,15 +843,13 @@ mod tests {
         assert_eq!(c.region.as_deref(), Some("us-west-2"));
     }
 
-    fn build_with(opts: MountOptions) -> Result<MountConfig, ConfigError> {
-        MountConfig::build(
-            MountOptions {
-                source: "bkt".into(),
-                mountpoint: "/mnt".into(),
-                ..opts
-            },
-            |_| None,
-        )
+    /// `opts` on bucket `bkt` unless they name a source, without environment.
+    fn build_with(mut opts: MountOptions) -> Result<MountConfig, ConfigError> {
+        if opts.source.is_empty() {
+            opts.source = "bkt".into();
+        }
+        opts.mountpoint = "/mnt".into();
+        MountConfig::build(opts, |_| None)
     }
 
     /// --sse takes AES256 or aws:kms, the KMS key id only with aws:kms.
@@ -851,6 +964,120 @@ mod tests {
             ..Default::default()
         })
         .is_err());
+    }
+
+    /// An access point ARN is a source, with a prefix after its name; it brings its region.
+    #[test]
+    fn access_point_arn_sources() {
+        let arn = "arn:aws:s3:us-west-2:123456789012:accesspoint:myap";
+        let c = build(&format!("{arn}:logs/2026"), &[]).unwrap();
+        assert_eq!(
+            c.bucket,
+            "arn:aws:s3:us-west-2:123456789012:accesspoint/myap"
+        );
+        assert_eq!(c.prefix, "logs/2026/");
+        assert_eq!(c.region.as_deref(), Some("us-west-2"));
+        let c = build(arn, &[("AWS_REGION", "us-east-1")]).unwrap();
+        assert_eq!(c.region.as_deref(), Some("us-west-2"));
+        let err = build(arn, &[("AWS_REGION", "cn-north-1")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("partition"), "{err}");
+        let err = build("arn:aws:s3:us-west-2:123456789012:accesspoint/a_b", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("invalid ARN"), "{err}");
+    }
+
+    /// Dual-stack and FIPS come from the flags or the SDKs' variables; a combination no
+    /// endpoint serves fails the configuration.
+    #[test]
+    fn endpoint_variants_from_flags_and_environment() {
+        let c = build(
+            "bkt",
+            &[
+                ("AWS_USE_DUALSTACK_ENDPOINT", "TRUE"),
+                ("AWS_USE_FIPS_ENDPOINT", "false"),
+            ],
+        )
+        .unwrap();
+        assert!(c.endpoint_variants.dual_stack && !c.endpoint_variants.fips);
+        assert!(build("bkt", &[("AWS_USE_FIPS_ENDPOINT", "yes")]).is_err());
+        let c = build_with(MountOptions {
+            fips: true,
+            transfer_acceleration: false,
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(c.endpoint_variants.fips);
+        let err = build_with(MountOptions {
+            fips: true,
+            transfer_acceleration: true,
+            ..Default::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("drop --transfer-acceleration or --fips"),
+            "{err}"
+        );
+        let err = build_with(MountOptions {
+            source: "dotted.bucket".into(),
+            transfer_acceleration: true,
+            ..Default::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("cannot be a host name"), "{err}");
+        let err = build_with(MountOptions {
+            dual_stack: true,
+            endpoint_url: Some("https://s3.example.com".into()),
+            ..Default::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("custom endpoint"), "{err}");
+    }
+
+    /// Requester pays and the expected owner (12 digits) become the client's access.
+    #[test]
+    fn requester_pays_and_expected_owner() {
+        let c = build_with(MountOptions {
+            requester_pays: true,
+            expected_bucket_owner: Some("123456789012".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(c.access.requester_pays);
+        assert_eq!(c.access.expected_owner.as_deref(), Some("123456789012"));
+        let err = build_with(MountOptions {
+            expected_bucket_owner: Some("1234".into()),
+            ..Default::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("12-digit"), "{err}");
+        assert_eq!(
+            build_with(MountOptions::default()).unwrap().access,
+            BucketAccess::default()
+        );
+    }
+
+    /// `--sse aws:kms:dsse` is DSSE-KMS, with the KMS key id when given.
+    #[test]
+    fn sse_dsse_takes_a_kms_key() {
+        let c = build_with(MountOptions {
+            sse: Some("aws:kms:dsse".into()),
+            sse_kms_key_id: Some("alias/k".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(
+            c.objects.encryption,
+            Encryption::KmsDsse {
+                key_id: Some("alias/k".into())
+            }
+        );
     }
 
     /// Modes are octal; garbage is an error naming the fix.

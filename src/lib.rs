@@ -15,7 +15,9 @@
 //! - `upload`: the write path of an open file (streaming multipart or a sparse local copy),
 //!   uploaded whole; the crash-safe journal of what is not in S3 yet, its background
 //!   uploads and recovery at mount.
-//! - `s3`: the `ObjectClient` trait (one method per S3 operation) and its HTTP implementation.
+//! - `s3`: the `ObjectClient` trait (one method per S3 operation) and its HTTP implementation;
+//!   where a bucket's or access point's requests go (the AWS S3 endpoint rules) and the
+//!   headers every request carries.
 //! - `credentials`: what credentials are, the sources that provide them, the atomically
 //!   swapped current snapshot.
 //! - `sigv4`: AWS Signature Version 4 as pure functions (a leaf; no I/O).

@@ -30,6 +30,8 @@ fn config(server: &TestServer, bucket: &str) -> ClientConfig {
         region: Some(server.region().to_string()),
         region_hint: None,
         force_path_style: false,
+        variants: Default::default(),
+        access: Default::default(),
         credentials: Some(Arc::new(CredentialsCell::new(credentials(
             server.access_key(),
             server.secret_key(),

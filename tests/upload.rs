@@ -32,6 +32,8 @@ async fn connect(server: &TestServer) -> Arc<S3Client> {
         region: Some(server.region().to_string()),
         region_hint: None,
         force_path_style: false,
+        variants: Default::default(),
+        access: Default::default(),
         credentials: Some(Arc::new(CredentialsCell::new(credentials))),
         max_attempts: 3,
         retry_timeout: Duration::ZERO,

@@ -169,11 +169,40 @@ pub struct BucketArgs {
     /// Address the bucket in the URL path instead of the host name.
     #[arg(long, help_heading = "Bucket")]
     force_path_style: bool,
+    /// Use the dual-stack (IPv4 and IPv6) endpoint, s3.dualstack.REGION.amazonaws.com (also AWS_USE_DUALSTACK_ENDPOINT=true).
+    #[arg(long, help_heading = "Bucket")]
+    dual_stack: bool,
+    /// Use the FIPS 140 endpoint, s3-fips.REGION.amazonaws.com (also AWS_USE_FIPS_ENDPOINT=true).
+    #[arg(long, help_heading = "Bucket")]
+    fips: bool,
+    /// Use S3 Transfer Acceleration, BUCKET.s3-accelerate.amazonaws.com (enabled on the bucket; not with FIPS, path-style or dotted bucket names).
+    #[arg(long, help_heading = "Bucket")]
+    transfer_acceleration: bool,
+    /// Accept the charges of a Requester Pays bucket (sends x-amz-request-payer: requester).
+    #[arg(long, help_heading = "Bucket")]
+    requester_pays: bool,
+    /// Refuse the bucket unless this 12-digit account owns it (sends x-amz-expected-bucket-owner).
+    #[arg(long, value_name = "ACCOUNT", help_heading = "Bucket")]
+    expected_bucket_owner: Option<String>,
+}
+
+impl BucketArgs {
+    /// Copies these options into `options`.
+    fn apply(self, options: &mut MountOptions) {
+        options.endpoint_url = self.endpoint_url;
+        options.region = self.region;
+        options.force_path_style = self.force_path_style;
+        options.dual_stack = self.dual_stack;
+        options.fips = self.fips;
+        options.transfer_acceleration = self.transfer_acceleration;
+        options.requester_pays = self.requester_pays;
+        options.expected_bucket_owner = self.expected_bucket_owner;
+    }
 }
 
 #[derive(Debug, Args)]
 struct MountArgs {
-    /// The bucket, optionally with a key prefix to mount instead of the whole bucket.
+    /// The bucket (or an access point ARN or alias), optionally with a key prefix to mount instead of the whole bucket.
     #[arg(value_name = "BUCKET[:PREFIX]")]
     source: String,
     /// An existing empty directory.
@@ -244,10 +273,10 @@ struct MountArgs {
     /// Memory for upload buffers, all files together, e.g. 512M; writers wait for room (default: 1/8 of RAM, 128 MiB-1 GiB).
     #[arg(long, value_name = "BYTES", help_heading = "Upload")]
     max_upload_memory: Option<String>,
-    /// Server-side encryption of written objects: AES256 (SSE-S3) or aws:kms (SSE-KMS) (default: the bucket's).
+    /// Server-side encryption of written objects: AES256 (SSE-S3), aws:kms (SSE-KMS) or aws:kms:dsse (dual-layer DSSE-KMS) (default: the bucket's).
     #[arg(long, value_name = "ALGORITHM", help_heading = "Upload")]
     sse: Option<String>,
-    /// KMS key id, ARN or alias for --sse aws:kms (default: the account's S3 KMS key).
+    /// KMS key id, ARN or alias for --sse aws:kms or aws:kms:dsse (default: the account's S3 KMS key).
     #[arg(long, value_name = "KEY", help_heading = "Upload")]
     sse_kms_key_id: Option<String>,
     /// Encrypt with a customer key (SSE-C) read from this file (32 bytes, raw or base64); it is sent with every read and write and never logged.
@@ -330,12 +359,9 @@ pub fn main() -> ExitCode {
 fn run(cli: Cli, arguments: &[OsString]) -> Result<(), String> {
     match cli.command {
         Command::Mount(args) => {
-            let options = MountOptions {
+            let mut options = MountOptions {
                 source: args.source,
                 mountpoint: args.mountpoint,
-                endpoint_url: args.bucket.endpoint_url,
-                region: args.bucket.region,
-                force_path_style: args.bucket.force_path_style,
                 no_sign_request: args.no_sign_request,
                 credentials: args.credentials.into_options(),
                 read_only: args.read_only,
@@ -367,7 +393,9 @@ fn run(cli: Cli, arguments: &[OsString]) -> Result<(), String> {
                 single_copy_limit: args.single_copy_limit,
                 write_back: args.write_back,
                 write_back_max_size: args.write_back_max_size,
+                ..MountOptions::default()
             };
+            args.bucket.apply(&mut options);
             let config = MountConfig::build(options, |k| std::env::var(k).ok())
                 .map_err(|e| e.to_string())?;
             mount::mount(config, arguments).map_err(|e| e.to_string())

@@ -286,6 +286,35 @@ mod tests {
         );
     }
 
+    /// The endpoint and bucket-access options have their `-o` spellings, and an access
+    /// point ARN (with its `:PREFIX`) is a source like a bucket.
+    #[test]
+    fn endpoint_options_and_arn_sources() {
+        let arn = "arn:aws:s3:us-west-2:123456789012:accesspoint/myap:logs/";
+        let argv = mount_argv(&[
+            "mount.s3rolefs",
+            arn,
+            "/m",
+            "-o",
+            "dual_stack,fips,requester_pays,expected_bucket_owner=123456789012,sse=aws:kms:dsse",
+        ]);
+        assert_eq!(argv[2], arn);
+        assert_eq!(
+            &argv[4..],
+            [
+                "--dual-stack",
+                "--fips",
+                "--requester-pays",
+                "--expected-bucket-owner",
+                "123456789012",
+                "--sse",
+                "aws:kms:dsse"
+            ]
+        );
+        let argv = mount_argv(&["mount.s3rolefs", "b", "/m", "-o", "transfer_acceleration"]);
+        assert_eq!(&argv[4..], ["--transfer-acceleration"]);
+    }
+
     #[test]
     fn unknown_or_malformed_options_are_named() {
         let err = invocation(&args(&["mount.s3rolefs", "b", "/m", "-o", "regoin=x"])).unwrap_err();

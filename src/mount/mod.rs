@@ -485,6 +485,8 @@ pub fn client_config(
         region,
         region_hint,
         force_path_style: config.force_path_style,
+        variants: config.endpoint_variants,
+        access: config.access.clone(),
         credentials: credentials.map(|c| Arc::clone(&c.cell)),
         max_attempts: config.max_attempts,
         retry_timeout: config.retry_timeout,

@@ -3,6 +3,11 @@
 //!
 //! - `client`: the real implementation over HTTP (reqwest): addressing, signing with the
 //!   current credentials snapshot, retries, region discovery.
+//! - `access`: who pays (requester pays) and whose bucket it must be (expected bucket
+//!   owner): headers on every request.
+//! - `endpoint`: where requests for a bucket or access point go (partitions, FIPS,
+//!   dual-stack, Transfer Acceleration, access point and Outposts ARNs, custom endpoints)
+//!   and what they are signed for, by the AWS SDKs' S3 endpoint rules.
 //! - `xml`: S3's XML bodies (listings, multipart, errors) parsed into the types below.
 //! - `error`: [`S3Error`].
 //! - `chunks`: [`Chunks`], an object's body in the pieces it arrived in.
@@ -20,10 +25,12 @@
 //!
 //! This module knows nothing of the filesystem (`fs`).
 
+pub mod access;
 pub mod checksum;
 pub mod chunks;
 pub mod client;
 pub mod copy;
+pub mod endpoint;
 pub mod error;
 pub mod etag;
 pub mod listing;
@@ -38,6 +45,7 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 
+pub use access::BucketAccess;
 pub use chunks::Chunks;
 pub use error::S3Error;
 pub use metadata::Metadata;

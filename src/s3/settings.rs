@@ -54,6 +54,9 @@ pub enum Encryption {
     S3Managed,
     /// SSE-KMS: `aws:kms`, with a key id/ARN/alias or the account's default KMS key.
     Kms { key_id: Option<String> },
+    /// DSSE-KMS: `aws:kms:dsse`, two layers of encryption with the KMS key (as for SSE-KMS,
+    /// the given one or the account's default), for rules that require dual layers.
+    KmsDsse { key_id: Option<String> },
     /// SSE-C: the customer's key travels with every request on the object.
     Customer(CustomerKey),
 }
@@ -170,8 +173,12 @@ impl ObjectSettings {
         if applies == Applies::Create {
             match &self.encryption {
                 Encryption::S3Managed => out.push(plain("x-amz-server-side-encryption", "AES256")),
-                Encryption::Kms { key_id } => {
-                    out.push(plain("x-amz-server-side-encryption", "aws:kms"));
+                Encryption::Kms { key_id } | Encryption::KmsDsse { key_id } => {
+                    let algorithm = match &self.encryption {
+                        Encryption::KmsDsse { .. } => "aws:kms:dsse",
+                        _ => "aws:kms",
+                    };
+                    out.push(plain("x-amz-server-side-encryption", algorithm));
                     if let Some(id) = key_id {
                         out.push(plain("x-amz-server-side-encryption-aws-kms-key-id", id));
                     }
@@ -308,6 +315,33 @@ mod tests {
         );
         assert!(settings.headers(Applies::Access).is_empty());
         assert!(settings.copy_source_headers().is_empty());
+    }
+
+    /// DSSE-KMS names its algorithm and the key on creating requests only.
+    #[test]
+    fn dsse_sends_its_algorithm_and_key() {
+        let settings = ObjectSettings {
+            encryption: Encryption::KmsDsse {
+                key_id: Some("arn:aws:kms:us-east-1:123456789012:key/k".into()),
+            },
+            ..Default::default()
+        };
+        let names: Vec<_> = settings
+            .headers(Applies::Create)
+            .into_iter()
+            .map(|h| (h.name, h.value))
+            .collect();
+        assert_eq!(
+            names,
+            vec![
+                ("x-amz-server-side-encryption", "aws:kms:dsse".to_string()),
+                (
+                    "x-amz-server-side-encryption-aws-kms-key-id",
+                    "arn:aws:kms:us-east-1:123456789012:key/k".to_string()
+                ),
+            ]
+        );
+        assert!(settings.headers(Applies::Access).is_empty());
     }
 
     /// SSE-C sends the key on reads and writes alike, and names it for copy sources.

@@ -111,17 +111,15 @@ impl Step {
 
 /// Runs every step and prints the report; `Err` (a summary line) when a step failed.
 pub fn run(args: CheckArgs) -> Result<(), String> {
-    let options = MountOptions {
+    let mut options = MountOptions {
         source: args.source,
         mountpoint: PathBuf::new(),
-        endpoint_url: args.bucket.endpoint_url,
-        region: args.bucket.region,
-        force_path_style: args.bucket.force_path_style,
         no_sign_request: args.no_sign_request,
         credentials: args.credentials.into_options(),
         allow_other: args.allow_other,
         ..MountOptions::default()
     };
+    args.bucket.apply(&mut options);
     let json = args.json;
     let config = match MountConfig::build(options, |k| std::env::var(k).ok()) {
         Ok(config) => config,

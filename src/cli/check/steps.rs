@@ -453,11 +453,19 @@ fn denied_or(error: S3Error, permission: &str, resource: &str, what: &str, who: 
     }
 }
 
+/// The resource a policy grants: the bucket (`arn:aws:s3:::B`, objects `B/*`), or the
+/// access point (its ARN, objects `ARN/object/*`).
 fn bucket_arn(config: &MountConfig, suffix: &str) -> String {
+    let (base, objects) = if config.bucket.starts_with("arn:") {
+        (config.bucket.clone(), format!("{}/object", config.bucket))
+    } else {
+        let arn = format!("arn:aws:s3:::{}", config.bucket);
+        (arn.clone(), arn)
+    };
     match (suffix, config.prefix.as_str()) {
-        ("/*", "") => format!("arn:aws:s3:::{}/*", config.bucket),
-        ("/*", prefix) => format!("arn:aws:s3:::{}/{prefix}*", config.bucket),
-        _ => format!("arn:aws:s3:::{}", config.bucket),
+        ("/*", "") => format!("{objects}/*"),
+        ("/*", prefix) => format!("{objects}/{prefix}*"),
+        _ => base,
     }
 }
 

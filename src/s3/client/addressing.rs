@@ -1,5 +1,5 @@
-//! Where a request goes: the endpoint, path-style or virtual-hosted addressing, and the exact
-//! URL, host and encoded path that are both signed and sent.
+//! The exact URL, host and encoded path of one request, both signed and sent, on the
+//! endpoint [`crate::s3::endpoint`] resolved for the bucket.
 //!
 //! Keys are URI-encoded once and never normalized; the query string on the wire is exactly
 //! `sigv4::encode_query`, so the signature always covers what the server receives.
@@ -9,8 +9,7 @@
 //! empty key (which would address the bucket itself), are refused with
 //! [`S3Error::InvalidKey`] before anything is sent.
 
-use std::net::IpAddr;
-
+use crate::s3::endpoint::{self, BucketTarget, Endpoint, EndpointParams, EndpointVariants};
 use crate::s3::S3Error;
 use crate::sigv4::{encode_query, uri_encode};
 
@@ -29,16 +28,11 @@ pub fn check_key(key: &str) -> Result<(), S3Error> {
     })
 }
 
-/// The parsed endpoint and the addressing style chosen for the bucket.
+/// The bucket's resolved endpoint, and what it addresses.
 #[derive(Clone, Debug)]
 pub struct Addressing {
-    scheme: String,
-    /// Host and (non-default) port of the service endpoint, as in the `Host` header.
-    host: String,
-    /// A path the endpoint URL carried (`http://gw/s3` → `/s3`), without a trailing slash.
-    base_path: String,
-    bucket: String,
-    path_style: bool,
+    target: BucketTarget,
+    endpoint: Endpoint,
 }
 
 /// One request's target: what is sent and what is signed.
@@ -50,98 +44,79 @@ pub struct Target {
     pub path: String,
 }
 
+/// How a client reaches its bucket, before a region is known.
+#[derive(Clone, Copy, Debug)]
+pub struct Route<'a> {
+    /// The bucket name, or an access point ARN.
+    pub bucket: &'a str,
+    /// `None` for AWS, else the URL given (`--endpoint-url`).
+    pub endpoint_url: Option<&'a str>,
+    pub force_path_style: bool,
+    pub variants: EndpointVariants,
+}
+
 impl Addressing {
-    /// `endpoint`: `None` for AWS (`https://s3.REGION.amazonaws.com`), else the URL given.
-    pub fn new(
-        endpoint: Option<&str>,
-        region: &str,
-        bucket: &str,
-        force_path_style: bool,
-    ) -> Result<Addressing, S3Error> {
-        let endpoint = match endpoint {
-            Some(e) => e.trim().to_string(),
-            None => aws_endpoint(region),
-        };
-        let url = reqwest::Url::parse(&endpoint)
-            .map_err(|e| S3Error::InvalidConfig(format!("endpoint {endpoint:?}: {e}")))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(S3Error::InvalidConfig(format!(
-                "endpoint {endpoint:?}: the scheme must be http or https"
-            )));
-        }
-        if url.query().is_some() || !url.username().is_empty() || url.password().is_some() {
-            return Err(S3Error::InvalidConfig(format!(
-                "endpoint {endpoint:?}: must not carry a query or user info"
-            )));
-        }
-        let host_only = url
-            .host_str()
-            .ok_or_else(|| S3Error::InvalidConfig(format!("endpoint {endpoint:?} has no host")))?;
-        let host = match url.port() {
-            Some(port) => format!("{host_only}:{port}"),
-            None => host_only.to_string(),
-        };
-        let https = url.scheme() == "https";
-        let path_style = force_path_style
-            || is_ip_or_localhost(host_only)
-            || !virtual_host_compatible(bucket, https);
-        Ok(Addressing {
-            scheme: url.scheme().to_string(),
-            host,
-            base_path: url.path().trim_end_matches('/').to_string(),
-            bucket: bucket.to_string(),
-            path_style,
+    /// The addressing of `route` in `region` (an access point's own region wins).
+    pub fn new(route: &Route<'_>, region: &str) -> Result<Addressing, S3Error> {
+        let config_error = |e: endpoint::EndpointError| S3Error::InvalidConfig(e.to_string());
+        let target = BucketTarget::parse(route.bucket).map_err(config_error)?;
+        let endpoint = endpoint::resolve(&EndpointParams {
+            target: &target,
+            region,
+            endpoint_url: route.endpoint_url,
+            force_path_style: route.force_path_style,
+            variants: route.variants,
         })
+        .map_err(config_error)?;
+        Ok(Addressing { target, endpoint })
     }
 
     pub fn is_path_style(&self) -> bool {
-        self.path_style
+        self.endpoint.path_style
     }
 
     /// The `Host` header of every request.
     pub fn host(&self) -> String {
-        if self.path_style {
-            self.host.clone()
-        } else {
-            format!("{}.{}", self.bucket, self.host)
-        }
+        self.endpoint.host.clone()
+    }
+
+    /// The region SigV4 signs for: the client's, or an access point ARN's.
+    pub fn signing_region(&self) -> &str {
+        &self.endpoint.signing_region
+    }
+
+    /// The service SigV4 signs for: `s3`, or `s3-outposts` on an Outpost.
+    pub fn signing_service(&self) -> &'static str {
+        self.endpoint.signing_service
+    }
+
+    /// `x-amz-copy-source` for `key` of this bucket or access point.
+    pub fn copy_source(&self, key: &str) -> String {
+        self.target.copy_source(key)
     }
 
     /// The bucket's base URL, for messages (`https://b.s3.eu-west-1.amazonaws.com`).
     pub fn display(&self) -> String {
-        let style = if self.path_style {
+        let style = if self.endpoint.path_style {
             "path-style"
         } else {
             "virtual-hosted"
         };
-        format!(
-            "{}://{}{} ({style})",
-            self.scheme,
-            self.host(),
-            self.bucket_path()
-        )
-    }
-
-    /// The bucket's own path: `/bucket` (path-style) or empty.
-    fn bucket_path(&self) -> String {
-        if self.path_style {
-            format!("{}/{}", self.base_path, self.bucket)
-        } else {
-            self.base_path.clone()
-        }
+        format!("{} ({style})", self.endpoint.url())
     }
 
     /// The target of a request on `key` (`None`: the bucket itself) with `query` pairs.
     pub fn target(&self, key: Option<&str>, query: &[(String, String)]) -> Result<Target, S3Error> {
+        let base = &self.endpoint.base_path;
         let path = match key {
             Some(key) => {
                 check_key(key)?;
-                format!("{}/{}", self.bucket_path(), uri_encode(key, false))
+                format!("{base}/{}", uri_encode(key, false))
             }
-            None => format!("{}/", self.bucket_path()),
+            None => format!("{base}/"),
         };
         let host = self.host();
-        let mut url = format!("{}://{host}{path}", self.scheme);
+        let mut url = format!("{}://{host}{path}", self.endpoint.scheme);
         if !query.is_empty() {
             url.push('?');
             url.push_str(&encode_query(query));
@@ -160,39 +135,24 @@ impl Addressing {
     }
 }
 
-/// The regional AWS endpoint (China regions live under `amazonaws.com.cn`).
-fn aws_endpoint(region: &str) -> String {
-    let suffix = if region.starts_with("cn-") {
-        "amazonaws.com.cn"
-    } else {
-        "amazonaws.com"
-    };
-    format!("https://s3.{region}.{suffix}")
-}
-
-fn is_ip_or_localhost(host: &str) -> bool {
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    bare.parse::<IpAddr>().is_ok()
-        || bare.eq_ignore_ascii_case("localhost")
-        || bare.to_ascii_lowercase().ends_with(".localhost")
-}
-
-/// Whether `bucket` can be a DNS label in front of the endpoint host: lowercase letters,
-/// digits and hyphens, 3 to 63 long, and no dots over https (a dotted name would not match
-/// the endpoint's wildcard certificate).
-fn virtual_host_compatible(bucket: &str, https: bool) -> bool {
-    let len_ok = (3..=63).contains(&bucket.len());
-    let chars_ok = bucket
-        .bytes()
-        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
-    let ends_ok = !bucket.starts_with(['-', '.']) && !bucket.ends_with(['-', '.']);
-    let dots_ok = !bucket.contains('.') || (!https && !bucket.contains(".."));
-    len_ok && chars_ok && ends_ok && dots_ok && bucket.parse::<IpAddr>().is_err()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn addressing(
+        endpoint: Option<&str>,
+        region: &str,
+        bucket: &str,
+        force_path_style: bool,
+    ) -> Result<Addressing, S3Error> {
+        let route = Route {
+            bucket,
+            endpoint_url: endpoint,
+            force_path_style,
+            variants: EndpointVariants::default(),
+        };
+        Addressing::new(&route, region)
+    }
 
     fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
         list.iter()
@@ -202,7 +162,7 @@ mod tests {
 
     #[test]
     fn aws_is_virtual_hosted_by_region() {
-        let a = Addressing::new(None, "eu-west-1", "my-bucket", false).unwrap();
+        let a = addressing(None, "eu-west-1", "my-bucket", false).unwrap();
         let t = a.target(Some("dir/a b+c%.txt"), &[]).unwrap();
         assert_eq!(t.host, "my-bucket.s3.eu-west-1.amazonaws.com");
         assert_eq!(t.path, "/dir/a%20b%2Bc%25.txt");
@@ -210,7 +170,7 @@ mod tests {
             t.url,
             "https://my-bucket.s3.eu-west-1.amazonaws.com/dir/a%20b%2Bc%25.txt"
         );
-        let cn = Addressing::new(None, "cn-north-1", "b-1", false).unwrap();
+        let cn = addressing(None, "cn-north-1", "b-1", false).unwrap();
         assert_eq!(cn.host(), "b-1.s3.cn-north-1.amazonaws.com.cn");
     }
 
@@ -224,10 +184,10 @@ mod tests {
             (Some("https://s3.example.com"), "Upper"),
             (None, "under_score"),
         ] {
-            let a = Addressing::new(endpoint, "us-east-1", bucket, false).unwrap();
+            let a = addressing(endpoint, "us-east-1", bucket, false).unwrap();
             assert!(a.is_path_style(), "{endpoint:?} {bucket}");
         }
-        let a = Addressing::new(Some("http://127.0.0.1:9000/"), "r", "bkt", false).unwrap();
+        let a = addressing(Some("http://127.0.0.1:9000/"), "r", "bkt", false).unwrap();
         let t = a.target(Some("k"), &pairs(&[("uploads", "")])).unwrap();
         assert_eq!(t.url, "http://127.0.0.1:9000/bkt/k?uploads=");
         assert_eq!(
@@ -240,18 +200,17 @@ mod tests {
 
     #[test]
     fn custom_endpoint_virtual_host_and_base_path() {
-        let a =
-            Addressing::new(Some("https://s3.example.com:8443/gw/"), "r", "b-1", false).unwrap();
+        let a = addressing(Some("https://s3.example.com:8443/gw/"), "r", "b-1", false).unwrap();
         let t = a.target(Some("x"), &[]).unwrap();
         assert_eq!(t.url, "https://b-1.s3.example.com:8443/gw/x");
-        let forced = Addressing::new(Some("https://s3.example.com"), "r", "b-1", true).unwrap();
+        let forced = addressing(Some("https://s3.example.com"), "r", "b-1", true).unwrap();
         assert_eq!(forced.display(), "https://s3.example.com/b-1 (path-style)");
     }
 
     /// Empty segments and odd characters survive verbatim; dot segments are refused.
     #[test]
     fn keys_are_never_normalized() {
-        let a = Addressing::new(Some("http://127.0.0.1:1"), "r", "b", false).unwrap();
+        let a = addressing(Some("http://127.0.0.1:1"), "r", "b", false).unwrap();
         assert_eq!(a.target(Some("a//b"), &[]).unwrap().path, "/b/a//b");
         assert_eq!(a.target(Some("/lead"), &[]).unwrap().path, "/b//lead");
         assert_eq!(a.target(Some("a/.b/..c"), &[]).unwrap().path, "/b/a/.b/..c");
@@ -272,7 +231,7 @@ mod tests {
     fn bad_endpoints_are_config_errors() {
         for e in ["ftp://x", "not a url", "http://u:p@h", "http://h/?x=1"] {
             assert!(matches!(
-                Addressing::new(Some(e), "r", "b", false),
+                addressing(Some(e), "r", "b", false),
                 Err(S3Error::InvalidConfig(_))
             ));
         }

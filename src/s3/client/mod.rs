@@ -1,6 +1,8 @@
 //! `S3Client`: the [`ObjectClient`](crate::s3::ObjectClient) over HTTP.
 //!
-//! - `addressing`: endpoint parsing, path-style vs virtual-hosted, the exact URL and path.
+//! - `addressing`: the exact URL and path of a request, on the endpoint
+//!   [`crate::s3::endpoint`] resolved (path-style or virtual-hosted, signing region and
+//!   service).
 //! - `transport`: one request with a fresh signature per attempt, and the retry loop.
 //! - `progress`: the I/O timeout, which measures silence, not duration.
 //! - `retry`: capped exponential backoff with full jitter, within a time budget.
@@ -32,14 +34,16 @@ pub use region::{resolve_endpoint, resolve_region, DISCOVERY_REGION};
 pub use retry::RetryPolicy;
 
 use crate::credentials::{CredentialsCell, SkewedClock};
+use crate::s3::endpoint::EndpointVariants;
 use crate::s3::settings::ObjectSettings;
-use crate::s3::{S3Error, S3_SINGLE_COPY_LIMIT};
-use addressing::Addressing;
+use crate::s3::{BucketAccess, S3Error, S3_SINGLE_COPY_LIMIT};
+use addressing::{Addressing, Route};
 use transport::Request;
 
 /// Everything the client needs, resolved by the configuration layer.
 #[derive(Clone, Debug)]
 pub struct ClientConfig {
+    /// A bucket name (or access point alias), or an access point ARN.
     pub bucket: String,
     /// `http://127.0.0.1:9000`, `https://s3.example.com`; `None` for AWS.
     pub endpoint: Option<String>,
@@ -49,6 +53,11 @@ pub struct ClientConfig {
     /// bucket's own overrules it.
     pub region_hint: Option<String>,
     pub force_path_style: bool,
+    /// Dual-stack, FIPS and Transfer Acceleration endpoints.
+    pub variants: EndpointVariants,
+    /// Requester pays and the expected bucket owner: headers on every request, the checks
+    /// of [`S3Client::connect`] included.
+    pub access: BucketAccess,
     /// `None`: send unsigned requests (`--no-sign-request`).
     pub credentials: Option<Arc<CredentialsCell>>,
     /// Attempts per operation that are made whatever the retry budget says, the first
@@ -88,6 +97,8 @@ pub struct S3Client {
     clock: SkewedClock,
     /// What objects are written with, and the SSE-C key reads need.
     settings: ObjectSettings,
+    /// Requester pays and expected bucket owner, on every request.
+    access: BucketAccess,
     /// The largest object one CopyObject copies; above it copies are multipart.
     single_copy_limit: u64,
 }
@@ -199,13 +210,14 @@ impl S3Client {
         config: &ClientConfig,
         region: &str,
     ) -> Result<S3Client, S3Error> {
+        let route = Route {
+            bucket: &config.bucket,
+            endpoint_url: config.endpoint.as_deref(),
+            force_path_style: config.force_path_style,
+            variants: config.variants,
+        };
         Ok(S3Client {
-            addressing: Addressing::new(
-                config.endpoint.as_deref(),
-                region,
-                &config.bucket,
-                config.force_path_style,
-            )?,
+            addressing: Addressing::new(&route, region)?,
             http,
             bucket: config.bucket.clone(),
             region: region.to_string(),
@@ -220,6 +232,7 @@ impl S3Client {
             io_timeout: config.io_timeout,
             clock: config.clock.clone(),
             settings: ObjectSettings::default(),
+            access: config.access.clone(),
             single_copy_limit: S3_SINGLE_COPY_LIMIT,
         })
     }
@@ -317,3 +330,5 @@ fn build_http(config: &ClientConfig) -> Result<reqwest::Client, S3Error> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_bucket_forms;

@@ -16,7 +16,6 @@ use crate::s3::{
     xml, CompletedPart, GetObjectOutput, GetObjectParams, ListObjectsParams, ListPage, Metadata,
     ObjectClient, ObjectMeta, PendingUpload, PutObjectParams, S3Error, UploadPartCopyParams,
 };
-use crate::sigv4::uri_encode;
 
 /// S3's limit on keys per DeleteObjects and on entries per listing page.
 const S3_BATCH_LIMIT: usize = 1000;
@@ -92,9 +91,10 @@ impl Request<'_> {
 }
 
 impl S3Client {
-    /// `x-amz-copy-source` for a key of this bucket: `/bucket/key`, the key URI-encoded.
+    /// `x-amz-copy-source` for a key of this bucket: `/bucket/key`, the key URI-encoded
+    /// (through an access point: `ARN/object/key`).
     fn copy_source(&self, key: &str) -> String {
-        format!("/{}/{}", self.bucket, uri_encode(key, false))
+        self.addressing.copy_source(key)
     }
 
     /// HEAD answers carry no body, so a HEAD refused with a bare 400 or 403 cannot say why:
@@ -320,7 +320,8 @@ impl ObjectClient for S3Client {
         let mut req = Request::new("CopyObject", Method::PUT, Some(to))
             .header("x-amz-copy-source", self.copy_source(from))
             .object_headers(self.settings.headers(Applies::Create))
-            .object_headers(self.settings.copy_source_headers());
+            .object_headers(self.settings.copy_source_headers())
+            .object_headers(self.access.copy_source_headers());
         if let Some(metadata) = replace {
             req = req
                 .header("x-amz-metadata-directive", "REPLACE")
@@ -420,7 +421,8 @@ impl ObjectClient for S3Client {
                 format!("bytes={}-{}", range.start, range.end - 1),
             )
             .object_headers(self.settings.headers(Applies::Access))
-            .object_headers(self.settings.copy_source_headers());
+            .object_headers(self.settings.copy_source_headers())
+            .object_headers(self.access.copy_source_headers());
         if let Some(etag) = &params.source_if_match {
             req = req.header("x-amz-copy-source-if-match", etag.clone());
             req.if_match = Some(etag);

@@ -15,14 +15,14 @@ use crate::s3::{GetObjectParams, ObjectClient, PutObjectParams, S3Error};
 
 /// One request as the server saw it.
 #[derive(Clone, Debug)]
-struct Seen {
-    line: String,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
+pub(super) struct Seen {
+    pub(super) line: String,
+    pub(super) headers: Vec<(String, String)>,
+    pub(super) body: Vec<u8>,
 }
 
 impl Seen {
-    fn header(&self, name: &str) -> Option<&str> {
+    pub(super) fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
@@ -31,12 +31,12 @@ impl Seen {
 }
 
 /// Answers requests with `script` in order (the last answer repeats), recording them.
-struct Scripted {
-    endpoint: String,
-    seen: Arc<Mutex<Vec<Seen>>>,
+pub(super) struct Scripted {
+    pub(super) endpoint: String,
+    pub(super) seen: Arc<Mutex<Vec<Seen>>>,
 }
 
-async fn serve(script: Vec<String>) -> Scripted {
+pub(super) async fn serve(script: Vec<String>) -> Scripted {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let endpoint = format!("http://{}", listener.local_addr().unwrap());
     let seen = Arc::new(Mutex::new(Vec::new()));
@@ -94,7 +94,7 @@ async fn serve(script: Vec<String>) -> Scripted {
     Scripted { endpoint, seen }
 }
 
-fn answer(status: &str, headers: &[&str], body: &str) -> String {
+pub(super) fn answer(status: &str, headers: &[&str], body: &str) -> String {
     let mut out = format!("HTTP/1.1 {status}\r\n");
     for h in headers {
         out.push_str(h);
@@ -104,18 +104,20 @@ fn answer(status: &str, headers: &[&str], body: &str) -> String {
     out
 }
 
-const OBJECT_HEADERS: [&str; 2] = [
+pub(super) const OBJECT_HEADERS: [&str; 2] = [
     "etag: \"e1\"",
     "last-modified: Wed, 21 Oct 2015 07:28:00 GMT",
 ];
 
-fn config(endpoint: &str, credentials: Option<Credentials>) -> ClientConfig {
+pub(super) fn config(endpoint: &str, credentials: Option<Credentials>) -> ClientConfig {
     ClientConfig {
         bucket: "bkt".into(),
         endpoint: Some(endpoint.to_string()),
         region: Some("us-east-1".into()),
         region_hint: None,
         force_path_style: false,
+        variants: Default::default(),
+        access: Default::default(),
         credentials: credentials.map(|c| Arc::new(CredentialsCell::new(c))),
         max_attempts: 3,
         retry_timeout: Duration::ZERO,
@@ -129,7 +131,7 @@ fn config(endpoint: &str, credentials: Option<Credentials>) -> ClientConfig {
     }
 }
 
-fn session_credentials() -> Credentials {
+pub(super) fn session_credentials() -> Credentials {
     Credentials {
         access_key_id: "ASIAEXAMPLE".into(),
         secret_access_key: Secret::new("secret"),

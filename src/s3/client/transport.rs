@@ -11,6 +11,7 @@ use log::{debug, warn};
 use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::Method;
 
+use super::addressing::Target;
 use super::errors::{map_error, ErrorContext};
 use super::progress::{Progress, ProgressBody};
 use super::S3Client;
@@ -266,8 +267,10 @@ impl S3Client {
         // S3 wants every `x-amz-*` header signed, the SSE-C key included; the signature
         // carries only a hash of it.
         headers.extend(
-            req.object_headers
+            self.access
+                .headers()
                 .iter()
+                .chain(&req.object_headers)
                 .map(|h| (h.name.to_string(), h.value.clone())),
         );
 
@@ -276,23 +279,7 @@ impl S3Client {
             // One snapshot per attempt: a refresh between attempts is picked up, and a
             // refresh during this one cannot mix the key of one set with the token of another.
             let creds = cell.load();
-            let signed = sigv4::sign(
-                &HttpRequest {
-                    method: req.method.as_str(),
-                    path: &target.path,
-                    query: &req.query,
-                    headers: &headers,
-                    payload_hash: &payload_hash,
-                },
-                &SigningInputs {
-                    access_key_id: &creds.access_key_id,
-                    secret_access_key: creds.secret_access_key.expose(),
-                    session_token: creds.session_token.as_ref().map(|t| t.expose()),
-                    region: &self.region,
-                    service: "s3",
-                    time: self.signing_time(),
-                },
-            );
+            let signed = self.sign(req, &target, &headers, &payload_hash, &creds);
             for (name, value) in signed.headers {
                 let sensitive = name == "authorization" || name == "x-amz-security-token";
                 builder = builder.header(name, header_value(name, &value, sensitive)?);
@@ -363,6 +350,35 @@ impl S3Client {
             body,
             chunks,
         })
+    }
+
+    /// SigV4 for one attempt, for the region and service the endpoint names (`s3`, or
+    /// `s3-outposts` on an Outpost; an access point's own region).
+    pub(super) fn sign(
+        &self,
+        req: &Request<'_>,
+        target: &Target,
+        headers: &[(String, String)],
+        payload_hash: &str,
+        creds: &Credentials,
+    ) -> sigv4::Signed {
+        sigv4::sign(
+            &HttpRequest {
+                method: req.method.as_str(),
+                path: &target.path,
+                query: &req.query,
+                headers,
+                payload_hash,
+            },
+            &SigningInputs {
+                access_key_id: &creds.access_key_id,
+                secret_access_key: creds.secret_access_key.expose(),
+                session_token: creds.session_token.as_ref().map(|t| t.expose()),
+                region: self.addressing.signing_region(),
+                service: self.addressing.signing_service(),
+                time: self.signing_time(),
+            },
+        )
     }
 
     fn transport_error(&self, e: &reqwest::Error) -> S3Error {
