@@ -231,6 +231,22 @@ fn format_mount(s: &MountStatus, now: SystemTime, mounted_here: bool) -> String 
             );
         }
     }
+    if let Some(since) = fs.unreachable_since {
+        let away = now
+            .duration_since(UNIX_EPOCH + Duration::from_secs(since))
+            .unwrap_or_default();
+        line(
+            "S3",
+            if fs.write_back.is_some() {
+                format!(
+                    "cannot be reached for {}: working offline from what this mount saw",
+                    span(away)
+                )
+            } else {
+                format!("cannot be reached for {}", span(away))
+            },
+        );
+    }
     if let Some(queue) = &fs.write_back {
         line(
             "write-back",

@@ -62,6 +62,9 @@ pub struct DirHandle {
     pub snapshot: tokio::sync::Mutex<Option<Arc<Vec<SnapshotEntry>>>>,
 }
 
+/// Directory snapshots kept, fresh or not, before expired ones are dropped.
+const LISTINGS_KEPT: usize = 4096;
+
 /// Directory snapshots recently taken, reused by the next listing of the same directory
 /// until they expire. Any change this mount makes to a directory's names drops its entry.
 #[derive(Debug, Default)]
@@ -76,10 +79,18 @@ impl ListingCache {
         (*until > Instant::now()).then(|| (*until, Arc::clone(snapshot)))
     }
 
+    /// The last snapshot of directory `ino`, however old: what offline mode lists from.
+    pub fn stale(&self, ino: u64) -> Option<Arc<Vec<SnapshotEntry>>> {
+        self.listings.get(&ino).map(|(_, s)| Arc::clone(s))
+    }
+
     pub fn insert(&mut self, ino: u64, until: Instant, snapshot: Arc<Vec<SnapshotEntry>>) {
-        // Expired snapshots go as new ones come, so the map follows the directories in use.
-        let now = Instant::now();
-        self.listings.retain(|_, (u, _)| *u > now);
+        // Expired snapshots stay for offline mode (see `stale`) up to a bound; past it
+        // they go, so the map follows the directories in use.
+        if self.listings.len() >= LISTINGS_KEPT {
+            let now = Instant::now();
+            self.listings.retain(|_, (u, _)| *u > now);
+        }
         self.listings.insert(ino, (until, snapshot));
     }
 

@@ -305,6 +305,10 @@ impl<C: ObjectClient> S3Filesystem<C> {
             if parent_inode.kind != EntryKind::Directory || !dir::is_valid_name(name) {
                 return None;
             }
+            if parent_inode.key.len() + name.len() > dir::KEY_MAX {
+                // Before any listing's word: no key can hold it (`lookup` says the same).
+                return Some(Err(FsError::NameTooLong));
+            }
             if let Some(child) = table.child(parent, name) {
                 let fresh = child.valid_until > Instant::now() && self.metadata_known(child);
                 // A file being written is what its writer says, whatever S3 holds.
@@ -338,6 +342,9 @@ impl<C: ObjectClient> S3Filesystem<C> {
         }
         if let Some(done) = self.lookup_now(parent, name) {
             return done;
+        }
+        if self.offline() {
+            return self.lookup_offline(parent, name);
         }
         // A fresh listing of the parent answers for S3: without the name, nothing is there
         // (negative lookups: shells, editors and `git` probe many names that do not
@@ -493,6 +500,10 @@ impl<C: ObjectClient> S3Filesystem<C> {
             return Ok(attr);
         }
         let inode = self.inode(ino)?;
+        if self.offline() {
+            // What this mount saw last, rather than an error.
+            return Ok(self.attr_of(&inode));
+        }
         let head = self.heads.head(&inode.key).await;
         if let Ok(meta) = &head {
             self.remember(meta);
@@ -539,7 +550,8 @@ impl<C: ObjectClient> S3Filesystem<C> {
                 cache: PageCache::Refresh,
             });
         }
-        let (etag, size) = match (&inode.etag, inode.valid_until > Instant::now()) {
+        let fresh = inode.valid_until > Instant::now() || self.offline();
+        let (etag, size) = match (&inode.etag, fresh) {
             (Some(etag), true) => (etag.clone(), inode.size),
             _ => {
                 self.getattr(ino).await?;
@@ -685,6 +697,12 @@ impl<C: ObjectClient> S3Filesystem<C> {
                 (_, _, Some((until, s))) => {
                     *slot = Some(Arc::clone(&s));
                     (s, until)
+                }
+                _ if self.offline() && self.listings().stale(handle.ino).is_some() => {
+                    // Offline: the last listing this mount saw, with its own changes.
+                    let stale = self.listings().stale(handle.ino).unwrap_or_default();
+                    *slot = Some(Arc::clone(&stale));
+                    (stale, Instant::now())
                 }
                 _ => {
                     let fresh = Arc::new(self.list_directory(handle.ino).await?);

@@ -42,6 +42,10 @@ pub struct FsStatus {
     /// The files closed and not uploaded yet, with `--write-back` (`None` without).
     #[serde(default)]
     pub write_back: Option<super::writeback::WriteBackStatus>,
+    /// Since when S3 has not answered (seconds since the epoch), while it has not: a
+    /// write-back mount then works offline.
+    #[serde(default)]
+    pub unreachable_since: Option<u64>,
 }
 
 /// The in-memory block cache.
@@ -145,6 +149,10 @@ impl<C: ObjectClient> S3Filesystem<C> {
                 .to_string_lossy()
                 .into_owned(),
             write_back: self.write_back.as_ref().map(|q| q.status()),
+            unreachable_since: self.client.unreachable_since().map(|t| {
+                t.duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs())
+            }),
         }
     }
 }

@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
-use log::info;
+use log::{info, warn};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
@@ -35,6 +35,14 @@ use crate::upload::{OpenWriter, Queued, UploadError};
 /// Uploads running at once. Queued files are mostly small (a save, an unpacked tree), so
 /// what bounds their pace is round trips, not bandwidth: eight overlap them.
 pub const WRITE_BACK_WORKERS: usize = 8;
+
+/// How long an operation of a write-back mount waits for a network that does not answer at
+/// all before it fails (or, for what this mount saw, is answered from that): see
+/// `S3Client::set_unreachable_budget`.
+pub const UNREACHABLE_BUDGET: Duration = Duration::from_secs(5);
+
+/// How often an offline mount asks whether S3 answers again.
+const PROBE: Duration = Duration::from_secs(5);
 
 /// The first and the longest pause before a failed upload is tried again.
 const FIRST_RETRY: Duration = Duration::from_secs(1);
@@ -240,6 +248,20 @@ impl WriteBack {
         }
     }
 
+    /// S3 answers again: what waited for it is tried now.
+    fn release_all(&self) {
+        let now = Instant::now();
+        let mut queue = self.queue();
+        for entry in queue.entries.values_mut().filter(|e| !e.busy) {
+            if entry.file.state.starts_with("retrying") {
+                entry.next_try = now;
+                entry.pause = FIRST_RETRY;
+            }
+        }
+        drop(queue);
+        self.changed.notify_waiters();
+    }
+
     /// What `status` shows.
     pub fn status(&self) -> WriteBackStatus {
         let queue = self.queue();
@@ -308,6 +330,80 @@ impl<C: ObjectClient> S3Filesystem<C> {
             let fs = Arc::clone(self);
             runtime.spawn(async move { fs.write_back_worker().await });
         }
+        let fs = Arc::clone(self);
+        runtime.spawn(async move { fs.watch_reach().await });
+    }
+
+    /// True when the mount works offline: write-back is on and S3 has not answered lately.
+    /// Then lookups, attributes, listings and opens are answered from what this mount saw
+    /// (however old), and only what it never saw fails.
+    pub(super) fn offline(&self) -> bool {
+        self.write_back.is_some() && self.client.unreachable_since().is_some()
+    }
+
+    /// Says once when the mount goes offline and when it is back, asks S3 every few
+    /// seconds while it is away, and lets the queue go as soon as it answers.
+    async fn watch_reach(&self) {
+        let Some(queue) = &self.write_back else {
+            return;
+        };
+        let mut was: Option<SystemTime> = None;
+        let mut probed = Instant::now();
+        while !queue.closing.load(Ordering::Acquire) {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let now = self.client.unreachable_since();
+            match (was, now) {
+                (None, Some(_)) => warn!(
+                    "S3 cannot be reached: working offline from what this mount has seen; \
+                     files closed meanwhile wait in the write-back queue"
+                ),
+                (Some(since), None) => {
+                    let away = since.elapsed().unwrap_or_default().as_secs();
+                    info!("S3 answers again (after {away} s): uploading the write-back queue");
+                    queue.release_all();
+                }
+                _ => {}
+            }
+            was = now;
+            if now.is_some() && probed.elapsed() >= PROBE {
+                probed = Instant::now();
+                // One attempt (the client does not retry a network that is gone); an
+                // answer, even a refusal, ends the offline time.
+                let _ = self.client.head_bucket().await;
+            }
+        }
+    }
+
+    /// `lookup` while offline: the inode this mount knows, else the last listing of the
+    /// parent it saw; a name neither shows was not there. Only a directory never listed
+    /// cannot answer.
+    pub(super) fn lookup_offline(&self, parent: u64, name: &str) -> Result<super::Attr, FsError> {
+        {
+            let mut table = self.inodes();
+            if let Some(child) = table.child(parent, name) {
+                let attr = self.attr_of(child);
+                table.remember(attr.ino);
+                return Ok(attr);
+            }
+        }
+        let Some(snapshot) = self.listings().stale(parent) else {
+            return Err(FsError::S3(S3Error::Network {
+                endpoint: "S3".into(),
+                reason: "S3 cannot be reached, and this mount has not listed the directory \
+                         since it started"
+                    .into(),
+            }));
+        };
+        let Ok(at) = snapshot.binary_search_by(|e| e.name.as_str().cmp(name)) else {
+            return Err(FsError::NotFound);
+        };
+        let mut table = self.inodes();
+        let ino = table
+            .upsert_child(parent, name, snapshot[at].facts.clone(), Instant::now())
+            .ok_or(FsError::UnknownInode(parent))?;
+        table.remember(ino);
+        let inode = table.get(ino).ok_or(FsError::UnknownInode(ino))?;
+        Ok(self.attr_of(inode))
     }
 
     async fn write_back_worker(&self) {

@@ -459,11 +459,16 @@ async fn connect(
     } else {
         Some(credentials::start(&config.credentials, config.region.as_deref()).await?)
     };
-    let client = S3Client::connect(client_config(config, mount_credentials.as_ref()))
+    let mut client = S3Client::connect(client_config(config, mount_credentials.as_ref()))
         .await
         .map_err(|e| bucket_error(config, e, mount_credentials.as_ref()))?
         .with_object_settings(config.objects.clone())
         .with_single_copy_limit(config.single_copy_limit);
+    if config.write_back {
+        // Drive mode works on through an outage from what it saw; it does not wait a
+        // minute for a network that is gone (see `fs::writeback`).
+        client.set_unreachable_budget(Some(crate::fs::writeback::UNREACHABLE_BUDGET));
+    }
     Ok((client, mount_credentials))
 }
 

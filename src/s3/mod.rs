@@ -167,6 +167,12 @@ pub struct UploadPartCopyParams {
 /// The S3 operations s3rolefs uses. Implementations sign with the current credentials
 /// snapshot and retry what is retryable; callers see only final outcomes.
 pub trait ObjectClient: Send + Sync + 'static {
+    /// Since when S3 has answered no request (refused, reset, timed out), if it has not;
+    /// `None` while it answers (and for clients that cannot tell).
+    fn unreachable_since(&self) -> Option<std::time::SystemTime> {
+        None
+    }
+
     /// HeadBucket: `Ok` when the bucket exists and we may list it.
     fn head_bucket(&self) -> impl Future<Output = Result<(), S3Error>> + Send;
     fn head_object(&self, key: &str) -> impl Future<Output = Result<ObjectMeta, S3Error>> + Send;

@@ -17,6 +17,7 @@ mod addressing;
 mod errors;
 mod ops;
 mod progress;
+mod reach;
 mod region;
 mod retry;
 mod transport;
@@ -101,6 +102,10 @@ pub struct S3Client {
     access: BucketAccess,
     /// The largest object one CopyObject copies; above it copies are multipart.
     single_copy_limit: u64,
+    /// Whether S3 answers (see `reach`).
+    reach: reach::Reach,
+    /// See [`S3Client::set_unreachable_budget`].
+    unreachable_budget: Option<Duration>,
 }
 
 impl fmt::Debug for S3Client {
@@ -128,6 +133,16 @@ impl S3Client {
         // retried for the whole budget.
         client.retry.budget = client.retry_budget;
         Ok(client)
+    }
+
+    /// Drive mode's patience with a network that is gone: an operation whose attempts get
+    /// no answer at all (refused, reset, timed out) is retried for `budget` only, and not
+    /// at all once S3 has not answered since before it began — the filesystem then answers
+    /// from what it saw, and write-back's queue retries uploads on its own schedule. Other
+    /// failures (5xx, throttling) keep the whole retry budget. `None` (the default): every
+    /// transient failure is retried for the whole budget.
+    pub fn set_unreachable_budget(&mut self, budget: Option<Duration>) {
+        self.unreachable_budget = budget;
     }
 
     /// [`S3Client::connect`]'s checks, with attempts bounded by count only.
@@ -234,6 +249,8 @@ impl S3Client {
             settings: ObjectSettings::default(),
             access: config.access.clone(),
             single_copy_limit: S3_SINGLE_COPY_LIMIT,
+            reach: reach::Reach::default(),
+            unreachable_budget: None,
         })
     }
 

@@ -197,6 +197,10 @@ impl S3Client {
 }
 
 impl ObjectClient for S3Client {
+    fn unreachable_since(&self) -> Option<std::time::SystemTime> {
+        self.reach.since().map(|(_, at)| at)
+    }
+
     async fn head_bucket(&self) -> Result<(), S3Error> {
         self.head_bucket_checked().await
     }

@@ -145,8 +145,14 @@ impl S3Client {
         let started = tokio::time::Instant::now();
         let mut renewed_credentials = false;
         let mut corrected_clock = false;
+        let unreachable_before = self.reach.since().is_some();
         loop {
             let (result, snapshot) = self.send_once(req).await;
+            match &result {
+                Ok(_) => self.reach.answered(),
+                Err(S3Error::Network { .. }) => self.reach.unanswered(),
+                Err(_) => {}
+            }
             let err = match result {
                 Ok(resp) => match self.failure_of(&resp, req) {
                     None => return Ok(resp),
@@ -186,7 +192,18 @@ impl S3Client {
                 }
             }
             let pause = self.retry.backoff(*attempt);
-            if !err.is_retryable() || !self.retry.may_retry(*attempt, started.elapsed() + pause) {
+            let gone = match (&err, self.unreachable_budget) {
+                // Drive mode: a network that is gone is not waited for long (see
+                // `set_unreachable_budget`).
+                (S3Error::Network { .. }, Some(budget)) => {
+                    unreachable_before || started.elapsed() + pause > budget
+                }
+                _ => false,
+            };
+            if gone
+                || !err.is_retryable()
+                || !self.retry.may_retry(*attempt, started.elapsed() + pause)
+            {
                 if *attempt > 1 {
                     debug!(
                         "{} {:?}: giving up after {} attempts in {:.1} s",
