@@ -286,13 +286,17 @@ impl<C: ObjectClient> S3Filesystem<C> {
                         // Write-back, a file S3 never held (a program's temporary file
                         // renamed over the real one): only its name changes; its queued
                         // upload goes to the new one. No network, so a save never waits.
-                        (Some((_, writer)), None, Some(_)) => {
+                        (Some((ino, writer)), None, Some(queue)) => {
                             let replaces = match &target {
                                 Some(t) => t.etag.clone(),
                                 None => None,
                             };
-                            (target.is_none() || replaces.is_some())
-                                && writer.rekey(to.clone(), replaces).await?
+                            let renamed = (target.is_none() || replaces.is_some())
+                                && writer.rekey(to.clone(), replaces).await?;
+                            if renamed {
+                                queue.renamed(*ino, &to);
+                            }
+                            renamed
                         }
                         _ => false,
                     };

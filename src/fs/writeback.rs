@@ -82,6 +82,8 @@ struct Entry {
     ino: u64,
     file: QueuedFile,
     busy: bool,
+    /// Closed again while its upload ran: it stays queued after that upload.
+    again: bool,
     next_try: Instant,
     pause: Duration,
 }
@@ -143,6 +145,7 @@ impl WriteBack {
             queue.bytes = queue.bytes - entry.file.size + size;
             entry.file.size = size;
             entry.file.key = key;
+            entry.again |= entry.busy;
         } else {
             queue.last_seq += 1;
             let seq = queue.last_seq;
@@ -161,6 +164,7 @@ impl WriteBack {
                         attempts: 0,
                     },
                     busy: false,
+                    again: false,
                     next_try: Instant::now(),
                     pause: FIRST_RETRY,
                 },
@@ -168,6 +172,19 @@ impl WriteBack {
         }
         drop(guard);
         self.changed.notify_waiters();
+    }
+
+    /// A queued file was renamed: `status` shows its new name.
+    pub fn renamed(&self, ino: u64, key: &str) {
+        let mut guard = self.queue();
+        let queue = &mut *guard;
+        if let Some(entry) = queue
+            .by_ino
+            .get(&ino)
+            .and_then(|seq| queue.entries.get_mut(seq))
+        {
+            entry.file.key = key.to_string();
+        }
     }
 
     /// True when `ino` waits in the queue.
@@ -212,12 +229,22 @@ impl WriteBack {
     fn finish(&self, seq: u64, outcome: Outcome) {
         let mut queue = self.queue();
         match outcome {
-            Outcome::Done => {
-                if let Some(entry) = queue.entries.remove(&seq) {
-                    queue.by_ino.remove(&entry.ino);
-                    queue.bytes = queue.bytes.saturating_sub(entry.file.size);
+            Outcome::Done => match queue.entries.get_mut(&seq) {
+                Some(entry) if entry.again => {
+                    // What the upload sent is older than the last close: once more.
+                    entry.again = false;
+                    entry.busy = false;
+                    entry.file.state = "queued".into();
+                    entry.next_try = Instant::now();
                 }
-            }
+                Some(_) => {
+                    if let Some(entry) = queue.entries.remove(&seq) {
+                        queue.by_ino.remove(&entry.ino);
+                        queue.bytes = queue.bytes.saturating_sub(entry.file.size);
+                    }
+                }
+                None => {}
+            },
             Outcome::Failed { why, cannot } => {
                 if let Some(entry) = queue.entries.get_mut(&seq) {
                     entry.busy = false;
@@ -632,5 +659,21 @@ mod tests {
         assert_eq!(q.status().bytes, 15);
         assert!(!q.is_queued(8));
         assert!(q.is_queued(7));
+    }
+
+    /// A file closed again while its upload runs stays queued after that upload: what
+    /// the upload sent may be older than the last close.
+    #[test]
+    fn a_close_during_the_upload_queues_the_file_once_more() {
+        let q = WriteBack::new(1 << 20);
+        q.enqueue(7, "a".into(), 10);
+        assert_eq!(q.take(), Some((1, 7)));
+        q.enqueue(7, "a".into(), 12);
+        q.finish(1, Outcome::Done);
+        assert!(q.is_queued(7));
+        assert_eq!(q.take(), Some((1, 7)), "its place is kept");
+        q.finish(1, Outcome::Done);
+        assert!(!q.is_queued(7));
+        assert_eq!(q.status().bytes, 0);
     }
 }
