@@ -648,6 +648,29 @@ fn default_cache_dir(env: &impl Fn(&str) -> Option<String>, euid: u32) -> PathBu
     }
 }
 
+/// Saved mounts (`s3rolefs mount NAME`): the file named by `S3ROLEFS_MOUNTS_FILE` when set
+/// (what a login unit pins, so the user manager reads the file `enable` read whatever its
+/// environment); else root's in `/etc/s3rolefs/mounts.toml`, beside the unit template's
+/// `/etc/s3rolefs/*.env` (system configuration lives in `/etc`); else other users' in
+/// `$XDG_CONFIG_HOME/s3rolefs/mounts.toml`, else `~/.config/s3rolefs/mounts.toml` (the XDG
+/// base directory spec's place for a user's configuration). `None`: a user without a home.
+pub fn saved_mounts_file(env: &impl Fn(&str) -> Option<String>, euid: u32) -> Option<PathBuf> {
+    let absolute = |v: String| Some(PathBuf::from(v)).filter(|p| p.is_absolute());
+    if let Some(file) = env(MOUNTS_FILE_ENV).and_then(absolute) {
+        return Some(file);
+    }
+    if euid == 0 {
+        return Some(PathBuf::from("/etc/s3rolefs/mounts.toml"));
+    }
+    let config = env("XDG_CONFIG_HOME")
+        .and_then(absolute)
+        .or_else(|| env("HOME").and_then(absolute).map(|h| h.join(".config")))?;
+    Some(config.join("s3rolefs/mounts.toml"))
+}
+
+/// The variable that names the saved-mounts file instead of the default place.
+pub const MOUNTS_FILE_ENV: &str = "S3ROLEFS_MOUNTS_FILE";
+
 /// A number of seconds (`--metadata-ttl 0.5`), `default` when not given.
 fn seconds_option(
     given: Option<f64>,
@@ -1081,6 +1104,39 @@ mod tests {
     }
 
     /// Modes are octal; garbage is an error naming the fix.
+    /// Saved mounts: the variable first, then root's /etc, then the XDG config home.
+    #[test]
+    fn saved_mounts_file_by_user() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let home = env(&[("HOME", "/home/u")]);
+        assert_eq!(
+            saved_mounts_file(&home, 1000).unwrap(),
+            Path::new("/home/u/.config/s3rolefs/mounts.toml")
+        );
+        assert_eq!(
+            saved_mounts_file(&home, 0).unwrap(),
+            Path::new("/etc/s3rolefs/mounts.toml")
+        );
+        let xdg = env(&[("HOME", "/home/u"), ("XDG_CONFIG_HOME", "/cfg")]);
+        assert_eq!(
+            saved_mounts_file(&xdg, 1000).unwrap(),
+            Path::new("/cfg/s3rolefs/mounts.toml")
+        );
+        let pinned = env(&[("HOME", "/home/u"), (MOUNTS_FILE_ENV, "/srv/m.toml")]);
+        assert_eq!(
+            saved_mounts_file(&pinned, 0).unwrap(),
+            Path::new("/srv/m.toml")
+        );
+        assert_eq!(saved_mounts_file(&env(&[]), 1000), None);
+    }
+
     #[test]
     fn modes_parse_as_octal() {
         assert_eq!(parse_mode(Some("0640"), 0, "m").unwrap(), 0o640);
