@@ -226,7 +226,8 @@ fn mount_options(dir: &Path) -> String {
 
 /// A normal user's whole day: add, mount NAME (through fusermount3), write and read,
 /// status, list, unmount NAME, mount --all / unmount --all, remove; the file in the
-/// user's XDG config place, the journal in its XDG state place.
+/// user's XDG config place, the journal in its XDG state place, the caches in its XDG cache
+/// place.
 #[test]
 fn a_user_saves_mounts_uses_and_unmounts_them() {
     let server = server();
@@ -288,8 +289,10 @@ fn a_user_saves_mounts_uses_and_unmounts_them() {
         server.get("bkt", "new.txt").unwrap().as_ref(),
         b"written-by-user\n"
     );
-    // The journal and caches are in the user's XDG state place.
+    // The journal is in the user's XDG state place, the caches in its XDG cache place.
     assert!(user.home.join(".local/state/s3rolefs/journal").is_dir());
+    assert!(user.home.join(".cache/s3rolefs/meta").is_dir());
+    assert!(!user.home.join(".local/state/s3rolefs/meta").exists());
 
     let status = ok(&user.s3rolefs(&server, &["status"]));
     assert!(

@@ -304,7 +304,7 @@ struct MountArgs {
     #[arg(long, value_name = "SECONDS", help_heading = "Cache")]
     metadata_ttl: Option<f64>,
 
-    /// Directory for local copies of files not yet in S3 (the journal, kept across crashes and reboots) and cached blocks (default: root /var/lib/s3rolefs; others $XDG_STATE_HOME/s3rolefs, else ~/.local/state/s3rolefs).
+    /// Directory for local copies of files not yet in S3 (the journal, kept across crashes and reboots) and cached blocks and metadata (default: root /var/lib/s3rolefs; others the journal in $XDG_STATE_HOME/s3rolefs, else ~/.local/state/s3rolefs, and the caches in $XDG_CACHE_HOME/s3rolefs, else ~/.cache/s3rolefs).
     #[arg(long, value_name = "DIR", help_heading = "Cache")]
     cache_dir: Option<PathBuf>,
     /// Memory for cached blocks of files read, e.g. 256M (default: 1/512 of RAM, 16-64 MiB; the kernel's page cache holds the rest).
