@@ -70,9 +70,12 @@ enum Command {
     Add {
         /// Letters, digits, - and _.
         name: String,
+        /// The bucket, optionally with a key prefix, as `mount` takes it.
         #[arg(value_name = "BUCKET[:PREFIX]")]
         source: String,
+        /// The directory to mount on (saved as an absolute path).
         mountpoint: PathBuf,
+        /// Flags of `mount` (--region eu-west-1, --write-back) or -o region=eu-west-1,write_back.
         #[arg(
             value_name = "OPTIONS",
             trailing_var_arg = true,
