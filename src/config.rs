@@ -219,14 +219,17 @@ pub struct MountConfig {
     /// `AWS_CA_BUNDLE`: extra trusted roots (PEM), as in the AWS SDKs.
     pub ca_bundle: Option<PathBuf>,
     pub log_file: Option<PathBuf>,
-    /// Where local copies of files being written (the journal) and cached blocks live
-    /// (mode 0700, the user's own).
+    /// Where local copies of files being written (the journal) live (mode 0700, the user's
+    /// own).
     pub cache_dir: PathBuf,
+    /// Where the caches that may be thrown away live: blocks kept on disk (`blocks/`) and
+    /// metadata kept across remounts (`meta/`); mode 0700, the user's own.
+    pub cache_home: PathBuf,
     /// Bytes of the in-memory block cache.
     pub cache_size: u64,
     /// Bytes of blocks fetched ahead of readers, across all open files.
     pub max_prefetch_memory: u64,
-    /// Bytes of blocks kept on disk in `cache_dir/blocks` (0: no disk tier).
+    /// Bytes of blocks kept on disk in `cache_home/blocks` (0: no disk tier).
     pub cache_dir_size: u64,
     pub part_size: Option<u64>,
     pub upload_concurrency: Option<usize>,
@@ -417,6 +420,10 @@ impl MountConfig {
             io_timeout,
             ca_bundle: env("AWS_CA_BUNDLE").map(PathBuf::from),
             log_file: opts.log_file,
+            cache_home: opts
+                .cache_dir
+                .clone()
+                .unwrap_or_else(|| default_cache_home(&env, crate::private_dir::euid())),
             cache_dir: opts
                 .cache_dir
                 .unwrap_or_else(|| default_cache_dir(&env, crate::private_dir::euid())),
@@ -647,6 +654,48 @@ fn default_cache_dir(env: &impl Fn(&str) -> Option<String>, euid: u32) -> PathBu
         None => PathBuf::from(format!("/var/tmp/s3rolefs-{euid}")),
     }
 }
+
+/// Cached blocks and metadata can be fetched again, so a user's go where the XDG base
+/// directory spec puts what may be deleted: `$XDG_CACHE_HOME/s3rolefs`, else
+/// `~/.cache/s3rolefs` (backup tools and home-directory quotas leave `~/.cache` aside; the
+/// journal stays in the state directory, since it cannot be fetched again). Root's stay
+/// beside root's journal, in the unit's `StateDirectory`. `--cache-dir` puts both in one
+/// place.
+fn default_cache_home(env: &impl Fn(&str) -> Option<String>, euid: u32) -> PathBuf {
+    let absolute = |v: String| Some(PathBuf::from(v)).filter(|p| p.is_absolute());
+    if euid != 0 {
+        if let Some(cache) = env("XDG_CACHE_HOME").and_then(absolute) {
+            return cache.join("s3rolefs");
+        }
+        if let Some(home) = env("HOME").and_then(absolute) {
+            return home.join(".cache/s3rolefs");
+        }
+    }
+    default_cache_dir(env, euid)
+}
+
+/// Saved mounts (`s3rolefs mount NAME`): the file named by `S3ROLEFS_MOUNTS_FILE` when set
+/// (what a login unit pins, so the user manager reads the file `enable` read whatever its
+/// environment); else root's in `/etc/s3rolefs/mounts.toml`, beside the unit template's
+/// `/etc/s3rolefs/*.env` (system configuration lives in `/etc`); else other users' in
+/// `$XDG_CONFIG_HOME/s3rolefs/mounts.toml`, else `~/.config/s3rolefs/mounts.toml` (the XDG
+/// base directory spec's place for a user's configuration). `None`: a user without a home.
+pub fn saved_mounts_file(env: &impl Fn(&str) -> Option<String>, euid: u32) -> Option<PathBuf> {
+    let absolute = |v: String| Some(PathBuf::from(v)).filter(|p| p.is_absolute());
+    if let Some(file) = env(MOUNTS_FILE_ENV).and_then(absolute) {
+        return Some(file);
+    }
+    if euid == 0 {
+        return Some(PathBuf::from("/etc/s3rolefs/mounts.toml"));
+    }
+    let config = env("XDG_CONFIG_HOME")
+        .and_then(absolute)
+        .or_else(|| env("HOME").and_then(absolute).map(|h| h.join(".config")))?;
+    Some(config.join("s3rolefs/mounts.toml"))
+}
+
+/// The variable that names the saved-mounts file instead of the default place.
+pub const MOUNTS_FILE_ENV: &str = "S3ROLEFS_MOUNTS_FILE";
 
 /// A number of seconds (`--metadata-ttl 0.5`), `default` when not given.
 fn seconds_option(
@@ -1081,6 +1130,76 @@ mod tests {
     }
 
     /// Modes are octal; garbage is an error naming the fix.
+    /// A user's blocks and metadata go to the XDG cache place, the journal to the state
+    /// place; root keeps both in /var/lib/s3rolefs; --cache-dir puts both there.
+    #[test]
+    fn caches_and_journal_by_user() {
+        let user = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let home = user(&[("HOME", "/home/u")]);
+        assert_eq!(
+            default_cache_home(&home, 1000),
+            Path::new("/home/u/.cache/s3rolefs")
+        );
+        assert_eq!(
+            default_cache_dir(&home, 1000),
+            Path::new("/home/u/.local/state/s3rolefs")
+        );
+        let xdg = user(&[("HOME", "/home/u"), ("XDG_CACHE_HOME", "/c")]);
+        assert_eq!(default_cache_home(&xdg, 1000), Path::new("/c/s3rolefs"));
+        assert_eq!(default_cache_home(&xdg, 0), Path::new("/var/lib/s3rolefs"));
+        let config = MountConfig::build(
+            MountOptions {
+                source: "bkt".into(),
+                mountpoint: "/mnt".into(),
+                cache_dir: Some("/srv/c".into()),
+                ..Default::default()
+            },
+            |_| None,
+        )
+        .unwrap();
+        assert_eq!(config.cache_home, config.cache_dir);
+    }
+
+    /// Saved mounts: the variable first, then root's /etc, then the XDG config home.
+    #[test]
+    fn saved_mounts_file_by_user() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let home = env(&[("HOME", "/home/u")]);
+        assert_eq!(
+            saved_mounts_file(&home, 1000).unwrap(),
+            Path::new("/home/u/.config/s3rolefs/mounts.toml")
+        );
+        assert_eq!(
+            saved_mounts_file(&home, 0).unwrap(),
+            Path::new("/etc/s3rolefs/mounts.toml")
+        );
+        let xdg = env(&[("HOME", "/home/u"), ("XDG_CONFIG_HOME", "/cfg")]);
+        assert_eq!(
+            saved_mounts_file(&xdg, 1000).unwrap(),
+            Path::new("/cfg/s3rolefs/mounts.toml")
+        );
+        let pinned = env(&[("HOME", "/home/u"), (MOUNTS_FILE_ENV, "/srv/m.toml")]);
+        assert_eq!(
+            saved_mounts_file(&pinned, 0).unwrap(),
+            Path::new("/srv/m.toml")
+        );
+        assert_eq!(saved_mounts_file(&env(&[]), 1000), None);
+    }
+
     #[test]
     fn modes_parse_as_octal() {
         assert_eq!(parse_mode(Some("0640"), 0, "m").unwrap(), 0o640);

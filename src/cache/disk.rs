@@ -1,5 +1,6 @@
 //! The disk tier of the block cache (`--cache-dir-size`): blocks kept in files under
-//! `<cache-dir>/blocks/`, so a file read once is read again without S3, across remounts.
+//! `blocks/` of the cache directory (`--cache-dir`, else `~/.cache/s3rolefs` for users), so
+//! a file read once is read again without S3, across remounts.
 //!
 //! - One file per block, named by a hash of (key, ETag) and the block index: a replaced
 //!   object's blocks are never found under its new ETag. Mode 0600, created `O_EXCL` under

@@ -1,5 +1,5 @@
-//! Object metadata kept across remounts (`<cache-dir>/meta/`): what HEADs said of objects
-//! (their modes, owners, times and xattrs live there), by key, with the version it was
+//! Object metadata kept across remounts (`meta/` of the cache directory): what HEADs said of
+//! objects (their modes, owners, times and xattrs live there), by key, with the version it was
 //! read from — the ETag and the `Last-Modified` second.
 //!
 //! A listing shows both for every file. Where they match what is kept, the listing alone

@@ -1,18 +1,24 @@
 //! The command line: `s3rolefs mount`, `s3rolefs unmount`, `s3rolefs status`,
-//! `s3rolefs credentials`, `s3rolefs check`. Parses arguments with clap, turns them into configuration, runs the
+//! `s3rolefs credentials`, `s3rolefs check`, and the saved mounts (`add`, `remove`, `list`,
+//! `enable`, `disable`). Parses arguments with clap, turns them into configuration, runs the
 //! command, and prints any failure as one line.
 //!
 //! - `check`: the doctor (FUSE, credentials, IMDS, clock, bucket, permissions).
 //! - `credentials`: the `credentials` report (which source, why not the others, expiry).
-//! - `mount_helper`: the mount(8) form (`mount.s3rolefs BUCKET DIR -o OPTIONS`).
+//! - `login`: `enable`/`disable`, the systemd unit that mounts a saved mount at login.
+//! - `mount_helper`: the mount(8) form (`mount.s3rolefs BUCKET DIR -o OPTIONS`), and the one
+//!   option table (`name=value` → `mount` flag) that `-o` and saved mounts share.
+//! - `saved`: saved mounts (`mounts.toml`): `add`, `remove`, `list`, `mount NAME`, `--all`.
 //! - `status`: the mounts of this machine, as their control sockets report them.
 //! - `syslog`: the log of a background mount without `--log-file`.
 //! - `when`: how times and spans are printed.
 
 mod check;
 mod credentials;
+mod login;
 mod mount_helper;
 mod recover;
+mod saved;
 mod status;
 mod sync;
 mod syslog;
@@ -40,17 +46,64 @@ pub struct Cli {
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Mount BUCKET (or BUCKET:PREFIX) on MOUNTPOINT.
+    /// Mount BUCKET (or BUCKET:PREFIX) on MOUNTPOINT; or the saved mount NAME (see `add`);
+    /// or every saved mount (--all).
     Mount(MountArgs),
-    /// Unmount an s3rolefs mount point; waits until the files not yet in S3 had their last
-    /// try, and says which stay journaled for the next mount.
+    /// Unmount an s3rolefs mount point (or the saved mount NAME, or every saved mount with
+    /// --all); waits until the files not yet in S3 had their last try, and says which stay
+    /// journaled for the next mount.
     Unmount {
-        /// The mount point.
-        mountpoint: PathBuf,
+        /// The mount point, or the name of a saved mount.
+        #[arg(value_name = "MOUNTPOINT|NAME", required_unless_present = "all")]
+        mountpoint: Option<PathBuf>,
+        /// Every saved mount that is mounted.
+        #[arg(long, conflicts_with = "mountpoint")]
+        all: bool,
         /// Return once detached; what is not in S3 yet stays in the journal for the next
         /// mount (the daemon still tries while it finishes).
         #[arg(long)]
         lazy: bool,
+    },
+    /// Save a mount under NAME in mounts.toml (~/.config/s3rolefs/, root: /etc/s3rolefs/):
+    /// then `s3rolefs mount NAME`. OPTIONS are flags of `mount` (--region eu-west-1
+    /// --write-back) or -o name=value,...
+    Add {
+        /// Letters, digits, - and _.
+        name: String,
+        /// The bucket, optionally with a key prefix, as `mount` takes it.
+        #[arg(value_name = "BUCKET[:PREFIX]")]
+        source: String,
+        /// The directory to mount on (saved as an absolute path).
+        mountpoint: PathBuf,
+        /// Flags of `mount` (--region eu-west-1, --write-back) or -o region=eu-west-1,write_back.
+        #[arg(
+            value_name = "OPTIONS",
+            trailing_var_arg = true,
+            allow_hyphen_values = true
+        )]
+        options: Vec<OsString>,
+    },
+    /// Remove the saved mount NAME from mounts.toml (the rest of the file stays as it is).
+    Remove { name: String },
+    /// List the saved mounts, mounted or not, and which mount at login.
+    List,
+    /// Mount the saved mount NAME at login: writes a systemd user unit (--system: a system
+    /// unit, at boot, as root) and enables it.
+    Enable {
+        name: String,
+        /// A system unit in /etc/systemd/system (root), mounted at boot.
+        #[arg(long)]
+        system: bool,
+        /// Only print the unit; write and enable nothing.
+        #[arg(long)]
+        print: bool,
+    },
+    /// Stop mounting the saved mount NAME at login: stops, disables and removes its unit.
+    Disable {
+        name: String,
+        /// The system unit (root).
+        #[arg(long)]
+        system: bool,
     },
     /// Wait until every file closed so far is in S3 (the write-back queue and the journal);
     /// exits non-zero naming the files that cannot get there by themselves.
@@ -83,7 +136,7 @@ enum Command {
     /// generated from these definitions.
     #[command(hide = true)]
     Manpage {
-        /// A command: mount, unmount, status, check, credentials.
+        /// A command: mount, unmount, status, check, credentials, add, list, enable, ...
         command: Option<String>,
     },
     /// Print the completion script of SHELL (bash, zsh, fish, elvish, powershell).
@@ -202,11 +255,14 @@ impl BucketArgs {
 
 #[derive(Debug, Args)]
 struct MountArgs {
-    /// The bucket (or an access point ARN or alias), optionally with a key prefix to mount instead of the whole bucket.
-    #[arg(value_name = "BUCKET[:PREFIX]")]
-    source: String,
+    /// The bucket (or an access point ARN or alias), optionally with a key prefix to mount instead of the whole bucket; alone, the name of a saved mount.
+    #[arg(value_name = "BUCKET[:PREFIX]|NAME", required_unless_present = "all")]
+    source: Option<String>,
     /// An existing empty directory.
-    mountpoint: PathBuf,
+    mountpoint: Option<PathBuf>,
+    /// Mount every saved mount not mounted yet (s3rolefs list), in the background.
+    #[arg(long, conflicts_with_all = ["source", "mountpoint"])]
+    all: bool,
 
     #[command(flatten)]
     bucket: BucketArgs,
@@ -251,7 +307,7 @@ struct MountArgs {
     #[arg(long, value_name = "SECONDS", help_heading = "Cache")]
     metadata_ttl: Option<f64>,
 
-    /// Directory for local copies of files not yet in S3 (the journal, kept across crashes and reboots) and cached blocks (default: root /var/lib/s3rolefs; others $XDG_STATE_HOME/s3rolefs, else ~/.local/state/s3rolefs).
+    /// Directory for local copies of files not yet in S3 (the journal, kept across crashes and reboots) and cached blocks and metadata (default: root /var/lib/s3rolefs; others the journal in $XDG_STATE_HOME/s3rolefs, else ~/.local/state/s3rolefs, and the caches in $XDG_CACHE_HOME/s3rolefs, else ~/.cache/s3rolefs).
     #[arg(long, value_name = "DIR", help_heading = "Cache")]
     cache_dir: Option<PathBuf>,
     /// Memory for cached blocks of files read, e.g. 256M (default: 1/512 of RAM, 16-64 MiB; the kernel's page cache holds the rest).
@@ -340,6 +396,17 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // `mount NAME`: the saved mount's full command line, from here on as if typed.
+    let (cli, arguments) = match saved_mount_name(&cli) {
+        Some(name) => match expand_saved(&name, &arguments) {
+            Ok(expanded) => expanded,
+            Err(message) => {
+                eprintln!("s3rolefs: {message}");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => (cli, arguments),
+    };
     let level = match &cli.command {
         Command::Mount(m) if m.debug => LogLevel::Debug,
         // The doctor's and status reports are their output; log lines would only interleave.
@@ -356,53 +423,110 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// The NAME of `mount NAME` (one positional argument: a saved mount).
+fn saved_mount_name(cli: &Cli) -> Option<String> {
+    match &cli.command {
+        Command::Mount(MountArgs {
+            source: Some(name),
+            mountpoint: None,
+            ..
+        }) => Some(name.clone()),
+        _ => None,
+    }
+}
+
+/// `mount NAME ...` as the saved mount's `mount BUCKET DIR ...`, parsed.
+fn expand_saved(name: &str, arguments: &[OsString]) -> Result<(Cli, Vec<OsString>), String> {
+    let argv = saved::expand(name, arguments.get(1..).unwrap_or_default())?;
+    let cli = Cli::try_parse_from(&argv).map_err(|e| {
+        let text = e.to_string();
+        let first = text.lines().next().unwrap_or_default();
+        format!(
+            "saved mount {name}: {}; fix it in its file (s3rolefs list) or remove and add it again",
+            first.strip_prefix("error: ").unwrap_or(first)
+        )
+    })?;
+    Ok((cli, argv))
+}
+
+/// The options of a `mount BUCKET DIR ...` command line, unchecked (see `MountConfig`).
+fn mount_options(args: MountArgs) -> Result<MountOptions, String> {
+    let (Some(source), Some(mountpoint)) = (args.source, args.mountpoint) else {
+        return Err("mount needs BUCKET[:PREFIX] and a mount point, or the name of a saved mount (s3rolefs list)".into());
+    };
+    let mut options = MountOptions {
+        source,
+        mountpoint,
+        no_sign_request: args.no_sign_request,
+        credentials: args.credentials.into_options(),
+        read_only: args.read_only,
+        foreground: args.foreground,
+        allow_other: args.allow_other,
+        uid: args.uid,
+        gid: args.gid,
+        no_posix_metadata: args.no_posix_metadata,
+        content_type_default: args.content_type_default,
+        file_mode: args.file_mode,
+        dir_mode: args.dir_mode,
+        metadata_ttl_secs: args.metadata_ttl,
+        max_attempts: args.max_attempts,
+        retry_timeout_secs: args.retry_timeout,
+        io_timeout_secs: args.io_timeout,
+        log_file: args.log_file,
+        cache_dir: args.cache_dir,
+        cache_size: args.cache_size,
+        max_prefetch_memory: args.max_prefetch_memory,
+        cache_dir_size: args.cache_dir_size,
+        part_size: args.part_size,
+        upload_concurrency: args.upload_concurrency,
+        max_upload_memory: args.max_upload_memory,
+        sse: args.sse,
+        sse_kms_key_id: args.sse_kms_key_id,
+        sse_c_key_file: args.sse_c_key_file,
+        storage_class: args.storage_class,
+        acl: args.acl,
+        single_copy_limit: args.single_copy_limit,
+        write_back: args.write_back,
+        write_back_max_size: args.write_back_max_size,
+        ..MountOptions::default()
+    };
+    args.bucket.apply(&mut options);
+    Ok(options)
+}
+
 fn run(cli: Cli, arguments: &[OsString]) -> Result<(), String> {
     match cli.command {
+        Command::Mount(args) if args.all => saved::mount_all(arguments, args.foreground),
         Command::Mount(args) => {
-            let mut options = MountOptions {
-                source: args.source,
-                mountpoint: args.mountpoint,
-                no_sign_request: args.no_sign_request,
-                credentials: args.credentials.into_options(),
-                read_only: args.read_only,
-                foreground: args.foreground,
-                allow_other: args.allow_other,
-                uid: args.uid,
-                gid: args.gid,
-                no_posix_metadata: args.no_posix_metadata,
-                content_type_default: args.content_type_default,
-                file_mode: args.file_mode,
-                dir_mode: args.dir_mode,
-                metadata_ttl_secs: args.metadata_ttl,
-                max_attempts: args.max_attempts,
-                retry_timeout_secs: args.retry_timeout,
-                io_timeout_secs: args.io_timeout,
-                log_file: args.log_file,
-                cache_dir: args.cache_dir,
-                cache_size: args.cache_size,
-                max_prefetch_memory: args.max_prefetch_memory,
-                cache_dir_size: args.cache_dir_size,
-                part_size: args.part_size,
-                upload_concurrency: args.upload_concurrency,
-                max_upload_memory: args.max_upload_memory,
-                sse: args.sse,
-                sse_kms_key_id: args.sse_kms_key_id,
-                sse_c_key_file: args.sse_c_key_file,
-                storage_class: args.storage_class,
-                acl: args.acl,
-                single_copy_limit: args.single_copy_limit,
-                write_back: args.write_back,
-                write_back_max_size: args.write_back_max_size,
-                ..MountOptions::default()
-            };
-            args.bucket.apply(&mut options);
+            let options = mount_options(args)?;
             let config = MountConfig::build(options, |k| std::env::var(k).ok())
                 .map_err(|e| e.to_string())?;
             mount::mount(config, arguments).map_err(|e| e.to_string())
         }
-        Command::Unmount { mountpoint, lazy } => {
-            unmount::unmount_and_wait(&mountpoint, lazy).map_err(|e| e.to_string())
+        Command::Unmount {
+            all: true, lazy, ..
+        } => saved::unmount_all(lazy),
+        Command::Unmount {
+            mountpoint, lazy, ..
+        } => {
+            let target = mountpoint.ok_or("unmount needs a mount point or a saved mount's name")?;
+            let dir = saved::unmount_target(&target)?;
+            unmount::unmount_and_wait(&dir, lazy).map_err(|e| e.to_string())
         }
+        Command::Add {
+            name,
+            source,
+            mountpoint,
+            options,
+        } => saved::add(name, source, &mountpoint, &options),
+        Command::Remove { name } => saved::remove(&name),
+        Command::List => saved::list(),
+        Command::Enable {
+            name,
+            system,
+            print,
+        } => login::enable(&name, system, print),
+        Command::Disable { name, system } => login::disable(&name, system),
         Command::Recover { dir, dry_run } => recover::run(dir, dry_run),
         Command::Status { mountpoint, json } => status::run(mountpoint, json),
         Command::Sync { dir, timeout } => sync::run(dir, timeout),
@@ -431,9 +555,7 @@ fn manpage(command: Option<&str>) -> Result<(), String> {
                 .find_subcommand(name)
                 .filter(|c| !c.is_hide_set())
                 .ok_or_else(|| {
-                    format!(
-                        "no command {name:?}; the commands are mount, unmount, status, check, credentials"
-                    )
+                    format!("no command {name:?}; the commands are those of s3rolefs --help")
                 })?
                 .clone();
             sub.name(format!("s3rolefs-{name}"))

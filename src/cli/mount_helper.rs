@@ -166,28 +166,57 @@ fn flag_for(option: &str) -> Result<Vec<String>, String> {
     if name == "ro" && value.is_none() {
         return Ok(vec!["--read-only".into()]);
     }
+    mount_flag(name, value).map_err(|e| match e {
+        OptionError::Unknown(_) => format!(
+            "{e}; the options are the flags of `s3rolefs mount --help` without the dashes \
+             (region=eu-west-1, allow_other, …) and mount(8)'s own"
+        ),
+        e => e.to_string(),
+    })
+}
+
+/// Why a `name[=value]` option is not one of `mount`'s flags.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum OptionError {
+    #[error("unknown mount option {0:?}")]
+    Unknown(String),
+    #[error("mount option {0:?} needs a value: {0}=...")]
+    NeedsValue(String),
+    #[error("mount option {0:?} takes no value")]
+    TakesNoValue(String),
+}
+
+/// The one option table: the `s3rolefs mount` flag of option `name` (`region`, `allow_other`,
+/// `-` or `_` alike) with its value, as arguments. `-o` options and saved mounts
+/// (`mounts.toml`) both go through here, so every flag of `mount` has its spelling in both.
+pub fn mount_flag(name: &str, value: Option<&str>) -> Result<Vec<String>, OptionError> {
     let long = name.replace('_', "-");
     let command = Cli::command();
-    let mount = command
-        .find_subcommand("mount")
-        .ok_or("the mount command is missing")?;
-    let arg = mount
-        .get_arguments()
-        .find(|a| a.get_long() == Some(long.as_str()) && !a.is_positional())
-        .ok_or_else(|| {
-            format!(
-                "unknown mount option {name:?}; the options are the flags of `s3rolefs mount \
-                 --help` without the dashes (region=eu-west-1, allow_other, …) and mount(8)'s own"
-            )
-        })?;
-    let takes_value = arg.get_action().takes_values();
+    let takes_value = mount_flag_takes_value(&command, &long)
+        .ok_or_else(|| OptionError::Unknown(name.to_string()))?;
     match (takes_value, value) {
         (true, Some(value)) => Ok(vec![format!("--{long}"), value.to_string()]),
         (false, None) => Ok(vec![format!("--{long}")]),
-        (true, None) => Err(format!("mount option {name:?} needs a value: {name}=...")),
-        (false, Some(_)) => Err(format!("mount option {name:?} takes no value")),
+        (true, None) => Err(OptionError::NeedsValue(name.to_string())),
+        (false, Some(_)) => Err(OptionError::TakesNoValue(name.to_string())),
     }
 }
+
+/// Whether `mount`'s flag `--long` takes a value; `None` if `mount` has no such flag (`help`
+/// and `version` are clap's, not options).
+pub fn mount_flag_takes_value(command: &clap::Command, long: &str) -> Option<bool> {
+    if NOT_OPTIONS.contains(&long) {
+        return None;
+    }
+    let mount = command.find_subcommand("mount")?;
+    mount
+        .get_arguments()
+        .find(|a| a.get_long() == Some(long) && !a.is_positional())
+        .map(|a| a.get_action().takes_values())
+}
+
+/// Flags of `mount` that choose what to mount or print help, not how: no option spells them.
+const NOT_OPTIONS: [&str; 3] = ["all", "help", "version"];
 
 #[cfg(test)]
 mod tests {

@@ -25,6 +25,8 @@ pub enum MountError {
     NoFusermount,
     #[error("cannot open /dev/fuse: {0}; in a container, run it with --device /dev/fuse --cap-add SYS_ADMIN (and no read-only /dev)")]
     FuseDeviceUnusable(String),
+    #[error("/dev/fuse is not open to users other than root (mode {mode:o}), and fusermount3 opens it as the user; as root: chmod 0666 /dev/fuse (the mode udev gives it), or mount as root")]
+    FuseDeviceClosedToUsers { mode: u32 },
     #[error("allow_other is refused to users other than root unless /etc/fuse.conf has the line user_allow_other; add it (echo user_allow_other >> /etc/fuse.conf) or mount as root")]
     AllowOtherNotPermitted,
     #[error("no credentials found ({tried}); give the instance an IAM role, or use a profile (--profile), web identity, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; --no-sign-request reads a public bucket")]

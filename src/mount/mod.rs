@@ -97,6 +97,8 @@ fn mount_foreground(config: MountConfig, report_ready: bool) -> Result<(), Mount
         started: std::time::SystemTime::now(),
     };
     let cache_dir = cache_dir(&config)?;
+    // The same directory when --cache-dir is given (or for root); checked again, cheaply.
+    let cache_home = private_dir(&config.cache_home)?;
     let fs = Arc::new(S3Filesystem::new(
         Arc::new(client),
         FsConfig {
@@ -110,11 +112,11 @@ fn mount_foreground(config: MountConfig, report_ready: bool) -> Result<(), Mount
             writer: Arc::new(writer_config(&config, &cache_dir)?),
             cache_size: config.cache_size,
             max_prefetch_memory: config.max_prefetch_memory,
-            disk_cache: disk_cache(&config, &cache_dir)?,
+            disk_cache: disk_cache(&config, &cache_home)?,
             disk_cache_size: config.cache_dir_size,
             posix_metadata: config.posix_metadata,
             content_type_default: config.content_type_default.clone(),
-            meta_cache: meta_cache(&config, &cache_dir),
+            meta_cache: meta_cache(&config, &cache_home),
             write_back: config.write_back.then(|| {
                 config
                     .write_back_max_size
@@ -309,17 +311,22 @@ fn source_name(config: &MountConfig) -> String {
 /// The cache directory (`--cache-dir`): staging copies and cached blocks hold the bucket's
 /// data, so it is this user's own, 0700, and never reached through a symlink.
 fn cache_dir(config: &MountConfig) -> Result<PrivateDir, MountError> {
-    PrivateDir::create(&config.cache_dir).map_err(|e| MountError::MountFailed {
-        path: config.cache_dir.clone(),
+    private_dir(&config.cache_dir)
+}
+
+/// `dir`, this user's own and 0700, or why not (with the fix).
+fn private_dir(dir: &Path) -> Result<PrivateDir, MountError> {
+    PrivateDir::create(dir).map_err(|e| MountError::MountFailed {
+        path: dir.to_path_buf(),
         // `e` names the fix; "another" one is given with --cache-dir.
         reason: format!("cannot use the cache directory (--cache-dir): {e}"),
     })
 }
 
-/// The disk tier of the block cache, in `<cache-dir>/blocks`, when `--cache-dir-size` asks.
+/// The disk tier of the block cache, in `<cache home>/blocks`, when `--cache-dir-size` asks.
 fn disk_cache(
     config: &MountConfig,
-    cache_dir: &PrivateDir,
+    cache_home: &PrivateDir,
 ) -> Result<Option<Arc<crate::cache::disk::DiskCache>>, MountError> {
     if config.cache_dir_size == 0 {
         return Ok(None);
@@ -331,7 +338,7 @@ fn disk_cache(
              --cache-dir-size): {e}"
         ),
     };
-    let blocks = cache_dir
+    let blocks = cache_home
         .subdir("blocks")
         .map_err(|e| failed(e.path().to_path_buf(), &e))?;
     let path = blocks.path().to_path_buf();
@@ -340,16 +347,16 @@ fn disk_cache(
         .map_err(|e| failed(path, &e))
 }
 
-/// The metadata kept across remounts, in `<cache-dir>/meta`, with POSIX metadata; none
+/// The metadata kept across remounts, in `<cache home>/meta`, with POSIX metadata; none
 /// (only slower) if the directory cannot be used.
 fn meta_cache(
     config: &MountConfig,
-    cache_dir: &PrivateDir,
+    cache_home: &PrivateDir,
 ) -> Option<Arc<crate::cache::meta::MetaCache>> {
     if !config.posix_metadata {
         return None;
     }
-    match cache_dir.subdir("meta") {
+    match cache_home.subdir("meta") {
         Ok(dir) => {
             let bucket = format!(
                 "{}\n{}\n{}",

@@ -33,10 +33,27 @@ pub fn check_fuse_available(allow_other: bool) -> Result<FuseSetup, MountError> 
     if !root && fusermount.is_none() {
         return Err(MountError::NoFusermount);
     }
+    if !root && !open_to_this_user(device) {
+        let mode = std::fs::metadata(device).map_or(0, |m| {
+            std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777
+        });
+        return Err(MountError::FuseDeviceClosedToUsers { mode });
+    }
     if allow_other && !root && !user_allow_other(FUSE_CONF) {
         return Err(MountError::AllowOtherNotPermitted);
     }
     Ok(FuseSetup { root, fusermount })
+}
+
+/// Whether this user may open `device` for reading and writing (as fusermount3 does for it:
+/// a container's `/dev` often has `/dev/fuse` as `crw-------`).
+fn open_to_this_user(device: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(path) = std::ffi::CString::new(device.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: a valid NUL-terminated path; access(2) only reads it.
+    unsafe { libc::access(path.as_ptr(), libc::R_OK | libc::W_OK) == 0 }
 }
 
 /// The FUSE device.
