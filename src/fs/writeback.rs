@@ -44,6 +44,13 @@ pub const UNREACHABLE_BUDGET: Duration = Duration::from_secs(5);
 /// How often an offline mount asks whether S3 answers again.
 const PROBE: Duration = Duration::from_secs(5);
 
+/// How long a closed file waits before its upload starts, from its last close: what
+/// programs do right after a close (`tar` and `cp -p` set times and modes, editors rename,
+/// a build rewrites) then rides with the one upload instead of costing another (a copy of
+/// the object onto itself), and a file closed again meanwhile goes up once. rclone's
+/// `--vfs-write-back` waits 5 s by default.
+pub const SETTLE: Duration = Duration::from_secs(2);
+
 /// The first and the longest pause before a failed upload is tried again.
 const FIRST_RETRY: Duration = Duration::from_secs(1);
 const LONGEST_RETRY: Duration = Duration::from_secs(60);
@@ -146,6 +153,7 @@ impl WriteBack {
             entry.file.size = size;
             entry.file.key = key;
             entry.again |= entry.busy;
+            entry.next_try = entry.next_try.max(Instant::now() + SETTLE);
         } else {
             queue.last_seq += 1;
             let seq = queue.last_seq;
@@ -165,7 +173,7 @@ impl WriteBack {
                     },
                     busy: false,
                     again: false,
-                    next_try: Instant::now(),
+                    next_try: Instant::now() + SETTLE,
                     pause: FIRST_RETRY,
                 },
             );
@@ -235,7 +243,6 @@ impl WriteBack {
                     entry.again = false;
                     entry.busy = false;
                     entry.file.state = "queued".into();
-                    entry.next_try = Instant::now();
                 }
                 Some(_) => {
                     if let Some(entry) = queue.entries.remove(&seq) {
@@ -632,6 +639,26 @@ mod tests {
         );
     }
 
+    /// Makes every entry due now (instead of after [`SETTLE`]).
+    fn due(q: &WriteBack) {
+        for entry in q.queue().entries.values_mut() {
+            entry.next_try = Instant::now();
+        }
+    }
+
+    /// A closed file waits [`SETTLE`] before its upload, counted from its last close.
+    #[test]
+    fn a_closed_file_settles_before_its_upload() {
+        let q = WriteBack::new(1 << 20);
+        q.enqueue(7, "a".into(), 10);
+        assert_eq!(q.take(), None);
+        due(&q);
+        q.enqueue(7, "a".into(), 10);
+        assert_eq!(q.take(), None, "closed again: it settles again");
+        due(&q);
+        assert_eq!(q.take(), Some((1, 7)));
+    }
+
     /// A file closed twice keeps its first place; the bytes follow its size.
     #[test]
     fn a_file_keeps_its_first_place_in_the_queue() {
@@ -639,6 +666,7 @@ mod tests {
         q.enqueue(7, "a".into(), 10);
         q.enqueue(8, "b".into(), 20);
         q.enqueue(7, "a".into(), 15);
+        due(&q);
         let status = q.status();
         assert_eq!(status.bytes, 35);
         assert_eq!(
@@ -667,10 +695,12 @@ mod tests {
     fn a_close_during_the_upload_queues_the_file_once_more() {
         let q = WriteBack::new(1 << 20);
         q.enqueue(7, "a".into(), 10);
+        due(&q);
         assert_eq!(q.take(), Some((1, 7)));
         q.enqueue(7, "a".into(), 12);
         q.finish(1, Outcome::Done);
         assert!(q.is_queued(7));
+        due(&q);
         assert_eq!(q.take(), Some((1, 7)), "its place is kept");
         q.finish(1, Outcome::Done);
         assert!(!q.is_queued(7));

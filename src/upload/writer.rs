@@ -236,6 +236,12 @@ impl<C: ObjectClient> OpenWriter<C> {
                 .set_metadata(meta.metadata.clone(), !meta.times_set);
         }
         *self.meta_slot() = meta;
+        if self.is_dirty() && state.recorded && state.record.complete {
+            // Closed and waiting for its upload (write-back, or a close that failed): the
+            // journal's record carries the change too, so a crash does not lose it.
+            state.record.metadata = self.metadata();
+            self.save_record(&mut state, true);
+        }
         if self.is_dirty() || self.is_unlinked() {
             return Ok(None);
         }
