@@ -238,9 +238,12 @@ impl<C: ObjectClient> OpenWriter<C> {
         *self.meta_slot() = meta;
         if self.is_dirty() && state.recorded && state.record.complete {
             // Closed and waiting for its upload (write-back, or a close that failed): the
-            // journal's record carries the change too, so a crash does not lose it.
+            // journal's record carries the change too, so a crash of the daemon does not
+            // lose it. Not synced: `tar x` sets times and modes on every file it closes,
+            // and a power loss costs only this change, never the data its close made
+            // durable.
             state.record.metadata = self.metadata();
-            self.save_record(&mut state, true);
+            self.save_record(&mut state, false);
         }
         if self.is_dirty() || self.is_unlinked() {
             return Ok(None);
