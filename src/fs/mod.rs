@@ -233,6 +233,31 @@ impl<C: ObjectClient> S3Filesystem<C> {
         self.listings.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// A child this mount just made (create, mkdir): in the table with one kernel
+    /// reference, in the parent's fresh listing (which stays fresh), and the parent's
+    /// times moved.
+    fn add_child(&self, parent: u64, name: &str, facts: ChildFacts) -> Result<u64, FsError> {
+        let ino = {
+            let mut table = self.inodes();
+            let ino = table
+                .upsert_child(parent, name, facts.clone(), self.valid_until())
+                .ok_or(FsError::UnknownInode(parent))?;
+            table.remember(ino);
+            table.touch_directory(parent);
+            ino
+        };
+        self.heads.forget_walk(parent);
+        self.listings().add(
+            parent,
+            SnapshotEntry {
+                ino,
+                name: name.to_string(),
+                facts,
+            },
+        );
+        Ok(ino)
+    }
+
     /// The names in directory `ino` changed through this mount: its cached listing goes,
     /// and its times are now (kept in memory: S3 has no directory to store them on).
     fn names_changed(&self, ino: u64) {

@@ -14,7 +14,6 @@ use futures_util::stream::{self, TryStreamExt};
 
 use super::attrs::Creator;
 use super::dir::{self, EntryKind};
-use super::handle::SnapshotEntry;
 use super::inode::{ChildFacts, TimeSource};
 use super::{Attr, FsError, S3Filesystem};
 use crate::s3::{ListObjectsParams, ObjectClient, PutObjectParams, S3Error};
@@ -120,29 +119,11 @@ impl<C: ObjectClient> S3Filesystem<C> {
             .await?;
         self.rewritten(&format!("{parent_key}{name}/"));
         let facts = ChildFacts::directory(self.mount_time, Some(posix.unwrap_or_default()));
-        let ino = {
-            let mut table = self.inodes();
-            let ino = table
-                .upsert_child(parent, name, facts.clone(), self.valid_until())
-                .ok_or(FsError::UnknownInode(parent))?;
-            table.remember(ino);
-            table.touch_directory(parent);
-            ino
-        };
-        // The parent's listing gains it, and the new directory is known empty (nothing
-        // was below its name a moment ago): files made in it next need no listing.
-        self.heads.forget_walk(parent);
-        let mut listings = self.listings();
-        listings.add(
-            parent,
-            SnapshotEntry {
-                ino,
-                name: name.to_string(),
-                facts,
-            },
-        );
-        listings.insert(ino, self.valid_until(), Arc::new(Vec::new()));
-        drop(listings);
+        let ino = self.add_child(parent, name, facts)?;
+        // The new directory is known empty (nothing was below its name a moment ago):
+        // files made in it next need no listing.
+        self.listings()
+            .insert(ino, self.valid_until(), Arc::new(Vec::new()));
         let table = self.inodes();
         let inode = table.get(ino).ok_or(FsError::UnknownInode(ino))?;
         Ok(self.attr_of(inode))

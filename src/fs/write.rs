@@ -12,7 +12,7 @@ use std::time::SystemTime;
 
 use super::attrs::Creator;
 use super::dir::EntryKind;
-use super::handle::{FileHandle, Opened, PageCache, SnapshotEntry};
+use super::handle::{FileHandle, Opened, PageCache};
 use super::inode::{ChildFacts, TimeSource};
 use super::{Attr, FsError, S3Filesystem};
 use crate::cache::prefetch::Prefetcher;
@@ -266,23 +266,7 @@ impl<C: ObjectClient> S3Filesystem<C> {
             last_modified: None,
             posix,
         };
-        let ino = {
-            let mut table = self.inodes();
-            let ino = table
-                .upsert_child(parent, name, facts.clone(), self.valid_until())
-                .ok_or(FsError::UnknownInode(parent))?;
-            table.remember(ino);
-            ino
-        };
-        self.listings().add(
-            parent,
-            SnapshotEntry {
-                ino,
-                name: name.to_string(),
-                facts,
-            },
-        );
-        self.inodes().touch_directory(parent);
+        let ino = self.add_child(parent, name, facts)?;
         let key = format!("{}{name}", parent_inode.key);
         self.attach_writer(ino, &key, Origin::New, metadata);
         let fh = self.new_handle(ino, &key, String::new(), 0);

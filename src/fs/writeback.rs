@@ -30,7 +30,7 @@ use tokio::sync::Notify;
 use super::inode::ChildFacts;
 use super::{FsError, S3Filesystem};
 use crate::s3::{ObjectClient, S3Error};
-use crate::upload::{OpenWriter, Queued, UploadError};
+use crate::upload::{unix_now, OpenWriter, Passing, Queued, UploadError};
 
 /// Uploads running at once. Queued files are mostly small (a save, an unpacked tree), so
 /// what bounds their pace is round trips, not bandwidth: eight overlap them.
@@ -549,32 +549,14 @@ const UNREACHABLE: &str = "S3 unreachable";
 
 /// Whether a failed queued upload may pass by itself.
 fn classify(e: &UploadError) -> Outcome {
-    match e.s3_error() {
-        Some(s3 @ S3Error::Network { .. }) => Outcome::Failed {
-            why: format!("{UNREACHABLE}: {s3}"),
-            cannot: false,
-        },
-        Some(s3) if s3.is_retryable() => Outcome::Failed {
-            why: s3.to_string(),
-            cannot: false,
-        },
-        Some(s3 @ S3Error::CredentialsRejected { .. }) => Outcome::Failed {
-            why: s3.to_string(),
-            cannot: false,
-        },
-        Some(s3) => Outcome::Failed {
-            why: s3.to_string(),
-            cannot: true,
-        },
-        None if e.is_no_space() => Outcome::Failed {
-            why: e.to_string(),
-            cannot: false,
-        },
-        None => Outcome::Failed {
-            why: e.to_string(),
-            cannot: true,
-        },
-    }
+    let (why, cannot) = match (e.passing(), e.s3_error()) {
+        (Passing::Unreachable, Some(s3)) => (format!("{UNREACHABLE}: {s3}"), false),
+        (Passing::Transient, Some(s3)) => (s3.to_string(), false),
+        (Passing::Unreachable | Passing::Transient, None) => (e.to_string(), false),
+        (Passing::Never, Some(s3)) => (s3.to_string(), true),
+        (Passing::Never, None) => (e.to_string(), true),
+    };
+    Outcome::Failed { why, cannot }
 }
 
 /// `dir/NAME (conflict HOST YYYY-MM-DD HHMMSS).EXT`: beside `key`, saying where and when
@@ -606,12 +588,6 @@ fn hostname() -> String {
         Ok(name) if ok && !name.is_empty() => name.replace('/', "_"),
         _ => "localhost".to_string(),
     }
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 #[cfg(test)]

@@ -199,6 +199,21 @@ fn kept(staging: Option<&Path>) -> String {
     }
 }
 
+/// See [`UploadError::passing`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Passing {
+    Unreachable,
+    Transient,
+    Never,
+}
+
+/// Seconds since the Unix epoch, now.
+pub(crate) fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 impl UploadError {
     /// True when the local disk is full (ENOSPC or EDQUOT): the filesystem answers ENOSPC.
     pub fn is_no_space(&self) -> bool {
@@ -213,6 +228,21 @@ impl UploadError {
             UploadError::S3 { .. } | UploadError::Fetch { .. } | UploadError::TooLarge { .. } => {
                 false
             }
+        }
+    }
+
+    /// Whether trying again later may succeed, for the uploads that go on in the
+    /// background (the journal's, write-back's): a network that gave no answer, a passing
+    /// failure (5xx, throttling, credentials being renewed, the local disk full), or one
+    /// that will not pass by itself (access denied, a base version gone…).
+    pub fn passing(&self) -> Passing {
+        match self.s3_error() {
+            Some(S3Error::Network { .. }) => Passing::Unreachable,
+            Some(s3) if s3.is_retryable() => Passing::Transient,
+            Some(S3Error::CredentialsRejected { .. }) => Passing::Transient,
+            Some(_) => Passing::Never,
+            None if self.is_no_space() => Passing::Transient,
+            None => Passing::Never,
         }
     }
 

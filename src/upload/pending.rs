@@ -31,7 +31,7 @@ use super::journal::{Found, Record};
 use super::multipart::abort_upload;
 use super::staged::{Ctx, Staged};
 use super::staging::StagingFile;
-use super::{part_size, UploadError, WriterConfig};
+use super::{part_size, unix_now, Passing, UploadError, WriterConfig};
 use crate::s3::etag::multipart_etag;
 use crate::s3::{ObjectClient, ObjectMeta, S3Error};
 
@@ -439,13 +439,10 @@ impl Retry {
     }
 
     fn from_upload(e: UploadError) -> Retry {
-        match e.s3_error() {
-            Some(s3 @ S3Error::Network { .. }) => Retry::later(s3.to_string(), true),
-            Some(s3) if s3.is_retryable() => Retry::later(e.to_string(), false),
-            Some(S3Error::CredentialsRejected { .. }) => Retry::later(e.to_string(), false),
-            Some(_) => Retry::Never(e.to_string()),
-            None if e.is_no_space() => Retry::later(e.to_string(), false),
-            None => Retry::Never(e.to_string()),
+        match (e.passing(), e.s3_error()) {
+            (Passing::Unreachable, Some(s3)) => Retry::later(s3.to_string(), true),
+            (Passing::Unreachable | Passing::Transient, _) => Retry::later(e.to_string(), false),
+            (Passing::Never, _) => Retry::Never(e.to_string()),
         }
     }
 }
@@ -459,12 +456,6 @@ pub fn recovered_name(key: &str, at: SystemTime) -> String {
         ))
         .unwrap_or_else(|_| unix_now().to_string());
     format!("{key}.s3rolefs-recovered-{stamp}")
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 #[cfg(test)]
