@@ -291,7 +291,11 @@ pub fn parse_initiate_multipart(body: &[u8]) -> Result<String, S3Error> {
 
 /// `CompleteMultipartUploadResult`: the new object's ETag.
 pub fn parse_complete_multipart(body: &[u8]) -> Result<String, S3Error> {
-    let root = expect_root(body, "CompleteMultipartUploadResult")?;
+    // moto names the root `CompleteMultipartUploadResponse`; its content is S3's.
+    let root = match expect_root(body, "CompleteMultipartUploadResult") {
+        Err(_) => expect_root(body, "CompleteMultipartUploadResponse")?,
+        found => found?,
+    };
     Ok(root.required("ETag")?.to_string())
 }
 

@@ -195,6 +195,17 @@ fn request_bodies_escape_keys() {
     assert_eq!(listed[1].child_text("ChecksumCRC32C"), None);
 }
 
+/// moto's Complete answer has another root name and S3's content.
+#[test]
+fn complete_answer_of_moto_is_read() {
+    let body = "<CompleteMultipartUploadResponse><Bucket>b</Bucket><Key>k</Key>\
+                <ETag>&quot;abc-2&quot;</ETag></CompleteMultipartUploadResponse>";
+    assert_eq!(
+        parse_complete_multipart(body.as_bytes()).unwrap(),
+        "\"abc-2\""
+    );
+}
+
 /// A truncated V1 page is continued from its `NextMarker` (decoded), else from its greatest
 /// entry, whatever the order the server listed them in.
 #[test]
