@@ -219,6 +219,30 @@ fn v1_unsorted_many_pages() {
     assert_eq!(listed, keys.into_iter().collect());
 }
 
+/// A staged file's parts (8 MiB) above the server's copy limit (6 MiB): the unchanged
+/// parts of an append are copied through the client instead of refused.
+#[test]
+fn append_with_parts_above_the_copy_limit() {
+    let server = TestServer::start();
+    server.create_bucket("bkt");
+    server.set_single_copy_limit(LIMIT_BYTES);
+    let existing = pattern(20 << 20, 7);
+    server.put("bkt", "existing.bin", existing.clone());
+    let m = Mount::start(&server, "bkt", &["--single-copy-limit", LIMIT]);
+    let tail = pattern(1 << 20, 2);
+    let mut f = fs::OpenOptions::new()
+        .append(true)
+        .open(m.path().join("existing.bin"))
+        .unwrap();
+    f.write_all(&tail).unwrap();
+    f.sync_all().unwrap();
+    drop(f);
+    let mut appended = existing;
+    appended.extend_from_slice(&tail);
+    let stored = server.get("bkt", "existing.bin").unwrap();
+    assert_eq!(sha256_hex(&stored), sha256_hex(&appended));
+}
+
 // ---- moto ---------------------------------------------------------------------------------
 
 /// `moto_server` on a free port of 127.0.0.1, stopped on drop.

@@ -454,7 +454,10 @@ impl ObjectClient for S3Client {
         if params.range.start >= params.range.end {
             return Err(S3Error::InvalidRange);
         }
-        if self.quirks.part_copy() == PartCopy::Missing {
+        // A range above the server's copy limit (`--single-copy-limit`, below a staged
+        // file's part size on some servers) cannot be copied there either.
+        let too_large = params.range.end - params.range.start > self.single_copy_limit;
+        if too_large || self.quirks.part_copy() == PartCopy::Missing {
             return self.copy_part_through_here(params).await;
         }
         match self.upload_part_copy_in_s3(&params).await {
