@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::s3::access::is_account_id;
 use crate::s3::endpoint::{self, BucketTarget, EndpointError, EndpointParams, EndpointVariants};
 use crate::s3::settings::{CustomerKey, Encryption, S3_MIN_PART_SIZE};
-use crate::s3::{BucketAccess, ObjectSettings};
+use crate::s3::{BucketAccess, ObjectSettings, Provider};
 
 /// Every default, with why it is what it is.
 pub mod defaults {
@@ -123,6 +123,8 @@ pub struct MountOptions {
     pub endpoint_url: Option<String>,
     pub region: Option<String>,
     pub force_path_style: bool,
+    /// `--provider` (`aws`, `minio`, `r2`, …); `None`: AWS.
+    pub provider: Option<String>,
     /// `--dual-stack` (else `AWS_USE_DUALSTACK_ENDPOINT`).
     pub dual_stack: bool,
     /// `--fips` (else `AWS_USE_FIPS_ENDPOINT`).
@@ -188,7 +190,10 @@ pub struct MountConfig {
     pub endpoint: Option<String>,
     /// The configured region; an access point ARN's own.
     pub region: Option<String>,
+    /// Path-style addressing: asked for, or the provider's default.
     pub force_path_style: bool,
+    /// The S3 implementation: its known defaults and quirks.
+    pub provider: Provider,
     /// Dual-stack, FIPS, Transfer Acceleration.
     pub endpoint_variants: EndpointVariants,
     /// Requester pays and expected bucket owner, sent on every request.
@@ -301,9 +306,23 @@ impl MountConfig {
             }
         }
         let objects = object_settings(&opts, endpoint.as_deref())?;
+        let provider = match opts.provider.as_deref() {
+            None => Provider::default(),
+            Some(name) => name
+                .parse::<Provider>()
+                .map_err(|_| ConfigError::InvalidValue {
+                    what: "provider",
+                    value: name.to_string(),
+                    fix: "use one of aws, minio, ceph, garage, r2, b2, wasabi, gcs, other",
+                })?,
+        };
+        // A provider that needs path-style addressing gets it; `--force-path-style` alone
+        // turns it on for the others.
+        let force_path_style = opts.force_path_style || provider.path_style();
         let region = given(opts.region.clone())
             .or_else(|| env("AWS_REGION"))
-            .or_else(|| env("AWS_DEFAULT_REGION"));
+            .or_else(|| env("AWS_DEFAULT_REGION"))
+            .or_else(|| provider.default_region().map(str::to_string));
         let endpoint_variants = EndpointVariants {
             dual_stack: opts.dual_stack
                 || env_flag(&env, "AWS_USE_DUALSTACK_ENDPOINT")?.unwrap_or(defaults::DUAL_STACK),
@@ -320,7 +339,7 @@ impl MountConfig {
                 .or(target.arn_region())
                 .unwrap_or(defaults::DISCOVERY_REGION),
             endpoint_url: endpoint.as_deref(),
-            force_path_style: opts.force_path_style,
+            force_path_style,
             variants: endpoint_variants,
         })?;
         // An access point ARN names its region (of the configured one's partition, checked
@@ -390,7 +409,8 @@ impl MountConfig {
             mountpoint: opts.mountpoint,
             endpoint,
             region,
-            force_path_style: opts.force_path_style,
+            force_path_style,
+            provider,
             endpoint_variants,
             access,
             no_sign_request: opts.no_sign_request,

@@ -622,6 +622,7 @@ async fn issued_credentials_are_accepted_by_the_s3_server() {
         region: Some(server.region().to_string()),
         region_hint: None,
         force_path_style: true,
+        provider: Default::default(),
         variants: Default::default(),
         access: Default::default(),
         credentials: Some(Arc::new(CredentialsCell::new(creds))),

@@ -30,6 +30,7 @@ fn config(server: &TestServer, bucket: &str) -> ClientConfig {
         region: Some(server.region().to_string()),
         region_hint: None,
         force_path_style: false,
+        provider: Default::default(),
         variants: Default::default(),
         access: Default::default(),
         credentials: Some(Arc::new(CredentialsCell::new(credentials(

@@ -61,6 +61,7 @@ async fn client(server: &TestServer, settings: ObjectSettings) -> S3Client {
         region: Some(server.region().to_string()),
         region_hint: None,
         force_path_style: true,
+        provider: Default::default(),
         variants: Default::default(),
         access: Default::default(),
         credentials: Some(Arc::new(CredentialsCell::new(credentials))),

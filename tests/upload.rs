@@ -32,6 +32,7 @@ async fn connect(server: &TestServer) -> Arc<S3Client> {
         region: Some(server.region().to_string()),
         region_hint: None,
         force_path_style: false,
+        provider: Default::default(),
         variants: Default::default(),
         access: Default::default(),
         credentials: Some(Arc::new(CredentialsCell::new(credentials))),

@@ -222,6 +222,9 @@ pub struct BucketArgs {
     /// Address the bucket in the URL path instead of the host name.
     #[arg(long, help_heading = "Bucket")]
     force_path_style: bool,
+    /// Which S3 implementation serves the bucket: aws (default), minio, ceph, garage, r2, b2, wasabi, gcs, other. Sets its known defaults (region, path-style, quirks); other quirks are detected at run time.
+    #[arg(long, value_name = "NAME", help_heading = "Bucket")]
+    provider: Option<String>,
     /// Use the dual-stack (IPv4 and IPv6) endpoint, s3.dualstack.REGION.amazonaws.com (also AWS_USE_DUALSTACK_ENDPOINT=true).
     #[arg(long, help_heading = "Bucket")]
     dual_stack: bool,
@@ -245,6 +248,7 @@ impl BucketArgs {
         options.endpoint_url = self.endpoint_url;
         options.region = self.region;
         options.force_path_style = self.force_path_style;
+        options.provider = self.provider;
         options.dual_stack = self.dual_stack;
         options.fips = self.fips;
         options.transfer_acceleration = self.transfer_acceleration;

@@ -471,6 +471,14 @@ async fn connect(
         .map_err(|e| bucket_error(config, e, mount_credentials.as_ref()))?
         .with_object_settings(config.objects.clone())
         .with_single_copy_limit(config.single_copy_limit);
+    for quirk in client.quirks().active() {
+        log::info!(
+            "provider {}: {} ({})",
+            config.provider,
+            quirk.name(),
+            quirk.consequence()
+        );
+    }
     if config.write_back {
         // Drive mode works on through an outage from what it saw; it does not wait a
         // minute for a network that is gone (see `fs::writeback`).
@@ -497,6 +505,7 @@ pub fn client_config(
         region,
         region_hint,
         force_path_style: config.force_path_style,
+        provider: config.provider,
         variants: config.endpoint_variants,
         access: config.access.clone(),
         credentials: credentials.map(|c| Arc::clone(&c.cell)),

@@ -7,13 +7,22 @@
 //! `x-amz-copy-source-if-match`, so an object replaced during the copy fails it rather
 //! than yielding a mix of two versions. Parts run [`COPY_CONCURRENCY`] at a time; any
 //! failure aborts the upload, so no multipart upload is left behind.
+//!
+//! A server without UploadPartCopy ([`PartCopy::Missing`]) gets the same copy, each part
+//! downloaded and uploaded again by the client: parts are then [`THROUGH_HERE_PART_SIZE`]
+//! so that memory stays bounded. While it is not known yet, the first part is copied
+//! alone at that size, and the answer decides the size of the rest.
 
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use log::{debug, warn};
 
 use super::etag::{answer_may_be_lost, completed_from};
 use super::settings::{COPY_CONCURRENCY, COPY_PART_SIZE, S3_MIN_PART_SIZE};
-use super::{Metadata, ObjectClient, S3Error, UploadPartCopyParams};
+use super::{CompletedPart, Metadata, ObjectClient, PartCopy, S3Error, UploadPartCopyParams};
+
+/// Part size of a copy made through this machine (no UploadPartCopy): each part in flight
+/// is held in memory once, so [`COPY_CONCURRENCY`] × 16 MiB at most per copy.
+pub const THROUGH_HERE_PART_SIZE: u64 = 16 * 1024 * 1024;
 
 /// S3's limit on parts of one multipart upload (the write path's `upload::S3_MAX_PARTS`;
 /// `s3` cannot import `upload`).
@@ -49,37 +58,60 @@ async fn multipart_copy<C: ObjectClient>(
 ) -> Result<String, S3Error> {
     // The size and version the parts are cut from: the caller's size may be stale.
     let source = client.head_object(from).await?;
-    let part_size = copy_part_size(source.size, client.single_copy_limit());
+
     // A multipart upload starts without metadata: the source's is carried over by hand.
     let metadata = match replace {
         Some(m) => m.clone(),
         None => source.metadata.clone().unwrap_or_default(),
     };
     let upload_id = client.create_multipart_upload(to, &metadata).await?;
+    let part = |part_number, range| UploadPartCopyParams {
+        key: to.to_string(),
+        upload_id: upload_id.clone(),
+        part_number,
+        source_key: from.to_string(),
+        range,
+        source_if_match: Some(source.etag.clone()),
+    };
+    let limit = client.single_copy_limit();
+    // Unknown support: one small part first, alone, tells.
+    let mut first: Vec<CompletedPart> = Vec::new();
+    let mut start = 0;
+    if client.part_copy() == PartCopy::Unknown {
+        let size = copy_part_size(source.size, THROUGH_HERE_PART_SIZE.min(limit));
+        let end = size.min(source.size);
+        match client.upload_part_copy(part(1, 0..end)).await {
+            Ok(done) => first.push(done),
+            Err(e) => return abort_copy(client, to, &upload_id, Err(e)).await,
+        }
+        start = end;
+    }
+    let part_size = match client.part_copy() {
+        PartCopy::Missing => copy_part_size(source.size, THROUGH_HERE_PART_SIZE.min(limit)),
+        _ => copy_part_size(source.size, limit),
+    };
     debug!(
         "copying {from:?} ({} bytes) to {to:?} as a multipart copy of {part_size}-byte parts",
         source.size
     );
-    let ranges = (0..source.size.div_ceil(part_size)).map(|i| {
-        let start = i * part_size;
-        (i as u32 + 1, start..(start + part_size).min(source.size))
+    let numbered = first.len() as u32;
+    let ranges = (0..(source.size - start).div_ceil(part_size)).map(|i| {
+        let at = start + i * part_size;
+        (
+            numbered + i as u32 + 1,
+            at..(at + part_size).min(source.size),
+        )
     });
     let copied = stream::iter(ranges)
-        .map(|(part_number, range)| {
-            let params = UploadPartCopyParams {
-                key: to.to_string(),
-                upload_id: upload_id.clone(),
-                part_number,
-                source_key: from.to_string(),
-                range,
-                source_if_match: Some(source.etag.clone()),
-            };
-            client.upload_part_copy(params)
-        })
+        .map(|(part_number, range)| client.upload_part_copy(part(part_number, range)))
         .buffer_unordered(COPY_CONCURRENCY)
         // The first failure drops (cancels) the parts still in flight before the abort.
         .try_collect::<Vec<_>>()
-        .await;
+        .await
+        .map(|mut parts| {
+            parts.extend(first);
+            parts
+        });
     let result = match copied {
         Ok(mut parts) => {
             parts.sort_by_key(|p| p.part_number);
@@ -99,8 +131,18 @@ async fn multipart_copy<C: ObjectClient>(
         }
         Err(e) => Err(e),
     };
+    abort_copy(client, to, &upload_id, result).await
+}
+
+/// Aborts the multipart copy when `result` is a failure, then hands `result` back.
+async fn abort_copy<C: ObjectClient>(
+    client: &C,
+    to: &str,
+    upload_id: &str,
+    result: Result<String, S3Error>,
+) -> Result<String, S3Error> {
     if result.is_err() {
-        if let Err(abort) = client.abort_multipart_upload(to, &upload_id).await {
+        if let Err(abort) = client.abort_multipart_upload(to, upload_id).await {
             warn!(
                 "aborting the multipart copy {upload_id} to {to:?} failed: {abort}; \
                  it stays until AbortMultipartUpload succeeds or a lifecycle rule removes it"

@@ -59,6 +59,10 @@ impl S3Error {
     pub fn is_retryable(&self) -> bool {
         match self {
             S3Error::Network { .. } => true,
+            // 501 Not Implemented is for good: the server lacks the operation.
+            S3Error::Service { status, code, .. } if *status == 501 || code == "NotImplemented" => {
+                false
+            }
             S3Error::Service { status, code, .. } => {
                 *status >= 500
                     || *status == 429

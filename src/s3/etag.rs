@@ -4,7 +4,8 @@
 //! S3 gives a multipart object the ETag `"<md5 of the parts' binary MD5s>-<count>"` when
 //! every part's ETag is the MD5 of its bytes (no SSE-KMS, no SSE-C). A Complete retried
 //! after a lost answer finds no upload (`NoSuchUpload`): the object at the key, with the
-//! size and that ETag of the parts we sent, is then the one our first attempt made.
+//! size and that ETag of the parts we sent, is then the one our first attempt made — on a
+//! server whose ETags are known to be MD5s ([`ObjectClient::etags_are_md5`]) only.
 
 use md5::Digest as _;
 
@@ -44,6 +45,10 @@ pub async fn completed_from<C: ObjectClient + ?Sized>(
     key: &str,
     parts: &[CompletedPart],
 ) -> Option<String> {
+    // An ETag compared with MD5s means something only on a server whose ETags are MD5s.
+    if client.etags_are_md5() != Some(true) {
+        return None;
+    }
     let expected = multipart_etag(parts)?;
     let size: u64 = parts.iter().map(|p| p.size).sum();
     let meta = client.head_object(key).await.ok()?;

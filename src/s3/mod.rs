@@ -20,6 +20,8 @@
 //!   `Content-Type`, the kept standard headers), read from HEAD and sent back whole.
 //! - `etag`: the ETag a multipart object gets, to recognise one whose Complete answer was
 //!   lost.
+//! - `provider`: [`Provider`], which S3 implementation serves the bucket, and what is
+//!   known of it before the first request.
 //! - `memory`: an in-memory implementation with failure injection and per-operation counters,
 //!   for fast unit tests of the filesystem core.
 //!
@@ -37,6 +39,7 @@ pub mod listing;
 pub mod memory;
 pub mod metadata;
 pub mod mtime;
+pub mod provider;
 pub mod settings;
 pub mod xml;
 
@@ -47,8 +50,10 @@ use bytes::Bytes;
 
 pub use access::BucketAccess;
 pub use chunks::Chunks;
+pub use client::PartCopy;
 pub use error::S3Error;
 pub use metadata::Metadata;
+pub use provider::Provider;
 pub use settings::{ObjectSettings, S3_SINGLE_COPY_LIMIT};
 
 /// What S3 says about one object (HeadObject, GetObject, or a listing entry).
@@ -252,6 +257,20 @@ pub trait ObjectClient: Send + Sync + 'static {
     /// on S3); larger ones need a multipart copy.
     fn single_copy_limit(&self) -> u64 {
         S3_SINGLE_COPY_LIMIT
+    }
+
+    /// Whether UploadPartCopy copies inside the server. Without it
+    /// ([`PartCopy::Missing`]) an UploadPartCopy still works, through this machine, and
+    /// copies choose smaller parts to bound memory.
+    fn part_copy(&self) -> PartCopy {
+        PartCopy::Supported
+    }
+
+    /// `Some(true)` when the server's ETags are known to be MD5s of the bytes (the MD5 of
+    /// the parts' MD5s for multipart objects); nothing may compare an ETag with an MD5
+    /// otherwise.
+    fn etags_are_md5(&self) -> Option<bool> {
+        Some(true)
     }
 
     /// Copies `from` (of `size` bytes) to `to` within the bucket, whatever its size:

@@ -376,6 +376,10 @@ impl<C: ObjectClient> Pending<C> {
     /// True when the object S3 holds is exactly the entry's data: its upload completed and
     /// only the answer (and the record's removal) was lost with the daemon.
     async fn is_ours(&self, staged: &Staged, meta: &ObjectMeta) -> bool {
+        // Only a server whose ETags are MD5s can tell: elsewhere the file goes beside.
+        if self.client.etags_are_md5() != Some(true) {
+            return false;
+        }
         if meta.size != staged.size() || !staged.is_all_local() {
             return false;
         }

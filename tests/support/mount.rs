@@ -94,6 +94,25 @@ impl MountCommand {
         }
     }
 
+    /// The same against any S3 endpoint (another server than [`TestServer`], e.g. moto),
+    /// with a static key pair.
+    pub fn to_endpoint(
+        source: &str,
+        endpoint: &str,
+        region: &str,
+        access_key: &str,
+        secret_key: &str,
+    ) -> Self {
+        Self {
+            source: source.to_owned(),
+            endpoint: endpoint.to_owned(),
+            region: region.to_owned(),
+            args: Vec::new(),
+            env: Vec::new(),
+            static_credentials: Some((access_key.to_owned(), secret_key.to_owned())),
+        }
+    }
+
     pub fn args(mut self, args: &[&str]) -> Self {
         self.args.extend(args.iter().map(|a| (*a).to_owned()));
         self

@@ -13,7 +13,7 @@ use crate::credentials::imds::TokenCheck;
 use crate::mount::credentials::{self as mount_credentials, MountCredentials};
 use crate::mount::{bucket_error, client_config, preflight};
 use crate::s3::client::S3Client;
-use crate::s3::{ListObjectsParams, ObjectClient, PutObjectParams, S3Error};
+use crate::s3::{ListObjectsParams, ObjectClient, PutObjectParams, S3Error, UploadPartCopyParams};
 
 /// Clock difference beyond which `check` fails. Credentials are renewed minutes before they
 /// expire by this machine's clock (the refresher's margin is 5 minutes at the least), and
@@ -168,6 +168,7 @@ pub async fn run_all(
             ),
             &mut steps,
         );
+        record(quirks(&client, false), &mut steps);
         return steps;
     }
     let (write_step, probe_key) = write(&client, config, &who).await;
@@ -176,9 +177,61 @@ pub async fn run_all(
     let sample = sample.or_else(|| probe_key.clone());
     record(read(&client, config, &who, sample).await, &mut steps);
     if let Some(key) = probe_key {
+        probe_part_copy(&client, &key).await;
         record(delete(&client, config, &who, &key).await, &mut steps);
     }
+    record(quirks(&client, true), &mut steps);
     steps
+}
+
+/// `--write-probe`: one UploadPartCopy of the probe object into a multipart upload that is
+/// aborted at once, so the client learns whether the server has the operation. Failures
+/// other than its absence are the other steps' business.
+async fn probe_part_copy(client: &S3Client, probe_key: &str) {
+    let Ok(meta) = client.head_object(probe_key).await else {
+        return;
+    };
+    let target = format!("{probe_key}-copy");
+    let Ok(upload_id) = client
+        .create_multipart_upload(&target, &Default::default())
+        .await
+    else {
+        return;
+    };
+    let _ = client
+        .upload_part_copy(UploadPartCopyParams {
+            key: target.clone(),
+            upload_id: upload_id.clone(),
+            part_number: 1,
+            source_key: probe_key.to_string(),
+            range: 0..meta.size,
+            source_if_match: Some(meta.etag),
+        })
+        .await;
+    let _ = client.abort_multipart_upload(&target, &upload_id).await;
+}
+
+/// What the server does differently from S3: the provider's known quirks and those the
+/// steps above met.
+fn quirks(client: &S3Client, probed_writes: bool) -> Step {
+    let quirks = client.quirks();
+    let found = quirks.active();
+    let mut message = if found.is_empty() {
+        format!("provider {}: none found", quirks.provider())
+    } else {
+        let names: Vec<_> = found.iter().map(|q| q.name()).collect();
+        format!("provider {}: {}", quirks.provider(), names.join(", "))
+    };
+    if !probed_writes {
+        message.push_str(
+            " (checksum headers, UploadPartCopy and ETags are probed with --write-probe)",
+        );
+    }
+    let notes = found
+        .iter()
+        .map(|q| format!("{}: {}", q.name(), q.consequence()))
+        .collect();
+    Step::pass("quirks", message).with_notes(notes)
 }
 
 /// FUSE: the same checks as the mount's.

@@ -190,6 +190,9 @@ mod tests {
         assert!(slow.is_retryable());
         assert!(map(400, &error_body("RequestTimeout")).is_retryable());
         assert!(!map(400, &error_body("InvalidArgument")).is_retryable());
+        // A server without the operation lacks it for good.
+        assert!(!map(501, &error_body("NotImplemented")).is_retryable());
+        assert!(!map(400, &error_body("NotImplemented")).is_retryable());
     }
 
     #[test]

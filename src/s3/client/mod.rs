@@ -8,15 +8,19 @@
 //! - `retry`: capped exponential backoff with full jitter, within a time budget.
 //! - `errors`: the one mapping from an error answer to [`S3Error`].
 //! - `region`: endpoint/region resolution helpers and region discovery hints.
-//! - `ops`: the operations themselves.
+//! - `ops`: the operations themselves; `compat`: their fallbacks for a server's quirks.
+//! - `quirks`: what the server does differently from S3 ([`Quirks`]), known from the
+//!   provider or found out by the answers, in one place.
 //!
 //! Every default (attempts, timeouts, user agent) belongs to the configuration layer; this
 //! module takes [`ClientConfig`] as given.
 
 mod addressing;
+mod compat;
 mod errors;
 mod ops;
 mod progress;
+mod quirks;
 mod reach;
 mod region;
 mod retry;
@@ -31,12 +35,14 @@ use log::{debug, info};
 use reqwest::Method;
 
 pub use addressing::check_key;
+pub use quirks::{EtagKind, PartCopy, Quirk, Quirks};
 pub use region::{resolve_endpoint, resolve_region, DISCOVERY_REGION};
 pub use retry::RetryPolicy;
 
 use crate::credentials::{CredentialsCell, SkewedClock};
 use crate::s3::endpoint::EndpointVariants;
-use crate::s3::settings::ObjectSettings;
+use crate::s3::provider::Provider;
+use crate::s3::settings::{Encryption, ObjectSettings};
 use crate::s3::{BucketAccess, S3Error, S3_SINGLE_COPY_LIMIT};
 use addressing::{Addressing, Route};
 use transport::Request;
@@ -54,6 +60,8 @@ pub struct ClientConfig {
     /// bucket's own overrules it.
     pub region_hint: Option<String>,
     pub force_path_style: bool,
+    /// Which S3 implementation it is: the quirks known before the first request.
+    pub provider: Provider,
     /// Dual-stack, FIPS and Transfer Acceleration endpoints.
     pub variants: EndpointVariants,
     /// Requester pays and the expected bucket owner: headers on every request, the checks
@@ -106,6 +114,9 @@ pub struct S3Client {
     reach: reach::Reach,
     /// See [`S3Client::set_unreachable_budget`].
     unreachable_budget: Option<Duration>,
+    /// What the server does differently from S3; shared, so that what one request found
+    /// out holds for all (and for `check`'s report).
+    quirks: Arc<Quirks>,
 }
 
 impl fmt::Debug for S3Client {
@@ -251,12 +262,20 @@ impl S3Client {
             single_copy_limit: S3_SINGLE_COPY_LIMIT,
             reach: reach::Reach::default(),
             unreachable_budget: None,
+            quirks: Arc::new(Quirks::new(config.provider)),
         })
     }
 
     /// Writes objects with `settings` (encryption, storage class, ACL) from now on, and
     /// sends their SSE-C key, if any, on every request about an object.
     pub fn with_object_settings(mut self, settings: ObjectSettings) -> Self {
+        // S3's ETags of SSE-KMS and SSE-C objects are not MD5s of their bytes.
+        if matches!(
+            settings.encryption,
+            Encryption::Kms { .. } | Encryption::KmsDsse { .. } | Encryption::Customer(_)
+        ) {
+            self.quirks.assume_opaque_etags();
+        }
         self.settings = settings;
         self
     }
@@ -283,6 +302,11 @@ impl S3Client {
                     .map(|_| ()),
             },
         }
+    }
+
+    /// The server's quirks, as known so far.
+    pub fn quirks(&self) -> &Quirks {
+        &self.quirks
     }
 
     /// The region requests are signed for.

@@ -8,7 +8,7 @@ use reqwest::header::HeaderMap;
 use reqwest::Method;
 
 use super::transport::{Request, Response};
-use super::S3Client;
+use super::{compat, PartCopy, S3Client};
 use crate::s3::checksum;
 use crate::s3::error::redact;
 use crate::s3::settings::{Applies, ObjectSettings};
@@ -17,7 +17,7 @@ use crate::s3::{
     ObjectClient, ObjectMeta, PendingUpload, PutObjectParams, S3Error, UploadPartCopyParams,
 };
 
-/// S3's limit on keys per DeleteObjects and on entries per listing page.
+/// S3's limit on keys per DeleteObjects.
 const S3_BATCH_LIMIT: usize = 1000;
 
 fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
@@ -196,6 +196,41 @@ impl S3Client {
     }
 }
 
+impl S3Client {
+    /// UploadPartCopy itself: the part copied inside S3. The range is not empty.
+    async fn upload_part_copy_in_s3(
+        &self,
+        params: &UploadPartCopyParams,
+    ) -> Result<CompletedPart, S3Error> {
+        let range = &params.range;
+        let mut req = Request::new("UploadPartCopy", Method::PUT, Some(&params.key))
+            .query("partNumber", params.part_number.to_string())
+            .query("uploadId", params.upload_id.as_str())
+            .header("x-amz-copy-source", self.copy_source(&params.source_key))
+            .header(
+                "x-amz-copy-source-range",
+                format!("bytes={}-{}", range.start, range.end - 1),
+            )
+            .object_headers(self.settings.headers(Applies::Access))
+            .object_headers(self.settings.copy_source_headers())
+            .object_headers(self.access.copy_source_headers());
+        if let Some(etag) = &params.source_if_match {
+            req = req.header("x-amz-copy-source-if-match", etag.clone());
+            req.if_match = Some(etag);
+        }
+        req.error_key = Some(&params.source_key);
+        req.error_in_ok = true;
+        let resp = self.execute(&req).await?;
+        let (etag, checksum_crc32c) = xml::parse_copy_part(&resp.body)?;
+        Ok(CompletedPart {
+            part_number: params.part_number,
+            etag,
+            checksum_crc32c,
+            size: range.end - range.start,
+        })
+    }
+}
+
 impl ObjectClient for S3Client {
     fn unreachable_since(&self) -> Option<std::time::SystemTime> {
         self.reach.since().map(|(_, at)| at)
@@ -264,33 +299,20 @@ impl ObjectClient for S3Client {
         params: &ListObjectsParams,
         continuation_token: Option<&str>,
     ) -> Result<ListPage, S3Error> {
-        let mut req = Request::new("ListObjectsV2", Method::GET, None)
-            .query("list-type", "2")
-            // Keys may hold characters XML 1.0 cannot carry; S3 url-encodes them on request.
-            .query("encoding-type", "url")
-            .query("prefix", params.prefix.clone());
-        if let Some(d) = &params.delimiter {
-            req = req.query("delimiter", d.clone());
-        }
-        if let Some(token) = continuation_token {
-            req = req.query("continuation-token", token);
-        }
-        if let Some(after) = &params.start_after {
-            req = req.query("start-after", after.clone());
-        }
-        if let Some(max) = params.max_keys {
-            req = req.query("max-keys", max.clamp(1, S3_BATCH_LIMIT).to_string());
-        }
-        let resp = self.execute(&req).await?;
-        xml::parse_list_objects_v2(&resp.body)
+        self.list_page(params, continuation_token).await
     }
 
     async fn put_object(&self, params: PutObjectParams) -> Result<String, S3Error> {
-        let req = Request::new("PutObject", Method::PUT, Some(&params.key))
-            .object_headers(self.settings.headers(Applies::Create))
-            .metadata(&params.metadata, &self.settings)
-            .body_with_checksum(params.body.clone());
-        etag_of(&self.execute(&req).await?)
+        let build = |md5| {
+            Request::new("PutObject", Method::PUT, Some(&params.key))
+                .object_headers(self.settings.headers(Applies::Create))
+                .metadata(&params.metadata, &self.settings)
+                .body_with_integrity(params.body.clone(), md5)
+        };
+        let (resp, _) = self.send_with_integrity("PutObject", build).await?;
+        let etag = etag_of(&resp)?;
+        self.learn_etags(&params.body, &etag);
+        Ok(etag)
     }
 
     async fn delete_object(&self, key: &str) -> Result<(), S3Error> {
@@ -343,13 +365,32 @@ impl ObjectClient for S3Client {
         key: &str,
         metadata: &Metadata,
     ) -> Result<String, S3Error> {
-        let req = Request::new("CreateMultipartUpload", Method::POST, Some(key))
-            .query("uploads", "")
-            .header(checksum::ALGORITHM_HEADER, checksum::ALGORITHM)
-            .object_headers(self.settings.headers(Applies::Create))
-            .metadata(metadata, &self.settings);
+        let build = |no_checksum: bool| {
+            let req = Request::new("CreateMultipartUpload", Method::POST, Some(key))
+                .query("uploads", "")
+                .object_headers(self.settings.headers(Applies::Create))
+                .metadata(metadata, &self.settings);
+            if no_checksum {
+                req
+            } else {
+                req.header(checksum::ALGORITHM_HEADER, checksum::ALGORITHM)
+            }
+        };
         let sent = self.clock.now();
-        let (resp, attempts) = self.execute_counted(&req).await;
+        let no_checksum = self.quirks.no_checksums();
+        let (mut resp, mut attempts) = self.execute_counted(&build(no_checksum)).await;
+        // A refusal created nothing: asking again without the algorithm cannot duplicate.
+        if let (false, Err(e)) = (no_checksum, &resp) {
+            if compat::refused(e) {
+                let (again, more) = self.execute_counted(&build(true)).await;
+                if again.is_ok() {
+                    self.quirks
+                        .found_no_checksums("CreateMultipartUpload", &e.to_string());
+                    resp = again;
+                    attempts = more;
+                }
+            }
+        }
         let upload_id = xml::parse_initiate_multipart(&resp?.body)?;
         if attempts > 1 {
             self.abort_orphans(key, &upload_id, sent).await;
@@ -364,23 +405,22 @@ impl ObjectClient for S3Client {
         part_number: u32,
         body: Bytes,
     ) -> Result<CompletedPart, S3Error> {
-        let req = Request::new("UploadPart", Method::PUT, Some(key))
-            .query("partNumber", part_number.to_string())
-            .query("uploadId", upload_id)
-            .object_headers(self.settings.headers(Applies::Access))
-            .body_with_checksum(body);
-        let sent = req
-            .headers
-            .iter()
-            .find(|(name, _)| name == checksum::HEADER)
-            .map(|(_, value)| value.clone());
-        let size = req.body.len() as u64;
-        let resp = self.execute(&req).await?;
+        let build = |md5| {
+            Request::new("UploadPart", Method::PUT, Some(key))
+                .query("partNumber", part_number.to_string())
+                .query("uploadId", upload_id)
+                .object_headers(self.settings.headers(Applies::Access))
+                .body_with_integrity(body.clone(), md5)
+        };
+        let (resp, md5) = self.send_with_integrity("UploadPart", build).await?;
+        let etag = etag_of(&resp)?;
+        self.learn_etags(&body, &etag);
         Ok(CompletedPart {
             part_number,
-            etag: etag_of(&resp)?,
-            checksum_crc32c: sent,
-            size,
+            etag,
+            // Listed in the Complete only when it was sent.
+            checksum_crc32c: (!md5).then(|| checksum::crc32c_base64(&body)),
+            size: body.len() as u64,
         })
     }
 
@@ -411,36 +451,26 @@ impl ObjectClient for S3Client {
         &self,
         params: UploadPartCopyParams,
     ) -> Result<CompletedPart, S3Error> {
-        let range = &params.range;
-        // An empty half-open range has no `bytes=a-b` form.
-        if range.start >= range.end {
+        if params.range.start >= params.range.end {
             return Err(S3Error::InvalidRange);
         }
-        let mut req = Request::new("UploadPartCopy", Method::PUT, Some(&params.key))
-            .query("partNumber", params.part_number.to_string())
-            .query("uploadId", params.upload_id.as_str())
-            .header("x-amz-copy-source", self.copy_source(&params.source_key))
-            .header(
-                "x-amz-copy-source-range",
-                format!("bytes={}-{}", range.start, range.end - 1),
-            )
-            .object_headers(self.settings.headers(Applies::Access))
-            .object_headers(self.settings.copy_source_headers())
-            .object_headers(self.access.copy_source_headers());
-        if let Some(etag) = &params.source_if_match {
-            req = req.header("x-amz-copy-source-if-match", etag.clone());
-            req.if_match = Some(etag);
+        // A range above the server's copy limit (`--single-copy-limit`, below a staged
+        // file's part size on some servers) cannot be copied there either.
+        let too_large = params.range.end - params.range.start > self.single_copy_limit;
+        if too_large || self.quirks.part_copy() == PartCopy::Missing {
+            return self.copy_part_through_here(params).await;
         }
-        req.error_key = Some(&params.source_key);
-        req.error_in_ok = true;
-        let resp = self.execute(&req).await?;
-        let (etag, checksum_crc32c) = xml::parse_copy_part(&resp.body)?;
-        Ok(CompletedPart {
-            part_number: params.part_number,
-            etag,
-            checksum_crc32c,
-            size: range.end - range.start,
-        })
+        match self.upload_part_copy_in_s3(&params).await {
+            Ok(part) => {
+                self.quirks.found_part_copy();
+                Ok(part)
+            }
+            Err(e) if compat::not_implemented(&e) => {
+                self.quirks.found_no_part_copy(&e.to_string());
+                self.copy_part_through_here(params).await
+            }
+            Err(e) => Err(e),
+        }
     }
 
     async fn list_parts(&self, key: &str, upload_id: &str) -> Result<Vec<CompletedPart>, S3Error> {
@@ -495,6 +525,14 @@ impl ObjectClient for S3Client {
 
     fn single_copy_limit(&self) -> u64 {
         self.single_copy_limit
+    }
+
+    fn part_copy(&self) -> PartCopy {
+        self.quirks.part_copy()
+    }
+
+    fn etags_are_md5(&self) -> Option<bool> {
+        self.quirks.etags_are_md5()
     }
 }
 

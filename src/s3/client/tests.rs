@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 
 use super::{ClientConfig, S3Client};
 use crate::credentials::{Credentials, CredentialsCell, Secret};
-use crate::s3::{GetObjectParams, ObjectClient, PutObjectParams, S3Error};
+use crate::s3::{GetObjectParams, ListObjectsParams, ObjectClient, PutObjectParams, S3Error};
 
 /// One request as the server saw it.
 #[derive(Clone, Debug)]
@@ -116,6 +116,7 @@ pub(super) fn config(endpoint: &str, credentials: Option<Credentials>) -> Client
         region: Some("us-east-1".into()),
         region_hint: None,
         force_path_style: false,
+        provider: Default::default(),
         variants: Default::default(),
         access: Default::default(),
         credentials: credentials.map(|c| Arc::new(CredentialsCell::new(c))),
@@ -697,4 +698,77 @@ async fn throttling_is_retried_for_the_budget() {
     let client = S3Client::connect(cfg).await.unwrap();
     client.delete_object("k").await.unwrap();
     assert!(count.load(std::sync::atomic::Ordering::SeqCst) > 3);
+}
+
+/// A server that refuses `x-amz-checksum-crc32c` gets the same PutObject with Content-MD5,
+/// and every later one goes with MD5 straight away.
+#[tokio::test]
+async fn refused_checksum_falls_back_to_content_md5() {
+    let refused = answer(
+        "400 Bad Request",
+        &[],
+        "<Error><Code>InvalidArgument</Code><Message>no</Message></Error>",
+    );
+    let server = serve(vec![
+        answer("200 OK", &[], ""),
+        refused,
+        answer("200 OK", &OBJECT_HEADERS, ""),
+        answer("200 OK", &OBJECT_HEADERS, ""),
+    ])
+    .await;
+    let client = S3Client::connect(config(&server.endpoint, Some(session_credentials())))
+        .await
+        .unwrap();
+    for key in ["a", "b"] {
+        client
+            .put_object(PutObjectParams {
+                key: key.into(),
+                body: Bytes::from_static(b"hello"),
+                metadata: Default::default(),
+            })
+            .await
+            .unwrap();
+    }
+    let seen = server.seen.lock().unwrap();
+    assert!(seen[1].header("x-amz-checksum-crc32c").is_some());
+    assert_eq!(
+        seen[2].header("content-md5"),
+        Some("XUFAKrxLKna5cZ2REBfFkg==")
+    );
+    assert_eq!(seen[3].header("x-amz-checksum-crc32c"), None);
+    assert!(seen[3].header("content-md5").is_some());
+    assert!(client.quirks().no_checksums());
+}
+
+/// A 400 on `list-type=2` is answered with a V1 listing, and the client stays on V1.
+#[tokio::test]
+async fn refused_list_v2_falls_back_to_v1() {
+    let refused = answer(
+        "400 Bad Request",
+        &[],
+        "<Error><Code>InvalidArgument</Code><Message>no v2</Message></Error>",
+    );
+    let v1 = answer(
+        "200 OK",
+        &[],
+        "<ListBucketResult><IsTruncated>false</IsTruncated><Contents><Key>b</Key>\
+         <LastModified>2009-10-12T17:50:30.000Z</LastModified><Size>1</Size></Contents>\
+         <Contents><Key>a</Key><LastModified>2009-10-12T17:50:30.000Z</LastModified>\
+         <Size>1</Size></Contents></ListBucketResult>",
+    );
+    let server = serve(vec![answer("200 OK", &[], ""), refused, v1.clone(), v1]).await;
+    let client = S3Client::connect(config(&server.endpoint, Some(session_credentials())))
+        .await
+        .unwrap();
+    let params = ListObjectsParams::default();
+    for _ in 0..2 {
+        let page = client.list_objects_page(&params, None).await.unwrap();
+        let keys: Vec<_> = page.objects.iter().map(|o| o.key.as_str()).collect();
+        assert_eq!(keys, ["a", "b"]);
+    }
+    let seen = server.seen.lock().unwrap();
+    assert!(seen[1].line.contains("list-type=2"));
+    assert!(!seen[2].line.contains("list-type") && !seen[3].line.contains("list-type"));
+    assert!(client.quirks().list_v1());
+    assert_eq!(client.quirks().active().len(), 2, "V1 and unsorted");
 }

@@ -91,6 +91,16 @@ impl<'a> Request<'a> {
         self.header(checksum::HEADER, crc)
     }
 
+    /// A body with the checksum S3 checks it against: CRC32C, or `Content-MD5` for a server
+    /// that refuses checksum headers (`md5`).
+    pub fn body_with_integrity(self, body: Bytes, md5: bool) -> Self {
+        if md5 {
+            self.body_with_md5(body)
+        } else {
+            self.body_with_checksum(body)
+        }
+    }
+
     /// A body, with the `Content-MD5` S3 checks it against (DeleteObjects requires it).
     pub fn body_with_md5(mut self, body: Bytes) -> Self {
         use base64::Engine as _;

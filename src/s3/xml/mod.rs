@@ -173,6 +173,62 @@ pub fn parse_iso8601(text: &str) -> Result<SystemTime, S3Error> {
 /// answer says `<EncodingType>url</EncodingType>`, and taken literally when the server
 /// ignored our request for it.
 pub fn parse_list_objects_v2(body: &[u8]) -> Result<ListPage, S3Error> {
+    let (root, page) = parse_listing(body)?;
+    let truncated = root
+        .child_text("IsTruncated")
+        .is_some_and(|t| t.trim() == "true");
+    let mut page = page;
+    page.next_continuation_token = match root.child_text("NextContinuationToken") {
+        Some(token) if truncated && !token.is_empty() => Some(token.to_string()),
+        _ if truncated => {
+            return Err(S3Error::Malformed(
+                "truncated listing without <NextContinuationToken>".into(),
+            ))
+        }
+        _ => None,
+    };
+    Ok(page)
+}
+
+/// One page of a ListObjects (V1), for servers without V2: the same `ListBucketResult`,
+/// chained by markers. The marker of the next page (kept in `next_continuation_token`) is
+/// `<NextMarker>`, or, when the server sends none, the page's greatest key or prefix —
+/// the greatest, not the last, as some servers list a page out of order.
+pub fn parse_list_objects_v1(body: &[u8]) -> Result<ListPage, S3Error> {
+    let (root, mut page) = parse_listing(body)?;
+    let truncated = root
+        .child_text("IsTruncated")
+        .is_some_and(|t| t.trim() == "true");
+    if !truncated {
+        return Ok(page);
+    }
+    let encoded = root
+        .child_text("EncodingType")
+        .is_some_and(|e| e.eq_ignore_ascii_case("url"));
+    let next = match root.child_text("NextMarker").filter(|m| !m.is_empty()) {
+        Some(m) if encoded => Some(url_decode(m)?),
+        Some(m) => Some(m.to_string()),
+        None => page
+            .objects
+            .iter()
+            .map(|o| o.key.as_str())
+            .chain(page.common_prefixes.iter().map(String::as_str))
+            .max()
+            .map(str::to_string),
+    };
+    match next {
+        Some(marker) => {
+            page.next_continuation_token = Some(marker);
+            Ok(page)
+        }
+        None => Err(S3Error::Malformed(
+            "truncated V1 listing with no entry and no <NextMarker>".into(),
+        )),
+    }
+}
+
+/// The entries of a `ListBucketResult` (V1 or V2), without the paging.
+fn parse_listing(body: &[u8]) -> Result<(Element, ListPage), S3Error> {
     let root = parse_document(body)?;
     if root.name != "ListBucketResult" {
         return Err(S3Error::Malformed(format!(
@@ -210,19 +266,7 @@ pub fn parse_list_objects_v2(body: &[u8]) -> Result<ListPage, S3Error> {
         page.common_prefixes
             .push(decode(prefixes.required("Prefix")?)?);
     }
-    let truncated = root
-        .child_text("IsTruncated")
-        .is_some_and(|t| t.trim() == "true");
-    page.next_continuation_token = match root.child_text("NextContinuationToken") {
-        Some(token) if truncated && !token.is_empty() => Some(token.to_string()),
-        _ if truncated => {
-            return Err(S3Error::Malformed(
-                "truncated listing without <NextContinuationToken>".into(),
-            ))
-        }
-        _ => None,
-    };
-    Ok(page)
+    Ok((root, page))
 }
 
 /// The root element, which must be `expected`. (An `<Error>` root in a 200 answer is
@@ -247,7 +291,11 @@ pub fn parse_initiate_multipart(body: &[u8]) -> Result<String, S3Error> {
 
 /// `CompleteMultipartUploadResult`: the new object's ETag.
 pub fn parse_complete_multipart(body: &[u8]) -> Result<String, S3Error> {
-    let root = expect_root(body, "CompleteMultipartUploadResult")?;
+    // moto names the root `CompleteMultipartUploadResponse`; its content is S3's.
+    let root = match expect_root(body, "CompleteMultipartUploadResult") {
+        Err(_) => expect_root(body, "CompleteMultipartUploadResponse")?,
+        found => found?,
+    };
     Ok(root.required("ETag")?.to_string())
 }
 

@@ -194,3 +194,43 @@ fn request_bodies_escape_keys() {
     assert_eq!(listed[0].child_text("ChecksumCRC32C"), Some("4waSgw=="));
     assert_eq!(listed[1].child_text("ChecksumCRC32C"), None);
 }
+
+/// moto's Complete answer has another root name and S3's content.
+#[test]
+fn complete_answer_of_moto_is_read() {
+    let body = "<CompleteMultipartUploadResponse><Bucket>b</Bucket><Key>k</Key>\
+                <ETag>&quot;abc-2&quot;</ETag></CompleteMultipartUploadResponse>";
+    assert_eq!(
+        parse_complete_multipart(body.as_bytes()).unwrap(),
+        "\"abc-2\""
+    );
+}
+
+/// A truncated V1 page is continued from its `NextMarker` (decoded), else from its greatest
+/// entry, whatever the order the server listed them in.
+#[test]
+fn v1_listing_continues_from_the_marker() {
+    let page = |marker: &str, keys: &[&str]| {
+        let contents: String = keys
+            .iter()
+            .map(|k| {
+                format!(
+                    "<Contents><Key>{k}</Key><LastModified>2009-10-12T17:50:30.000Z</LastModified>\
+                     <ETag>&quot;e&quot;</ETag><Size>1</Size></Contents>"
+                )
+            })
+            .collect();
+        format!(
+            "<ListBucketResult><Name>b</Name><EncodingType>url</EncodingType>\
+             <IsTruncated>true</IsTruncated>{marker}{contents}</ListBucketResult>"
+        )
+    };
+    let with =
+        parse_list_objects_v1(page("<NextMarker>d%2Fz</NextMarker>", &["d/a"]).as_bytes()).unwrap();
+    assert_eq!(with.next_continuation_token.as_deref(), Some("d/z"));
+    let without = parse_list_objects_v1(page("", &["d/c", "d/a", "d/b"]).as_bytes()).unwrap();
+    assert_eq!(without.next_continuation_token.as_deref(), Some("d/c"));
+    assert!(parse_list_objects_v1(page("", &[]).as_bytes()).is_err());
+    // A truncated V1 page is no V2 page: the client falls back on this error.
+    assert!(parse_list_objects_v2(page("", &["d/a"]).as_bytes()).is_err());
+}

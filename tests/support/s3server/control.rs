@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Fault, Monitor, Op, RequestRecord, TestServer};
+use super::{Fault, Monitor, Op, Quirk, RequestRecord, TestServer};
 
 impl TestServer {
     // ---- faults of single requests ------------------------------------------------------
@@ -80,6 +80,13 @@ impl TestServer {
     /// The monitor itself, to switch faults from another thread or task than the test's.
     pub fn monitor(&self) -> Arc<Monitor> {
         self.monitor.clone()
+    }
+
+    // ---- quirks of S3-compatible servers ------------------------------------------------
+
+    /// Switches `quirk` on or off (see `quirks.rs`); a new server has none.
+    pub fn set_quirk(&self, quirk: Quirk, on: bool) {
+        self.store.quirks.set(quirk, on);
     }
 
     // ---- observation --------------------------------------------------------------------

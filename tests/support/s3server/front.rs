@@ -24,6 +24,7 @@ use super::exchange::{Outcome, RequestRecord};
 use super::faults::Fault;
 use super::monitor::{Admission, Monitor};
 use super::op::Op;
+use super::quirks::Refusal;
 use super::store::Store;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -178,33 +179,46 @@ impl Front {
         let head_request = req.method() == hyper::Method::HEAD;
         let (parts, incoming) = req.into_parts();
         let body = Metered::upload(incoming, exchange.clone(), cut_upload);
-        let response = match fault {
-            Some(Fault::DropConnection) => {
-                exchange.cut();
-                return Err("connection dropped by fault injection".into());
-            }
-            Some(Fault::SlowDown) => {
-                error_response(s3_error!(SlowDown, "Please reduce your request rate."))
-            }
-            Some(Fault::InternalError) => error_response(s3_error!(
-                InternalError,
-                "We encountered an internal error. Please try again."
-            )),
-            Some(Fault::Hang) => {
-                // The whole request is read first: a hang is a server that took the request
-                // and went silent, not one that stopped reading.
-                let body = read_to_end(body).await?;
-                if let Some(hang) = hang {
-                    hang.wait().await;
+        let refusal = match fault {
+            None => self.store.quirks.refusal(op, &parts.headers),
+            Some(_) => None,
+        };
+        let response = if let Some(refusal) = refusal {
+            // Read whole first: the client sees the answer, not a reset mid-upload.
+            read_to_end(body).await?;
+            error_response(match refusal {
+                Refusal::InvalidArgument(why) => s3_error!(InvalidArgument, "{why}"),
+                Refusal::NotImplemented(why) => s3_error!(NotImplemented, "{why}"),
+            })
+        } else {
+            match fault {
+                Some(Fault::DropConnection) => {
+                    exchange.cut();
+                    return Err("connection dropped by fault injection".into());
                 }
-                let req = Request::from_parts(parts, Body::from(body));
-                self.answer(op, bucket.as_deref(), scope.as_ref(), req)
-                    .await?
-            }
-            _ => {
-                let req = Request::from_parts(parts, Body::http_body(body));
-                self.answer(op, bucket.as_deref(), scope.as_ref(), req)
-                    .await?
+                Some(Fault::SlowDown) => {
+                    error_response(s3_error!(SlowDown, "Please reduce your request rate."))
+                }
+                Some(Fault::InternalError) => error_response(s3_error!(
+                    InternalError,
+                    "We encountered an internal error. Please try again."
+                )),
+                Some(Fault::Hang) => {
+                    // The whole request is read first: a hang is a server that took the request
+                    // and went silent, not one that stopped reading.
+                    let body = read_to_end(body).await?;
+                    if let Some(hang) = hang {
+                        hang.wait().await;
+                    }
+                    let req = Request::from_parts(parts, Body::from(body));
+                    self.answer(op, bucket.as_deref(), scope.as_ref(), req)
+                        .await?
+                }
+                _ => {
+                    let req = Request::from_parts(parts, Body::http_body(body));
+                    self.answer(op, bucket.as_deref(), scope.as_ref(), req)
+                        .await?
+                }
             }
         };
         if exchange.is_cut() {

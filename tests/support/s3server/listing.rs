@@ -112,7 +112,7 @@ pub fn list_v2(store: &Store, input: ListObjectsV2Input) -> S3Result<ListObjects
         .then(|| page.entries.last().map(|e| encode_token(e.name())))
         .flatten();
     let key_count = page.entries.len() as i32;
-    let (contents, prefixes) = page_to_lists(page.entries, url);
+    let (contents, prefixes) = page_to_lists(unsorted(store, page.entries), url);
     let enc = |s: Option<String>| {
         if url {
             s.map(|s| url_encode_key(&s))
@@ -155,7 +155,7 @@ pub fn list_v1(store: &Store, input: ListObjectsInput) -> S3Result<ListObjectsOu
     let next_marker = (page.truncated && input.delimiter.is_some())
         .then(|| page.entries.last().map(|e| e.name().to_owned()))
         .flatten();
-    let (contents, prefixes) = page_to_lists(page.entries, url);
+    let (contents, prefixes) = page_to_lists(unsorted(store, page.entries), url);
     let enc = |s: Option<String>| {
         if url {
             s.map(|s| url_encode_key(&s))
@@ -176,4 +176,13 @@ pub fn list_v1(store: &Store, input: ListObjectsInput) -> S3Result<ListObjectsOu
         encoding_type: input.encoding_type,
         ..Default::default()
     })
+}
+
+/// A page's entries as the server lists them: in key order, or reversed when the
+/// `UnsortedListings` quirk is on.
+fn unsorted(store: &Store, mut entries: Vec<Entry>) -> Vec<Entry> {
+    if store.quirks.is_on(super::quirks::Quirk::UnsortedListings) {
+        entries.reverse();
+    }
+    entries
 }

@@ -15,6 +15,8 @@
 //! - `faults.rs`: the faults of single requests and which request gets one;
 //!   `bandwidth.rs`: the link's shared bandwidth per direction; `exchange.rs`: the request
 //!   log's records and how each request ended; `op.rs`: S3 operations.
+//! - `quirks.rs`: the ways S3-compatible servers differ from S3 (no checksum headers, V1
+//!   listings only, no UploadPartCopy, non-MD5 ETags, unsorted listings), per test.
 
 mod accept;
 pub mod auth;
@@ -29,6 +31,7 @@ pub mod monitor;
 pub mod multipart;
 pub mod objects;
 pub mod op;
+pub mod quirks;
 pub mod service;
 pub mod sse;
 pub mod store;
@@ -53,6 +56,7 @@ pub use self::faults::Fault;
 use self::front::Front;
 pub use self::monitor::Monitor;
 pub use self::op::Op;
+pub use self::quirks::Quirk;
 use self::service::Service;
 pub use self::sse::StoredWith;
 use self::store::{Bucket, Object, Store};

@@ -92,7 +92,7 @@ pub async fn upload_part(store: &Store, input: UploadPartInput) -> S3Result<Uplo
     let body = collect_body(input.body, input.content_length).await?;
     check_content_md5(input.content_md5.as_deref(), &body)?;
     check_crc32c(input.checksum_crc32c.as_deref(), &body)?;
-    let etag = store::md5_hex(&body);
+    let etag = store.quirks.etag(store::md5_hex(&body));
     let part = Part {
         body,
         etag: etag.clone(),
@@ -175,7 +175,7 @@ pub fn upload_part_copy(
         ));
     }
     let body = source.body.slice(span);
-    let etag = store::md5_hex(&body);
+    let etag = store.quirks.etag(store::md5_hex(&body));
     let last_modified = store::now();
     with_bucket(store, &input.bucket, |b| {
         let upload = upload_mut(&mut b.uploads, &input.upload_id, &input.key)?;
@@ -260,7 +260,9 @@ pub fn complete(
         for part in &chosen {
             body.extend_from_slice(&part.body);
         }
-        let etag = store::multipart_etag(chosen.iter().map(|p| p.etag.as_str()));
+        let etag = store.quirks.etag(store::multipart_etag(
+            chosen.iter().map(|p| p.etag.as_str()),
+        ));
         let mut object = Object::new(
             body.freeze(),
             upload.content_type.clone(),

@@ -279,6 +279,7 @@ pub async fn put(store: &Store, input: PutObjectInput) -> S3Result<PutObjectOutp
     )?;
     let mut object = Object::new(body, input.content_type, input.metadata.unwrap_or_default());
     *object.stored = stored;
+    object.etag = store.quirks.etag(object.etag);
     let etag = object.etag.clone();
     with_bucket(store, &input.bucket, |b| {
         // Conditional writes: If-None-Match: * refuses to overwrite, If-Match requires the
@@ -382,6 +383,7 @@ pub fn copy(store: &Store, input: CopyObjectInput) -> S3Result<CopyObjectOutput>
     if object.etag.contains('-') {
         object.etag = store::md5_hex(&object.body);
     }
+    object.etag = store.quirks.etag(object.etag);
     let result = CopyObjectResult {
         e_tag: Some(ETag::Strong(object.etag.clone())),
         last_modified: Some(Timestamp::from(object.last_modified)),

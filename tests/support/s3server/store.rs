@@ -13,6 +13,7 @@ use bytes::Bytes;
 use md5::{Digest, Md5};
 use time::OffsetDateTime;
 
+use super::quirks::Quirks;
 use super::sse::StoredWith;
 
 /// S3's minimum size for every part of a multipart upload but the last.
@@ -112,6 +113,8 @@ pub struct Store {
     upload_seq: AtomicU64,
     min_part_size: AtomicUsize,
     single_copy_limit: AtomicUsize,
+    /// How this server differs from S3, switched by tests (`quirks.rs`).
+    pub quirks: Quirks,
 }
 
 impl Store {
@@ -121,6 +124,7 @@ impl Store {
             upload_seq: AtomicU64::new(1),
             min_part_size: AtomicUsize::new(S3_MIN_PART_SIZE),
             single_copy_limit: AtomicUsize::new(S3_SINGLE_COPY_LIMIT),
+            quirks: Quirks::default(),
         }
     }
 
