@@ -74,6 +74,11 @@ fn mount_foreground(config: MountConfig, report_ready: bool) -> Result<(), Mount
     keep_large_buffers_on_the_heap();
     preflight::check_fuse_available(config.allow_other)?;
     let mountpoint = preflight::check_mountpoint(&config.mountpoint)?;
+    // Local settings are checked before the network is asked anything: a planted or foreign
+    // cache directory is refused at once, with nothing started that must be stopped.
+    let cache_dir = cache_dir(&config)?;
+    // The same directory when --cache-dir is given (or for root); checked again, cheaply.
+    let cache_home = private_dir(&config.cache_home)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("s3rolefs-io")
@@ -96,9 +101,6 @@ fn mount_foreground(config: MountConfig, report_ready: bool) -> Result<(), Mount
         read_only: config.read_only,
         started: std::time::SystemTime::now(),
     };
-    let cache_dir = cache_dir(&config)?;
-    // The same directory when --cache-dir is given (or for root); checked again, cheaply.
-    let cache_home = private_dir(&config.cache_home)?;
     let fs = Arc::new(S3Filesystem::new(
         Arc::new(client),
         FsConfig {
