@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use s3rolefs::sigv4::sha256_hex;
 use support::data::{pattern, run, Tmpfs};
 use support::mount::s3rolefs_command;
-use support::{Fault, Mount, MountCommand, Op, TestServer};
+use support::{eventually, Fault, Mount, MountCommand, Op, TestServer};
 
 const MIB: usize = 1 << 20;
 
@@ -32,23 +32,7 @@ fn heavy() -> std::sync::MutexGuard<'static, ()> {
 }
 
 fn server() -> TestServer {
-    let server = TestServer::start();
-    server.create_bucket("bkt");
-    server
-}
-
-/// Polls `done` every 100 ms for up to `limit`; true once it held.
-fn eventually(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    loop {
-        if done() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    support::server_with_bkt()
 }
 
 /// A 256 MiB file written through a 2 MiB/s uplink with 100 ms of latency closes: every

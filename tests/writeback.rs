@@ -15,26 +15,10 @@ use std::time::{Duration, Instant};
 use s3rolefs::sigv4::sha256_hex;
 use support::data::{pattern, Tmpfs};
 use support::mount::s3rolefs_command;
-use support::{Mount, TestServer};
+use support::{eventually, Mount, TestServer};
 
 fn server() -> TestServer {
-    let server = TestServer::start();
-    server.create_bucket("bkt");
-    server
-}
-
-/// Polls `done` every 100 ms for up to `limit`; true once it held.
-fn eventually(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    loop {
-        if done() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    support::server_with_bkt()
 }
 
 /// A write-back mount whose journal is in `cache` (a tmpfs that outlives the mount).

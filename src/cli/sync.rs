@@ -133,23 +133,31 @@ fn left(mount: &Owed, status: &MountStatus) -> (Vec<String>, Vec<String>) {
                 .strip_prefix(under)
                 .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
     };
-    let path = |key: &str| format!("{}/{}", mount.mountpoint, relative(&mount.source, key));
+    // One line a file, sorted by whether it can get there by itself.
+    let mut add = |key: &str, size: u64, state: &str, cannot: bool| {
+        let line = format!(
+            "  {}/{}  {} ({state})",
+            mount.mountpoint,
+            relative(&mount.source, key),
+            format_bytes(size)
+        );
+        match cannot {
+            true => failed.push(line),
+            false => waiting.push(line),
+        }
+    };
     if let Some(queue) = &status.fs.write_back {
         for file in queue
             .files
             .iter()
             .filter(|f| f.seq <= mount.last_seq && here(&f.key))
         {
-            let line = format!(
-                "  {}  {} ({})",
-                path(&file.key),
-                format_bytes(file.size),
-                file.state
+            add(
+                &file.key,
+                file.size,
+                &file.state,
+                file.state.starts_with("failed"),
             );
-            match file.state.starts_with("failed") {
-                true => failed.push(line),
-                false => waiting.push(line),
-            }
         }
     }
     for file in status
@@ -158,16 +166,12 @@ fn left(mount: &Owed, status: &MountStatus) -> (Vec<String>, Vec<String>) {
         .iter()
         .filter(|p| mount.journal.contains(&p.key) && here(&p.key))
     {
-        let line = format!(
-            "  {}  {} ({})",
-            path(&file.key),
-            format_bytes(file.size),
-            file.state
+        add(
+            &file.key,
+            file.size,
+            &file.state,
+            file.state.starts_with("stuck"),
         );
-        match file.state.starts_with("stuck") {
-            true => failed.push(line),
-            false => waiting.push(line),
-        }
     }
     (waiting, failed)
 }

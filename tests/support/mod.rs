@@ -33,3 +33,24 @@ pub use self::client::{Reply, TestClient};
 pub use self::mount::{require_fuse, run_mount_expect_failure, Mount, MountCommand};
 #[allow(unused_imports)]
 pub use self::s3server::{Fault, ObjectInfo, Op, Outcome, Phase, RequestRecord, TestServer};
+
+/// A server holding the empty bucket `bkt`, the one most tests use.
+pub fn server_with_bkt() -> TestServer {
+    let server = TestServer::start();
+    server.create_bucket("bkt");
+    server
+}
+
+/// Polls `done` every 100 ms for up to `limit`; true once it held.
+pub fn eventually(limit: std::time::Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if done() {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
