@@ -382,21 +382,29 @@ impl<C: ObjectClient> S3Filesystem<C> {
             return;
         };
         let mut was: Option<SystemTime> = None;
+        let mut seen = self.client.outages();
         let mut probed = Instant::now();
         while !queue.closing.load(Ordering::Acquire) {
             tokio::time::sleep(Duration::from_secs(1)).await;
             let now = self.client.unreachable_since();
-            match (was, now) {
-                (None, Some(_)) => warn!(
+            // An outage begun (and maybe ended) since the last glance counts too.
+            let outages = self.client.outages();
+            if outages != seen && was.is_none() {
+                warn!(
                     "S3 cannot be reached: working offline from what this mount has seen; \
                      files closed meanwhile wait in the write-back queue"
-                ),
-                (Some(since), None) => {
-                    let away = since.elapsed().unwrap_or_default().as_secs();
-                    info!("S3 answers again (after {away} s): uploading the write-back queue");
-                    queue.release_all();
-                }
-                _ => {}
+                );
+            }
+            let began = was.or(if outages != seen {
+                now.or(Some(SystemTime::now()))
+            } else {
+                None
+            });
+            seen = outages;
+            if let (Some(since), None) = (began, now) {
+                let away = since.elapsed().unwrap_or_default().as_secs();
+                info!("S3 answers again (after {away} s): uploading the write-back queue");
+                queue.release_all();
             }
             was = now;
             if now.is_some() && probed.elapsed() >= PROBE {

@@ -178,6 +178,12 @@ pub trait ObjectClient: Send + Sync + 'static {
         None
     }
 
+    /// How many times S3 stopped answering since the client began (0 for clients that
+    /// cannot tell): an outage shorter than a watcher's glance still counts.
+    fn outages(&self) -> u64 {
+        0
+    }
+
     /// HeadBucket: `Ok` when the bucket exists and we may list it.
     fn head_bucket(&self) -> impl Future<Output = Result<(), S3Error>> + Send;
     fn head_object(&self, key: &str) -> impl Future<Output = Result<ObjectMeta, S3Error>> + Send;

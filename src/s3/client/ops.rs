@@ -236,6 +236,10 @@ impl ObjectClient for S3Client {
         self.reach.since().map(|(_, at)| at)
     }
 
+    fn outages(&self) -> u64 {
+        self.reach.outages()
+    }
+
     async fn head_bucket(&self) -> Result<(), S3Error> {
         self.head_bucket_checked().await
     }

@@ -12,6 +12,8 @@ use std::time::{Instant, SystemTime};
 #[derive(Debug, Default)]
 pub struct Reach {
     since: Mutex<Option<(Instant, SystemTime)>>,
+    /// Times S3 stopped answering, so a watcher that looks now and then misses none.
+    outages: std::sync::atomic::AtomicU64,
 }
 
 impl Reach {
@@ -27,8 +29,17 @@ impl Reach {
 
     /// An attempt got no answer.
     pub fn unanswered(&self) {
-        self.slot()
-            .get_or_insert_with(|| (Instant::now(), SystemTime::now()));
+        let mut slot = self.slot();
+        if slot.is_none() {
+            *slot = Some((Instant::now(), SystemTime::now()));
+            self.outages
+                .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        }
+    }
+
+    /// How many times S3 stopped answering so far.
+    pub fn outages(&self) -> u64 {
+        self.outages.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Since when S3 has not answered, if it has not.
@@ -51,5 +62,6 @@ mod tests {
         assert_eq!(reach.since().unwrap().0, first.0);
         reach.answered();
         assert!(reach.since().is_none());
+        assert_eq!(reach.outages(), 1);
     }
 }
