@@ -8,9 +8,15 @@
 //! mount that dies (`kill -9`, OOM, reboot) leaves enough for the next one to finish the
 //! job — or to put what it has beside the object, never over another client's newer data.
 //!
-//! - A record is written atomically: a temporary file, `fsync` when it must survive a power
-//!   loss (the complete ones), then `rename` over the old one and an `fsync` of the
-//!   directory. A reader never sees half a record.
+//! - A record file is a log: each save appends the whole record as one JSON line (framed by
+//!   newlines on both sides), and a reader takes the last line that parses. A save that a
+//!   crash cut short is a line that does not parse, so the one before it stands; a save
+//!   that must survive a power loss (the complete ones) is `fdatasync`'d, and the first
+//!   such save of an entry also syncs the directory (its names). Appending instead of
+//!   writing a new file and renaming it: `tar x` with write-back saves a record four or
+//!   five times per file, and a new inode each time was most of its cost (measured: ext4's
+//!   inode allocator took 12 s of the daemon's 16.5 s CPU for 5,000 files). A log past
+//!   [`RECORD_LOG_MAX`] is rewritten as one line (a temporary file, then `rename`).
 //! - A data file is held with `flock` by the process writing it, for its whole life: a
 //!   record whose data file is locked belongs to a live mount and is left alone; the lock
 //!   goes with the process however it dies.
@@ -21,12 +27,13 @@
 //! What the journal never does: decide what a record means for S3 (`pending` does), or
 //! hold data in memory.
 
+use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, Write};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -38,6 +45,9 @@ use crate::s3::Metadata;
 
 /// The format of a record; a record of another version is left alone (and logged).
 const RECORD_VERSION: u32 = 1;
+
+/// A record log longer than this is rewritten as its last record alone on its next save.
+const RECORD_LOG_MAX: u64 = 16 * 1024;
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 
@@ -134,6 +144,8 @@ pub struct AbortNote {
 pub struct Journal {
     dir: PrivateDir,
     origin: BucketId,
+    /// Entries whose names (data and record) a directory sync made durable.
+    named: Mutex<HashSet<String>>,
 }
 
 /// A journal entry's data file, held (locked) by this process.
@@ -154,7 +166,11 @@ pub struct Found {
 impl Journal {
     /// The journal in `dir` for `origin`'s records.
     pub fn new(dir: PrivateDir, origin: BucketId) -> Arc<Journal> {
-        Arc::new(Journal { dir, origin })
+        Arc::new(Journal {
+            dir,
+            origin,
+            named: Mutex::new(HashSet::new()),
+        })
     }
 
     pub fn dir(&self) -> &Path {
@@ -204,17 +220,48 @@ impl Journal {
         self.dir.open(format!("{id}.data"), flags | libc::O_CLOEXEC)
     }
 
-    /// Writes `record` for entry `id`, atomically; `durable` also survives a power loss.
+    /// Writes `record` for entry `id` (appended to its log, see the module doc); `durable`
+    /// also survives a power loss.
     pub fn save(&self, id: &str, record: &Record, durable: bool) -> Result<(), UploadError> {
         let mut record = record.clone();
         record.version = RECORD_VERSION;
         record.updated = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
+        let name = format!("{id}.json");
+        let mut line = vec![b'\n'];
+        serde_json::to_writer(&mut line, &record)
+            .map_err(|e| self.local_io(&name)(io::Error::other(e)))?;
+        line.push(b'\n');
+        let file = match self
+            .dir
+            .open(&name, libc::O_WRONLY | libc::O_APPEND | libc::O_CLOEXEC)
+        {
+            Ok(file) => {
+                let len = file.metadata().map_err(self.local_io(&name))?.len();
+                if len + line.len() as u64 > RECORD_LOG_MAX {
+                    drop(file);
+                    return self.rewrite(id, &line[1..], durable);
+                }
+                file
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                self.dir.create_new(&name).map_err(self.local_io(&name))?
+            }
+            Err(e) => return Err(self.local_io(&name)(e)),
+        };
+        (&file).write_all(&line).map_err(self.local_io(&name))?;
+        if durable {
+            file.sync_data().map_err(self.local_io(&name))?;
+            self.sync_names(id)?;
+        }
+        Ok(())
+    }
+
+    /// The record log of `id` replaced by `line` alone, atomically.
+    fn rewrite(&self, id: &str, line: &[u8], durable: bool) -> Result<(), UploadError> {
         let tmp = format!("{id}.json.tmp");
         let name = format!("{id}.json");
-        let text =
-            serde_json::to_vec(&record).map_err(|e| self.local_io(&name)(io::Error::other(e)))?;
         let mut file = self
             .dir
             .open(
@@ -222,16 +269,34 @@ impl Journal {
                 libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_CLOEXEC,
             )
             .map_err(self.local_io(&tmp))?;
-        file.write_all(&text).map_err(self.local_io(&tmp))?;
+        file.write_all(line).map_err(self.local_io(&tmp))?;
         if durable {
-            file.sync_all().map_err(self.local_io(&tmp))?;
+            file.sync_data().map_err(self.local_io(&tmp))?;
         }
         drop(file);
+        // The name now means another file: durable again only after a directory sync.
+        self.named_set().remove(id);
         self.dir.rename(&tmp, &name).map_err(self.local_io(&name))?;
         if durable {
-            self.dir.sync().map_err(self.local_io(&name))?;
+            self.sync_names(id)?;
         }
         Ok(())
+    }
+
+    /// Makes the names of entry `id` durable, once: a directory sync the first time.
+    fn sync_names(&self, id: &str) -> Result<(), UploadError> {
+        if self.named_set().contains(id) {
+            return Ok(());
+        }
+        self.dir
+            .sync()
+            .map_err(self.local_io(&format!("{id}.json")))?;
+        self.named_set().insert(id.to_string());
+        Ok(())
+    }
+
+    fn named_set(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.named.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Notes that `upload_id` of `key` is to be aborted (see [`AbortNote`]). A note that
@@ -292,6 +357,7 @@ impl Journal {
 
     /// Removes the record of entry `id` (its data stays, clean).
     pub fn forget(&self, id: &str) {
+        self.named_set().remove(id);
         self.remove_name(&format!("{id}.json"));
     }
 
@@ -438,7 +504,26 @@ fn read_record(dir: &PrivateDir, name: &str) -> io::Result<Record> {
     let mut text = Vec::new();
     dir.open(name, libc::O_RDONLY | libc::O_CLOEXEC)?
         .read_to_end(&mut text)?;
-    serde_json::from_slice(&text).map_err(io::Error::other)
+    last_record(&text)
+}
+
+/// The last record of a record log that parses (a record of an older version is the log's
+/// one line, without newlines around it).
+pub(crate) fn last_record(log: &[u8]) -> io::Result<Record> {
+    let mut last_error = None;
+    for line in log.rsplit(|b| *b == b'\n') {
+        if line.iter().all(|b| b.is_ascii_whitespace() || *b == 0) {
+            continue;
+        }
+        match serde_json::from_slice(line) {
+            Ok(record) => return Ok(record),
+            Err(e) => last_error = last_error.or(Some(e)),
+        }
+    }
+    Err(match last_error {
+        Some(e) => io::Error::other(e),
+        None => io::Error::new(io::ErrorKind::InvalidData, "an empty record"),
+    })
 }
 
 /// `flock(LOCK_EX)`: held until the file is closed (or the process dies). `try_only`: fail
@@ -516,6 +601,57 @@ mod tests {
         assert!(journal.scan().is_empty(), "held by `entry`");
         drop(entry);
         assert_eq!(journal.scan().len(), 1);
+    }
+
+    /// Each save appends to the record's log and the last whole record wins: a save a
+    /// crash cut short (half a line, or zeros where the disk had not written yet) leaves
+    /// the one before it, later saves still count, and a long log is rewritten whole.
+    #[test]
+    fn the_last_whole_record_of_the_log_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::new(private(&dir), origin("bkt"));
+        let entry = journal.create().unwrap();
+        let mut record = Record::new(origin("bkt"), "k".into(), None, 0);
+        journal.save(&entry.id, &record, false).unwrap();
+        record.size = 7;
+        record.complete = true;
+        journal.save(&entry.id, &record, true).unwrap();
+        let log = dir.path().join(format!("{}.json", entry.id));
+        let whole = std::fs::read(&log).unwrap();
+        let line = whole
+            .split(|b| *b == b'\n')
+            .rfind(|l| !l.is_empty())
+            .unwrap()
+            .to_vec();
+        let mut torn = whole.clone();
+        torn.extend_from_slice(&line[..line.len() / 2]);
+        torn.extend_from_slice(&[0; 300]);
+        std::fs::write(&log, &torn).unwrap();
+        let read = |dir: &tempfile::TempDir| {
+            read_record(&private(dir), &format!("{}.json", entry.id)).unwrap()
+        };
+        assert_eq!((read(&dir).size, read(&dir).complete), (7, true));
+
+        record.size = 9;
+        journal.save(&entry.id, &record, false).unwrap();
+        assert_eq!(read(&dir).size, 9, "a save after a torn one counts");
+
+        for size in 10..400 {
+            record.size = size;
+            journal.save(&entry.id, &record, size % 50 == 0).unwrap();
+        }
+        assert!(std::fs::metadata(&log).unwrap().len() <= RECORD_LOG_MAX);
+        assert_eq!(read(&dir).size, 399);
+
+        let legacy = serde_json::to_vec(&record).unwrap();
+        std::fs::write(&log, legacy).unwrap();
+        assert_eq!(
+            read(&dir).size,
+            399,
+            "a record of an older version is one line"
+        );
+        std::fs::write(&log, b"{\"version\":1,").unwrap();
+        assert!(read_record(&private(&dir), &format!("{}.json", entry.id)).is_err());
     }
 
     /// An abort noted for later is listed for its bucket only, until it is forgotten.

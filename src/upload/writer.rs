@@ -134,6 +134,8 @@ struct State<C: ObjectClient> {
     /// What the journal says of this file, while it says something (`recorded`).
     record: Record,
     recorded: bool,
+    /// The last record written was synced: a power loss keeps what `record` says.
+    synced: bool,
 }
 
 impl<C: ObjectClient> OpenWriter<C> {
@@ -201,6 +203,7 @@ impl<C: ObjectClient> OpenWriter<C> {
                 mode,
                 record,
                 recorded: false,
+                synced: false,
             }),
             size: AtomicU64::new(size),
             dirty: AtomicBool::new(dirty),
@@ -963,6 +966,11 @@ impl<C: ObjectClient> OpenWriter<C> {
         let Some(file) = local_file(&state.mode) else {
             return;
         };
+        if state.recorded && state.record.complete {
+            // Nothing written since it was made durable and recorded complete (write-back's
+            // close): its record already says what a crash needs.
+            return;
+        }
         if let Err(e) = file.sync_data().await {
             warn!(
                 "{}: {e}; its data may not survive a power loss",
@@ -996,6 +1004,7 @@ impl<C: ObjectClient> OpenWriter<C> {
             mode,
             record,
             recorded,
+            synced,
         } = state;
         record.key = self.key();
         let file = match mode {
@@ -1020,6 +1029,7 @@ impl<C: ObjectClient> OpenWriter<C> {
         };
         file.save(record, durable)?;
         *recorded = true;
+        *synced = durable;
         Ok(())
     }
 
@@ -1046,6 +1056,14 @@ impl<C: ObjectClient> OpenWriter<C> {
         let mut state = self.state.lock().await;
         if !self.is_dirty() || self.is_unlinked() {
             return Ok(());
+        }
+        if state.recorded && state.record.complete {
+            // Durable since the last close, nothing written since: only a change of its
+            // metadata (a chmod after that close) may wait to be synced.
+            return match state.synced {
+                true => Ok(()),
+                false => self.try_save_record(&mut state, true),
+            };
         }
         self.switch_to_staged(&mut state, "write-back keeps it on disk", false)
             .await?;

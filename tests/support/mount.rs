@@ -19,7 +19,7 @@ use super::s3server::TestServer;
 /// How long a mount may take to appear, or a failing mount command to exit.
 const MOUNT_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long a failing mount command that already printed its error may take to exit.
-const SAID_EXIT_TIMEOUT: Duration = Duration::from_secs(60);
+const SAID_EXIT_TIMEOUT: Duration = Duration::from_secs(180);
 /// How long the foreground process may take to exit after its mount is gone.
 const EXIT_TIMEOUT: Duration = Duration::from_secs(10);
 const POLL: Duration = Duration::from_millis(20);
