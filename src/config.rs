@@ -177,6 +177,8 @@ pub struct MountOptions {
     pub write_back: bool,
     /// Bytes the write-back queue may hold (`20G`; absent: a quarter of the cache disk).
     pub write_back_max_size: Option<String>,
+    /// `--exclude`: patterns of names kept local only (see `fs::exclude`).
+    pub exclude: Vec<String>,
 }
 
 /// A mount's whole configuration, validated.
@@ -251,6 +253,8 @@ pub struct MountConfig {
     /// Bytes the write-back queue may hold before a `close` waits for room (`None`: a
     /// quarter of the cache directory's disk, decided at mount).
     pub write_back_max_size: Option<u64>,
+    /// Names kept local only (`--exclude`).
+    pub exclude: crate::fs::exclude::Exclude,
 }
 
 /// A configuration that cannot work, with the fix.
@@ -276,6 +280,8 @@ pub enum ConfigError {
     /// The bucket, access point or endpoint options have no endpoint together.
     #[error("{0}")]
     Endpoint(#[from] EndpointError),
+    #[error("{0}")]
+    Exclude(#[from] crate::fs::exclude::ExcludeError),
 }
 
 impl MountConfig {
@@ -498,6 +504,7 @@ impl MountConfig {
                 }),
                 other => other,
             },
+            exclude: crate::fs::exclude::Exclude::new(&opts.exclude)?,
         })
     }
 }

@@ -363,6 +363,9 @@ struct MountArgs {
     /// Bytes the write-back queue may hold; past them close() waits for room, e.g. 20G (default: a quarter of the cache directory's disk).
     #[arg(long, value_name = "BYTES", help_heading = "Upload")]
     write_back_max_size: Option<String>,
+    /// Names never uploaded: files created under them stay local to the mount and go at unmount. Shell patterns, several joined by |, e.g. --exclude '.DS_Store|Thumbs.db|.~lock.*#' (one with / matches the path from the mount's root). Repeatable.
+    #[arg(long, value_name = "PATTERNS", help_heading = "Upload")]
+    exclude: Vec<String>,
 
     /// Attempts per S3 request made in any case, however short the retry budget (default: AWS_MAX_ATTEMPTS, else 5).
     #[arg(long, help_heading = "Network")]
@@ -492,6 +495,7 @@ fn mount_options(args: MountArgs) -> Result<MountOptions, String> {
         single_copy_limit: args.single_copy_limit,
         write_back: args.write_back,
         write_back_max_size: args.write_back_max_size,
+        exclude: args.exclude,
         ..MountOptions::default()
     };
     args.bucket.apply(&mut options);

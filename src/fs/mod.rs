@@ -20,6 +20,7 @@
 pub mod attrs;
 pub mod dir;
 pub mod error;
+pub mod exclude;
 pub mod fuse;
 pub mod handle;
 mod heads;
@@ -95,6 +96,8 @@ pub struct FsConfig {
     /// `--write-back`: the bound of its queue in bytes (`None`: write-back is off, and
     /// `close` waits for S3).
     pub write_back: Option<u64>,
+    /// Names kept local only (`--exclude`).
+    pub exclude: exclude::Exclude,
 }
 
 /// Attributes of one inode, as the kernel gets them.
@@ -146,6 +149,8 @@ pub struct S3Filesystem<C: ObjectClient> {
     heads: Arc<Heads<C>>,
     /// The files closed and not yet uploaded, with `--write-back`.
     write_back: Option<writeback::WriteBack>,
+    /// How files kept off S3 (`--exclude`) are written.
+    local_writer: Arc<crate::upload::WriterConfig>,
 }
 
 impl<C: ObjectClient> S3Filesystem<C> {
@@ -174,6 +179,10 @@ impl<C: ObjectClient> S3Filesystem<C> {
             listings: Mutex::new(ListingCache::default()),
             writers: Mutex::new(HashMap::new()),
             write_back: config.write_back.map(writeback::WriteBack::new),
+            local_writer: Arc::new(crate::upload::WriterConfig {
+                local_only: true,
+                ..(*config.writer).clone()
+            }),
             config,
             mount_time,
         }
@@ -471,6 +480,11 @@ impl<C: ObjectClient> S3Filesystem<C> {
     /// with a marker, whose metadata is read too).
     async fn stat_key(&self, prefix: &str, name: &str) -> Result<ChildFacts, FsError> {
         let key = format!("{prefix}{name}");
+        if self.is_local_only(&key) {
+            // A name kept off S3 (`--exclude`): S3 is never asked about it; what it holds
+            // under such a name is seen through listings only.
+            return Err(FsError::NotFound);
+        }
         let list = ListObjectsParams {
             prefix: format!("{key}/"),
             delimiter: Some("/".into()),

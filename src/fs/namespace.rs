@@ -263,7 +263,24 @@ impl<C: ObjectClient> S3Filesystem<C> {
                         // must not land over the renamed file.
                         replaced.unlink().await?;
                     }
+                    let local_target = match &open_target {
+                        Some((_, w)) => w.is_local_only(),
+                        None => target.is_none(),
+                    };
                     let renamed_locally = match (&open_source, &open_target, &self.write_back) {
+                        // A file kept off S3 (`--exclude`): it stays off under a name that
+                        // is excluded too and where S3 holds nothing; elsewhere it becomes
+                        // an ordinary file, uploaded like a new one. S3 is never asked for
+                        // the old name, which it never held.
+                        (Some((ino, writer)), _, _) if writer.is_local_only() => {
+                            if local_target && self.is_local_only(&to) {
+                                writer.rekey(to.clone(), None).await?;
+                            } else {
+                                let replaces = target.as_ref().and_then(|t| t.etag.clone());
+                                self.promote_local(*ino, writer, &to, replaces).await?;
+                            }
+                            true
+                        }
                         // Write-back, a file S3 never held (a program's temporary file
                         // renamed over the real one): only its name changes; its queued
                         // upload goes to the new one. No network, so a save never waits.
@@ -482,6 +499,7 @@ mod tests {
             content_type_default: "application/octet-stream".into(),
             meta_cache: None,
             write_back: None,
+            exclude: Default::default(),
         }
     }
 

@@ -192,6 +192,7 @@ mod tests {
                 content_type_default: "application/octet-stream".into(),
                 meta_cache: None,
                 write_back: None,
+                exclude: Default::default(),
             },
         )
     }

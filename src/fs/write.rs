@@ -41,12 +41,14 @@ impl<C: ObjectClient> S3Filesystem<C> {
 
     /// Attaches a handle to the inode's writer, creating it with `origin` if none exists
     /// (then the inode is pinned: one inode, one writer, until the writer goes).
+    /// `local_only`: a file kept off S3 (`--exclude`, see `exclude`).
     fn attach_writer(
         &self,
         ino: u64,
         key: &str,
         origin: Origin,
         metadata: Metadata,
+        local_only: bool,
     ) -> Arc<OpenWriter<C>> {
         // Pinned before the writer exists, and never under the writers' lock: elsewhere the
         // inode table's lock is held while a writer is looked up (attributes), so taking
@@ -63,7 +65,10 @@ impl<C: ObjectClient> S3Filesystem<C> {
                         key.to_string(),
                         origin,
                         metadata,
-                        Arc::clone(&self.config.writer),
+                        match local_only {
+                            true => Arc::clone(&self.local_writer),
+                            false => Arc::clone(&self.config.writer),
+                        },
                     )),
                     handles: 0,
                 }
@@ -133,8 +138,9 @@ impl<C: ObjectClient> S3Filesystem<C> {
             _ => Origin::New,
         };
         let touched = truncate && current_size.is_some_and(|s| s > 0);
+        let local_only = current_size.is_none() && self.is_local_only(&inode.key);
         // A writer created while S3 was asked is joined (`or_insert`): still one writer.
-        let writer = self.attach_writer(ino, &inode.key, origin, metadata);
+        let writer = self.attach_writer(ino, &inode.key, origin, metadata, local_only);
         if replaced.is_some() && writer.replaces().is_none() {
             // Emptied: the content replaces that version without using its bytes.
             writer.set_replaces(replaced);
@@ -268,7 +274,8 @@ impl<C: ObjectClient> S3Filesystem<C> {
         };
         let ino = self.add_child(parent, name, facts)?;
         let key = format!("{}{name}", parent_inode.key);
-        self.attach_writer(ino, &key, Origin::New, metadata);
+        let local_only = self.is_local_only(&key);
+        self.attach_writer(ino, &key, Origin::New, metadata, local_only);
         let fh = self.new_handle(ino, &key, String::new(), 0);
         let attr = self.getattr(ino).await?;
         Ok((
@@ -311,6 +318,9 @@ impl<C: ObjectClient> S3Filesystem<C> {
     /// What `close` and `fsync` owe: the upload, or with write-back the local copy made
     /// durable and queued (see `writeback`).
     async fn save(&self, ino: u64, writer: &OpenWriter<C>) -> Result<(), FsError> {
+        if writer.is_local_only() {
+            return Ok(());
+        }
         match self.write_back {
             Some(_) => self.queue_upload(ino, writer).await,
             None => self.upload(ino, writer).await,
@@ -359,6 +369,10 @@ impl<C: ObjectClient> S3Filesystem<C> {
             }
             Arc::clone(&slot.writer)
         };
+        if writer.is_local_only() && !writer.is_unlinked() {
+            // Kept, pinned, while the mount lives: the only copy there is.
+            return;
+        }
         if writer.is_dirty() {
             let _ = self.save(ino, &writer).await;
             if self.write_back.as_ref().is_some_and(|q| q.is_queued(ino)) {
@@ -391,7 +405,7 @@ impl<C: ObjectClient> S3Filesystem<C> {
         };
         if gone {
             self.inodes().unpin(ino);
-            if writer.is_dirty() {
+            if writer.is_dirty() && !writer.is_local_only() {
                 // Kept in the journal, complete: the background uploads take it from here
                 // once the writer (and its lock on the file) is gone.
                 writer.abandon().await;
@@ -399,6 +413,66 @@ impl<C: ObjectClient> S3Filesystem<C> {
             }
         }
         false
+    }
+
+    /// True when a new file at `key` is kept off S3 (`--exclude`).
+    pub(super) fn is_local_only(&self, key: &str) -> bool {
+        let path = key.strip_prefix(&self.config.prefix).unwrap_or(key);
+        self.config.exclude.matches(path)
+    }
+
+    /// A file kept local only, renamed to `key` where it is to be an ordinary file: a new
+    /// writer of `key` takes its bytes and metadata and its place (its handles with it),
+    /// and goes to S3 like any new file — now if no handle has it open, else at their
+    /// close. `replaces`: the version at `key` it replaces.
+    pub(super) async fn promote_local(
+        &self,
+        ino: u64,
+        local: &Arc<OpenWriter<C>>,
+        key: &str,
+        replaces: Option<String>,
+    ) -> Result<(), FsError> {
+        let writer = Arc::new(OpenWriter::new(
+            Arc::clone(&self.client),
+            key.to_string(),
+            Origin::New,
+            local.metadata(),
+            Arc::clone(&self.config.writer),
+        ));
+        let size = local.size();
+        let mut offset = 0;
+        while offset < size {
+            let len = (size - offset).min(1 << 20) as u32;
+            let bytes = local.read(offset, len).await?;
+            if bytes.is_empty() {
+                break;
+            }
+            offset += bytes.len() as u64;
+            writer.write(offset - bytes.len() as u64, bytes).await?;
+        }
+        writer.set_metadata(local.metadata(), Some(true)).await?;
+        writer.set_replaces(replaces);
+        let idle = {
+            let mut writers = self.writers();
+            let Some(slot) = writers
+                .get_mut(&ino)
+                .filter(|s| Arc::ptr_eq(&s.writer, local))
+            else {
+                return Err(FsError::NotFound);
+            };
+            slot.writer = Arc::clone(&writer);
+            let idle = slot.handles == 0;
+            if idle {
+                // Released below like the last handle of any written file.
+                slot.handles = 1;
+            }
+            idle
+        };
+        local.unlink().await?;
+        if idle {
+            self.release_writer(ino).await;
+        }
+        Ok(())
     }
 
     /// `setattr(size)`: truncation, through the open writer or as its own upload (through

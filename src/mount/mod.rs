@@ -124,6 +124,7 @@ fn mount_foreground(config: MountConfig, report_ready: bool) -> Result<(), Mount
                     .write_back_max_size
                     .unwrap_or_else(|| default_write_back_size(&config.cache_dir))
             }),
+            exclude: config.exclude.clone(),
         },
     ));
     // Before the mount, so a mount that is visible can always be asked; dropped (and the

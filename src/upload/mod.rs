@@ -96,6 +96,10 @@ pub struct WriterConfig {
     /// `close` only makes them durable ([`OpenWriter::persist`]); the filesystem uploads
     /// them later ([`OpenWriter::upload_queued`]).
     pub write_back: bool,
+    /// A file kept local only (`--exclude`): staged from its first byte like write-back's,
+    /// never recorded in the journal (nothing of it is owed to S3), and removed with its
+    /// writer. The filesystem never uploads it.
+    pub local_only: bool,
 }
 
 impl WriterConfig {
@@ -107,6 +111,7 @@ impl WriterConfig {
             journal,
             budget: MemoryBudget::new(budget),
             write_back: false,
+            local_only: false,
         }
     }
 }

@@ -27,6 +27,7 @@ fn config(dir: &tempfile::TempDir, concurrency: usize) -> Arc<WriterConfig> {
         journal: super::staging::tests::journal(dir),
         budget: MemoryBudget::new(1 << 30),
         write_back: false,
+        local_only: false,
     })
 }
 
@@ -48,6 +49,7 @@ fn config_without_disk(dir: &tempfile::TempDir) -> Arc<WriterConfig> {
         journal,
         budget: MemoryBudget::new(1 << 30),
         write_back: false,
+        local_only: false,
     })
 }
 

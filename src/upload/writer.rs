@@ -155,7 +155,7 @@ impl<C: ObjectClient> OpenWriter<C> {
             Origin::New => None,
         };
         let (mode, record, size, dirty) = match origin {
-            Origin::New if config.write_back => {
+            Origin::New if config.write_back || config.local_only => {
                 // Write-back: nothing goes to S3 while the program writes; the file is a
                 // local copy from its first byte.
                 let record = Record::new(origin_bucket, key.clone(), None, 0);
@@ -248,7 +248,7 @@ impl<C: ObjectClient> OpenWriter<C> {
             state.record.metadata = self.metadata();
             self.save_record(&mut state, false);
         }
-        if self.is_dirty() || self.is_unlinked() {
+        if self.is_dirty() || self.is_unlinked() || self.config.local_only {
             return Ok(None);
         }
         let key = self.key();
@@ -997,7 +997,7 @@ impl<C: ObjectClient> OpenWriter<C> {
 
     /// [`OpenWriter::save_record`], the failure returned.
     fn try_save_record(&self, state: &mut State<C>, durable: bool) -> Result<(), UploadError> {
-        if self.is_unlinked() {
+        if self.is_unlinked() || self.config.local_only {
             return Ok(());
         }
         let State {
@@ -1108,6 +1108,11 @@ impl<C: ObjectClient> OpenWriter<C> {
             self.try_save_record(&mut state, durable)?;
         }
         Ok(true)
+    }
+
+    /// A file kept local only (`--exclude`, see [`WriterConfig::local_only`]).
+    pub fn is_local_only(&self) -> bool {
+        self.config.local_only
     }
 
     /// The version of the key this file replaces: `None` when the key held no object as
@@ -1262,7 +1267,7 @@ impl<C: ObjectClient> Drop for OpenWriter<C> {
     /// A clean copy goes away with its writer (so does an unlinked file's); a changed one
     /// stays in the journal for the background retry and the next mount.
     fn drop(&mut self) {
-        let dirty = self.is_dirty() && !self.is_unlinked();
+        let dirty = self.is_dirty() && !self.is_unlinked() && !self.config.local_only;
         let key = self.key();
         let size = self.size();
         let state = self.state.get_mut();
