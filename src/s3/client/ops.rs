@@ -319,6 +319,25 @@ impl ObjectClient for S3Client {
         Ok(etag)
     }
 
+    async fn rename_object(&self, from: &str, to: &str) -> Result<Option<String>, S3Error> {
+        if !self.directory
+            || self
+                .rename_missing
+                .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            return Ok(None);
+        }
+        if !self.rename_object_request(from, to).await? {
+            return Ok(None);
+        }
+        // RenameObject answers no ETag; the object keeps its own, which the inode takes.
+        Ok(Some(self.head_object(to).await?.etag))
+    }
+
+    fn supports_start_after(&self) -> bool {
+        !self.directory
+    }
+
     async fn delete_object(&self, key: &str) -> Result<(), S3Error> {
         self.execute(&Request::new("DeleteObject", Method::DELETE, Some(key)))
             .await
