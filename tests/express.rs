@@ -300,3 +300,100 @@ fn a_mount_survives_session_expiry_for_two_minutes() {
     );
     drop(m);
 }
+
+/// `s3rolefs check` names the directory bucket and says that session auth works.
+#[test]
+fn check_reports_a_directory_bucket_with_working_sessions() {
+    let server = express_server(Duration::from_secs(30));
+    server.put(BUCKET, "sample.txt", "sample");
+    let home = tempfile::TempDir::new().unwrap();
+    let out = support::mount::s3rolefs_command(home.path())
+        .args([
+            "check",
+            BUCKET,
+            "--write-probe",
+            "--region",
+            server.region(),
+        ])
+        .env("AWS_ENDPOINT_URL", server.endpoint())
+        .env("AWS_ACCESS_KEY_ID", server.access_key())
+        .env("AWS_SECRET_ACCESS_KEY", server.secret_key())
+        .output()
+        .expect("run s3rolefs check");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "check failed:\n{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = stdout
+        .lines()
+        .find(|l| l.contains("express"))
+        .unwrap_or_else(|| panic!("no express line:\n{stdout}"));
+    assert!(
+        line.contains("directory bucket (S3 Express One Zone, zone usw2-az1)")
+            && line.contains("session auth works"),
+        "{line}"
+    );
+}
+
+/// A GET of `/BUCKET/k` signed with the server's long-term key for `service`, without a
+/// session token: its status and error code.
+async fn signed_without_session(server: &TestServer, service: &str) -> (u16, String) {
+    let path = format!("/{BUCKET}/k");
+    let host = server.addr().to_string();
+    let hash = s3rolefs::sigv4::sha256_hex(b"");
+    let headers = vec![
+        ("host".to_string(), host),
+        ("x-amz-content-sha256".to_string(), hash.clone()),
+    ];
+    let signed = s3rolefs::sigv4::sign(
+        &s3rolefs::sigv4::HttpRequest {
+            method: "GET",
+            path: &path,
+            query: &[],
+            headers: &headers,
+            payload_hash: &hash,
+        },
+        &s3rolefs::sigv4::SigningInputs {
+            access_key_id: server.access_key(),
+            secret_access_key: server.secret_key(),
+            session_token: None,
+            region: server.region(),
+            service,
+            time: SystemTime::now(),
+        },
+    );
+    let mut req = reqwest::Client::new()
+        .get(format!("{}{path}", server.endpoint()))
+        .header("x-amz-content-sha256", hash);
+    for (name, value) in signed.headers {
+        req = req.header(name, value);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let body = resp.text().await.unwrap_or_default();
+    let code = body
+        .split("<Code>")
+        .nth(1)
+        .and_then(|rest| rest.split("</Code>").next())
+        .unwrap_or("")
+        .to_string();
+    (status, code)
+}
+
+/// Without a session, a request to a directory bucket is refused: signed with the
+/// long-term key itself it is 403 AccessDenied; signed for service `s3` it is malformed.
+#[tokio::test]
+async fn requests_without_a_session_are_refused() {
+    let server = express_server(Duration::from_secs(30));
+    server.put(BUCKET, "k", "v");
+    assert_eq!(
+        signed_without_session(&server, "s3express").await,
+        (403, "AccessDenied".to_string())
+    );
+    assert_eq!(
+        signed_without_session(&server, "s3").await,
+        (400, "AuthorizationHeaderMalformed".to_string())
+    );
+}
