@@ -166,7 +166,8 @@ fn names(dir: &Path) -> Vec<String> {
 }
 
 /// Write, read (SHA-256-equal), list (sorted though the server shuffles), and rename with
-/// one RenameObject and no copy, through a real mount of a directory bucket.
+/// one RenameObject and no copy (a directory: one per key), through a real mount of a
+/// directory bucket.
 #[test]
 fn a_mount_reads_writes_lists_and_renames_atomically() {
     let server = express_server(Duration::from_secs(30));
@@ -210,6 +211,19 @@ fn a_mount_reads_writes_lists_and_renames_atomically() {
         sha256_hex(&fs::read(root.join("dir/moved.bin")).unwrap()),
         sha256_hex(&large)
     );
+
+    // A directory: each key renamed on its own (41 RenameObjects), nothing copied.
+    server.reset_counters();
+    fs::rename(root.join("dir"), root.join("moved")).unwrap();
+    assert_eq!(server.count(Op::RenameObject), 41);
+    assert_eq!(server.count(Op::CopyObject), 0);
+    assert_eq!(server.count(Op::DeleteObjects), 0);
+    let mut expected = listed.clone();
+    expected.push("moved.bin".into());
+    expected.sort();
+    assert_eq!(names(&root.join("moved")), expected);
+    assert!(!root.join("dir").exists());
+    assert_eq!(fs::read(root.join("moved/n07")).unwrap(), b"n07");
     assert_session_signed(&server);
     drop(m);
 }

@@ -283,15 +283,15 @@ pub trait ObjectClient: Send + Sync + 'static {
     }
 
     /// RenameObject: `from` becomes `to` in one atomic step (S3 Express One Zone directory
-    /// buckets), keeping its metadata; returns the ETag `to` has then. `Ok(None)` when this
-    /// bucket cannot rename: the caller copies and deletes instead.
+    /// buckets), keeping its metadata and ETag. `Ok(false)` when this bucket cannot rename
+    /// (nothing happened): the caller copies and deletes instead.
     fn rename_object(
         &self,
         from: &str,
         to: &str,
-    ) -> impl Future<Output = Result<Option<String>, S3Error>> + Send {
+    ) -> impl Future<Output = Result<bool, S3Error>> + Send {
         let _ = (from, to);
-        async { Ok(None) }
+        async { Ok(false) }
     }
 
     /// Whether listings may start after a key (`StartAfter`). Directory buckets refuse it

@@ -319,19 +319,15 @@ impl ObjectClient for S3Client {
         Ok(etag)
     }
 
-    async fn rename_object(&self, from: &str, to: &str) -> Result<Option<String>, S3Error> {
+    async fn rename_object(&self, from: &str, to: &str) -> Result<bool, S3Error> {
         if !self.directory
             || self
                 .rename_missing
                 .load(std::sync::atomic::Ordering::Relaxed)
         {
-            return Ok(None);
+            return Ok(false);
         }
-        if !self.rename_object_request(from, to).await? {
-            return Ok(None);
-        }
-        // RenameObject answers no ETag; the object keeps its own, which the inode takes.
-        Ok(Some(self.head_object(to).await?.etag))
+        self.rename_object_request(from, to).await
     }
 
     fn supports_start_after(&self) -> bool {
