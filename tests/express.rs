@@ -10,6 +10,8 @@
 mod support;
 
 use std::fs;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -198,6 +200,26 @@ fn a_mount_reads_writes_lists_and_renames_atomically() {
     for _ in 0..3 {
         assert_eq!(names(&root.join("dir")), listed, "readdir must come sorted");
     }
+
+    // An append to an existing object, and a chmod (a copy of the object onto itself).
+    let mut f = fs::OpenOptions::new()
+        .append(true)
+        .open(root.join("small.txt"))
+        .unwrap();
+    f.write_all(b"more\n").unwrap();
+    drop(f);
+    let appended = [small.as_slice(), b"more\n"].concat();
+    assert_eq!(fs::read(root.join("small.txt")).unwrap(), appended);
+    assert_eq!(server.get(BUCKET, "small.txt").unwrap(), appended);
+    fs::set_permissions(root.join("small.txt"), fs::Permissions::from_mode(0o600)).unwrap();
+    assert_eq!(
+        fs::metadata(root.join("small.txt"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
 
     server.reset_counters();
     fs::rename(root.join("large.bin"), root.join("dir/moved.bin")).unwrap();
