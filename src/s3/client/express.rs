@@ -18,12 +18,14 @@ use std::time::SystemTime;
 use log::{info, warn};
 use reqwest::Method;
 
+use super::addressing::Target;
 use super::transport::Request;
 use super::{build_http_unpooled, ClientConfig, S3Client};
 use crate::credentials::refresher::{Refresher, StatusHandle};
 use crate::credentials::{mask_key_id, Credentials, CredentialsCell};
-use crate::s3::express::{parse_create_session, SessionProvider};
+use crate::s3::express::{parse_create_session, SessionProvider, SESSION_TOKEN_HEADER};
 use crate::s3::S3Error;
+use crate::sigv4::Signed;
 
 /// The operation name of `CreateSession`: the one request the mount's own credentials sign.
 pub(super) const CREATE_SESSION: &str = "CreateSession";
@@ -53,6 +55,36 @@ impl S3Client {
             Some(sessions) if req.op != CREATE_SESSION => Some(&sessions.cell),
             _ => self.credentials.as_ref(),
         }
+    }
+
+    /// SigV4 for one attempt with `creds` (a snapshot of [`S3Client::signing_cell`]): on a
+    /// directory bucket's session the token goes in `x-amz-s3session-token`, signed, and
+    /// never as `x-amz-security-token`; anything else is signed as always.
+    pub(super) fn sign_attempt(
+        &self,
+        req: &Request<'_>,
+        target: &Target,
+        headers: &[(String, String)],
+        payload_hash: &str,
+        creds: &Credentials,
+    ) -> Signed {
+        if self.sessions.is_none() || req.op == CREATE_SESSION {
+            return self.sign(req, target, headers, payload_hash, creds);
+        }
+        let token = creds.session_token.as_ref().map(|t| t.expose().to_string());
+        let mut headers = headers.to_vec();
+        if let Some(token) = &token {
+            headers.push((SESSION_TOKEN_HEADER.to_string(), token.clone()));
+        }
+        let tokenless = Credentials {
+            session_token: None,
+            ..creds.clone()
+        };
+        let mut signed = self.sign(req, target, &headers, payload_hash, &tokenless);
+        if let Some(token) = token {
+            signed.headers.push((SESSION_TOKEN_HEADER, token));
+        }
+        signed
     }
 
     /// `CreateSession` (`GET /?session`), signed with the mount's credentials: a new

@@ -14,7 +14,7 @@ use reqwest::Method;
 use super::addressing::Target;
 use super::errors::{map_error, ErrorContext};
 use super::progress::{Progress, ProgressBody};
-use super::{express, S3Client};
+use super::S3Client;
 use crate::credentials::{clock, Credentials};
 use crate::s3::express::SESSION_TOKEN_HEADER;
 use crate::s3::settings::SettingHeader;
@@ -307,26 +307,7 @@ impl S3Client {
             // One snapshot per attempt: a refresh between attempts is picked up, and a
             // refresh during this one cannot mix the key of one set with the token of another.
             let creds = cell.load();
-            let signed = if self.sessions.is_some() && req.op != express::CREATE_SESSION {
-                // A directory bucket's session: its token goes in its own header, signed,
-                // never as `x-amz-security-token`.
-                let token = creds.session_token.as_ref().map(|t| t.expose().to_string());
-                let mut headers = headers.clone();
-                if let Some(token) = &token {
-                    headers.push((SESSION_TOKEN_HEADER.to_string(), token.clone()));
-                }
-                let tokenless = Credentials {
-                    session_token: None,
-                    ..(*creds).clone()
-                };
-                let mut signed = self.sign(req, &target, &headers, &payload_hash, &tokenless);
-                if let Some(token) = token {
-                    signed.headers.push((SESSION_TOKEN_HEADER, token));
-                }
-                signed
-            } else {
-                self.sign(req, &target, &headers, &payload_hash, &creds)
-            };
+            let signed = self.sign_attempt(req, &target, &headers, &payload_hash, &creds);
             for (name, value) in signed.headers {
                 let sensitive = name == "authorization"
                     || name == "x-amz-security-token"

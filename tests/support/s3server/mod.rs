@@ -27,6 +27,7 @@ pub mod bodies;
 mod control;
 pub mod exchange;
 pub mod express;
+pub mod express_sign;
 pub mod faults;
 pub mod front;
 pub mod listing;
