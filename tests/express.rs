@@ -127,6 +127,47 @@ async fn expired_token_forces_one_renewal_for_a_burst() {
     assert_session_signed(&server);
 }
 
+/// When the mount's own credentials rotate, the next session is asked for with the new
+/// ones: the old key can be gone from the server without a single failed request.
+#[tokio::test]
+async fn rotated_base_credentials_sign_the_next_session() {
+    let server = express_server(Duration::from_secs(300));
+    // Keys of the mount's own besides the server's (which the server re-signs with).
+    let key = |id: &str, secret: &str| Credentials {
+        access_key_id: id.into(),
+        secret_access_key: Secret::new(secret),
+        session_token: None,
+        expiry: None,
+        source: "test".into(),
+    };
+    server.add_key("AKIAFIRSTKEY00000001", "first-secret");
+    let mut cfg = config(&server);
+    let base = Arc::new(CredentialsCell::new(key(
+        "AKIAFIRSTKEY00000001",
+        "first-secret",
+    )));
+    cfg.credentials = Some(Arc::clone(&base));
+    let client = S3Client::connect(cfg).await.unwrap();
+    client.put_object(put("k", b"v")).await.unwrap();
+
+    server.add_key("AKIAROTATEDKEY000001", "rotated-secret");
+    base.store(key("AKIAROTATEDKEY000001", "rotated-secret"));
+    assert!(server.remove_key("AKIAFIRSTKEY00000001"));
+    server.expire_directory_sessions();
+    client.head_object("k").await.unwrap();
+    let sessions: Vec<String> = server
+        .requests()
+        .into_iter()
+        .filter(|r| r.op == Op::CreateSession)
+        .filter_map(|r| r.access_key)
+        .collect();
+    assert_eq!(
+        sessions,
+        ["AKIAFIRSTKEY00000001", "AKIAROTATEDKEY000001"],
+        "CreateSession signers"
+    );
+}
+
 /// A listing of several pages works although the server refuses `StartAfter` (the
 /// side-by-side listing is not used), and sorted although each page comes shuffled.
 #[tokio::test]

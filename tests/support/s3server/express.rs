@@ -21,7 +21,8 @@
 //!
 //! s3s 0.14 knows neither `CreateSession`, `RenameObject` nor the `s3express` service, so
 //! this front-end answers the first two itself and hands every other request to s3s re-signed
-//! with the server's default key for service `s3`, after checking the session here.
+//! with the server's default key for service `s3`, after checking the session here (so a
+//! test of directory buckets must keep that key: rotate keys added with `add_key`).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
