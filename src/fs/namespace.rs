@@ -8,7 +8,9 @@
 //!   is copied (bounded concurrency) and then deleted — not atomic: a crash half way leaves
 //!   keys in both places, never none. `RENAME_NOREPLACE` is honoured. A copy is one
 //!   CopyObject up to the server's single-copy limit (5 GiB on S3) and a multipart copy
-//!   (UploadPartCopy) above it, so files of any size can be renamed.
+//!   (UploadPartCopy) above it, so files of any size can be renamed. Where the bucket has
+//!   RenameObject (S3 Express One Zone directory buckets) a file is renamed by it instead,
+//!   atomically, and so is each key of a directory but its `dir/` marker.
 
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 
