@@ -8,9 +8,11 @@
 //!   is copied (bounded concurrency) and then deleted — not atomic: a crash half way leaves
 //!   keys in both places, never none. `RENAME_NOREPLACE` is honoured. A copy is one
 //!   CopyObject up to the server's single-copy limit (5 GiB on S3) and a multipart copy
-//!   (UploadPartCopy) above it, so files of any size can be renamed.
+//!   (UploadPartCopy) above it, so files of any size can be renamed. Where the bucket has
+//!   RenameObject (S3 Express One Zone directory buckets) a file is renamed by it instead,
+//!   atomically, and so is each key of a directory but its `dir/` marker.
 
-use futures_util::stream::{self, TryStreamExt};
+use futures_util::stream::{self, StreamExt, TryStreamExt};
 
 use super::attrs::Creator;
 use super::dir::{self, EntryKind};
@@ -372,14 +374,23 @@ impl<C: ObjectClient> S3Filesystem<C> {
         Ok(())
     }
 
-    /// Copies `from` to `to` (its metadata with it: modes, owners, times, xattrs and the
-    /// Content-Type stay) and deletes `from`; returns the copy's ETag and size.
+    /// Moves `from` to `to` (its metadata with it: modes, owners, times, xattrs and the
+    /// Content-Type stay): RenameObject where the bucket has it, else a copy and a delete;
+    /// returns the new object's ETag and size.
     async fn move_object(
         &self,
         from: String,
         to: String,
         size: u64,
     ) -> Result<(String, u64), FsError> {
+        // A directory bucket renames in one atomic request; elsewhere: copy, delete.
+        if self.client.rename_object(&from, &to).await? {
+            self.rewritten(&to);
+            self.rewritten(&from);
+            // RenameObject answers no ETag; the object keeps its own, which the inode takes.
+            let meta = self.client.head_object(&to).await?;
+            return Ok((meta.etag, meta.size));
+        }
         let etag = self
             .client
             .copy_object_sized(&from, &to, size, None)
@@ -444,7 +455,25 @@ impl<C: ObjectClient> S3Filesystem<C> {
         Ok(())
     }
 
-    /// Copies every key under `from` to `to`, then deletes the originals.
+    /// One key of a directory move: renamed (`None`), or copied (`Some(key)`, to delete).
+    async fn move_key(
+        &self,
+        key: String,
+        target: String,
+        size: u64,
+    ) -> Result<Option<String>, S3Error> {
+        if !key.ends_with('/') && self.client.rename_object(&key, &target).await? {
+            return Ok(None);
+        }
+        self.client
+            .copy_object_sized(&key, &target, size, None)
+            .await?;
+        Ok(Some(key))
+    }
+
+    /// Moves every key under `from` to `to`: RenameObject for each where the bucket has it
+    /// (directory markers excepted: S3 Express renames no key ending in `/`), else copies,
+    /// then deletes the originals copied.
     async fn move_prefix(&self, from: &str, to: &str) -> Result<(), FsError> {
         let listing = self
             .client
@@ -455,16 +484,18 @@ impl<C: ObjectClient> S3Filesystem<C> {
                 max_keys: None,
             })
             .await?;
-        stream::iter(listing.objects.iter().map(Ok::<_, S3Error>))
-            .try_for_each_concurrent(RENAME_CONCURRENCY, |object| async move {
-                let target = format!("{to}{}", &object.key[from.len()..]);
-                self.client
-                    .copy_object_sized(&object.key, &target, object.size, None)
-                    .await
-                    .map(|_| ())
-            })
+        let moves = listing.objects.into_iter().map(|object| {
+            let target = format!("{to}{}", &object.key[from.len()..]);
+            self.move_key(object.key, target, object.size)
+        });
+        let copied: Vec<Option<String>> = stream::iter(moves)
+            .buffer_unordered(RENAME_CONCURRENCY)
+            .try_collect()
             .await?;
-        let keys: Vec<String> = listing.objects.into_iter().map(|o| o.key).collect();
+        let keys: Vec<String> = copied.into_iter().flatten().collect();
+        if keys.is_empty() {
+            return Ok(());
+        }
         let failed = self.client.delete_objects(&keys).await?;
         if let Some((key, reason)) = failed.into_iter().next() {
             log::warn!("rename: {key:?} was copied but could not be deleted: {reason}");

@@ -12,6 +12,9 @@
 //!   `n1 + k·(n1 − n0 + 1)`, and a page that ends exactly on its bound needs no second call.
 //! - Anything else is listed page after page, as before.
 //!
+//! Servers that refuse `StartAfter` (directory buckets: see
+//! [`ObjectClient::supports_start_after`]) are listed page after page.
+//!
 //! Entries met twice (a common prefix reported again after a bound inside it) are merged.
 
 use futures_util::future::try_join_all;
@@ -28,7 +31,7 @@ pub async fn list_all<C: ObjectClient>(
     client: &C,
     params: &ListObjectsParams,
 ) -> Result<Listing, S3Error> {
-    if params.max_keys.is_some() || params.start_after.is_some() {
+    if params.max_keys.is_some() || params.start_after.is_some() || !client.supports_start_after() {
         return client.list_objects(params).await;
     }
     let first = client.list_objects_page(params, None).await?;

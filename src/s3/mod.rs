@@ -8,6 +8,8 @@
 //! - `endpoint`: where requests for a bucket or access point go (partitions, FIPS,
 //!   dual-stack, Transfer Acceleration, access point and Outposts ARNs, custom endpoints)
 //!   and what they are signed for, by the AWS SDKs' S3 endpoint rules.
+//! - `express`: S3 Express One Zone directory buckets (`NAME--ZONEID--x-s3`): the name,
+//!   session auth (`CreateSession`, `x-amz-s3session-token`), and what differs.
 //! - `xml`: S3's XML bodies (listings, multipart, errors) parsed into the types below.
 //! - `error`: [`S3Error`].
 //! - `chunks`: [`Chunks`], an object's body in the pieces it arrived in.
@@ -35,6 +37,7 @@ pub mod copy;
 pub mod endpoint;
 pub mod error;
 pub mod etag;
+pub mod express;
 pub mod listing;
 pub mod memory;
 pub mod metadata;
@@ -277,6 +280,24 @@ pub trait ObjectClient: Send + Sync + 'static {
     /// otherwise.
     fn etags_are_md5(&self) -> Option<bool> {
         Some(true)
+    }
+
+    /// RenameObject: `from` becomes `to` in one atomic step (S3 Express One Zone directory
+    /// buckets), keeping its metadata and ETag. `Ok(false)` when this bucket cannot rename
+    /// (nothing happened): the caller copies and deletes instead.
+    fn rename_object(
+        &self,
+        from: &str,
+        to: &str,
+    ) -> impl Future<Output = Result<bool, S3Error>> + Send {
+        let _ = (from, to);
+        async { Ok(false) }
+    }
+
+    /// Whether listings may start after a key (`StartAfter`). Directory buckets refuse it
+    /// (and list in no order), so a large directory is listed page after page there.
+    fn supports_start_after(&self) -> bool {
+        true
     }
 
     /// Copies `from` (of `size` bytes) to `to` within the bucket, whatever its size:

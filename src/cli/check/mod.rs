@@ -5,10 +5,12 @@
 //! the cause and the fix. Exit status 0 only when no step failed; `--json` for scripts.
 //!
 //! - `steps`: the probes themselves; each returns a [`Step`].
+//! - `express`: the step of a directory bucket (S3 Express One Zone): session auth.
 //!
 //! The messages are the mount's own (`MountError`, the credential sources' errors): what
 //! `check` says of a problem is what `mount` would say, so the troubleshooting page covers both.
 
+mod express;
 mod steps;
 
 use std::path::PathBuf;

@@ -127,10 +127,16 @@ pub async fn run_all(
                 ),
                 &mut steps,
             );
+            if let Some(step) = super::express::session_step(&client).await {
+                record(step, &mut steps);
+            }
             client
         }
         // Denied HeadBucket: still worth knowing which of the other permissions hold.
         Err(e @ S3Error::AccessDenied { .. }) => {
+            if let Some(step) = super::express::session_failure(&config.bucket, &e) {
+                record(step, &mut steps);
+            }
             record(
                 Step::fail("bucket", bucket_error(config, e, credentials).to_string()),
                 &mut steps,
@@ -138,6 +144,9 @@ pub async fn run_all(
             probe
         }
         Err(e) => {
+            if let Some(step) = super::express::session_failure(&config.bucket, &e) {
+                record(step, &mut steps);
+            }
             record(
                 Step::fail("bucket", bucket_error(config, e, credentials).to_string()),
                 &mut steps,

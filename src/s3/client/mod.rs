@@ -8,6 +8,8 @@
 //! - `retry`: capped exponential backoff with full jitter, within a time budget.
 //! - `errors`: the one mapping from an error answer to [`S3Error`].
 //! - `region`: endpoint/region resolution helpers and region discovery hints.
+//! - `express`: directory buckets' session auth (`CreateSession` and its refresher) and
+//!   `RenameObject`.
 //! - `ops`: the operations themselves; `compat`: their fallbacks for a server's quirks.
 //! - `quirks`: what the server does differently from S3 ([`Quirks`]), known from the
 //!   provider or found out by the answers, in one place.
@@ -18,6 +20,7 @@
 mod addressing;
 mod compat;
 mod errors;
+mod express;
 mod ops;
 mod progress;
 mod quirks;
@@ -28,6 +31,7 @@ mod transport;
 
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -117,6 +121,12 @@ pub struct S3Client {
     /// What the server does differently from S3; shared, so that what one request found
     /// out holds for all (and for `check`'s report).
     quirks: Arc<Quirks>,
+    /// The bucket is a directory bucket (S3 Express One Zone), by its name.
+    directory: bool,
+    /// A directory bucket's sessions, once opened (`express`).
+    sessions: Option<express::Sessions>,
+    /// The server answered RenameObject `NotImplemented`: renames copy and delete.
+    rename_missing: AtomicBool,
 }
 
 impl fmt::Debug for S3Client {
@@ -172,6 +182,15 @@ impl S3Client {
             .map(str::trim)
             .filter(|r| !r.is_empty());
         let probe_region = configured.as_deref().or(hinted).unwrap_or(DISCOVERY_REGION);
+        if crate::s3::express::is_directory_bucket(&config.bucket) {
+            // A directory bucket's zonal endpoint names its region, and every request but
+            // CreateSession needs a session: no discovery, the region given (or the
+            // instance's, where a zonal bucket usually is).
+            let mut client = S3Client::for_region(http, &config, probe_region)?;
+            client.start_sessions(&config).await?;
+            client.head_bucket_checked().await?;
+            return Ok(client);
+        }
         let client = S3Client::for_region(http.clone(), &config, probe_region)?;
         if configured.is_some() {
             client.head_bucket_checked().await?;
@@ -263,6 +282,9 @@ impl S3Client {
             reach: reach::Reach::default(),
             unreachable_budget: None,
             quirks: Arc::new(Quirks::new(config.provider)),
+            directory: crate::s3::express::is_directory_bucket(&config.bucket),
+            sessions: None,
+            rename_missing: AtomicBool::new(false),
         })
     }
 
@@ -339,10 +361,25 @@ fn empty_listing() -> Request<'static> {
         .query("max-keys", "0")
 }
 
+/// [`build_http`] without idle connections kept: for a client used from more than one
+/// runtime (a directory bucket's `CreateSession`, from the mount's and the refresher's).
+fn build_http_unpooled(config: &ClientConfig) -> Result<reqwest::Client, S3Error> {
+    http_builder(config)?
+        .pool_max_idle_per_host(0)
+        .build()
+        .map_err(|e| S3Error::InvalidConfig(format!("cannot build the HTTP client: {e}")))
+}
+
 /// The HTTP client: rustls with the system roots plus `ca_bundle`, no redirects (a 301 from
 /// S3 is an answer about the region, and following a redirect would re-send a signature made
 /// for another host).
 fn build_http(config: &ClientConfig) -> Result<reqwest::Client, S3Error> {
+    http_builder(config)?
+        .build()
+        .map_err(|e| S3Error::InvalidConfig(format!("cannot build the HTTP client: {e}")))
+}
+
+fn http_builder(config: &ClientConfig) -> Result<reqwest::ClientBuilder, S3Error> {
     let mut builder = reqwest::Client::builder()
         .use_rustls_tls()
         .connect_timeout(config.connect_timeout)
@@ -364,9 +401,7 @@ fn build_http(config: &ClientConfig) -> Result<reqwest::Client, S3Error> {
             builder = builder.add_root_certificate(cert);
         }
     }
-    builder
-        .build()
-        .map_err(|e| S3Error::InvalidConfig(format!("cannot build the HTTP client: {e}")))
+    Ok(builder)
 }
 
 #[cfg(test)]

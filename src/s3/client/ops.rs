@@ -319,6 +319,21 @@ impl ObjectClient for S3Client {
         Ok(etag)
     }
 
+    async fn rename_object(&self, from: &str, to: &str) -> Result<bool, S3Error> {
+        if !self.directory
+            || self
+                .rename_missing
+                .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            return Ok(false);
+        }
+        self.rename_object_request(from, to).await
+    }
+
+    fn supports_start_after(&self) -> bool {
+        !self.directory
+    }
+
     async fn delete_object(&self, key: &str) -> Result<(), S3Error> {
         self.execute(&Request::new("DeleteObject", Method::DELETE, Some(key)))
             .await

@@ -16,6 +16,7 @@ use super::errors::{map_error, ErrorContext};
 use super::progress::{Progress, ProgressBody};
 use super::S3Client;
 use crate::credentials::{clock, Credentials};
+use crate::s3::express::SESSION_TOKEN_HEADER;
 use crate::s3::settings::SettingHeader;
 use crate::s3::xml::parse_error;
 use crate::s3::{Chunks, S3Error};
@@ -189,7 +190,7 @@ impl S3Client {
             if let (S3Error::CredentialsRejected { code, .. }, Some(snapshot), false) =
                 (&err, &snapshot, renewed_credentials)
             {
-                if let Some(cell) = &self.credentials {
+                if let Some(cell) = self.signing_cell(req) {
                     warn!(
                         "{} {:?}: S3 rejected the credentials ({code}); renewing them",
                         req.op,
@@ -302,13 +303,15 @@ impl S3Client {
         );
 
         let mut builder = self.http.request(req.method.clone(), &target.url);
-        if let Some(cell) = &self.credentials {
+        if let Some(cell) = self.signing_cell(req) {
             // One snapshot per attempt: a refresh between attempts is picked up, and a
             // refresh during this one cannot mix the key of one set with the token of another.
             let creds = cell.load();
-            let signed = self.sign(req, &target, &headers, &payload_hash, &creds);
+            let signed = self.sign_attempt(req, &target, &headers, &payload_hash, &creds);
             for (name, value) in signed.headers {
-                let sensitive = name == "authorization" || name == "x-amz-security-token";
+                let sensitive = name == "authorization"
+                    || name == "x-amz-security-token"
+                    || name == SESSION_TOKEN_HEADER;
                 builder = builder.header(name, header_value(name, &value, sensitive)?);
             }
             *used = Some(creds);

@@ -37,6 +37,10 @@ pub enum Refusal {
         "S3 on Outposts does not support S3 Transfer Acceleration: drop --transfer-acceleration"
     )]
     OutpostsAccelerate,
+    #[error("directory buckets (S3 Express One Zone) do not support S3 Transfer Acceleration: drop --transfer-acceleration")]
+    DirectoryBucketAccelerate,
+    #[error("a directory bucket (S3 Express One Zone) is always addressed by host name on AWS, so it cannot be used with --force-path-style: drop --force-path-style")]
+    DirectoryBucketPathStyle,
 }
 
 /// An endpoint that cannot be resolved.

@@ -15,6 +15,12 @@
 //! - An Outposts access point ARN: `NAME-ACCOUNT.OUTPOST_ID.s3-outposts.REGION.DNS_SUFFIX`,
 //!   signed for service `s3-outposts` (SigV4; S3 on Outposts also takes SigV4A, which the
 //!   rules list first), no FIPS, dual-stack or acceleration.
+//! - A directory bucket (S3 Express One Zone, `NAME--ZONEID--x-s3`): its zonal endpoint
+//!   `BUCKET.s3express[-fips]-ZONEID[.dualstack].REGION.DNS_SUFFIX`, virtual-hosted only,
+//!   signed for service `s3express`; no Transfer Acceleration. (The rules' control-plane
+//!   endpoint, `s3express-control.REGION.DNS_SUFFIX/BUCKET`, serves bucket management,
+//!   which a mount never calls.) Through a custom endpoint it is addressed as any bucket
+//!   there, and still signed for `s3express`.
 //! - A custom endpoint (`--endpoint-url`): the bucket (or `NAME-ACCOUNT` of an access point)
 //!   before its host, or after its path when path-style; never with FIPS, dual-stack or
 //!   acceleration. IP addresses and `localhost` are always path-style (servers there have
@@ -33,6 +39,7 @@ pub use arn::{split_source as split_arn_source, AccessPointArn, Arn, OutpostsAcc
 pub use error::{EndpointError, Refusal};
 pub use partition::{partition_of, Partition};
 
+use crate::s3::express::{DirectoryBucket, SIGNING_SERVICE};
 use crate::sigv4::uri_encode;
 use partition::{is_ip_or_localhost, is_valid_host_label, is_virtual_hostable};
 
@@ -124,7 +131,7 @@ pub struct Endpoint {
     pub base_path: String,
     pub path_style: bool,
     pub signing_region: String,
-    /// `s3`, or `s3-outposts` for S3 on Outposts.
+    /// `s3`, `s3-outposts` for S3 on Outposts, or `s3express` for a directory bucket.
     pub signing_service: &'static str,
 }
 
@@ -209,6 +216,9 @@ fn bucket_endpoint(
     params: &EndpointParams<'_>,
     custom: Option<&CustomEndpoint>,
 ) -> Result<Endpoint, EndpointError> {
+    if let Some(directory) = DirectoryBucket::parse(bucket) {
+        return directory_bucket_endpoint(&directory, params, custom);
+    }
     let region = params.region;
     let variants = params.variants;
     let partition = partition_of(region);
@@ -273,6 +283,59 @@ fn bucket_endpoint(
             )
         },
     )
+}
+
+/// A directory bucket's zonal endpoint (see the module doc).
+fn directory_bucket_endpoint(
+    directory: &DirectoryBucket,
+    params: &EndpointParams<'_>,
+    custom: Option<&CustomEndpoint>,
+) -> Result<Endpoint, EndpointError> {
+    let region = params.region;
+    let variants = params.variants;
+    if variants.accelerate {
+        return Err(Refusal::DirectoryBucketAccelerate.into());
+    }
+    let bucket = &directory.bucket;
+    let sign = |scheme: &str, host: String, base_path: String, path_style| Endpoint {
+        scheme: scheme.to_string(),
+        host,
+        base_path,
+        path_style,
+        signing_region: region.to_string(),
+        signing_service: SIGNING_SERVICE,
+    };
+    if let Some(custom) = custom {
+        // As any bucket on that server (a local test server is path-style).
+        let path_style = params.force_path_style
+            || is_ip_or_localhost(&custom.host)
+            || !is_virtual_hostable(bucket, custom.scheme == "http");
+        return Ok(if path_style {
+            let path = format!("{}/{}", custom.path, uri_encode(bucket, true));
+            sign(&custom.scheme, custom.authority.clone(), path, true)
+        } else {
+            let host = format!("{bucket}.{}", custom.authority);
+            sign(&custom.scheme, host, custom.path.clone(), false)
+        });
+    }
+    if params.force_path_style {
+        return Err(Refusal::DirectoryBucketPathStyle.into());
+    }
+    let partition = partition_of(region);
+    if variants.fips && !partition.supports_fips {
+        return Err(Refusal::FipsInPartition.into());
+    }
+    let fips = if variants.fips { "-fips" } else { "" };
+    let dual = if variants.dual_stack {
+        ".dualstack"
+    } else {
+        ""
+    };
+    let host = format!(
+        "{bucket}.s3express{fips}-{}{dual}.{region}.{}",
+        directory.zone_id, partition.dns_suffix
+    );
+    Ok(sign("https", host, String::new(), false))
 }
 
 /// The ARN's partition (by its region, as the SDKs decide it) must be the configured

@@ -99,6 +99,13 @@ impl KeyTable {
         self.write().remove(access_key).is_some()
     }
 
+    /// The secret of a long-term key (not a session's): what may sign a `CreateSession`.
+    pub fn long_term_secret(&self, access_key: &str) -> Option<String> {
+        self.get(access_key)
+            .filter(|e| e.session.is_none())
+            .map(|e| e.secret)
+    }
+
     fn get(&self, access_key: &str) -> Option<KeyEntry> {
         self.keys
             .read()

@@ -89,6 +89,17 @@ impl TestServer {
         self.store.quirks.set(quirk, on);
     }
 
+    /// Directory-bucket mode (see `express.rs`): buckets named `NAME--ZONEID--x-s3` then
+    /// want `CreateSession` sessions that live `session_lifetime`; `None` switches it off.
+    pub fn set_directory_buckets(&self, session_lifetime: Option<Duration>) {
+        self.store.express.set(session_lifetime);
+    }
+
+    /// Ends every directory-bucket session now: the next request of each gets `ExpiredToken`.
+    pub fn expire_directory_sessions(&self) {
+        self.store.express.expire_all();
+    }
+
     // ---- observation --------------------------------------------------------------------
 
     /// Requests of operation `op` received so far (including failed ones).

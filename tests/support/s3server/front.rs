@@ -19,8 +19,10 @@ use percent_encoding::percent_decode_str;
 use s3s::service::S3Service;
 use s3s::{s3_error, Body, S3Error};
 
+use super::auth::KeyTable;
 use super::bodies::Metered;
 use super::exchange::{Outcome, RequestRecord};
+use super::express::{ServerKey, Verdict};
 use super::faults::Fault;
 use super::monitor::{Admission, Monitor};
 use super::op::Op;
@@ -32,6 +34,10 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 #[derive(Clone)]
 pub struct Front {
     pub s3: S3Service,
+    /// The accepted keys: directory-bucket mode checks sessions here (`express.rs`).
+    pub keys: Arc<KeyTable>,
+    /// What requests to a directory bucket are re-signed with for s3s.
+    pub server_key: Arc<ServerKey>,
     pub store: Arc<Store>,
     pub monitor: Arc<Monitor>,
     /// The listening address, to bind again after refusing connections.
@@ -247,10 +253,28 @@ impl Front {
         scope: Option<&Scope>,
         req: Request<Body>,
     ) -> Result<Response<Body>, BoxError> {
-        match self.wrong_region(op, bucket, scope) {
-            Some(response) => Ok(response),
-            None => Ok(self.s3.call(req).await?),
+        if let Some(response) = self.wrong_region(op, bucket, scope) {
+            return Ok(response);
         }
+        let req = match bucket {
+            Some(bucket) if self.store.express.applies(Some(bucket)) => {
+                let (mut parts, body) = req.into_parts();
+                let verdict = super::express::admit(
+                    &self.store,
+                    &self.keys,
+                    &self.server_key,
+                    op,
+                    bucket,
+                    &mut parts,
+                );
+                match verdict {
+                    Verdict::Answer(response) => return Ok(response),
+                    Verdict::Forward => Request::from_parts(parts, body),
+                }
+            }
+            _ => req,
+        };
+        Ok(self.s3.call(req).await?)
     }
 
     /// AWS's answer to a request signed for another region than the bucket's: HeadBucket

@@ -178,10 +178,14 @@ pub fn list_v1(store: &Store, input: ListObjectsInput) -> S3Result<ListObjectsOu
     })
 }
 
-/// A page's entries as the server lists them: in key order, or reversed when the
-/// `UnsortedListings` quirk is on.
+/// A page's entries as the server lists them: in key order, reversed when the
+/// `UnsortedListings` quirk is on, shuffled in directory-bucket mode (S3 Express lists in
+/// no order at all).
 fn unsorted(store: &Store, mut entries: Vec<Entry>) -> Vec<Entry> {
-    if store.quirks.is_on(super::quirks::Quirk::UnsortedListings) {
+    if store.express.is_on() {
+        use rand::seq::SliceRandom as _;
+        entries.shuffle(&mut rand::thread_rng());
+    } else if store.quirks.is_on(super::quirks::Quirk::UnsortedListings) {
         entries.reverse();
     }
     entries

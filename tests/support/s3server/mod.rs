@@ -15,6 +15,8 @@
 //! - `faults.rs`: the faults of single requests and which request gets one;
 //!   `bandwidth.rs`: the link's shared bandwidth per direction; `exchange.rs`: the request
 //!   log's records and how each request ended; `op.rs`: S3 operations.
+//! - `express.rs`: directory-bucket mode (S3 Express One Zone): `CreateSession`, session
+//!   tokens that expire, unsorted listings without `StartAfter`, `RenameObject`.
 //! - `quirks.rs`: the ways S3-compatible servers differ from S3 (no checksum headers, V1
 //!   listings only, no UploadPartCopy, non-MD5 ETags, unsorted listings), per test.
 
@@ -24,6 +26,8 @@ pub mod bandwidth;
 pub mod bodies;
 mod control;
 pub mod exchange;
+pub mod express;
+pub mod express_sign;
 pub mod faults;
 pub mod front;
 pub mod listing;
@@ -155,6 +159,12 @@ impl TestServer {
         builder.set_host(SingleDomain::new(&vhost_base).map_err(std::io::Error::other)?);
         let front = Front {
             s3: builder.build(),
+            keys: self.keys.clone(),
+            server_key: Arc::new(express::ServerKey {
+                access_key: self.access_key.clone(),
+                secret_key: self.secret_key.clone(),
+                region: self.region.clone(),
+            }),
             store: self.store.clone(),
             monitor: self.monitor.clone(),
             addr: self.addr,

@@ -26,6 +26,8 @@ pub enum Op {
     CompleteMultipartUpload,
     AbortMultipartUpload,
     ListParts,
+    CreateSession,
+    RenameObject,
     Other,
 }
 
@@ -49,6 +51,7 @@ impl Op {
             ("PUT", Some(_), None) => Op::CreateBucket,
             ("DELETE", Some(_), None) => Op::DeleteBucket,
             ("HEAD", Some(_), None) => Op::HeadBucket,
+            ("GET", Some(_), None) if has("session") => Op::CreateSession,
             ("GET", Some(_), None) if has("location") => Op::GetBucketLocation,
             ("GET", Some(_), None) if has("uploads") => Op::ListMultipartUploads,
             ("GET", Some(_), None) if has("list-type") => Op::ListObjectsV2,
@@ -57,6 +60,7 @@ impl Op {
             ("GET", Some(_), Some(_)) if has("uploadId") => Op::ListParts,
             ("GET", Some(_), Some(_)) => Op::GetObject,
             ("HEAD", Some(_), Some(_)) => Op::HeadObject,
+            ("PUT", Some(_), Some(_)) if has("renameObject") => Op::RenameObject,
             ("PUT", Some(_), Some(_)) if has("partNumber") && has("x-amz-copy-source") => {
                 Op::UploadPartCopy
             }

@@ -115,6 +115,8 @@ pub struct Store {
     single_copy_limit: AtomicUsize,
     /// How this server differs from S3, switched by tests (`quirks.rs`).
     pub quirks: Quirks,
+    /// Directory-bucket mode and its sessions (`express.rs`).
+    pub express: super::express::Express,
 }
 
 impl Store {
@@ -125,6 +127,7 @@ impl Store {
             min_part_size: AtomicUsize::new(S3_MIN_PART_SIZE),
             single_copy_limit: AtomicUsize::new(S3_SINGLE_COPY_LIMIT),
             quirks: Quirks::default(),
+            express: super::express::Express::default(),
         }
     }
 
