@@ -242,6 +242,22 @@ impl PrivateDir {
         cvt(renamed)
     }
 
+    /// Renames `from` to `to` within this directory unless `to` exists
+    /// ([`io::ErrorKind::AlreadyExists`] then, and nothing changes).
+    pub fn rename_noreplace(
+        &self,
+        from: impl AsRef<OsStr>,
+        to: impl AsRef<OsStr>,
+    ) -> io::Result<()> {
+        let from = c_name(checked_name(from.as_ref())?)?;
+        let to = c_name(checked_name(to.as_ref())?)?;
+        let fd = self.fd.as_raw_fd();
+        // SAFETY: valid descriptors and NUL-terminated names.
+        let renamed =
+            unsafe { libc::renameat2(fd, from.as_ptr(), fd, to.as_ptr(), libc::RENAME_NOREPLACE) };
+        cvt(renamed)
+    }
+
     /// The names in the directory, without `.` and `..`, in no particular order.
     pub fn list(&self) -> io::Result<Vec<OsString>> {
         sys::names(self.fd.as_fd())

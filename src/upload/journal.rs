@@ -24,6 +24,13 @@
 //! - The directory is a [`PrivateDir`]: the user's own, 0700, checked without following
 //!   symlinks, every file opened relative to it, 0600, created `O_EXCL|O_NOFOLLOW`.
 //!
+//! - Files of entries that are done are kept as spares (`spare-<pid>-<n>`, emptied) and
+//!   renamed into place for the next entries instead of new files: a file created and
+//!   deleted per entry made ext4 scan its recently deleted inodes on every allocation
+//!   (measured: 29 % of the daemon's CPU in `tar x` with write-back). A spare is taken
+//!   with a rename that never replaces, so mounts sharing the directory never take the
+//!   same one; a scan adopts the spares a dead mount left.
+//!
 //! What the journal never does: decide what a record means for S3 (`pending` does), or
 //! hold data in memory.
 
@@ -45,6 +52,9 @@ use crate::s3::Metadata;
 
 /// The format of a record; a record of another version is left alone (and logged).
 const RECORD_VERSION: u32 = 1;
+
+/// Spares kept at most, per journal.
+const SPARES_MAX: usize = 256;
 
 /// A record log longer than this is rewritten as its last record alone on its next save.
 const RECORD_LOG_MAX: u64 = 16 * 1024;
@@ -146,6 +156,8 @@ pub struct Journal {
     origin: BucketId,
     /// Entries whose names (data and record) a directory sync made durable.
     named: Mutex<HashSet<String>>,
+    /// Names of emptied files to use again (see the module doc).
+    spares: Mutex<Vec<String>>,
 }
 
 /// A journal entry's data file, held (locked) by this process.
@@ -170,6 +182,7 @@ impl Journal {
             dir,
             origin,
             named: Mutex::new(HashSet::new()),
+            spares: Mutex::new(Vec::new()),
         })
     }
 
@@ -198,6 +211,15 @@ impl Journal {
                 NEXT_ID.fetch_add(1, Ordering::Relaxed)
             );
             let name = format!("{id}.data");
+            if let Some(file) = self.take_spare(&name) {
+                if lock(&file, true).is_ok() {
+                    let path = self.dir.path().join(&name);
+                    return Ok(EntryFile { id, file, path });
+                }
+                // Still held by the process that gave it up: of no use.
+                self.remove_name(&name);
+                continue;
+            }
             match self.dir.create_new(&name) {
                 Ok(file) => {
                     lock(&file, false).map_err(self.local_io(&name))?;
@@ -245,9 +267,10 @@ impl Journal {
                 }
                 file
             }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                self.dir.create_new(&name).map_err(self.local_io(&name))?
-            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => match self.take_spare(&name) {
+                Some(file) => file,
+                None => self.dir.create_new(&name).map_err(self.local_io(&name))?,
+            },
             Err(e) => return Err(self.local_io(&name)(e)),
         };
         (&file).write_all(&line).map_err(self.local_io(&name))?;
@@ -358,13 +381,88 @@ impl Journal {
     /// Removes the record of entry `id` (its data stays, clean).
     pub fn forget(&self, id: &str) {
         self.named_set().remove(id);
-        self.remove_name(&format!("{id}.json"));
+        self.retire(&format!("{id}.json"));
     }
 
-    /// Removes entry `id` whole: record, then data.
-    pub fn remove(&self, id: &str) {
+    /// Removes entry `id` whole: record, then data. `reusable`: no descriptor of the data
+    /// file is open any more, so it may become a spare.
+    pub fn remove(&self, id: &str, reusable: bool) {
         self.forget(id);
-        self.remove_name(&format!("{id}.data"));
+        let data = format!("{id}.data");
+        match reusable {
+            true => self.retire(&data),
+            false => self.remove_name(&data),
+        }
+    }
+
+    /// The file `name` is done with: emptied and kept as a spare, or removed.
+    fn retire(&self, name: &str) {
+        let spare = {
+            let spares = self.spares_list();
+            (spares.len() < SPARES_MAX).then(|| {
+                format!(
+                    "spare-{}-{}",
+                    std::process::id(),
+                    NEXT_ID.fetch_add(1, Ordering::Relaxed)
+                )
+            })
+        };
+        let Some(spare) = spare else {
+            return self.remove_name(name);
+        };
+        match self.dir.rename_noreplace(name, &spare) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return,
+            Err(_) => return self.remove_name(name),
+        }
+        // The name is gone (as a removal would have it); the bytes go now.
+        let emptied = self
+            .dir
+            .open(&spare, libc::O_WRONLY | libc::O_CLOEXEC)
+            .and_then(|file| file.set_len(0));
+        match emptied {
+            Ok(()) => self.spares_list().push(spare),
+            Err(_) => self.remove_name(&spare),
+        }
+    }
+
+    /// A spare renamed to `name` (never over an existing `name`) and opened, if there is
+    /// one.
+    fn take_spare(&self, name: &str) -> Option<File> {
+        loop {
+            let spare = self.spares_list().pop()?;
+            match self.dir.rename_noreplace(&spare, name) {
+                Ok(()) => {
+                    let opened = self
+                        .dir
+                        .open(name, libc::O_RDWR | libc::O_CLOEXEC)
+                        .and_then(|file| {
+                            // A spare a dead mount left before emptying it.
+                            if file.metadata()?.len() != 0 {
+                                file.set_len(0)?;
+                            }
+                            Ok(file)
+                        });
+                    return match opened {
+                        Ok(file) => Some(file),
+                        Err(_) => {
+                            self.remove_name(name);
+                            None
+                        }
+                    };
+                }
+                // Taken by another mount sharing the directory (or removed): the next.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(_) => {
+                    self.spares_list().push(spare);
+                    return None;
+                }
+            }
+        }
+    }
+
+    fn spares_list(&self) -> std::sync::MutexGuard<'_, Vec<String>> {
+        self.spares.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn remove_name(&self, name: &str) {
@@ -405,6 +503,16 @@ impl Journal {
                 }
             } else if name.ends_with(".json.tmp") || name.ends_with(".abort.tmp") {
                 self.remove_name(name);
+            } else if name.starts_with("spare-") {
+                // Left by a mount that ended (or shared by a live one: a rename decides).
+                let mut spares = self.spares_list();
+                match spares.len() < SPARES_MAX {
+                    true => spares.push(name.clone()),
+                    false => {
+                        drop(spares);
+                        self.remove_name(name);
+                    }
+                }
             }
         }
         found
@@ -652,6 +760,71 @@ mod tests {
         );
         std::fs::write(&log, b"{\"version\":1,").unwrap();
         assert!(read_record(&private(&dir), &format!("{}.json", entry.id)).is_err());
+    }
+
+    /// A finished entry's files become spares, emptied, and the next entries are made of
+    /// them (no new inodes); a spare a dead mount left with bytes in it is adopted by a
+    /// scan and emptied before use.
+    #[test]
+    fn finished_entries_files_are_used_again() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::new(private(&dir), origin("bkt"));
+        let entry = journal.create().unwrap();
+        std::io::Write::write_all(&mut &entry.file, b"data").unwrap();
+        journal
+            .save(
+                &entry.id,
+                &Record::new(origin("bkt"), "k".into(), None, 4),
+                true,
+            )
+            .unwrap();
+        let inodes = |names: &[String]| -> Vec<u64> {
+            let mut v: Vec<u64> = names
+                .iter()
+                .map(|n| std::fs::metadata(dir.path().join(n)).unwrap().ino())
+                .collect();
+            v.sort();
+            v
+        };
+        let before = inodes(&[format!("{}.data", entry.id), format!("{}.json", entry.id)]);
+        let id = entry.id.clone();
+        drop(entry);
+        journal.remove(&id, true);
+        let names = |dir: &tempfile::TempDir| -> Vec<String> {
+            let mut v: Vec<String> = std::fs::read_dir(dir.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect();
+            v.sort();
+            v
+        };
+        let spares = names(&dir);
+        assert_eq!(spares.len(), 2);
+        assert!(spares.iter().all(|n| n.starts_with("spare-")), "{spares:?}");
+        assert_eq!(inodes(&spares), before);
+        for n in &spares {
+            assert_eq!(std::fs::metadata(dir.path().join(n)).unwrap().len(), 0);
+        }
+
+        let next = journal.create().unwrap();
+        journal
+            .save(
+                &next.id,
+                &Record::new(origin("bkt"), "k2".into(), None, 0),
+                false,
+            )
+            .unwrap();
+        let after = inodes(&[format!("{}.data", next.id), format!("{}.json", next.id)]);
+        assert_eq!(after, before, "the spares became the new entry");
+        drop(next);
+
+        // A dead mount's spare with bytes still in it: adopted, and emptied when used.
+        std::fs::write(dir.path().join("spare-1-1"), b"stale").unwrap();
+        let other = Journal::new(private(&dir), origin("bkt"));
+        assert_eq!(other.scan().len(), 1, "the entry made of spares");
+        let fresh = other.create().unwrap();
+        assert_eq!(fresh.file.metadata().unwrap().len(), 0);
     }
 
     /// An abort noted for later is listed for its bucket only, until it is forgotten.

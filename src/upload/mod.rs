@@ -92,8 +92,9 @@ pub struct WriterConfig {
     pub journal: Arc<Journal>,
     /// The mount's bound on upload buffers.
     pub budget: Arc<MemoryBudget>,
-    /// Write-back (`--write-back`): new files are local copies from their first byte, and
-    /// `close` only makes them durable ([`OpenWriter::persist`]); the filesystem uploads
+    /// Write-back (`--write-back`): nothing goes to S3 while a file is written (a new file
+    /// gathers its first part in memory, as a streaming one does, and becomes a local copy
+    /// past it or at its close), and `close` only makes it durable ([`OpenWriter::persist`]); the filesystem uploads
     /// them later ([`OpenWriter::upload_queued`]).
     pub write_back: bool,
     /// A file kept local only (`--exclude`): staged from its first byte like write-back's,

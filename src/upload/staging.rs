@@ -209,7 +209,19 @@ impl StagingFile {
 
     /// Deletes the entry, record and data (S3 has it, or it is of no use any more).
     pub fn remove(self) {
-        self.journal.remove(&self.id);
+        let StagingFile {
+            id,
+            journal,
+            file,
+            direct,
+            ..
+        } = self;
+        // No I/O of it is still running (a write-through holds a clone): its descriptors
+        // close here, its lock with them, and the file may serve the next entry.
+        let reusable = Arc::strong_count(&file) == 1
+            && direct.as_ref().is_none_or(|d| Arc::strong_count(d) == 1);
+        drop((file, direct));
+        journal.remove(&id, reusable);
     }
 
     async fn blocking<T: Send + 'static>(

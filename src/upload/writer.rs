@@ -155,9 +155,8 @@ impl<C: ObjectClient> OpenWriter<C> {
             Origin::New => None,
         };
         let (mode, record, size, dirty) = match origin {
-            Origin::New if config.write_back || config.local_only => {
-                // Write-back: nothing goes to S3 while the program writes; the file is a
-                // local copy from its first byte.
+            Origin::New if config.local_only => {
+                // Kept off S3: the file is a local copy from its first byte.
                 let record = Record::new(origin_bucket, key.clone(), None, 0);
                 let staged = Staged::local(None, 0, config.part_size);
                 (Mode::Staged(staged), record, 0, true)
@@ -483,6 +482,13 @@ impl<C: ObjectClient> OpenWriter<C> {
             };
             if (stream.part.len() as u64) < stream.upload.next_part_size() {
                 return Ok(());
+            }
+            if self.config.write_back {
+                // Nothing goes to S3 while the program writes: a file past one part is a
+                // local copy from here on (a smaller one reaches the disk at its close).
+                return self
+                    .switch_to_staged(state, "write-back keeps it on disk", false)
+                    .await;
             }
             let start = self.size() - stream.part.len() as u64;
             let body = stream.part.freeze();

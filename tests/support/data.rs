@@ -54,3 +54,18 @@ impl Drop for Tmpfs {
         let _ = Command::new("umount").arg(self.dir.path()).status();
     }
 }
+
+/// How many files of journal entries the journal directory `dir` holds (spares, the
+/// emptied files it keeps for reuse, are not entries).
+pub fn journal_entries(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter(|e| {
+            !e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("spare-")
+        })
+        .count()
+}
