@@ -244,6 +244,25 @@ fn unmount_waits_for_the_queue_and_removed_files_never_go_up() {
     );
 }
 
+/// Every file under `root`, by path from it, sorted.
+fn walk(root: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in fs::read_dir(&dir).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_type().unwrap().is_dir() {
+                dirs.push(entry.path());
+            } else {
+                let rel = entry.path().strip_prefix(root).unwrap().to_owned();
+                found.push(rel.to_string_lossy().into_owned());
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
 /// A tree of 1,000 files in three levels, listed and partly read; then S3 refuses every
 /// connection. The tree still lists whole from what the mount saw, the files read before
 /// read again, a file never read fails at once instead of waiting out the retry budget,
@@ -264,23 +283,6 @@ fn a_tree_seen_before_lists_and_reads_while_s3_is_away() {
         }
     }
     let m = write_back_mount(&server, cache.path(), &[]);
-    let walk = |root: &Path| -> Vec<String> {
-        let mut found = Vec::new();
-        let mut dirs = vec![root.to_path_buf()];
-        while let Some(dir) = dirs.pop() {
-            for entry in fs::read_dir(&dir).unwrap() {
-                let entry = entry.unwrap();
-                if entry.file_type().unwrap().is_dir() {
-                    dirs.push(entry.path());
-                } else {
-                    let rel = entry.path().strip_prefix(root).unwrap().to_owned();
-                    found.push(rel.to_string_lossy().into_owned());
-                }
-            }
-        }
-        found.sort();
-        found
-    };
     assert_eq!(walk(m.path()), names);
     let read_before: Vec<&String> = names.iter().step_by(10).collect();
     for name in &read_before {
@@ -327,4 +329,64 @@ fn a_tree_seen_before_lists_and_reads_while_s3_is_away() {
         }),
         "the log says once that the mount went offline and once that it is back"
     );
+}
+
+/// What one mount saw is there offline for the next: a tree listed and partly read, then
+/// unmounted; mounted again, S3 goes away before anything is listed. The tree lists whole
+/// from the listings the first mount kept, with the modes it saw, and the files it read
+/// read again from the disk tier of the block cache.
+#[test]
+fn a_tree_seen_by_an_earlier_mount_lists_offline() {
+    let server = server();
+    let cache = Tmpfs::mount("1g");
+    let mut names = Vec::new();
+    for a in 0..4 {
+        for b in 0..5 {
+            for f in 0..5 {
+                let name = format!("a{a}/b{b}/f{f}.txt");
+                server.put("bkt", &name, format!("content of {name}\n").into_bytes());
+                names.push(name);
+            }
+        }
+    }
+    // One file carries a mode in s3fs's format: seen by a `stat`, kept for the next mount.
+    server.put_object(
+        "bkt",
+        "a0/b0/f0.txt",
+        b"content of a0/b0/f0.txt\n".to_vec(),
+        None,
+        [("mode".to_string(), "33184".to_string())].into(),
+    );
+    let extra = ["--cache-dir-size", "64M"];
+    let m = write_back_mount(&server, cache.path(), &extra);
+    assert_eq!(walk(m.path()), names);
+    fs::metadata(m.path().join("a0/b0/f0.txt")).unwrap();
+    let read_before: Vec<&String> = names.iter().step_by(7).collect();
+    for name in &read_before {
+        fs::read(m.path().join(name)).unwrap();
+    }
+    let (ok, said) = s3rolefs(&[Path::new("unmount"), m.path()]);
+    assert!(ok, "{said}");
+    drop(m);
+
+    let m = write_back_mount(&server, cache.path(), &extra);
+    server.refuse_connections(None);
+    assert_eq!(
+        walk(m.path()),
+        names,
+        "the tree lists as the earlier mount saw it"
+    );
+    let mode = fs::metadata(m.path().join("a0/b0/f0.txt")).unwrap();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o777,
+        0o640
+    );
+    for name in &read_before {
+        assert_eq!(
+            fs::read(m.path().join(name)).unwrap(),
+            format!("content of {name}\n").into_bytes(),
+            "{name}"
+        );
+    }
+    server.end_outage();
 }

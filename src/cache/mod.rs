@@ -4,6 +4,8 @@
 //!   by the whole mount.
 //! - `disk`: the optional disk tier (`--cache-dir-size`): block files, 0600, kept across
 //!   remounts, checked against key and ETag.
+//! - `listings`: directory listings kept across remounts, for a write-back mount to list
+//!   offline what an earlier mount saw.
 //! - `meta`: object metadata (modes, owners, times) by key and version, kept across
 //!   remounts, so a listing answers `ls -l` without a HEAD per file.
 //! - `prefetch`: per-handle sequential detection and a growing window of ranged GETs in
@@ -11,5 +13,6 @@
 
 pub mod block;
 pub mod disk;
+pub mod listings;
 pub mod meta;
 pub mod prefetch;

@@ -207,6 +207,15 @@ impl Prefetcher {
     ) -> Result<Chunks, S3Error> {
         let fetch_end = self.size.min(end.max(offset + self.window));
         let body = fetch(&*ctx.client, &self.key, &self.etag, offset..fetch_end).await?;
+        if offset == 0 && fetch_end == self.size && self.size <= BLOCK_SIZE {
+            // The whole of a small file: it is its block 0, kept like any block (so it
+            // reads again without S3, and from the disk tier after a remount, offline).
+            let block_key = self.block_key(0);
+            ctx.cache.insert(block_key.clone(), body.clone());
+            if let Some(disk) = &ctx.disk {
+                disk.put(block_key, body.clone());
+            }
+        }
         let served = body.slice(0..body.len().min((end - offset) as usize));
         self.exact = Some((offset, body));
         Ok(served)

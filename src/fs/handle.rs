@@ -118,6 +118,14 @@ impl ListingCache {
         }
     }
 
+    /// Every snapshot kept, fresh or not.
+    pub fn all(&self) -> Vec<(u64, Arc<Vec<SnapshotEntry>>)> {
+        self.listings
+            .iter()
+            .map(|(ino, (_, s))| (*ino, Arc::clone(s)))
+            .collect()
+    }
+
     /// The names in directory `ino` changed in a way not told entry by entry (a rename,
     /// an rmdir): the snapshot goes.
     pub fn invalidate(&mut self, ino: u64) {

@@ -98,6 +98,8 @@ pub struct FsConfig {
     pub write_back: Option<u64>,
     /// Names kept local only (`--exclude`).
     pub exclude: exclude::Exclude,
+    /// Listings kept across remounts for offline answers (write-back).
+    pub listing_store: Option<Arc<crate::cache::listings::ListingStore>>,
 }
 
 /// Attributes of one inode, as the kernel gets them.
@@ -210,6 +212,7 @@ impl<C: ObjectClient> S3Filesystem<C> {
         if let Some(cache) = &self.config.meta_cache {
             cache.save();
         }
+        self.keep_listings();
         left
     }
 
@@ -271,6 +274,9 @@ impl<C: ObjectClient> S3Filesystem<C> {
     /// and its times are now (kept in memory: S3 has no directory to store them on).
     fn names_changed(&self, ino: u64) {
         self.listings().invalidate(ino);
+        if let (Some(store), Some(inode)) = (&self.config.listing_store, self.inodes().get(ino)) {
+            store.forget(&inode.key);
+        }
         self.heads.forget_walk(ino);
         self.inodes().touch_directory(ino);
     }
@@ -393,17 +399,25 @@ impl<C: ObjectClient> S3Filesystem<C> {
                 let found = snapshot.binary_search_by(|e| e.name.as_str().cmp(name));
                 (found, snapshot)
             });
-        let facts = match listed {
-            Some((Err(_), _)) if is_fresh => return Err(FsError::NotFound),
-            Some((Ok(position), snapshot)) if self.config.posix_metadata => {
-                self.walk_ahead(parent, &parent_inode.key, position, &snapshot);
-                let kind = snapshot[position].facts.kind;
-                match self.listed_facts(&parent_inode.key, name, kind).await? {
-                    Some(facts) => facts,
-                    None => self.stat_key(&parent_inode.key, name).await?,
+        let asked = async {
+            Ok(match listed {
+                Some((Err(_), _)) if is_fresh => return Err(FsError::NotFound),
+                Some((Ok(position), snapshot)) if self.config.posix_metadata => {
+                    self.walk_ahead(parent, &parent_inode.key, position, &snapshot);
+                    let kind = snapshot[position].facts.kind;
+                    match self.listed_facts(&parent_inode.key, name, kind).await? {
+                        Some(facts) => facts,
+                        None => self.stat_key(&parent_inode.key, name).await?,
+                    }
                 }
-            }
-            _ => self.stat_key(&parent_inode.key, name).await?,
+                _ => self.stat_key(&parent_inode.key, name).await?,
+            })
+        };
+        let facts = match asked.await {
+            Ok(facts) => facts,
+            // S3 went away with this question: answered offline.
+            Err(FsError::S3(_)) if self.offline() => return self.lookup_offline(parent, name),
+            Err(e) => return Err(e),
         };
         let mut table = self.inodes();
         let ino = table
@@ -728,7 +742,7 @@ impl<C: ObjectClient> S3Filesystem<C> {
         mut accept: impl FnMut(&ReaddirEntry) -> bool + Send,
     ) -> Result<(), FsError> {
         let handle = self.handles().dir(fh).ok_or(FsError::BadHandle(fh))?;
-        let (snapshot, entries_until) = {
+        let (snapshot, entries_until) = 'listed: {
             let mut slot = handle.snapshot.lock().await;
             let cached = self.listings().get(handle.ino);
             match (&*slot, offset, cached) {
@@ -737,14 +751,26 @@ impl<C: ObjectClient> S3Filesystem<C> {
                     *slot = Some(Arc::clone(&s));
                     (s, until)
                 }
-                _ if self.offline() && self.listings().stale(handle.ino).is_some() => {
-                    // Offline: the last listing this mount saw, with its own changes.
-                    let stale = self.listings().stale(handle.ino).unwrap_or_default();
+                _ if self.offline() && self.stale_listing(handle.ino).is_some() => {
+                    // Offline: the last listing this mount saw, with its own changes (or
+                    // one an earlier mount kept).
+                    let stale = self.stale_listing(handle.ino).unwrap_or_default();
                     *slot = Some(Arc::clone(&stale));
                     (stale, Instant::now())
                 }
                 _ => {
-                    let fresh = Arc::new(self.list_directory(handle.ino).await?);
+                    let listed = match self.list_directory(handle.ino).await {
+                        // S3 went away with this listing: offline from here.
+                        Err(e) if self.offline() => match self.stale_listing(handle.ino) {
+                            Some(stale) => {
+                                *slot = Some(Arc::clone(&stale));
+                                break 'listed (stale, Instant::now());
+                            }
+                            None => Err(e),
+                        },
+                        listed => listed,
+                    };
+                    let fresh = Arc::new(listed?);
                     let until = self.valid_until();
                     // Listed: it exists. A listing longer than the TTL must not make the
                     // next `stat` of the directory ask S3 again.

@@ -193,6 +193,7 @@ mod tests {
                 meta_cache: None,
                 write_back: None,
                 exclude: Default::default(),
+                listing_store: None,
             },
         )
     }

@@ -17,6 +17,10 @@
 //!
 //! The queue is bounded in bytes (`--write-back-max-size`): past the bound a `close` waits
 //! for room rather than failing.
+//!
+//! Offline: when S3 stops answering, lookups, attributes, listings and opens are answered
+//! from what this mount saw — and, for a directory it has not listed, from the listing an
+//! earlier mount kept (`cache::listings`, written every minute and at unmount).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,9 +31,12 @@ use log::{info, warn};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
+use super::dir::EntryKind;
+use super::handle::SnapshotEntry;
 use super::inode::ChildFacts;
 use super::{FsError, S3Filesystem};
-use crate::s3::{ObjectClient, S3Error};
+use crate::cache::listings::{seconds, StoredEntry};
+use crate::s3::{ObjectClient, ObjectMeta, S3Error};
 use crate::upload::{unix_now, OpenWriter, Passing, Queued, UploadError};
 
 /// Uploads running at once. Queued files are mostly small (a save, an unpacked tree), so
@@ -43,6 +50,10 @@ pub const UNREACHABLE_BUDGET: Duration = Duration::from_secs(5);
 
 /// How often an offline mount asks whether S3 answers again.
 const PROBE: Duration = Duration::from_secs(5);
+
+/// How often the listings seen are kept on disk for a later mount's offline answers (and
+/// at unmount).
+const KEEP_LISTINGS_EVERY: Duration = Duration::from_secs(60);
 
 /// How long a closed file waits before its upload starts, from its last close: what
 /// programs do right after a close (`tar` and `cp -p` set times and modes, editors rename,
@@ -384,8 +395,15 @@ impl<C: ObjectClient> S3Filesystem<C> {
         let mut was: Option<SystemTime> = None;
         let mut seen = self.client.outages();
         let mut probed = Instant::now();
+        let mut kept = Instant::now();
         while !queue.closing.load(Ordering::Acquire) {
             tokio::time::sleep(Duration::from_secs(1)).await;
+            if kept.elapsed() >= KEEP_LISTINGS_EVERY {
+                // A mount that ends without an unmount (a crash, a power loss) leaves
+                // listings at most this old for the next one to work offline from.
+                kept = Instant::now();
+                self.keep_listings();
+            }
             let now = self.client.unreachable_since();
             // An outage begun (and maybe ended) since the last glance counts too.
             let outages = self.client.outages();
@@ -416,6 +434,73 @@ impl<C: ObjectClient> S3Filesystem<C> {
         }
     }
 
+    /// The last listing of directory `ino`, however old: this mount's, else the one an
+    /// earlier mount kept (`ListingStore`), its entries made inodes.
+    pub(super) fn stale_listing(&self, ino: u64) -> Option<Arc<Vec<SnapshotEntry>>> {
+        if let Some(snapshot) = self.listings().stale(ino) {
+            return Some(snapshot);
+        }
+        let store = self.config.listing_store.as_ref()?;
+        let dir_key = self.inodes().get(ino)?.key.clone();
+        let stored = store.get(&dir_key)?;
+        let now = Instant::now();
+        let mut snapshot = Vec::with_capacity(stored.len());
+        for entry in stored {
+            let facts = match entry.dir {
+                true => ChildFacts::directory(self.mount_time, None),
+                false => self.listed_file(&ObjectMeta {
+                    key: format!("{dir_key}{}", entry.name),
+                    size: entry.size,
+                    etag: entry.etag.clone().unwrap_or_default(),
+                    last_modified: entry.last_modified(),
+                    metadata: None,
+                    version_id: None,
+                }),
+            };
+            let Some(child) = self
+                .inodes()
+                .upsert_child(ino, &entry.name, facts.clone(), now)
+            else {
+                continue;
+            };
+            snapshot.push(SnapshotEntry {
+                ino: child,
+                name: entry.name,
+                facts,
+            });
+        }
+        let snapshot = Arc::new(snapshot);
+        self.listings().insert(ino, now, Arc::clone(&snapshot));
+        Some(snapshot)
+    }
+
+    /// Keeps every listing this mount holds for the next one (`ListingStore`): what S3
+    /// showed, with this mount's own changes, without the files S3 does not hold yet.
+    pub(super) fn keep_listings(&self) {
+        let Some(store) = &self.config.listing_store else {
+            return;
+        };
+        let listings = self.listings().all();
+        for (ino, snapshot) in listings {
+            let Some(key) = self.inodes().get(ino).map(|i| i.key.clone()) else {
+                continue;
+            };
+            let entries = snapshot
+                .iter()
+                .filter(|e| e.facts.kind == EntryKind::Directory || e.facts.etag.is_some())
+                .map(|e| StoredEntry {
+                    name: e.name.clone(),
+                    dir: e.facts.kind == EntryKind::Directory,
+                    size: e.facts.size,
+                    etag: e.facts.etag.clone(),
+                    modified: e.facts.last_modified.map_or(0, seconds),
+                })
+                .collect();
+            store.put(&key, entries);
+        }
+        store.save();
+    }
+
     /// `lookup` while offline: the inode this mount knows, else the last listing of the
     /// parent it saw; a name neither shows was not there. Only a directory never listed
     /// cannot answer.
@@ -428,11 +513,11 @@ impl<C: ObjectClient> S3Filesystem<C> {
                 return Ok(attr);
             }
         }
-        let Some(snapshot) = self.listings().stale(parent) else {
+        let Some(snapshot) = self.stale_listing(parent) else {
             return Err(FsError::S3(S3Error::Network {
                 endpoint: "S3".into(),
                 reason: "S3 cannot be reached, and this mount has not listed the directory \
-                         since it started"
+                         (nor kept a listing of it from an earlier mount)"
                     .into(),
             }));
         };

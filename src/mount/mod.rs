@@ -125,6 +125,7 @@ fn mount_foreground(config: MountConfig, report_ready: bool) -> Result<(), Mount
                     .unwrap_or_else(|| default_write_back_size(&config.cache_dir))
             }),
             exclude: config.exclude.clone(),
+            listing_store: listing_store(&config, &cache_home),
         },
     ));
     // Before the mount, so a mount that is visible can always be asked; dropped (and the
@@ -352,6 +353,38 @@ fn disk_cache(
 
 /// The metadata kept across remounts, in `<cache home>/meta`, with POSIX metadata; none
 /// (only slower) if the directory cannot be used.
+/// The listings kept across remounts (`listings/` of the cache home), with write-back only:
+/// only offline answers use them.
+fn listing_store(
+    config: &MountConfig,
+    cache_home: &PrivateDir,
+) -> Option<Arc<crate::cache::listings::ListingStore>> {
+    if !config.write_back {
+        return None;
+    }
+    match cache_home.subdir("listings") {
+        Ok(dir) => Some(Arc::new(crate::cache::listings::ListingStore::open(
+            dir,
+            &bucket_id(config),
+            crate::cache::listings::CAPACITY,
+        ))),
+        Err(e) => {
+            log::warn!("no listings kept for offline use: {e}");
+            None
+        }
+    }
+}
+
+/// The endpoint, bucket and prefix of a mount, as one string: what a cache file is of.
+fn bucket_id(config: &MountConfig) -> String {
+    format!(
+        "{}\n{}\n{}",
+        config.endpoint.as_deref().unwrap_or(""),
+        config.bucket,
+        config.prefix
+    )
+}
+
 fn meta_cache(
     config: &MountConfig,
     cache_home: &PrivateDir,
@@ -361,14 +394,11 @@ fn meta_cache(
     }
     match cache_home.subdir("meta") {
         Ok(dir) => {
-            let bucket = format!(
-                "{}\n{}\n{}",
-                config.endpoint.as_deref().unwrap_or(""),
-                config.bucket,
-                config.prefix
+            let cache = crate::cache::meta::MetaCache::open(
+                dir,
+                &bucket_id(config),
+                crate::cache::meta::CAPACITY,
             );
-            let cache =
-                crate::cache::meta::MetaCache::open(dir, &bucket, crate::cache::meta::CAPACITY);
             Some(Arc::new(cache))
         }
         Err(e) => {
