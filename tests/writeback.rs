@@ -334,7 +334,9 @@ fn a_tree_seen_before_lists_and_reads_while_s3_is_away() {
 /// What one mount saw is there offline for the next: a tree listed and partly read, then
 /// unmounted; mounted again, S3 goes away before anything is listed. The tree lists whole
 /// from the listings the first mount kept, with the modes it saw, and the files it read
-/// read again from the disk tier of the block cache.
+/// read again from the disk tier of the block cache. Mounted a third time with S3 already
+/// gone, the mount starts offline, lists and reads the same, and a file written then
+/// reaches S3 once it answers.
 #[test]
 fn a_tree_seen_by_an_earlier_mount_lists_offline() {
     let server = server();
@@ -388,5 +390,34 @@ fn a_tree_seen_by_an_earlier_mount_lists_offline() {
             "{name}"
         );
     }
+    let (ok, said) = s3rolefs(&[Path::new("unmount"), m.path()]);
+    assert!(ok, "{said}");
+    drop(m);
+
+    // S3 gone before the mount starts: it mounts offline, lists and reads what was kept,
+    // queues what is written, and uploads it once S3 answers.
+    let m = write_back_mount(&server, cache.path(), &extra);
+    assert!(
+        m.stderr_log().contains("mounting offline"),
+        "{}",
+        m.stderr_log()
+    );
+    assert_eq!(walk(m.path()), names);
+    assert_eq!(
+        fs::read(m.path().join(read_before[1])).unwrap(),
+        format!("content of {}\n", read_before[1]).into_bytes()
+    );
+    fs::write(m.path().join("a1/written-offline.txt"), b"on the train\n").unwrap();
+    let (ok, status) = s3rolefs(&[Path::new("status"), m.path()]);
+    assert!(ok && status.contains("working offline"), "{status}");
     server.end_outage();
+    let (ok, said) = s3rolefs(&[Path::new("sync"), m.path()]);
+    assert!(ok, "{said}");
+    assert_eq!(
+        server
+            .get("bkt", "a1/written-offline.txt")
+            .unwrap()
+            .as_ref(),
+        b"on the train\n"
+    );
 }

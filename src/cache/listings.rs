@@ -10,6 +10,9 @@
 //! is missing, damaged or of another version reads as empty. Bounded: the most recently
 //! used [`CAPACITY`] directories, and none of more than [`ENTRIES_MAX`] entries (stored in
 //! part, a listing would say that the rest is not there).
+//!
+//! Beside the listings, `<file>.region` keeps the region the bucket was last found in, for
+//! a mount that starts while S3 cannot be reached.
 
 use std::io::{BufRead, BufReader, Write};
 use std::num::NonZeroUsize;
@@ -148,6 +151,51 @@ impl ListingStore {
         }
     }
 
+    /// The region an earlier mount found the bucket in.
+    pub fn region(&self) -> Option<String> {
+        use std::io::Read;
+        let mut text = String::new();
+        self.dir
+            .open(self.region_file(), libc::O_RDONLY)
+            .ok()?
+            .read_to_string(&mut text)
+            .ok()?;
+        let region = text.trim();
+        let valid = !region.is_empty()
+            && region.len() <= 64
+            && region
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-');
+        valid.then(|| region.to_string())
+    }
+
+    /// The bucket is in `region` (kept when it changed).
+    pub fn remember_region(&self, region: &str) {
+        if self.region().as_deref() == Some(region) {
+            return;
+        }
+        let file = self.region_file();
+        let temp = format!("{file}.{}.tmp", std::process::id());
+        let written = (|| {
+            let _ = self.dir.remove(&temp);
+            let mut f = self.dir.create_new(&temp)?;
+            writeln!(f, "{region}")?;
+            drop(f);
+            self.dir.rename(&temp, &file)
+        })();
+        if let Err(e) = written {
+            log::debug!(
+                "listing store {}: region not kept: {e}",
+                self.dir.path().display()
+            );
+            let _ = self.dir.remove(&temp);
+        }
+    }
+
+    fn region_file(&self) -> String {
+        format!("{}.region", self.file)
+    }
+
     /// Writes what is kept for the next mount (least recently used first, so a load keeps
     /// the order). Failures are logged: a store not written only lists less offline.
     pub fn save(&self) {
@@ -243,5 +291,13 @@ mod tests {
             .path();
         std::fs::write(&name, "s3rolefs-listings-v0\n{}").unwrap();
         assert_eq!(ListingStore::open(dir(), "bucket", 10).get(""), None);
+
+        assert_eq!(again.region(), None);
+        again.remember_region("eu-west-1");
+        assert_eq!(
+            ListingStore::open(dir(), "bucket", 10).region().as_deref(),
+            Some("eu-west-1")
+        );
+        assert_eq!(ListingStore::open(dir(), "other", 10).region(), None);
     }
 }

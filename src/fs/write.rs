@@ -229,12 +229,21 @@ impl<C: ObjectClient> S3Filesystem<C> {
         // A fresh listing of the parent without the name answers for S3, as for a lookup:
         // a new file can be created (and its data journaled) while S3 cannot be reached.
         let unknown = self.inodes().child(parent, name).is_none();
+        let lacks = |snapshot: &[super::handle::SnapshotEntry]| {
+            snapshot
+                .binary_search_by(|e| e.name.as_str().cmp(name))
+                .is_err()
+        };
         let known_absent = unknown
-            && self.listings().get(parent).is_some_and(|(_, snapshot)| {
-                snapshot
-                    .binary_search_by(|e| e.name.as_str().cmp(name))
-                    .is_err()
-            });
+            && (self
+                .listings()
+                .get(parent)
+                .is_some_and(|(_, snapshot)| lacks(&snapshot))
+                // Offline: the last listing seen, however old, answers.
+                || self.offline()
+                    && self
+                        .stale_listing(parent)
+                        .is_some_and(|snapshot| lacks(&snapshot)));
         let existing = if known_absent {
             Err(FsError::NotFound)
         } else {

@@ -84,8 +84,9 @@ fn mount_foreground(config: MountConfig, report_ready: bool) -> Result<(), Mount
         .thread_name("s3rolefs-io")
         .build()
         .map_err(|e| MountError::Runtime(e.to_string()))?;
+    let listings = listing_store(&config, &cache_home);
     // The credentials must live as long as the mount: they hold the refresher.
-    let (client, credentials) = runtime.block_on(connect(&config))?;
+    let (client, credentials) = runtime.block_on(connect(&config, listings.as_deref()))?;
     log::info!(
         "bucket {:?} in region {} at {}",
         config.bucket,
@@ -125,7 +126,7 @@ fn mount_foreground(config: MountConfig, report_ready: bool) -> Result<(), Mount
                     .unwrap_or_else(|| default_write_back_size(&config.cache_dir))
             }),
             exclude: config.exclude.clone(),
-            listing_store: listing_store(&config, &cache_home),
+            listing_store: listings,
         },
     ));
     // Before the mount, so a mount that is visible can always be asked; dropped (and the
@@ -491,17 +492,42 @@ fn fuse_config(config: &MountConfig) -> Config {
 /// The S3 client for the mount: credentials, bucket access and region, each failure
 /// turned into its one-line message. The returned credentials must live as long as the
 /// mount: they hold the refresher.
+/// A write-back mount (`listings`: what earlier mounts kept) starts offline when S3 gives
+/// no answer at all: it works from what was kept, and its queue goes once S3 answers.
 async fn connect(
     config: &MountConfig,
+    listings: Option<&crate::cache::listings::ListingStore>,
 ) -> Result<(S3Client, Option<credentials::MountCredentials>), MountError> {
     let mount_credentials = if config.no_sign_request {
         None
     } else {
         Some(credentials::start(&config.credentials, config.region.as_deref()).await?)
     };
-    let mut client = S3Client::connect(client_config(config, mount_credentials.as_ref()))
-        .await
-        .map_err(|e| bucket_error(config, e, mount_credentials.as_ref()))?
+    let client_config = client_config(config, mount_credentials.as_ref());
+    let client = match (S3Client::connect(client_config.clone()).await, listings) {
+        (Ok(client), listings) => {
+            if let Some(store) = listings {
+                store.remember_region(client.region());
+            }
+            client
+        }
+        (Err(e @ S3Error::Network { .. }), Some(store))
+            if !crate::s3::express::is_directory_bucket(&config.bucket) =>
+        {
+            log::warn!(
+                "{e}; mounting offline from what earlier mounts kept: files closed wait in \
+                 the write-back queue until S3 answers"
+            );
+            let mut offline = client_config;
+            if offline.region.is_none() {
+                offline.region_hint = store.region().or(offline.region_hint);
+            }
+            S3Client::offline(offline)
+                .map_err(|e| bucket_error(config, e, mount_credentials.as_ref()))?
+        }
+        (Err(e), _) => return Err(bucket_error(config, e, mount_credentials.as_ref())),
+    };
+    let mut client = client
         .with_object_settings(config.objects.clone())
         .with_single_copy_limit(config.single_copy_limit);
     for quirk in client.quirks().active() {

@@ -156,6 +156,26 @@ impl S3Client {
         Ok(client)
     }
 
+    /// A client for a bucket S3 does not answer for now (a write-back mount starting
+    /// offline, from what earlier mounts kept): nothing is asked. The region is the one
+    /// given, else the hint (where an earlier mount found the bucket), else `us-east-1`;
+    /// S3 counts as unreachable from the start, so the filesystem answers offline until it
+    /// answers. Not for directory buckets, whose every request needs a session first.
+    pub fn offline(config: ClientConfig) -> Result<S3Client, S3Error> {
+        let http = build_http(&config)?;
+        let region = [&config.region, &config.region_hint]
+            .into_iter()
+            .flatten()
+            .map(|r| r.trim())
+            .find(|r| !r.is_empty())
+            .unwrap_or(DISCOVERY_REGION)
+            .to_string();
+        let mut client = S3Client::for_region(http, &config, &region)?;
+        client.retry.budget = client.retry_budget;
+        client.reach.unanswered();
+        Ok(client)
+    }
+
     /// Drive mode's patience with a network that is gone: an operation whose attempts get
     /// no answer at all (refused, reset, timed out) is retried for `budget` only, and not
     /// at all once S3 has not answered since before it began — the filesystem then answers
