@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use s3rolefs::sigv4::sha256_hex;
 use support::data::{pattern, Tmpfs};
 use support::mount::s3rolefs_command;
-use support::{eventually, Mount, TestServer};
+use support::{eventually, Fault, Mount, Op, TestServer};
 
 fn server() -> TestServer {
     support::server_with_bkt()
@@ -419,5 +419,36 @@ fn a_tree_seen_by_an_earlier_mount_lists_offline() {
             .unwrap()
             .as_ref(),
         b"on the train\n"
+    );
+}
+
+/// The answer to a queued file's PUT is lost (S3 stored it), then the next attempts get no
+/// answer either, so the upload fails and is tried again later. That try finds this
+/// mount's own bytes at the key, not another client's version: no conflict copy is made,
+/// for a new file and for an edit of an existing one, and S3 ends up with the edits.
+#[test]
+fn a_lost_answer_is_not_taken_for_another_clients_version() {
+    let server = server();
+    let cache = Tmpfs::mount("256m");
+    server.put("bkt", "edit.txt", b"version one\n".to_vec());
+    let m = write_back_mount(&server, cache.path(), &[]);
+    for (name, body) in [
+        ("new.txt", b"a new file\n".as_slice()),
+        ("edit.txt", b"version two\n".as_slice()),
+    ] {
+        server.fail_next_op(Op::PutObject, 1, Fault::LoseAnswer);
+        server.fail_next_op(Op::PutObject, 8, Fault::DropConnection);
+        fs::write(m.path().join(name), body).unwrap();
+        let (ok, said) = s3rolefs(&[Path::new("sync"), m.path()]);
+        assert!(ok, "{said}");
+        assert_eq!(server.get("bkt", name).unwrap().as_ref(), body, "{name}");
+    }
+    let mut keys = server.keys("bkt");
+    keys.sort();
+    assert_eq!(keys, ["edit.txt", "new.txt"], "no conflict copy");
+    assert!(
+        !m.stderr_log().contains("changed in S3"),
+        "{}",
+        m.stderr_log()
     );
 }

@@ -31,9 +31,8 @@ use super::journal::{Found, Record};
 use super::multipart::abort_upload;
 use super::staged::{Ctx, Staged};
 use super::staging::StagingFile;
-use super::{part_size, unix_now, Passing, UploadError, WriterConfig};
-use crate::s3::etag::multipart_etag;
-use crate::s3::{ObjectClient, ObjectMeta, S3Error};
+use super::{unix_now, Passing, UploadError, WriterConfig};
+use crate::s3::{ObjectClient, S3Error};
 
 /// The first and the longest pause between two passes that left work undone.
 const FIRST_PAUSE: Duration = Duration::from_secs(2);
@@ -356,7 +355,10 @@ impl<C: ObjectClient> Pending<C> {
                 Ok(Target::Key(record.key.clone()))
             }
             Ok(meta) => {
-                if self.is_ours(staged, &meta).await {
+                if staged
+                    .holds_exactly(&*self.client, &meta, self.config.part_size)
+                    .await
+                {
                     return Ok(Target::Done);
                 }
                 Ok(beside)
@@ -371,54 +373,6 @@ impl<C: ObjectClient> Pending<C> {
             )),
             Err(e) => Err(Retry::Never(e.to_string())),
         }
-    }
-
-    /// True when the object S3 holds is exactly the entry's data: its upload completed and
-    /// only the answer (and the record's removal) was lost with the daemon.
-    async fn is_ours(&self, staged: &Staged, meta: &ObjectMeta) -> bool {
-        // Only a server whose ETags are MD5s can tell: elsewhere the file goes beside.
-        if self.client.etags_are_md5() != Some(true) {
-            return false;
-        }
-        if meta.size != staged.size() || !staged.is_all_local() {
-            return false;
-        }
-        let Some(file) = staged.file() else {
-            return false;
-        };
-        let size = staged.size();
-        let expected = if size <= self.config.part_size {
-            match file.read_at(0, size as usize).await {
-                Ok(body) => {
-                    use md5::Digest as _;
-                    hex::encode(md5::Md5::digest(&body))
-                }
-                Err(_) => return false,
-            }
-        } else {
-            let mut parts = Vec::new();
-            let (mut start, mut number) = (0, 1);
-            while start < size {
-                let len = part_size(self.config.part_size, number).min(size - start);
-                let Ok(body) = file.read_at(start, len as usize).await else {
-                    return false;
-                };
-                use md5::Digest as _;
-                parts.push(crate::s3::CompletedPart {
-                    part_number: number,
-                    etag: hex::encode(md5::Md5::digest(&body)),
-                    checksum_crc32c: None,
-                    size: len,
-                });
-                start += len;
-                number += 1;
-            }
-            match multipart_etag(&parts) {
-                Some(etag) => etag,
-                None => return false,
-            }
-        };
-        meta.etag.trim_matches('"') == expected
     }
 }
 

@@ -26,7 +26,9 @@ use super::multipart::{abort_upload, part_size, MultipartUpload};
 use super::staging::StagingFile;
 use super::{UploadError, WriterConfig, S3_MAX_OBJECT_SIZE};
 use crate::s3::checksum::crc32c_base64;
-use crate::s3::{CompletedPart, GetObjectParams, Metadata, ObjectClient, PutObjectParams, S3Error};
+use crate::s3::{
+    CompletedPart, GetObjectParams, Metadata, ObjectClient, ObjectMeta, PutObjectParams, S3Error,
+};
 
 /// The object a staged copy's absent chunks come from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -61,6 +63,60 @@ pub struct Ctx<'a, C: ObjectClient> {
 }
 
 impl Staged {
+    /// True when the object S3 holds (`meta`, from a HEAD) is exactly this copy's data:
+    /// an upload of it completed and only the answer was lost (with the daemon, or on the
+    /// way). Told by size and ETag, on a server whose ETags are MD5s only (elsewhere
+    /// `false`: the caller then keeps both versions).
+    pub async fn holds_exactly<C: ObjectClient + ?Sized>(
+        &self,
+        client: &C,
+        meta: &ObjectMeta,
+        first_part: u64,
+    ) -> bool {
+        if client.etags_are_md5() != Some(true) {
+            return false;
+        }
+        if meta.size != self.size() || !self.is_all_local() {
+            return false;
+        }
+        let Some(file) = self.file() else {
+            return false;
+        };
+        let size = self.size();
+        let expected = if size <= first_part {
+            match file.read_at(0, size as usize).await {
+                Ok(body) => {
+                    use md5::Digest as _;
+                    hex::encode(md5::Md5::digest(&body))
+                }
+                Err(_) => return false,
+            }
+        } else {
+            let mut parts = Vec::new();
+            let (mut start, mut number) = (0, 1);
+            while start < size {
+                let len = part_size(first_part, number).min(size - start);
+                let Ok(body) = file.read_at(start, len as usize).await else {
+                    return false;
+                };
+                use md5::Digest as _;
+                parts.push(crate::s3::CompletedPart {
+                    part_number: number,
+                    etag: hex::encode(md5::Md5::digest(&body)),
+                    checksum_crc32c: None,
+                    size: len,
+                });
+                start += len;
+                number += 1;
+            }
+            match crate::s3::etag::multipart_etag(&parts) {
+                Some(etag) => etag,
+                None => return false,
+            }
+        };
+        meta.etag.trim_matches('"') == expected
+    }
+
     /// An existing object of `size` bytes at `base`, nothing of it local yet.
     pub fn existing(base: Base, size: u64, chunk: u64) -> Staged {
         Staged {

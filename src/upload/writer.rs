@@ -1144,7 +1144,7 @@ impl<C: ObjectClient> OpenWriter<C> {
         // must not wait with it.
         let key = self.key();
         let there = match self.client.head_object(&key).await {
-            Ok(meta) => Some(meta.etag),
+            Ok(meta) => Some(meta),
             Err(S3Error::NoSuchKey { .. }) => None,
             Err(source) => return Err(self.upload_failed(&key, None, source)),
         };
@@ -1157,9 +1157,20 @@ impl<C: ObjectClient> OpenWriter<C> {
             return Ok(Queued::Renamed);
         }
         let expected = self.replaces_slot().clone();
+        // An earlier attempt whose answer was lost may have put exactly this content
+        // there: that is no other client's version (it goes again, harmlessly).
+        let ours = match (&there, &state.mode) {
+            (Some(meta), Mode::Staged(staged)) if Some(&meta.etag) != expected.as_ref() => {
+                staged
+                    .holds_exactly(&*self.client, meta, self.config.part_size)
+                    .await
+            }
+            _ => false,
+        };
         // Gone meanwhile (another client deleted it): nothing is overwritten, the file
         // goes to its name.
-        if there.is_none() || there == expected {
+        let there = there.map(|meta| meta.etag);
+        if there.is_none() || there == expected || ours {
             return match self.flush_locked(&mut state).await? {
                 Some(meta) => Ok(Queued::Uploaded(meta)),
                 None => Ok(Queued::Nothing),
