@@ -9,6 +9,7 @@ mod support;
 
 use std::fs;
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -450,5 +451,46 @@ fn a_lost_answer_is_not_taken_for_another_clients_version() {
         !m.stderr_log().contains("changed in S3"),
         "{}",
         m.stderr_log()
+    );
+}
+
+/// A file waiting for its upload, or being uploaded through a slow link, reads at once:
+/// its local copy answers, the upload does not hold it up. 4 MiB through 512 KiB/s takes
+/// about 8 s to go up; the file is read whole, with its bytes, before S3 has it.
+#[test]
+fn a_file_being_uploaded_reads_without_waiting_for_the_upload() {
+    let server = server();
+    let cache = Tmpfs::mount("256m");
+    let m = write_back_mount(&server, cache.path(), &[]);
+    let data = pattern(4 << 20, 9);
+    fs::write(m.path().join("big.bin"), &data).unwrap();
+    server.set_upload_bandwidth(Some(512 << 10));
+    // Past the settle delay: the upload has begun.
+    assert!(eventually(Duration::from_secs(20), || {
+        server
+            .requests()
+            .iter()
+            .any(|r| r.key.as_deref() == Some("big.bin") && r.method == "PUT")
+    }));
+    // Read through a new descriptor, past the kernel's page cache.
+    let read = {
+        let mut f = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECT)
+            .open(m.path().join("big.bin"))
+            .unwrap();
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(&mut f, &mut out).unwrap();
+        out
+    };
+    let uploaded_yet = server.get("bkt", "big.bin").is_some();
+    assert_eq!(sha256_hex(&read), sha256_hex(&data));
+    assert!(!uploaded_yet, "the read waited for the upload");
+    server.set_upload_bandwidth(None);
+    let (ok, said) = s3rolefs(&[Path::new("sync"), m.path()]);
+    assert!(ok, "{said}");
+    assert_eq!(
+        sha256_hex(&server.get("bkt", "big.bin").unwrap()),
+        sha256_hex(&data)
     );
 }

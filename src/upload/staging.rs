@@ -85,6 +85,12 @@ impl StagingFile {
         self.journal.forget(&self.id);
     }
 
+    /// The file itself, for reads that must not wait for its owner (see
+    /// `OpenWriter::read`).
+    pub fn shared(&self) -> Arc<File> {
+        Arc::clone(&self.file)
+    }
+
     /// Makes the data written so far survive a power loss.
     pub async fn sync_data(&self) -> Result<(), UploadError> {
         let file = self.file.clone();

@@ -70,6 +70,18 @@ pub struct OpenWriter<C: ObjectClient> {
     dirty: AtomicBool,
     /// What the object is to carry besides its bytes (see [`OpenWriter::set_metadata`]).
     meta: std::sync::Mutex<WriteMeta>,
+    /// A closed file's local copy, whole, and its size (write-back, from
+    /// [`OpenWriter::persist`] until the next change): reads are served from it without
+    /// waiting for the writer, which an upload holds for as long as it takes.
+    view: std::sync::Mutex<Option<LocalView>>,
+}
+
+/// A closed file's whole local copy, readable without the writer (see `OpenWriter::view`).
+#[derive(Clone, Debug)]
+struct LocalView {
+    file: Arc<std::fs::File>,
+    path: PathBuf,
+    size: u64,
 }
 
 /// The metadata an upload sends, as the filesystem set it.
@@ -210,6 +222,7 @@ impl<C: ObjectClient> OpenWriter<C> {
                 metadata,
                 times_set: true,
             }),
+            view: std::sync::Mutex::new(None),
         }
     }
 
@@ -377,6 +390,7 @@ impl<C: ObjectClient> OpenWriter<C> {
         let key = self.key();
         too_large(&key, offset + data.len() as u64)?;
         let mut state = self.state.lock().await;
+        self.view_slot().take();
         self.settle(&mut state).await?;
         if self.written() {
             if let Mode::Streaming(stream) = &mut state.mode {
@@ -574,6 +588,10 @@ impl<C: ObjectClient> OpenWriter<C> {
 
     /// Up to `len` bytes at `offset`, as written so far (read-your-writes).
     pub async fn read(&self, offset: u64, len: u32) -> Result<Bytes, UploadError> {
+        let view = self.view_slot().clone();
+        if let Some(view) = view {
+            return view.read(offset, len).await;
+        }
         let key = self.key();
         let mut state = self.state.lock().await;
         let size = self.size();
@@ -621,6 +639,7 @@ impl<C: ObjectClient> OpenWriter<C> {
         if size == self.size() {
             return Ok(());
         }
+        self.view_slot().take();
         self.switch_to_staged(&mut state, "a truncate", false)
             .await?;
         if let Mode::Staged(staged) = &mut state.mode {
@@ -1083,7 +1102,22 @@ impl<C: ObjectClient> OpenWriter<C> {
             .await?;
         state.record.complete = true;
         state.record.metadata = self.metadata();
-        self.try_save_record(&mut state, true)
+        self.try_save_record(&mut state, true)?;
+        if let Mode::Staged(staged) = &state.mode {
+            if let (true, Some(file)) = (staged.is_all_local(), staged.file()) {
+                *self.view_slot() = Some(LocalView {
+                    file: file.shared(),
+                    path: file.path().to_path_buf(),
+                    size: self.size(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn view_slot(&self) -> std::sync::MutexGuard<'_, Option<LocalView>> {
+        // Holds a plain value; a panic elsewhere cannot leave it inconsistent.
+        self.view.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Write-back's rename of a file S3 never held (see [`OpenWriter::replaces`]): only its
@@ -1280,10 +1314,35 @@ fn local_file<C: ObjectClient>(mode: &Mode<C>) -> Option<&super::staging::Stagin
     }
 }
 
+impl LocalView {
+    /// Up to `len` bytes at `offset`.
+    async fn read(self, offset: u64, len: u32) -> Result<Bytes, UploadError> {
+        if offset >= self.size || len == 0 {
+            return Ok(Bytes::new());
+        }
+        let len = (self.size - offset).min(u64::from(len)) as usize;
+        let file = self.file;
+        let read = tokio::task::spawn_blocking(move || {
+            use std::os::unix::fs::FileExt;
+            let mut buf = vec![0; len];
+            file.read_exact_at(&mut buf, offset)
+                .map(|()| Bytes::from(buf))
+        })
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        read.map_err(|source| UploadError::LocalIo {
+            path: self.path,
+            source,
+        })
+    }
+}
+
 impl<C: ObjectClient> Drop for OpenWriter<C> {
     /// A clean copy goes away with its writer (so does an unlinked file's); a changed one
     /// stays in the journal for the background retry and the next mount.
     fn drop(&mut self) {
+        // Its descriptor goes first: a data file no one else holds may serve again.
+        self.view_slot().take();
         let dirty = self.is_dirty() && !self.is_unlinked() && !self.config.local_only;
         let key = self.key();
         let size = self.size();
