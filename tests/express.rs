@@ -291,6 +291,42 @@ fn a_mount_reads_writes_lists_and_renames_atomically() {
     drop(m);
 }
 
+/// An access point for a directory bucket (`NAME--ZONEID--xa-s3`) mounts as the directory
+/// bucket it serves: sessions from `CreateSession` on the access point sign every request,
+/// and a file written reads back SHA-256-equal, in the mount and in the store.
+#[test]
+fn an_access_point_for_a_directory_bucket_mounts_like_one() {
+    const ACCESS_POINT: &str = "shared--usw2-az1--xa-s3";
+    let server = TestServer::start();
+    server.set_directory_buckets(Some(Duration::from_secs(30)));
+    server.create_bucket(ACCESS_POINT);
+    server.put(ACCESS_POINT, "there.txt", "from the bucket\n");
+    let m = Mount::start(&server, ACCESS_POINT, &[]);
+    let root = m.path();
+    assert_eq!(
+        fs::read(root.join("there.txt")).unwrap(),
+        b"from the bucket\n"
+    );
+    let body = pattern(1 << 20, 9);
+    fs::write(root.join("new.bin"), &body).unwrap();
+    assert_eq!(
+        sha256_hex(&fs::read(root.join("new.bin")).unwrap()),
+        sha256_hex(&body)
+    );
+    assert_eq!(
+        sha256_hex(&server.get(ACCESS_POINT, "new.bin").unwrap()),
+        sha256_hex(&body)
+    );
+    assert!(server.count(Op::CreateSession) >= 1);
+    let sessions = server.requests();
+    assert!(sessions
+        .iter()
+        .filter(|r| r.op == Op::CreateSession)
+        .all(|r| r.bucket.as_deref() == Some(ACCESS_POINT)));
+    assert_session_signed(&server);
+    drop(m);
+}
+
 /// The endurance run: sessions expire every 30 s, and twice more the server ends
 /// them early; for two minutes a mount writes, reads, lists and renames without a single
 /// error, through at least four sessions.

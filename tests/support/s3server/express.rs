@@ -78,7 +78,7 @@ impl Express {
 
     /// Whether `bucket` is a directory bucket of a server in directory-bucket mode.
     pub fn applies(&self, bucket: Option<&str>) -> bool {
-        self.is_on() && bucket.is_some_and(|b| b.ends_with("--x-s3"))
+        self.is_on() && bucket.is_some_and(|b| b.ends_with("--x-s3") || b.ends_with("--xa-s3"))
     }
 
     fn issue(&self, bucket: &str, lifetime: Duration) -> (String, Session) {
