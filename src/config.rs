@@ -177,6 +177,8 @@ pub struct MountOptions {
     pub write_back: bool,
     /// Bytes the write-back queue may hold (`20G`; absent: a quarter of the cache disk).
     pub write_back_max_size: Option<String>,
+    /// `--incremental-upload`: appends to objects of a directory bucket go up as appends.
+    pub incremental_upload: bool,
     /// `--exclude`: patterns of names kept local only (see `fs::exclude`).
     pub exclude: Vec<String>,
 }
@@ -253,6 +255,9 @@ pub struct MountConfig {
     /// Bytes the write-back queue may hold before a `close` waits for room (`None`: a
     /// quarter of the cache directory's disk, decided at mount).
     pub write_back_max_size: Option<u64>,
+    /// `--incremental-upload`: on a directory bucket, a file changed only at its end uploads
+    /// only the new bytes (PutObject with `x-amz-write-offset-bytes`).
+    pub incremental_upload: bool,
     /// Names kept local only (`--exclude`).
     pub exclude: crate::fs::exclude::Exclude,
 }
@@ -296,6 +301,18 @@ impl MountConfig {
         let target = BucketTarget::parse(&bucket)?;
         if let BucketTarget::Bucket(name) = &target {
             validate_bucket_name(name)?;
+        }
+        let directory = matches!(&target, BucketTarget::Bucket(name)
+            if crate::s3::express::is_directory_bucket(name));
+        if opts.incremental_upload && !directory {
+            // Refused rather than ignored: a flag that silently does nothing would leave a
+            // user believing their appends are cheap when every one rewrites the object.
+            return Err(ConfigError::Conflict {
+                problem: "--incremental-upload needs a directory bucket (S3 Express One Zone, \
+                          NAME--ZONEID--x-s3, or an access point NAME--ZONEID--xa-s3): only \
+                          those take appends (x-amz-write-offset-bytes)",
+                fix: "drop --incremental-upload for this bucket",
+            });
         }
         // An empty flag value means "not given" (as an unset variable does).
         let given = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
@@ -492,6 +509,7 @@ impl MountConfig {
             objects,
             single_copy_limit,
             write_back: opts.write_back,
+            incremental_upload: opts.incremental_upload,
             write_back_max_size: match size_option(
                 opts.write_back_max_size.as_deref(),
                 "write-back queue size",

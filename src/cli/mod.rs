@@ -363,6 +363,9 @@ struct MountArgs {
     /// Bytes the write-back queue may hold; past them close() waits for room, e.g. 20G (default: a quarter of the cache directory's disk).
     #[arg(long, value_name = "BYTES", help_heading = "Upload")]
     write_back_max_size: Option<String>,
+    /// On a directory bucket (S3 Express One Zone): a file whose only change is bytes added at its end uploads just those bytes, appended in S3 (PutObject with x-amz-write-offset-bytes), instead of rewriting the object. See docs/ENDPOINTS.md.
+    #[arg(long, help_heading = "Upload")]
+    incremental_upload: bool,
     /// Names never uploaded: files created under them stay local to the mount and go at unmount. Shell patterns, several joined by |, e.g. --exclude '.DS_Store|Thumbs.db|.~lock.*#' (one with / matches the path from the mount's root). Repeatable.
     #[arg(long, value_name = "PATTERNS", help_heading = "Upload")]
     exclude: Vec<String>,
@@ -495,6 +498,7 @@ fn mount_options(args: MountArgs) -> Result<MountOptions, String> {
         single_copy_limit: args.single_copy_limit,
         write_back: args.write_back,
         write_back_max_size: args.write_back_max_size,
+        incremental_upload: args.incremental_upload,
         exclude: args.exclude,
         ..MountOptions::default()
     };

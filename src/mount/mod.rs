@@ -436,6 +436,7 @@ fn writer_config(
         writer.concurrency = concurrency.max(1);
     }
     writer.write_back = config.write_back;
+    writer.incremental_upload = config.incremental_upload;
     Ok(writer)
 }
 

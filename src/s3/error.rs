@@ -55,6 +55,12 @@ pub enum S3Error {
 }
 
 impl S3Error {
+    /// S3 refused an append (`x-amz-write-offset-bytes`) because the object is not the size
+    /// it named: another client changed it meanwhile.
+    pub fn is_invalid_write_offset(&self) -> bool {
+        matches!(self, S3Error::Service { code, .. } if code == "InvalidWriteOffset")
+    }
+
     /// True for errors worth trying again (5xx, throttling, connection failures).
     pub fn is_retryable(&self) -> bool {
         match self {

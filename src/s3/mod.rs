@@ -136,6 +136,20 @@ pub struct PutObjectParams {
     pub metadata: Metadata,
 }
 
+/// PutObject with `x-amz-write-offset-bytes` (S3 Express One Zone directory buckets):
+/// `body` added at the end of the object `key`, which must be `offset` bytes long. The
+/// object keeps its metadata; its ETag and Last-Modified change.
+#[derive(Clone, Debug)]
+pub struct AppendObjectParams {
+    pub key: String,
+    /// The object's size now: S3 answers 400 `InvalidWriteOffset` when it is not.
+    pub offset: u64,
+    pub body: Bytes,
+    /// Fail with [`S3Error::PreconditionFailed`] unless the object still has this ETag
+    /// (another client replaced it with one of the same size).
+    pub if_match: Option<String>,
+}
+
 /// One completed part of a multipart upload.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CompletedPart {
@@ -292,6 +306,17 @@ pub trait ObjectClient: Send + Sync + 'static {
     ) -> impl Future<Output = Result<bool, S3Error>> + Send {
         let _ = (from, to);
         async { Ok(false) }
+    }
+
+    /// Appends to an object in place ([`AppendObjectParams`]); returns its new ETag, or
+    /// `None` when this bucket cannot append (nothing happened: the caller rewrites the
+    /// object instead). Only directory buckets can.
+    fn append_object(
+        &self,
+        params: AppendObjectParams,
+    ) -> impl Future<Output = Result<Option<String>, S3Error>> + Send {
+        let _ = params;
+        async { Ok(None) }
     }
 
     /// Whether listings may start after a key (`StartAfter`). Directory buckets refuse it

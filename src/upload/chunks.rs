@@ -21,6 +21,12 @@
 //! other part is sent from the local copy, its absent chunks fetched first. This is s3fs's
 //! "mix upload", with the chunk as the unit of both fetching and dirtiness.
 //!
+//! The lowest byte changed since the base (`changed_from`) tells an append from an edit:
+//! chunk states cannot, since the chunk holding the base's end turns dirty when bytes are
+//! added after it. A file whose every change lies at or past the base's end, its base
+//! whole, is the base with bytes appended ([`ChunkMap::appended`]): on a directory bucket
+//! those bytes alone can go up (`--incremental-upload`).
+//!
 //! Pure bookkeeping: no I/O here (`staged` does it).
 
 use std::ops::Range;
@@ -58,6 +64,8 @@ pub struct ChunkMap {
     /// The base's size (what "unchanged" means).
     base_size: u64,
     base_limit: u64,
+    /// The lowest byte written, or grown with zeros, since the base (`size` when none).
+    changed_from: u64,
     states: Vec<Chunk>,
 }
 
@@ -71,6 +79,7 @@ impl ChunkMap {
             size: base_size,
             base_size,
             base_limit: base_size,
+            changed_from: base_size,
             states: vec![Chunk::Absent; base_size.div_ceil(chunk) as usize],
         }
     }
@@ -107,6 +116,8 @@ impl ChunkMap {
             size,
             base_size: base_limit.min(size),
             base_limit: base_limit.min(size),
+            // What changed is not recorded: never taken for an append.
+            changed_from: 0,
             states,
         }
     }
@@ -191,6 +202,7 @@ impl ChunkMap {
     /// `range` was written (the file grows to its end if it ends past it). Returns whether
     /// a chunk changed state (the journal records states, not every write).
     pub fn written(&mut self, range: Range<u64>) -> bool {
+        self.changed_from = self.changed_from.min(range.start);
         if range.end > self.size {
             self.resize(range.end);
         }
@@ -207,6 +219,7 @@ impl ChunkMap {
     /// The file's size is now `size`: cut (the base's bytes past it are gone for good) or
     /// grown with zeros (new, changed chunks).
     pub fn resize(&mut self, size: u64) {
+        self.changed_from = self.changed_from.min(size.min(self.size));
         if size < self.size {
             self.base_limit = self.base_limit.min(size);
             self.size = size;
@@ -243,6 +256,16 @@ impl ChunkMap {
         }
         self.base_limit = self.size;
         self.base_size = self.size;
+        self.changed_from = self.size;
+    }
+
+    /// The bytes added at the end of an intact, non-empty base, when they are the file's
+    /// only change since it: `base_size..size`. `None` for anything else (a write below
+    /// the base's end, a cut, a new file, nothing added).
+    pub fn appended(&self) -> Option<Range<u64>> {
+        let intact = self.base_limit == self.base_size && self.changed_from >= self.base_size;
+        (intact && self.base_size > 0 && self.size > self.base_size)
+            .then_some(self.base_size..self.size)
     }
 
     /// True when no chunk differs from the base and the size is the base's.
@@ -316,6 +339,48 @@ mod tests {
         assert!(plan[..9].iter().all(|p| p.source == PartSource::Base));
         assert_eq!(plan[9].source, PartSource::Local);
         assert_eq!(plan[9].range, 90..97);
+    }
+
+    /// Bytes written only at or past the base's end are an append (they alone could go
+    /// up); after an upload the next append starts at the new end.
+    #[test]
+    fn writes_past_the_base_end_are_an_append() {
+        let mut map = ChunkMap::new(C, 95);
+        assert_eq!(map.appended(), None, "nothing added");
+        map.fetched(9);
+        map.written(95..97);
+        map.written(97..120);
+        assert_eq!(map.appended(), Some(95..120));
+        map.uploaded();
+        assert_eq!(map.appended(), None);
+        map.written(120..125);
+        assert_eq!(map.appended(), Some(120..125));
+    }
+
+    /// A write below the base's end, a cut (even one grown back), or a journal's
+    /// rebuilt map is not an append; growing with zeros past the end is one.
+    #[test]
+    fn edits_below_the_end_cuts_and_recoveries_are_not_appends() {
+        let mut below = ChunkMap::new(C, 95);
+        below.written(95..100);
+        below.written(94..95);
+        assert_eq!(below.appended(), None);
+
+        let mut cut = ChunkMap::new(C, 95);
+        cut.resize(90);
+        cut.written(90..120);
+        assert_eq!(cut.appended(), None);
+
+        let mut grown = ChunkMap::new(C, 95);
+        grown.resize(100);
+        assert_eq!(grown.appended(), Some(95..100));
+
+        let recovered = ChunkMap::from_runs(C, 100, 95, &[(Chunk::Clean, 9), (Chunk::Dirty, 1)]);
+        assert_eq!(recovered.appended(), None);
+
+        let mut new = ChunkMap::all_dirty(C, 0);
+        new.written(0..10);
+        assert_eq!(new.appended(), None, "a new file has no base to append to");
     }
 
     /// A write covering a chunk's base part whole fetches nothing; a partial one fetches

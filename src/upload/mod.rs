@@ -97,6 +97,10 @@ pub struct WriterConfig {
     /// past it or at its close), and `close` only makes it durable ([`OpenWriter::persist`]); the filesystem uploads
     /// them later ([`OpenWriter::upload_queued`]).
     pub write_back: bool,
+    /// `--incremental-upload` (directory buckets): a staged file whose only change since
+    /// its base is bytes added at its end uploads just those, appended in S3 (see
+    /// `Staged::append`).
+    pub incremental_upload: bool,
     /// A file kept local only (`--exclude`): staged from its first byte like write-back's,
     /// never recorded in the journal (nothing of it is owed to S3), and removed with its
     /// writer. The filesystem never uploads it.
@@ -112,6 +116,7 @@ impl WriterConfig {
             journal,
             budget: MemoryBudget::new(budget),
             write_back: false,
+            incremental_upload: false,
             local_only: false,
         }
     }

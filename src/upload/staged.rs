@@ -9,6 +9,18 @@
 //! free) or
 //! fails with `ENOSPC` first.
 //!
+//! With `--incremental-upload` on a directory bucket, a file that is its base with bytes
+//! added at the end (see `chunks`), at most one part of them, sends only those:
+//! [`Staged::append`], a PutObject with `x-amz-write-offset-bytes` at the base's size and
+//! `If-Match` on its ETag. If another client changed the object meanwhile (400
+//! `InvalidWriteOffset`, or 412), the object's end is asked (HEAD) and the bytes are
+//! appended there instead, as `O_APPEND` does on a shared disk: neither client's bytes
+//! are lost, and the copy starts over from the object as S3 now holds it. (Unless the
+//! object ends with exactly these bytes: then the first append was carried out and only
+//! its answer lost, and it is not made twice.) After a few such races, when the object is
+//! gone, or when it holds S3's 10,000 appends and parts (`TooManyParts`), the file is
+//! uploaded whole as below.
+//!
 //! A multipart upload that failed is kept ([`Staged::keep_resumable`]) and the next upload
 //! resumes it: the parts S3 holds whose CRC32C matches the local bytes are taken as they are
 //! (ListParts), the rest is sent again.
@@ -18,7 +30,7 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use log::debug;
+use log::{debug, warn};
 
 use super::chunks::{ChunkMap, PartSource};
 use super::journal::Record;
@@ -27,8 +39,13 @@ use super::staging::StagingFile;
 use super::{UploadError, WriterConfig, S3_MAX_OBJECT_SIZE};
 use crate::s3::checksum::crc32c_base64;
 use crate::s3::{
-    CompletedPart, GetObjectParams, Metadata, ObjectClient, ObjectMeta, PutObjectParams, S3Error,
+    AppendObjectParams, CompletedPart, GetObjectParams, Metadata, ObjectClient, ObjectMeta,
+    PutObjectParams, S3Error,
 };
+
+/// Appends tried at another client's new end before the file goes up whole: each one
+/// lost a race within a round trip, so a third loss means a key too busy to append to.
+const APPEND_RACES: usize = 3;
 
 /// The object a staged copy's absent chunks come from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -414,6 +431,113 @@ impl Staged {
             etag: etag.clone(),
         });
         Ok(etag)
+    }
+
+    /// Uploads only the bytes added at the end of the base, appended in S3 (see the
+    /// module doc). `Ok(None)`: not an append, or the bucket cannot append, or the races
+    /// were lost: nothing changed in S3, and [`Staged::upload`] must do it. On success the
+    /// copy is clean and based on the new ETag; the file's size is then
+    /// [`Staged::size`] (larger than before when another client's bytes came first).
+    pub async fn append<C: ObjectClient>(
+        &mut self,
+        ctx: &Ctx<'_, C>,
+    ) -> Result<Option<String>, UploadError> {
+        let Some(added) = self.chunks.appended() else {
+            return Ok(None);
+        };
+        let len = added.end - added.start;
+        // One part's memory at most, as any part; larger appends go up in parts.
+        let base = self.base.clone().filter(|b| b.key == ctx.key);
+        let (Some(base), Some(file)) = (base, &self.file) else {
+            return Ok(None);
+        };
+        if len > ctx.config.part_size {
+            return Ok(None);
+        }
+        let _reservation = ctx.config.budget.reserve(len).await;
+        let body = file.read_at(added.start, len as usize).await?;
+        let (mut offset, mut if_match) = (added.start, base.etag);
+        for _ in 0..=APPEND_RACES {
+            let sent = ctx
+                .client
+                .append_object(AppendObjectParams {
+                    key: ctx.key.to_string(),
+                    offset,
+                    body: body.clone(),
+                    if_match: Some(if_match.clone()),
+                })
+                .await;
+            let changed = match sent {
+                Ok(None) => return Ok(None),
+                Ok(Some(etag)) => return Ok(Some(self.appended(ctx, offset, len, etag))),
+                Err(e) if e.is_invalid_write_offset() => e,
+                Err(e @ S3Error::PreconditionFailed { .. }) => e,
+                Err(S3Error::NoSuchKey { .. }) => return Ok(None),
+                // 10,000 appends and parts: only a rewrite resets the count.
+                Err(S3Error::Service { code, .. }) if code == "TooManyParts" => return Ok(None),
+                Err(e) => return Err(self.failed(ctx, e)),
+            };
+            let now = match ctx.client.head_object(ctx.key).await {
+                Ok(now) => now,
+                Err(S3Error::NoSuchKey { .. }) => return Ok(None),
+                Err(e) => return Err(self.failed(ctx, e)),
+            };
+            if now.size == offset + len && self.ends_with(ctx, &now.etag, offset, &body).await {
+                debug!("{:?}: the append was made, its answer lost", ctx.key);
+                return Ok(Some(self.appended(ctx, offset, len, now.etag)));
+            }
+            warn!(
+                "{:?} changed in S3 while it was appended to ({changed}); its {len} new bytes                  go at the object's new end, {} bytes",
+                ctx.key, now.size
+            );
+            (offset, if_match) = (now.size, now.etag);
+        }
+        Ok(None)
+    }
+
+    /// Whether the object, version `etag`, holds `body` at `offset` (its last bytes).
+    async fn ends_with<C: ObjectClient>(
+        &self,
+        ctx: &Ctx<'_, C>,
+        etag: &str,
+        offset: u64,
+        body: &Bytes,
+    ) -> bool {
+        let got = ctx
+            .client
+            .get_object(GetObjectParams {
+                key: ctx.key.to_string(),
+                range: Some(offset..offset + body.len() as u64),
+                if_match: Some(etag.to_string()),
+            })
+            .await;
+        got.is_ok_and(|out| out.body.to_bytes() == *body)
+    }
+
+    /// `len` bytes were appended at `offset`, giving version `etag`: the copy is based on
+    /// it. Appended where the copy ended, the copy is that object; elsewhere (another
+    /// client's bytes came first) the copy no longer matches it, and starts over as that
+    /// object, nothing of it local.
+    fn appended<C: ObjectClient>(
+        &mut self,
+        ctx: &Ctx<'_, C>,
+        offset: u64,
+        len: u64,
+        etag: String,
+    ) -> String {
+        if offset == self.chunks.size() - len {
+            self.chunks.uploaded();
+        } else {
+            if let Some(file) = self.file.take() {
+                file.remove();
+            }
+            self.chunks = ChunkMap::new(self.chunks.chunk_size(), offset + len);
+        }
+        self.base = Some(Base {
+            key: ctx.key.to_string(),
+            etag: etag.clone(),
+        });
+        etag
     }
 
     async fn upload_parts<C: ObjectClient>(

@@ -27,6 +27,7 @@ fn config(dir: &tempfile::TempDir, concurrency: usize) -> Arc<WriterConfig> {
         journal: super::staging::tests::journal(dir),
         budget: MemoryBudget::new(1 << 30),
         write_back: false,
+        incremental_upload: false,
         local_only: false,
     })
 }
@@ -49,6 +50,7 @@ fn config_without_disk(dir: &tempfile::TempDir) -> Arc<WriterConfig> {
         journal,
         budget: MemoryBudget::new(1 << 30),
         write_back: false,
+        incremental_upload: false,
         local_only: false,
     })
 }
@@ -985,4 +987,157 @@ async fn a_write_inside_the_part_being_filled_keeps_streaming() {
         0,
         "no switch to staging"
     );
+}
+
+/// A bucket that takes appends (a directory bucket), and a configuration with
+/// `--incremental-upload`.
+fn appending(dir: &tempfile::TempDir) -> (Arc<MemoryClient>, Arc<WriterConfig>) {
+    let s3 = Arc::new(MemoryClient::new().with_min_part_size(0).with_appends());
+    let mut config = (*config(dir, 2)).clone();
+    config.incremental_upload = true;
+    (s3, Arc::new(config))
+}
+
+/// The memory bucket's ETags of appended objects say so (`…-append`).
+fn was_appended(etag: &str) -> bool {
+    etag.ends_with("-append\"")
+}
+
+/// `body` stored at `key`, and a writer opened on it.
+fn existing(
+    s3: &Arc<MemoryClient>,
+    key: &str,
+    body: &'static str,
+    config: Arc<WriterConfig>,
+) -> OpenWriter<MemoryClient> {
+    let etag = s3.insert(key, body);
+    OpenWriter::new(
+        s3.clone(),
+        key.into(),
+        Origin::Existing {
+            etag,
+            size: body.len() as u64,
+        },
+        Metadata::default(),
+        config,
+    )
+}
+
+/// With `--incremental-upload`, bytes added at the end go up alone, appended in S3: one
+/// PutObject, nothing copied or rewritten; a second append in the same open file too.
+#[tokio::test]
+async fn incremental_append_sends_only_the_new_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s3, config) = appending(&dir);
+    let w = existing(&s3, "log", "line 1\n", config);
+    w.write(w.size(), Bytes::from_static(b"line 2\n"))
+        .await
+        .unwrap();
+    let meta = w.flush().await.unwrap().unwrap();
+    assert!(was_appended(&meta.etag), "{meta:?}");
+    assert_eq!(s3.get("log").unwrap(), "line 1\nline 2\n");
+    w.write(w.size(), Bytes::from_static(b"line 3\n"))
+        .await
+        .unwrap();
+    w.flush().await.unwrap();
+    assert_eq!(s3.get("log").unwrap(), "line 1\nline 2\nline 3\n");
+    let c = s3.counters();
+    assert_eq!(c.put_object, 2);
+    assert_eq!(c.copy_object + c.upload_part + c.upload_part_copy, 0);
+}
+
+/// A write below the old end, a cut, or metadata the append could not store (a stored
+/// mtime that moves): the object is rewritten as without the flag.
+#[tokio::test]
+async fn anything_but_an_append_is_rewritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s3, config) = appending(&dir);
+    let w = existing(&s3, "a", "0123456789", Arc::clone(&config));
+    w.write(10, Bytes::from_static(b"end")).await.unwrap();
+    w.write(0, Bytes::from_static(b"X")).await.unwrap();
+    let meta = w.flush().await.unwrap().unwrap();
+    assert!(!was_appended(&meta.etag));
+    assert_eq!(s3.get("a").unwrap(), "X123456789end");
+
+    let w = existing(&s3, "b", "0123456789", Arc::clone(&config));
+    w.truncate(5).await.unwrap();
+    w.write(5, Bytes::from_static(b"new")).await.unwrap();
+    assert!(!was_appended(&w.flush().await.unwrap().unwrap().etag));
+    assert_eq!(s3.get("b").unwrap(), "01234new");
+
+    let mut timed = Metadata::default();
+    timed.set_time("mtime", std::time::SystemTime::UNIX_EPOCH);
+    let etag = s3.insert_with("c", "0123456789", timed.clone());
+    let w = OpenWriter::new(
+        s3.clone(),
+        "c".into(),
+        Origin::Existing { etag, size: 10 },
+        timed,
+        config,
+    );
+    w.write(10, Bytes::from_static(b"more")).await.unwrap();
+    assert!(!was_appended(&w.flush().await.unwrap().unwrap().etag));
+    assert_eq!(s3.get("c").unwrap(), "0123456789more");
+}
+
+/// Another client appended first: the object no longer ends where the file's base did
+/// (S3 refuses the append). The new bytes go at the object's new end, and the file is
+/// the object from then on: neither client's bytes are lost.
+#[tokio::test]
+async fn a_lost_append_race_appends_at_the_new_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s3, config) = appending(&dir);
+    let w = existing(&s3, "log", "line 1\n", config);
+    w.write(w.size(), Bytes::from_static(b"mine\n"))
+        .await
+        .unwrap();
+    s3.insert("log", "line 1\ntheirs\n");
+    let meta = w.flush().await.unwrap().unwrap();
+    let both = "line 1\ntheirs\nmine\n";
+    assert_eq!(s3.get("log").unwrap(), both);
+    assert_eq!(meta.size, both.len() as u64);
+    assert_eq!(w.size(), both.len() as u64);
+    assert_eq!(w.read(0, 100).await.unwrap(), both);
+    assert!(!w.is_dirty());
+}
+
+/// An append carried out whose answer was lost (the retry finds the object grown by
+/// exactly these bytes) is not made twice.
+#[tokio::test]
+async fn an_append_whose_answer_was_lost_is_not_repeated() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s3, config) = appending(&dir);
+    let w = existing(&s3, "log", "line 1\n", config);
+    w.write(w.size(), Bytes::from_static(b"line 2\n"))
+        .await
+        .unwrap();
+    s3.lose_answer_next(Op::PutObject, 1, || S3Error::Service {
+        status: 400,
+        code: "InvalidWriteOffset".into(),
+        message: "the retry of a lost answer".into(),
+    });
+    w.flush().await.unwrap();
+    assert_eq!(s3.get("log").unwrap(), "line 1\nline 2\n");
+    assert_eq!(w.size(), 14);
+}
+
+/// An object that holds S3's 10,000 appends and parts (`TooManyParts`) is rewritten
+/// whole instead, which resets the count.
+#[tokio::test]
+async fn too_many_parts_rewrites_the_object() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s3, config) = appending(&dir);
+    let w = existing(&s3, "log", "line 1\n", config);
+    w.write(w.size(), Bytes::from_static(b"line 2\n"))
+        .await
+        .unwrap();
+    s3.fail_next(Op::PutObject, 1, || S3Error::Service {
+        status: 400,
+        code: "TooManyParts".into(),
+        message: "too many parts".into(),
+    });
+    let meta = w.flush().await.unwrap().unwrap();
+    assert!(!was_appended(&meta.etag));
+    assert_eq!(s3.get("log").unwrap(), "line 1\nline 2\n");
+    assert_eq!(s3.counters().put_object, 2);
 }

@@ -92,6 +92,10 @@ struct WriteMeta {
     /// they are stored as they are. After a write, an upload moves them to its own time
     /// ([`stamp_times`]).
     times_set: bool,
+    /// What the object S3 holds of this file carries (as opened, uploaded or copied):
+    /// an append (`--incremental-upload`) cannot change it, so one is made only when the
+    /// upload would send exactly this.
+    stored: Metadata,
 }
 
 impl WriteMeta {
@@ -219,6 +223,7 @@ impl<C: ObjectClient> OpenWriter<C> {
             size: AtomicU64::new(size),
             dirty: AtomicBool::new(dirty),
             meta: std::sync::Mutex::new(WriteMeta {
+                stored: metadata.clone(),
                 metadata,
                 times_set: true,
             }),
@@ -244,6 +249,7 @@ impl<C: ObjectClient> OpenWriter<C> {
         let meta = WriteMeta {
             metadata,
             times_set,
+            stored: self.meta_slot().stored.clone(),
         };
         if let Mode::Streaming(stream) = &mut state.mode {
             stream
@@ -759,6 +765,12 @@ impl<C: ObjectClient> OpenWriter<C> {
             }
             Mode::Staged(_) => self.flush_staged(state, &key, sent.clone()).await,
         };
+        // An append may have gone after another client's bytes: the file is the object.
+        let size = match &state.mode {
+            Mode::Staged(staged) if uploaded.is_ok() => staged.size(),
+            _ => size,
+        };
+        self.size.store(size, Ordering::Release);
         let uploaded = match uploaded {
             Ok(etag) => self.fix_metadata(state, &key, size, etag, &mut sent).await,
             Err(e) => Err(e),
@@ -770,7 +782,11 @@ impl<C: ObjectClient> OpenWriter<C> {
                 *self.replaces_slot() = Some(etag.clone());
                 // What S3 holds now, stamped times included, is what later changes start
                 // from.
-                self.meta_slot().metadata = sent.clone();
+                {
+                    let mut meta = self.meta_slot();
+                    meta.metadata = sent.clone();
+                    meta.stored = sent.clone();
+                }
                 if state.recorded {
                     if let Some(file) = local_file(&state.mode) {
                         file.forget();
@@ -914,10 +930,20 @@ impl<C: ObjectClient> OpenWriter<C> {
         metadata: Metadata,
     ) -> Result<String, UploadError> {
         self.keep_complete(state).await;
+        // An append leaves the object's metadata as it is: only when nothing is to change.
+        let may_append = self.config.incremental_upload && metadata == self.meta_slot().stored;
         let Mode::Staged(staged) = &mut state.mode else {
             return Ok(String::new());
         };
-        let uploaded = staged.upload(&self.ctx(key), &metadata).await;
+        let appended = match may_append {
+            true => staged.append(&self.ctx(key)).await,
+            false => Ok(None),
+        };
+        let uploaded = match appended {
+            Ok(Some(etag)) => Ok(etag),
+            Ok(None) => staged.upload(&self.ctx(key), &metadata).await,
+            Err(e) => Err(e),
+        };
         if uploaded.is_err() {
             // The resumable upload, if one was kept, is named in the record now.
             state.record.metadata = metadata;
@@ -974,6 +1000,7 @@ impl<C: ObjectClient> OpenWriter<C> {
             .copy_object_sized(key, key, size, Some(metadata))
             .await
             .map_err(|source| self.upload_failed(key, local_file(&state.mode), source))?;
+        self.meta_slot().stored = metadata.clone();
         if let Mode::Staged(staged) = &mut state.mode {
             if staged.base().is_some() {
                 staged.rebase(Some(Base {

@@ -15,10 +15,7 @@ const NAME: &str = "express";
 /// After the bucket was opened: asks for one more session, and says what it got.
 pub async fn session_step(client: &S3Client) -> Option<Step> {
     let directory = DirectoryBucket::parse(client.bucket())?;
-    let what = format!(
-        "directory bucket (S3 Express One Zone, zone {})",
-        directory.zone_id
-    );
+    let what = describe(&directory);
     Some(match client.create_session().await {
         Ok(session) => {
             let lasts = session
@@ -43,11 +40,17 @@ pub async fn session_step(client: &S3Client) -> Option<Step> {
 /// When the bucket could not be opened: for a directory bucket, what session auth needs.
 pub fn session_failure(bucket: &str, error: &S3Error) -> Option<Step> {
     let directory = DirectoryBucket::parse(bucket)?;
-    let what = format!(
-        "directory bucket (S3 Express One Zone, zone {})",
-        directory.zone_id
-    );
+    let what = describe(&directory);
     Some(Step::fail(NAME, failure(&what, error)))
+}
+
+/// What `directory` is, for the step's line.
+fn describe(directory: &DirectoryBucket) -> String {
+    let kind = match directory.access_point {
+        true => "access point for a directory bucket",
+        false => "directory bucket",
+    };
+    format!("{kind} (S3 Express One Zone, zone {})", directory.zone_id)
 }
 
 fn failure(what: &str, error: &S3Error) -> String {

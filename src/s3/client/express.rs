@@ -1,6 +1,6 @@
 //! The client's side of directory buckets (S3 Express One Zone, [`crate::s3::express`]):
-//! `CreateSession`, the sessions' refresher, which cell signs a request, and
-//! `RenameObject`.
+//! `CreateSession`, the sessions' refresher, which cell signs a request, `RenameObject`,
+//! and appends (PutObject with `x-amz-write-offset-bytes`).
 //!
 //! A directory bucket's client holds two credentials cells: the mount's own (which signs
 //! `CreateSession` only) and the sessions' (which signs everything else, its token in
@@ -24,7 +24,8 @@ use super::{build_http_unpooled, ClientConfig, S3Client};
 use crate::credentials::refresher::{Refresher, StatusHandle};
 use crate::credentials::{mask_key_id, Credentials, CredentialsCell};
 use crate::s3::express::{parse_create_session, SessionProvider, SESSION_TOKEN_HEADER};
-use crate::s3::S3Error;
+use crate::s3::settings::Applies;
+use crate::s3::{AppendObjectParams, S3Error};
 use crate::sigv4::Signed;
 
 /// The operation name of `CreateSession`: the one request the mount's own credentials sign.
@@ -164,5 +165,30 @@ impl S3Client {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// PutObject with `x-amz-write-offset-bytes: OFFSET`: `body` added at the end of the
+    /// object, which keeps its metadata (none is sent: S3 would not change it). Sent with
+    /// the object's checksum headers as any PUT (CRC32C of the body), the object
+    /// settings S3 wants on requests about an existing object (an SSE-C key), and
+    /// `If-Match` when given. S3 takes at most 5 GiB per append and 10,000 appends
+    /// and parts per object (then `TooManyParts`: a rewrite resets the count).
+    pub(super) async fn append_object_request(
+        &self,
+        params: &AppendObjectParams,
+    ) -> Result<String, S3Error> {
+        let build = |md5| {
+            let mut req = Request::new("PutObject", Method::PUT, Some(&params.key))
+                .object_headers(self.settings.headers(Applies::Access))
+                .header("x-amz-write-offset-bytes", params.offset.to_string())
+                .body_with_integrity(params.body.clone(), md5);
+            if let Some(etag) = &params.if_match {
+                req = req.header("if-match", etag.clone());
+                req.if_match = Some(etag);
+            }
+            req
+        };
+        let (resp, _) = self.send_with_integrity("PutObject", build).await?;
+        super::ops::etag_of(&resp)
     }
 }

@@ -13,8 +13,9 @@ use crate::s3::checksum;
 use crate::s3::error::redact;
 use crate::s3::settings::{Applies, ObjectSettings};
 use crate::s3::{
-    xml, CompletedPart, GetObjectOutput, GetObjectParams, ListObjectsParams, ListPage, Metadata,
-    ObjectClient, ObjectMeta, PendingUpload, PutObjectParams, S3Error, UploadPartCopyParams,
+    xml, AppendObjectParams, CompletedPart, GetObjectOutput, GetObjectParams, ListObjectsParams,
+    ListPage, Metadata, ObjectClient, ObjectMeta, PendingUpload, PutObjectParams, S3Error,
+    UploadPartCopyParams,
 };
 
 /// S3's limit on keys per DeleteObjects.
@@ -24,7 +25,7 @@ fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-fn etag_of(resp: &Response) -> Result<String, S3Error> {
+pub(super) fn etag_of(resp: &Response) -> Result<String, S3Error> {
     header(&resp.headers, "etag")
         .map(str::to_string)
         .ok_or_else(|| S3Error::Malformed("answer without an ETag header".into()))
@@ -328,6 +329,13 @@ impl ObjectClient for S3Client {
             return Ok(false);
         }
         self.rename_object_request(from, to).await
+    }
+
+    async fn append_object(&self, params: AppendObjectParams) -> Result<Option<String>, S3Error> {
+        if !self.directory {
+            return Ok(None);
+        }
+        self.append_object_request(&params).await.map(Some)
     }
 
     fn supports_start_after(&self) -> bool {

@@ -20,7 +20,8 @@
 //!   signed for service `s3express`; no Transfer Acceleration. (The rules' control-plane
 //!   endpoint, `s3express-control.REGION.DNS_SUFFIX/BUCKET`, serves bucket management,
 //!   which a mount never calls.) Through a custom endpoint it is addressed as any bucket
-//!   there, and still signed for `s3express`.
+//!   there, and still signed for `s3express`. An access point for a directory bucket
+//!   (`NAME--ZONEID--xa-s3`) is given where the bucket goes and addressed exactly so.
 //! - A custom endpoint (`--endpoint-url`): the bucket (or `NAME-ACCOUNT` of an access point)
 //!   before its host, or after its path when path-style; never with FIPS, dual-stack or
 //!   acceleration. IP addresses and `localhost` are always path-style (servers there have

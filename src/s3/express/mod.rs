@@ -2,7 +2,12 @@
 //! are authorised.
 //!
 //! A directory bucket is known by its name alone: `NAME--ZONEID--x-s3`
-//! (`data--usw2-az1--x-s3`). Its objects live in one Availability Zone and are served by a
+//! (`data--usw2-az1--x-s3`), and so is an access point for one: `NAME--ZONEID--xa-s3`
+//! (`shared--usw2-az1--xa-s3`). The AWS endpoint rules treat the two suffixes alike: an
+//! access point is named where a bucket would be, served by the same zonal endpoint
+//! (`NAME--ZONEID--xa-s3.s3express-ZONEID.REGION.amazonaws.com`), signed for `s3express`,
+//! and its sessions come from `CreateSession` on the access point itself (its policy, not
+//! the bucket's, says what they may do). So everything below holds for both. Its objects live in one Availability Zone and are served by a
 //! zonal endpoint (`crate::s3::endpoint`), and every request to it differs from S3's
 //! general purpose buckets in four ways this module and the client handle:
 //!
@@ -36,6 +41,9 @@ pub const SESSION_TOKEN_HEADER: &str = "x-amz-s3session-token";
 /// The suffix that makes a bucket name a directory bucket's.
 const SUFFIX: &str = "--x-s3";
 
+/// The suffix of an access point for a directory bucket, given where a bucket name goes.
+const ACCESS_POINT_SUFFIX: &str = "--xa-s3";
+
 /// A directory bucket's name, split.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DirectoryBucket {
@@ -43,13 +51,19 @@ pub struct DirectoryBucket {
     pub bucket: String,
     /// The Availability Zone id (`usw2-az1`): the zonal endpoint's host carries it.
     pub zone_id: String,
+    /// The name is an access point's (`--xa-s3`), not the bucket's own.
+    pub access_point: bool,
 }
 
 impl DirectoryBucket {
-    /// The bucket, when `name` is a directory bucket's name (`NAME--ZONEID--x-s3`, with a
-    /// zone id that can be a DNS label).
+    /// The bucket, when `name` is a directory bucket's name (`NAME--ZONEID--x-s3`) or one
+    /// of its access points' (`NAME--ZONEID--xa-s3`), with a zone id that can be a DNS
+    /// label.
     pub fn parse(name: &str) -> Option<DirectoryBucket> {
-        let stem = name.strip_suffix(SUFFIX)?;
+        let (stem, access_point) = match name.strip_suffix(SUFFIX) {
+            Some(stem) => (stem, false),
+            None => (name.strip_suffix(ACCESS_POINT_SUFFIX)?, true),
+        };
         let (base, zone_id) = stem.rsplit_once("--")?;
         let label_ok = !zone_id.is_empty()
             && zone_id.len() <= 63
@@ -61,11 +75,12 @@ impl DirectoryBucket {
         (label_ok && !base.is_empty()).then(|| DirectoryBucket {
             bucket: name.to_string(),
             zone_id: zone_id.to_string(),
+            access_point,
         })
     }
 }
 
-/// Whether `name` names a directory bucket.
+/// Whether `name` names a directory bucket (or an access point for one: it is used as one).
 pub fn is_directory_bucket(name: &str) -> bool {
     DirectoryBucket::parse(name).is_some()
 }
@@ -100,8 +115,33 @@ mod tests {
             "data--US-AZ1--x-s3",
             "data--usw2-az1--x-s3x",
             "data-usw2-az1--ol-s3",
+            "data--usw2-az1--xa-s3x",
+            "--usw2-az1--xa-s3",
+            "data--xa-s3",
+            "data--usw2-az1-xa-s3",
         ] {
             assert!(!is_directory_bucket(plain), "{plain}");
         }
+    }
+
+    /// An access point for a directory bucket (`--xa-s3`) is one too, by the same rule,
+    /// and says it is an access point.
+    #[test]
+    fn directory_bucket_access_points_are_recognised() {
+        let ap = DirectoryBucket::parse("shared--usw2-az1--xa-s3").unwrap();
+        assert_eq!(ap.zone_id, "usw2-az1");
+        assert_eq!(ap.bucket, "shared--usw2-az1--xa-s3");
+        assert!(ap.access_point);
+        assert!(
+            !DirectoryBucket::parse("data--usw2-az1--x-s3")
+                .unwrap()
+                .access_point
+        );
+        assert_eq!(
+            DirectoryBucket::parse("my-ap--usw2-lax1-az1--xa-s3")
+                .unwrap()
+                .zone_id,
+            "usw2-lax1-az1"
+        );
     }
 }

@@ -95,6 +95,11 @@ impl TestServer {
         self.store.express.set(session_lifetime);
     }
 
+    /// Every append (PutObject with `x-amz-write-offset-bytes`) the server carried out.
+    pub fn appends(&self) -> Vec<super::express::Append> {
+        self.store.express.appends()
+    }
+
     /// Ends every directory-bucket session now: the next request of each gets `ExpiredToken`.
     pub fn expire_directory_sessions(&self) {
         self.store.express.expire_all();

@@ -16,6 +16,11 @@
 //! - `RenameObject` (`PUT /BUCKET/TO?renameObject`, `x-amz-rename-source: /BUCKET/FROM`)
 //!   moves the object under the store's lock, so no reader sees both or neither; a retry
 //!   with the same `x-amz-client-token` is answered as the first.
+//! - PutObject with `x-amz-write-offset-bytes: N` appends its body to the object under the
+//!   store's lock, when the object is `N` bytes long (else 400 `InvalidWriteOffset`; `N` = 0
+//!   with no object creates it) and `If-Match`, if sent, holds (else 412). The object keeps
+//!   its metadata and gets a new ETag; every append is logged
+//!   ([`TestServer::appends`](super::TestServer::appends)).
 //!
 //! `express_sign.rs` checks and re-signs the signatures.
 //!
@@ -28,17 +33,18 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
+use bytes::{Bytes, BytesMut};
 use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::http::request::Parts;
 use hyper::{Response, StatusCode};
 use percent_encoding::percent_decode_str;
 use rand::distributions::{Alphanumeric, DistString};
-use s3s::{s3_error, Body, S3Error};
+use s3s::{s3_error, Body, S3Error, S3ErrorCode};
 
 use super::auth::KeyTable;
 use super::express_sign::{parse_authorization, query_pairs, resign, verify};
 use super::op::Op;
-use super::store::Store;
+use super::store::{md5_hex, now, Object, Store};
 
 /// The session token header of S3 Express.
 pub const SESSION_TOKEN_HEADER: &str = "x-amz-s3session-token";
@@ -60,6 +66,21 @@ pub struct Express {
     sessions: Mutex<HashMap<String, Session>>,
     /// `x-amz-client-token`s of RenameObjects done.
     rename_tokens: Mutex<HashSet<String>>,
+    /// Every append carried out, in order.
+    appends: Mutex<Vec<Append>>,
+}
+
+/// The header that makes a PutObject an append.
+pub const WRITE_OFFSET_HEADER: &str = "x-amz-write-offset-bytes";
+
+/// One append the server carried out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Append {
+    pub key: String,
+    /// Where its bytes went (the object's size before).
+    pub offset: u64,
+    /// The bytes it added.
+    pub len: u64,
 }
 
 impl Express {
@@ -78,7 +99,7 @@ impl Express {
 
     /// Whether `bucket` is a directory bucket of a server in directory-bucket mode.
     pub fn applies(&self, bucket: Option<&str>) -> bool {
-        self.is_on() && bucket.is_some_and(|b| b.ends_with("--x-s3"))
+        self.is_on() && bucket.is_some_and(|b| b.ends_with("--x-s3") || b.ends_with("--xa-s3"))
     }
 
     fn issue(&self, bucket: &str, lifetime: Duration) -> (String, Session) {
@@ -109,6 +130,14 @@ impl Express {
         {
             s.expires_at = s.expires_at.min(now);
         }
+    }
+
+    /// Every append carried out so far.
+    pub fn appends(&self) -> Vec<Append> {
+        self.appends
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     fn session(&self, key: &str) -> Option<Session> {
@@ -285,6 +314,86 @@ fn rename(store: &Store, bucket: &str, parts: &Parts) -> Result<Response<Body>, 
         tokens.insert(t);
     }
     Ok(empty_ok())
+}
+
+/// Whether the request (of operation `op`) is an append: s3s would take it for a PUT.
+pub fn is_append(op: Op, parts: &Parts) -> bool {
+    op == Op::PutObject && parts.headers.contains_key(WRITE_OFFSET_HEADER)
+}
+
+/// An append (PutObject with `x-amz-write-offset-bytes`) of `body`, under the store's
+/// lock. Called after [`admit`] checked the session.
+pub fn append(store: &Store, bucket: &str, parts: &Parts, body: Bytes) -> Response<Body> {
+    append_inner(store, bucket, parts, body).unwrap_or_else(error_response)
+}
+
+fn append_inner(
+    store: &Store,
+    bucket: &str,
+    parts: &Parts,
+    body: Bytes,
+) -> Result<Response<Body>, S3Error> {
+    let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
+    let offset: u64 = header(WRITE_OFFSET_HEADER)
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| s3_error!(InvalidArgument, "x-amz-write-offset-bytes is not a number"))?;
+    let path = percent_decode_str(parts.uri.path())
+        .decode_utf8_lossy()
+        .into_owned();
+    let key = path
+        .strip_prefix('/')
+        .and_then(|p| p.strip_prefix(bucket))
+        .and_then(|p| p.strip_prefix('/'))
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| s3_error!(InvalidRequest, "no key"))?
+        .to_owned();
+    let mut buckets = store.lock();
+    let b = buckets
+        .get_mut(bucket)
+        .ok_or_else(|| s3_error!(NoSuchBucket))?;
+    let len = body.len() as u64;
+    let etag = match b.objects.get_mut(&key) {
+        None if offset == 0 => {
+            let object = Object::new(body, None, HashMap::new());
+            let etag = object.etag.clone();
+            b.objects.insert(key.clone(), object);
+            etag
+        }
+        None => return Err(s3_error!(NoSuchKey)),
+        Some(object) => {
+            if object.body.len() as u64 != offset {
+                let mut err = S3Error::with_message(
+                    S3ErrorCode::Custom("InvalidWriteOffset".into()),
+                    "The write offset value that you specified does not match the current object size.",
+                );
+                err.set_status_code(StatusCode::BAD_REQUEST);
+                return Err(err);
+            }
+            if let Some(wanted) = header("if-match") {
+                if wanted.trim_matches('"') != object.etag {
+                    return Err(s3_error!(PreconditionFailed));
+                }
+            }
+            let mut all = BytesMut::from(&object.body[..]);
+            all.extend_from_slice(&body);
+            object.body = all.freeze();
+            // Directory buckets' ETags are no MD5 of the bytes; this one only changes.
+            object.etag = format!("{}ff", &md5_hex(&object.body)[..30]);
+            object.last_modified = now();
+            object.etag.clone()
+        }
+    };
+    store
+        .express
+        .appends
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(Append { key, offset, len });
+    let mut r = empty_ok();
+    if let Ok(v) = HeaderValue::from_str(&format!("\"{etag}\"")) {
+        r.headers_mut().insert(hyper::header::ETAG, v);
+    }
+    Ok(r)
 }
 
 fn empty_ok() -> Response<Body> {

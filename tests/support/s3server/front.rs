@@ -269,6 +269,11 @@ impl Front {
                 );
                 match verdict {
                     Verdict::Answer(response) => return Ok(response),
+                    Verdict::Forward if super::express::is_append(op, &parts) => {
+                        let mut body = body;
+                        let bytes = body.store_all_limited(5 << 30).await?;
+                        return Ok(super::express::append(&self.store, bucket, &parts, bytes));
+                    }
                     Verdict::Forward => Request::from_parts(parts, body),
                 }
             }
