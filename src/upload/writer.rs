@@ -770,7 +770,10 @@ impl<C: ObjectClient> OpenWriter<C> {
             Mode::Staged(staged) if uploaded.is_ok() => staged.size(),
             _ => size,
         };
-        self.size.store(size, Ordering::Release);
+        if self.size.swap(size, Ordering::AcqRel) != size {
+            // The local copy grew by another client's bytes: no view of it holds.
+            self.view_slot().take();
+        }
         let uploaded = match uploaded {
             Ok(etag) => self.fix_metadata(state, &key, size, etag, &mut sent).await,
             Err(e) => Err(e),
