@@ -123,9 +123,14 @@ impl<C: ObjectClient> S3Filesystem<C> {
         let facts = ChildFacts::directory(self.mount_time, Some(posix.unwrap_or_default()));
         let ino = self.add_child(parent, name, facts)?;
         // The new directory is known empty (nothing was below its name a moment ago):
-        // files made in it next need no listing.
-        self.listings()
-            .insert(ino, self.valid_until(), Arc::new(Vec::new()));
+        // files made in it next need no listing. With write-back it stays this mount's
+        // own for longer than the TTL (no other client knows its name yet): what `tar x`
+        // or `git clone` makes in it asks S3 nothing, however slow the round trip.
+        let until = match self.write_back {
+            Some(_) => Instant::now() + self.config.metadata_ttl.max(super::writeback::NEW_DIR_TTL),
+            None => self.valid_until(),
+        };
+        self.listings().insert(ino, until, Arc::new(Vec::new()));
         let table = self.inodes();
         let inode = table.get(ino).ok_or(FsError::UnknownInode(ino))?;
         Ok(self.attr_of(inode))

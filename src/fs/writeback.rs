@@ -51,6 +51,10 @@ pub const UNREACHABLE_BUDGET: Duration = Duration::from_secs(5);
 /// How often an offline mount asks whether S3 answers again.
 const PROBE: Duration = Duration::from_secs(5);
 
+/// How long a directory made by a write-back mount is known empty but for what the mount
+/// put in it (see `mkdir`), when the metadata TTL is shorter.
+pub const NEW_DIR_TTL: Duration = Duration::from_secs(60);
+
 /// How often the listings seen are kept on disk for a later mount's offline answers (and
 /// at unmount).
 const KEEP_LISTINGS_EVERY: Duration = Duration::from_secs(60);

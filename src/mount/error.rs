@@ -35,9 +35,11 @@ pub enum MountError {
     BadCredentials(String),
     #[error("bucket {bucket:?} does not exist at {endpoint}; check the bucket name, --endpoint-url and --region")]
     NoSuchBucket { bucket: String, endpoint: String },
-    #[error("access denied to bucket {bucket:?} ({detail}); the credentials from {source_name} (key {key}) need s3:ListBucket on arn:aws:s3:::{bucket}, or pass --no-sign-request if the bucket is public")]
+    #[error("access denied to bucket {bucket:?} ({detail}); the credentials from {source_name} (key {key}) need s3:ListBucket on {resource}, or pass --no-sign-request if the bucket is public")]
     AccessDenied {
         bucket: String,
+        /// What the policy must allow it on: the bucket's ARN, or the access point's.
+        resource: String,
         detail: String,
         source_name: String,
         key: String,

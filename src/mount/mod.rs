@@ -602,6 +602,11 @@ pub fn bucket_error(
         },
         S3Error::AccessDenied { code, message } => MountError::AccessDenied {
             bucket: config.bucket.clone(),
+            resource: match config.bucket.starts_with("arn:") {
+                // An access point's policy names the access point itself.
+                true => config.bucket.clone(),
+                false => format!("arn:aws:s3:::{}", config.bucket),
+            },
             detail: if message.is_empty() {
                 code
             } else {
