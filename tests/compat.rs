@@ -2,7 +2,9 @@
 //! (`support::s3server::quirks`) switched on, the basics — write, read, list, rename of a
 //! file above the single-copy limit, append to an existing object — keep every byte
 //! (SHA-256-equal), the mount says once what it found, and `s3rolefs check` names the quirk.
-//! Then the same basics against moto (`moto_server`), a server written by others.
+//! The basics through an access point ARN (`access_point_hosts`), its virtual host resolved
+//! in a private mount namespace. Then the same basics against moto (`moto_server`), a server
+//! written by others.
 
 mod support;
 
@@ -365,4 +367,164 @@ fn moto_basics() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     assert_eq!(names, ["b.bin", "small.txt"].map(String::from).into());
+}
+
+/// The access point of the tests below: `arn:aws:s3:us-east-1:123456789012:accesspoint/myap`
+/// with `--endpoint-url http://s3.test:PORT` is the host `myap-123456789012.s3.test:PORT`.
+const AP_NAME: &str = "myap";
+const AP_ACCOUNT: &str = "123456789012";
+
+/// The basics in `sh`, inside the private mount namespace of [`access_point_hosts`]: mount
+/// the ARN, write, read back (SHA-256), rename above the single-copy limit, append to an
+/// existing object, list; unmounted on the way out, also when a step fails.
+const AP_SCRIPT: &str = r#"
+set -eu
+mount --bind "$WORK/hosts" /etc/hosts
+getent hosts "$AP_HOST" >/dev/null
+"$S3ROLEFS" mount "$ARN" "$MNT" --endpoint-url "http://s3.test:$PORT" --region us-east-1 \
+    --cache-dir "$HOME/cache" --single-copy-limit 6M --part-size 5M
+trap '"$S3ROLEFS" unmount "$MNT" || { fusermount3 -u -z "$MNT"; exit 1; }' EXIT
+sha() { sha256sum < "$1" | cut -d' ' -f1; }
+printf 'hello, access point\n' > "$MNT/small.txt"
+cp "$WORK/big.src" "$MNT/big.bin"
+test "$(sha "$MNT/big.bin")" = "$BIG_SHA"
+test "$(cat "$MNT/small.txt")" = "hello, access point"
+mkdir "$MNT/dir"
+for i in 0 1 2 3 4; do printf "file $i" > "$MNT/dir/f$i"; done
+mv "$MNT/big.bin" "$MNT/dir/moved.bin"
+test ! -e "$MNT/big.bin"
+test "$(sha "$MNT/dir/moved.bin")" = "$BIG_SHA"
+cat "$WORK/tail.src" >> "$MNT/existing.bin"
+test "$(sha "$MNT/existing.bin")" = "$APPENDED_SHA"
+test "$(ls "$MNT" | tr '\n' ' ')" = "dir existing.bin small.txt "
+test "$(ls "$MNT/dir" | tr '\n' ' ')" = "f0 f1 f2 f3 f4 moved.bin "
+echo basics-passed
+"#;
+
+/// Panics unless `program` is on PATH: CI must fail loudly, never skip.
+fn require_program(program: &str, package: &str) {
+    let found = std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()));
+    assert!(
+        found,
+        "{program} is not on PATH: this test cannot run. Fix: apt-get install -y {package}"
+    );
+}
+
+/// An access point ARN with a custom endpoint, through a real mount: every request goes to
+/// the access point's virtual host `myap-123456789012.s3.test:PORT`, signed for that host,
+/// and the server hands it to the bucket behind the access point. That host name must
+/// resolve to 127.0.0.1 without a resolver option in the product: the mount and the basics
+/// run in a private mount namespace (`unshare --mount`) whose /etc/hosts maps it, so the
+/// FUSE mount exists only there and the basics are shell commands inside it; the server
+/// stays in this process on 127.0.0.1, and this side checks its store and request log.
+#[test]
+fn access_point_hosts() {
+    support::mount::require_fuse();
+    require_program("unshare", "util-linux");
+    require_program("sha256sum", "coreutils");
+    let server = TestServer::start();
+    server.create_bucket("bkt");
+    server.set_single_copy_limit(LIMIT_BYTES);
+    server.add_access_point(AP_NAME, AP_ACCOUNT, "bkt");
+    let existing = pattern(7 << 20, 7);
+    server.put("bkt", "existing.bin", existing.clone());
+    let big = pattern(14 << 20, 3);
+    let tail = pattern(1 << 20, 11);
+    let mut appended = existing.clone();
+    appended.extend_from_slice(&tail);
+
+    let work = TempDir::new().unwrap();
+    let (home, mnt) = (work.path().join("home"), work.path().join("mnt"));
+    fs::create_dir(&home).unwrap();
+    fs::create_dir(&mnt).unwrap();
+    let ap_host = format!("{AP_NAME}-{AP_ACCOUNT}.s3.test");
+    fs::write(
+        work.path().join("hosts"),
+        format!("127.0.0.1 localhost s3.test {ap_host}\n"),
+    )
+    .unwrap();
+    fs::write(work.path().join("big.src"), &big).unwrap();
+    fs::write(work.path().join("tail.src"), &tail).unwrap();
+
+    let port = server.addr().port();
+    let arn = format!("arn:aws:s3:us-east-1:{AP_ACCOUNT}:accesspoint/{AP_NAME}");
+    let env = s3rolefs_command(&home);
+    let mut cmd = Command::new("unshare");
+    cmd.env_clear();
+    for (name, value) in env.get_envs() {
+        if let Some(value) = value {
+            cmd.env(name, value);
+        }
+    }
+    let out = cmd
+        .args(["--mount", "--propagation", "private", "sh", "-c", AP_SCRIPT])
+        .env("S3ROLEFS", env!("CARGO_BIN_EXE_s3rolefs"))
+        .env("AWS_ACCESS_KEY_ID", server.access_key())
+        .env("AWS_SECRET_ACCESS_KEY", server.secret_key())
+        .env("WORK", work.path())
+        .env("MNT", &mnt)
+        .env("ARN", &arn)
+        .env("PORT", port.to_string())
+        .env("AP_HOST", &ap_host)
+        .env("BIG_SHA", sha256_hex(&big))
+        .env("APPENDED_SHA", sha256_hex(&appended))
+        .stdin(Stdio::null())
+        .output()
+        .expect("run unshare");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stdout.contains("basics-passed"),
+        "the basics through the access point failed ({}):\n{stdout}\n{stderr}",
+        out.status
+    );
+
+    // The bucket behind the access point holds every byte, and nothing is left half-done.
+    let stored = |key: &str| sha256_hex(&server.get("bkt", key).expect(key));
+    assert_eq!(stored("dir/moved.bin"), sha256_hex(&big));
+    assert_eq!(stored("existing.bin"), sha256_hex(&appended));
+    assert_eq!(
+        server.get("bkt", "small.txt").as_deref(),
+        Some(&b"hello, access point\n"[..])
+    );
+    assert!(server.get("bkt", "big.bin").is_none());
+    for i in 0..5 {
+        assert_eq!(
+            server.get("bkt", &format!("dir/f{i}")).as_deref(),
+            Some(format!("file {i}").as_bytes())
+        );
+    }
+    assert_eq!(server.open_multipart_uploads("bkt"), 0);
+
+    // Every request went to the access point's host and reached the bucket behind it.
+    let requests = server.requests();
+    assert!(requests.len() > 10, "{} requests", requests.len());
+    let expected_host = format!("{ap_host}:{port}");
+    for r in &requests {
+        assert_eq!(r.host, expected_host, "{} {}", r.method, r.uri);
+        assert_eq!(r.bucket.as_deref(), Some("bkt"), "{} {}", r.method, r.uri);
+    }
+}
+
+/// An access point the server does not have answers 404 `NoSuchAccessPoint`, as from S3.
+#[test]
+fn unknown_access_point() {
+    let server = TestServer::start();
+    server.create_bucket("bkt");
+    server.add_access_point(AP_NAME, AP_ACCOUNT, "bkt");
+    let mut stream = TcpStream::connect(server.addr()).unwrap();
+    write!(
+        stream,
+        "GET /?list-type=2 HTTP/1.1\r\nHost: other-{AP_ACCOUNT}.s3.test:{}\r\nConnection: close\r\n\r\n",
+        server.addr().port()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
+    assert!(
+        answer.contains("<Code>NoSuchAccessPoint</Code>"),
+        "{answer}"
+    );
 }

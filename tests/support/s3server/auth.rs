@@ -106,6 +106,11 @@ impl KeyTable {
             .map(|e| e.secret)
     }
 
+    /// The secret of any accepted key, long-term or a session's.
+    pub fn secret(&self, access_key: &str) -> Option<String> {
+        self.get(access_key).map(|e| e.secret)
+    }
+
     fn get(&self, access_key: &str) -> Option<KeyEntry> {
         self.keys
             .read()

@@ -89,6 +89,13 @@ impl TestServer {
         self.store.quirks.set(quirk, on);
     }
 
+    /// Registers the access point `NAME` of account `account` for `bucket`: requests to the
+    /// host `NAME-ACCOUNT.<any base>:PORT` (an access point ARN with a custom endpoint) then
+    /// reach `bucket`; unregistered access points answer 404 `NoSuchAccessPoint`.
+    pub fn add_access_point(&self, name: &str, account: &str, bucket: &str) {
+        self.store.access_points.add(name, account, bucket);
+    }
+
     /// Directory-bucket mode (see `express.rs`): buckets named `NAME--ZONEID--x-s3` then
     /// want `CreateSession` sessions that live `session_lifetime`; `None` switches it off.
     pub fn set_directory_buckets(&self, session_lifetime: Option<Duration>) {

@@ -22,6 +22,8 @@ pub struct RequestRecord {
     pub method: String,
     /// The path and query as sent (still percent-encoded).
     pub uri: String,
+    /// The Host header as sent (an access point's host, before it is handed on).
+    pub host: String,
     pub bucket: Option<String>,
     pub key: Option<String>,
     /// The access key id of the credential scope (`None` for anonymous requests). Recorded

@@ -19,6 +19,7 @@ use percent_encoding::percent_decode_str;
 use s3s::service::S3Service;
 use s3s::{s3_error, Body, S3Error};
 
+use super::access_points;
 use super::auth::KeyTable;
 use super::bodies::Metered;
 use super::exchange::{Outcome, RequestRecord};
@@ -107,6 +108,10 @@ impl Front {
             .and_then(|h| h.to_str().ok())
             .unwrap_or("");
         let non_empty = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+        if let Some(label) = access_points::label(host, &self.vhost_base) {
+            let bucket = self.store.access_points.bucket(label);
+            return (bucket.or_else(|| non_empty(label)), non_empty(path));
+        }
         if let Some(bucket) = host
             .strip_suffix(self.vhost_base.as_str())
             .and_then(|h| h.strip_suffix('.'))
@@ -140,6 +145,12 @@ impl Front {
             op,
             method: req.method().to_string(),
             uri: req.uri().to_string(),
+            host: req
+                .headers()
+                .get(hyper::header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or("")
+                .to_owned(),
             bucket,
             key,
             access_key: scope.as_ref().map(|s| s.access_key.clone()),
@@ -253,6 +264,29 @@ impl Front {
         scope: Option<&Scope>,
         req: Request<Body>,
     ) -> Result<Response<Body>, BoxError> {
+        let host = req
+            .headers()
+            .get(hyper::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("");
+        let req = match access_points::label(host, &self.vhost_base) {
+            Some(label) => {
+                let Some(bucket) = self.store.access_points.bucket(label) else {
+                    return Ok(error_response(s3_error!(
+                        NoSuchAccessPoint,
+                        "The specified accesspoint does not exist"
+                    )));
+                };
+                let (mut parts, body) = req.into_parts();
+                if let Err(err) =
+                    access_points::admit(&self.keys, &bucket, &self.vhost_base, &mut parts)
+                {
+                    return Ok(error_response(err));
+                }
+                Request::from_parts(parts, body)
+            }
+            None => req,
+        };
         if let Some(response) = self.wrong_region(op, bucket, scope) {
             return Ok(response);
         }

@@ -17,10 +17,13 @@
 //!   log's records and how each request ended; `op.rs`: S3 operations.
 //! - `express.rs`: directory-bucket mode (S3 Express One Zone): `CreateSession`, session
 //!   tokens that expire, unsorted listings without `StartAfter`, `RenameObject`.
+//! - `access_points.rs`: hosts `NAME-ACCOUNT.<base>` that address a bucket through an
+//!   access point registered by the test, signed as sent.
 //! - `quirks.rs`: the ways S3-compatible servers differ from S3 (no checksum headers, V1
 //!   listings only, no UploadPartCopy, non-MD5 ETags, unsorted listings), per test.
 
 mod accept;
+pub mod access_points;
 pub mod auth;
 pub mod bandwidth;
 pub mod bodies;

@@ -117,6 +117,8 @@ pub struct Store {
     pub quirks: Quirks,
     /// Directory-bucket mode and its sessions (`express.rs`).
     pub express: super::express::Express,
+    /// Access points and their buckets, registered by tests (`access_points.rs`).
+    pub access_points: super::access_points::AccessPoints,
 }
 
 impl Store {
@@ -128,6 +130,7 @@ impl Store {
             single_copy_limit: AtomicUsize::new(S3_SINGLE_COPY_LIMIT),
             quirks: Quirks::default(),
             express: super::express::Express::default(),
+            access_points: Default::default(),
         }
     }
 
