@@ -14,7 +14,7 @@
 //! Beside the listings, `<file>.region` keeps the region the bucket was last found in, for
 //! a mount that starts while S3 cannot be reached.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
@@ -22,8 +22,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use lru::LruCache;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
+use super::jsonl;
 use crate::private_dir::PrivateDir;
 
 /// Directories kept.
@@ -93,24 +93,10 @@ impl ListingStore {
     /// The store of `bucket` (its endpoint, name and prefix, as one string) in `dir`, with
     /// what an earlier mount kept.
     pub fn open(dir: PrivateDir, bucket: &str, capacity: usize) -> ListingStore {
-        let file = format!(
-            "{}.jsonl",
-            hex::encode(&Sha256::digest(bucket.as_bytes())[..16])
-        );
+        let file = jsonl::file_name(bucket);
         let mut listings = LruCache::new(NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN));
-        match dir.open(&file, libc::O_RDONLY) {
-            Ok(f) => {
-                let mut lines = BufReader::new(f).lines();
-                if lines.next().and_then(Result::ok).as_deref() == Some(MAGIC) {
-                    for line in lines.map_while(Result::ok) {
-                        if let Ok(line) = serde_json::from_str::<Line>(&line) {
-                            listings.put(line.key, line.entries);
-                        }
-                    }
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => log::debug!("listing store {}: {e}", dir.path().display()),
+        for line in jsonl::read::<Line>(&dir, &file, MAGIC) {
+            listings.put(line.key, line.entries);
         }
         ListingStore {
             dir,
@@ -216,24 +202,11 @@ impl ListingStore {
                 })
                 .collect()
         };
-        let temp = format!("{}.{}.tmp", self.file, std::process::id());
-        let written = (|| {
-            let _ = self.dir.remove(&temp);
-            let mut f = std::io::BufWriter::new(self.dir.create_new(&temp)?);
-            writeln!(f, "{MAGIC}")?;
-            for line in &lines {
-                writeln!(f, "{line}")?;
-            }
-            f.flush()?;
-            drop(f);
-            self.dir.rename(&temp, &self.file)
-        })();
-        if let Err(e) = written {
+        if let Err(e) = jsonl::write(&self.dir, &self.file, MAGIC, &lines) {
             log::warn!(
                 "listing store {}: not saved ({e}); the next mount lists offline only what it sees",
                 self.dir.path().display()
             );
-            let _ = self.dir.remove(&temp);
         }
     }
 }

@@ -14,7 +14,6 @@
 //! [`PrivateDir`]); a file that is missing, damaged or from another version reads as empty.
 //! Bounded: the most recently used [`CAPACITY`] entries.
 
-use std::io::{BufRead, BufReader, Write};
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
@@ -22,8 +21,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use lru::LruCache;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
+use super::jsonl;
 use crate::private_dir::PrivateDir;
 use crate::s3::Metadata;
 
@@ -72,24 +71,10 @@ impl MetaCache {
     /// The cache of `bucket` (its endpoint, name and prefix, as one string) in `dir`, with
     /// what an earlier mount kept.
     pub fn open(dir: PrivateDir, bucket: &str, capacity: usize) -> MetaCache {
-        let file = format!(
-            "{}.jsonl",
-            hex::encode(&Sha256::digest(bucket.as_bytes())[..16])
-        );
+        let file = jsonl::file_name(bucket);
         let mut entries = LruCache::new(NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN));
-        match dir.open(&file, libc::O_RDONLY) {
-            Ok(f) => {
-                let mut lines = BufReader::new(f).lines();
-                if lines.next().and_then(Result::ok).as_deref() == Some(MAGIC) {
-                    for line in lines.map_while(Result::ok) {
-                        if let Ok(entry) = serde_json::from_str::<Entry>(&line) {
-                            entries.put(entry.key.clone(), entry);
-                        }
-                    }
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => log::debug!("metadata cache {}: {e}", dir.path().display()),
+        for entry in jsonl::read::<Entry>(&dir, &file, MAGIC) {
+            entries.put(entry.key.clone(), entry);
         }
         MetaCache {
             dir,
@@ -154,24 +139,11 @@ impl MetaCache {
                 .filter_map(|(_, e)| serde_json::to_string(e).ok())
                 .collect()
         };
-        let temp = format!("{}.{}.tmp", self.file, std::process::id());
-        let written = (|| {
-            let _ = self.dir.remove(&temp);
-            let mut f = std::io::BufWriter::new(self.dir.create_new(&temp)?);
-            writeln!(f, "{MAGIC}")?;
-            for line in &lines {
-                writeln!(f, "{line}")?;
-            }
-            f.flush()?;
-            drop(f);
-            self.dir.rename(&temp, &self.file)
-        })();
-        if let Err(e) = written {
+        if let Err(e) = jsonl::write(&self.dir, &self.file, MAGIC, &lines) {
             log::warn!(
                 "metadata cache {}: not saved ({e}); the next mount asks S3 again",
                 self.dir.path().display()
             );
-            let _ = self.dir.remove(&temp);
         }
     }
 }

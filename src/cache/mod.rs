@@ -4,6 +4,7 @@
 //!   by the whole mount.
 //! - `disk`: the optional disk tier (`--cache-dir-size`): block files, 0600, kept across
 //!   remounts, checked against key and ETag.
+//! - `jsonl`: the file format of what `meta` and `listings` keep across remounts.
 //! - `listings`: directory listings kept across remounts, for a write-back mount to list
 //!   offline what an earlier mount saw.
 //! - `meta`: object metadata (modes, owners, times) by key and version, kept across
@@ -13,6 +14,7 @@
 
 pub mod block;
 pub mod disk;
+pub mod jsonl;
 pub mod listings;
 pub mod meta;
 pub mod prefetch;

@@ -53,6 +53,15 @@ use crate::s3::Metadata;
 /// The format of a record; a record of another version is left alone (and logged).
 const RECORD_VERSION: u32 = 1;
 
+/// How a spare's name begins.
+const SPARE_PREFIX: &str = "spare-";
+
+/// True when `name`, in a journal directory, is a spare (an emptied file kept for reuse),
+/// not part of an entry.
+pub fn is_spare(name: &str) -> bool {
+    name.starts_with(SPARE_PREFIX)
+}
+
 /// Spares kept at most, per journal.
 const SPARES_MAX: usize = 256;
 
@@ -401,7 +410,7 @@ impl Journal {
             let spares = self.spares_list();
             (spares.len() < SPARES_MAX).then(|| {
                 format!(
-                    "spare-{}-{}",
+                    "{SPARE_PREFIX}{}-{}",
                     std::process::id(),
                     NEXT_ID.fetch_add(1, Ordering::Relaxed)
                 )
@@ -503,7 +512,7 @@ impl Journal {
                 }
             } else if name.ends_with(".json.tmp") || name.ends_with(".abort.tmp") {
                 self.remove_name(name);
-            } else if name.starts_with("spare-") {
+            } else if is_spare(name) {
                 // Left by a mount that ended (or shared by a live one: a rename decides).
                 let mut spares = self.spares_list();
                 match spares.len() < SPARES_MAX {

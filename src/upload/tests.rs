@@ -82,13 +82,7 @@ async fn write_all<C: ObjectClient>(w: &OpenWriter<C>, offset: u64, bytes: &[u8]
 fn staged_files(dir: &tempfile::TempDir) -> usize {
     std::fs::read_dir(dir.path())
         .unwrap()
-        .filter(|e| {
-            !e.as_ref()
-                .unwrap()
-                .file_name()
-                .to_string_lossy()
-                .starts_with("spare-")
-        })
+        .filter(|e| !journal::is_spare(&e.as_ref().unwrap().file_name().to_string_lossy()))
         .count()
 }
 

@@ -61,11 +61,8 @@ pub fn journal_entries(dir: &std::path::Path) -> usize {
     std::fs::read_dir(dir)
         .unwrap()
         .filter(|e| {
-            !e.as_ref()
-                .unwrap()
-                .file_name()
-                .to_string_lossy()
-                .starts_with("spare-")
+            let name = e.as_ref().unwrap().file_name();
+            !s3rolefs::upload::journal::is_spare(&name.to_string_lossy())
         })
         .count()
 }
