@@ -6,7 +6,8 @@
 //! reads, stats and lists as written meanwhile (read-your-writes), and a file opened and
 //! changed again while it waits joins that writer and goes up once, in its latest version.
 //! [`WriteBack`] is the queue: one entry per file, kept at the place of its first close
-//! not yet uploaded; [`WRITE_BACK_WORKERS`] tasks take entries from the front. A failure
+//! not yet uploaded; [`WRITE_BACK_WORKERS`] tasks take the entry whose turn came first
+//! (its close plus [`SETTLE`], or its next retry; ties in queue order). A failure
 //! for a passing reason (network down, throttling, credentials expired, the local disk
 //! full) is retried with growing pauses for as long as the mount lives; one that cannot
 //! pass (access denied, say) is tried again only now and then, and shown. An upload that
@@ -22,7 +23,7 @@
 //! from what this mount saw — and, for a directory it has not listed, from the listing an
 //! earlier mount kept (`cache::listings`, written every minute and at unmount).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
@@ -116,7 +117,24 @@ struct Queue {
     /// By place in the queue.
     entries: BTreeMap<u64, Entry>,
     by_ino: HashMap<u64, u64>,
+    /// The entries not being uploaded, by the time their turn comes (then by place): a
+    /// worker finds the next one without walking the queue (`tar x` queues thousands of
+    /// files, and every upload that ends wakes every worker).
+    due: BTreeSet<(Instant, u64)>,
     bytes: u64,
+}
+
+impl Queue {
+    /// Entry `seq` (not busy) is next tried at `at`.
+    fn set_due(&mut self, seq: u64, at: Instant) {
+        if let Some(entry) = self.entries.get_mut(&seq) {
+            if !entry.busy {
+                self.due.remove(&(entry.next_try, seq));
+                self.due.insert((at, seq));
+            }
+            entry.next_try = at;
+        }
+    }
 }
 
 /// The queue of files closed and not yet uploaded (see the module doc).
@@ -159,21 +177,23 @@ impl WriteBack {
     fn enqueue(&self, ino: u64, key: String, size: u64) {
         let mut guard = self.queue();
         let queue = &mut *guard;
-        if let Some(entry) = queue
-            .by_ino
-            .get(&ino)
-            .and_then(|seq| queue.entries.get_mut(seq))
-        {
+        if let Some(&seq) = queue.by_ino.get(&ino) {
+            let Some(entry) = queue.entries.get_mut(&seq) else {
+                return;
+            };
             queue.bytes = queue.bytes - entry.file.size + size;
             entry.file.size = size;
             entry.file.key = key;
             entry.again |= entry.busy;
-            entry.next_try = entry.next_try.max(Instant::now() + SETTLE);
+            let at = entry.next_try.max(Instant::now() + SETTLE);
+            queue.set_due(seq, at);
         } else {
             queue.last_seq += 1;
             let seq = queue.last_seq;
             queue.by_ino.insert(ino, seq);
             queue.bytes += size;
+            let at = Instant::now() + SETTLE;
+            queue.due.insert((at, seq));
             queue.entries.insert(
                 seq,
                 Entry {
@@ -188,7 +208,7 @@ impl WriteBack {
                     },
                     busy: false,
                     again: false,
-                    next_try: Instant::now() + SETTLE,
+                    next_try: at,
                     pause: FIRST_RETRY,
                 },
             );
@@ -234,18 +254,27 @@ impl WriteBack {
         }
     }
 
-    /// The first entry whose turn has come, marked busy.
+    /// The entry whose turn came first (of those due at once, the one closed first),
+    /// marked busy.
     fn take(&self) -> Option<(u64, u64)> {
+        self.take_or_wait().ok()
+    }
+
+    /// [`WriteBack::take`], or when nothing is due, when the next entry will be.
+    fn take_or_wait(&self) -> Result<(u64, u64), Option<Instant>> {
         let now = Instant::now();
-        let mut queue = self.queue();
-        let (seq, entry) = queue
-            .entries
-            .iter_mut()
-            .find(|(_, e)| !e.busy && e.next_try <= now)?;
+        let mut guard = self.queue();
+        let queue = &mut *guard;
+        let &(at, seq) = queue.due.first().ok_or(None)?;
+        if at > now {
+            return Err(Some(at));
+        }
+        queue.due.remove(&(at, seq));
+        let entry = queue.entries.get_mut(&seq).ok_or(None)?;
         entry.busy = true;
         entry.file.state = "uploading".into();
         entry.file.attempts += 1;
-        Some((*seq, entry.ino))
+        Ok((seq, entry.ino))
     }
 
     /// An upload of entry `seq` ended.
@@ -258,6 +287,8 @@ impl WriteBack {
                     entry.again = false;
                     entry.busy = false;
                     entry.file.state = "queued".into();
+                    let at = entry.next_try;
+                    queue.due.insert((at, seq));
                 }
                 Some(_) => {
                     if let Some(entry) = queue.entries.remove(&seq) {
@@ -278,6 +309,8 @@ impl WriteBack {
                     } else {
                         format!("retrying: {why}")
                     };
+                    let at = entry.next_try;
+                    queue.due.insert((at, seq));
                 }
             }
         }
@@ -288,9 +321,12 @@ impl WriteBack {
     /// After a passing failure that says S3 cannot be reached at all: the entries waiting
     /// behind wait as long (each would only fail the same way).
     fn hold_all(&self, until: Instant, why: &str) {
-        let mut queue = self.queue();
-        for entry in queue.entries.values_mut().filter(|e| !e.busy) {
+        let mut guard = self.queue();
+        let queue = &mut *guard;
+        for (seq, entry) in queue.entries.iter_mut().filter(|(_, e)| !e.busy) {
             if entry.next_try < until {
+                queue.due.remove(&(entry.next_try, *seq));
+                queue.due.insert((until, *seq));
                 entry.next_try = until;
                 entry.file.state = format!("retrying: {why}");
             }
@@ -300,14 +336,17 @@ impl WriteBack {
     /// S3 answers again: what waited for it is tried now.
     fn release_all(&self) {
         let now = Instant::now();
-        let mut queue = self.queue();
-        for entry in queue.entries.values_mut().filter(|e| !e.busy) {
+        let mut guard = self.queue();
+        let queue = &mut *guard;
+        for (seq, entry) in queue.entries.iter_mut().filter(|(_, e)| !e.busy) {
             if entry.file.state.starts_with("retrying") {
+                queue.due.remove(&(entry.next_try, *seq));
+                queue.due.insert((now, *seq));
                 entry.next_try = now;
                 entry.pause = FIRST_RETRY;
             }
         }
-        drop(queue);
+        drop(guard);
         self.changed.notify_waiters();
     }
 
@@ -543,10 +582,15 @@ impl<C: ObjectClient> S3Filesystem<C> {
         };
         while !queue.closing.load(Ordering::Acquire) {
             let changed = queue.changed.notified();
-            let Some((seq, ino)) = queue.take() else {
-                // Nothing due: wait for news, or for the next retry to come due.
-                let _ = tokio::time::timeout(Duration::from_millis(500), changed).await;
-                continue;
+            let (seq, ino) = match queue.take_or_wait() {
+                Ok(taken) => taken,
+                Err(next) => {
+                    // Nothing due: wait for news, or for the next entry to come due.
+                    let most = Instant::now() + Duration::from_millis(500);
+                    let until = next.map_or(most, |at| at.min(most));
+                    let _ = tokio::time::timeout_at(until.into(), changed).await;
+                    continue;
+                }
             };
             let outcome = self.upload_queued(ino).await;
             if let Outcome::Failed { why, cannot: false } = &outcome {
@@ -714,8 +758,10 @@ mod tests {
 
     /// Makes every entry due now (instead of after [`SETTLE`]).
     fn due(q: &WriteBack) {
-        for entry in q.queue().entries.values_mut() {
-            entry.next_try = Instant::now();
+        let mut queue = q.queue();
+        let seqs: Vec<u64> = queue.entries.keys().copied().collect();
+        for seq in seqs {
+            queue.set_due(seq, Instant::now());
         }
     }
 
