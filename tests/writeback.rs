@@ -126,6 +126,15 @@ fn a_hundred_queued_files_survive_kill_and_remount() {
     for (name, data) in &files {
         fs::write(m.path().join(name), data).unwrap();
     }
+    // The small ones are in the close log with their bytes, the others in entries of
+    // their own: both kinds are recovered.
+    let journal = cache.path().join("journal");
+    let names: Vec<String> = fs::read_dir(&journal)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(names.iter().any(|n| n.starts_with("closes-")), "{names:?}");
+    assert!(names.iter().any(|n| n.ends_with(".json")), "{names:?}");
     m.crash();
     server.end_outage();
     assert_eq!(server.keys("bkt"), ["d/"], "nothing but the directory");
@@ -143,6 +152,12 @@ fn a_hundred_queued_files_survive_kill_and_remount() {
             "{name}"
         );
     }
+    assert!(
+        eventually(Duration::from_secs(30), || {
+            support::data::journal_entries(&journal) == 0
+        }),
+        "the journal is empty once S3 has everything"
+    );
 }
 
 /// While this mount's edit of `notes.txt` waits (S3 away), another client replaces the

@@ -31,6 +31,9 @@
 //!   with a rename that never replaces, so mounts sharing the directory never take the
 //!   same one; a scan adopts the spares a dead mount left.
 //!
+//! - The complete record of a small file, with its bytes, goes to the close log shared by
+//!   many entries instead (`close_log`): one sync per `close`.
+//!
 //! What the journal never does: decide what a record means for S3 (`pending` does), or
 //! hold data in memory.
 
@@ -46,6 +49,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use super::chunks::Chunk;
+use super::close_log::{self, CloseLog};
 use super::UploadError;
 use crate::private_dir::PrivateDir;
 use crate::s3::Metadata;
@@ -167,6 +171,7 @@ pub struct Journal {
     named: Mutex<HashSet<String>>,
     /// Names of emptied files to use again (see the module doc).
     spares: Mutex<Vec<String>>,
+    close_log: Mutex<CloseLog>,
 }
 
 /// A journal entry's data file, held (locked) by this process.
@@ -192,6 +197,7 @@ impl Journal {
             origin,
             named: Mutex::new(HashSet::new()),
             spares: Mutex::new(Vec::new()),
+            close_log: Mutex::new(CloseLog::default()),
         })
     }
 
@@ -254,14 +260,18 @@ impl Journal {
     /// Writes `record` for entry `id` (appended to its log, see the module doc); `durable`
     /// also survives a power loss.
     pub fn save(&self, id: &str, record: &Record, durable: bool) -> Result<(), UploadError> {
-        let mut record = record.clone();
-        record.version = RECORD_VERSION;
-        record.updated = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+        let record = stamped(record);
+        if self.is_logged(id) {
+            return self.log(id, &record, durable, None);
+        }
+        self.save_own(id, &record, durable)
+    }
+
+    /// [`Journal::save`] to the entry's own record file.
+    fn save_own(&self, id: &str, record: &Record, durable: bool) -> Result<(), UploadError> {
         let name = format!("{id}.json");
         let mut line = vec![b'\n'];
-        serde_json::to_writer(&mut line, &record)
+        serde_json::to_writer(&mut line, record)
             .map_err(|e| self.local_io(&name)(io::Error::other(e)))?;
         line.push(b'\n');
         let file = match self
@@ -288,6 +298,65 @@ impl Journal {
             self.sync_names(id)?;
         }
         Ok(())
+    }
+
+    /// Makes a small file's close durable in one sync: its complete `record` with `data`,
+    /// the file's whole content, in the close log (see `close_log`). From here on the
+    /// entry's records live there.
+    pub fn save_closed(&self, id: &str, record: &Record, data: &[u8]) -> Result<(), UploadError> {
+        self.log(id, &stamped(record), true, Some(data))
+    }
+
+    /// Moves entry `id`'s records out of the close log into its own record file, durably
+    /// (`record` first, then a tombstone): an entry whose process lets go of its data file
+    /// (a writer given up, the unmount) is then found by a scan like any other. The caller
+    /// has synced the data file.
+    pub fn unlog(&self, id: &str, record: &Record) -> Result<(), UploadError> {
+        if !self.is_logged(id) {
+            return Ok(());
+        }
+        self.save_own(id, &stamped(record), true)?;
+        self.close_log().forget(&self.dir, id);
+        Ok(())
+    }
+
+    /// True when entry `id`'s records live in the close log.
+    pub fn is_logged(&self, id: &str) -> bool {
+        self.close_log().holds(id)
+    }
+
+    fn log(
+        &self,
+        id: &str,
+        record: &Record,
+        durable: bool,
+        data: Option<&[u8]>,
+    ) -> Result<(), UploadError> {
+        let mut log = self.close_log();
+        let appended = log
+            .append(&self.dir, id, record, data)
+            .map_err(self.local_io("closes.log"))?;
+        if durable {
+            // A new segment's name must survive with the line; so must the data file's
+            // when the line does not carry the bytes (recovery writes a data file it finds
+            // missing from the line's bytes).
+            let unnamed = data.is_none() && !self.named_set().contains(id);
+            if appended.new_name || unnamed {
+                self.dir.sync().map_err(self.local_io(&appended.name))?;
+                if unnamed {
+                    self.named_set().insert(id.to_string());
+                }
+            }
+            appended
+                .file
+                .sync_data()
+                .map_err(self.local_io(&appended.name))?;
+        }
+        Ok(())
+    }
+
+    fn close_log(&self) -> std::sync::MutexGuard<'_, CloseLog> {
+        self.close_log.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The record log of `id` replaced by `line` alone, atomically.
@@ -390,6 +459,10 @@ impl Journal {
     /// Removes the record of entry `id` (its data stays, clean).
     pub fn forget(&self, id: &str) {
         self.named_set().remove(id);
+        if self.is_logged(id) {
+            self.close_log().forget(&self.dir, id);
+            return;
+        }
         self.retire(&format!("{id}.json"));
     }
 
@@ -489,6 +562,10 @@ impl Journal {
     /// data file locked by us). Leftovers of no use are removed on the way: data files
     /// without a record (a clean copy of a dead mount), temporary records.
     pub fn scan(&self) -> Vec<Found> {
+        // Before the listing: what it converts has record files now. The data files of
+        // this process's own logged entries are not leftovers either.
+        let mut unconverted = self.convert_close_logs();
+        unconverted.extend(self.close_log().ids());
         let mut names: Vec<String> = match self.dir.list() {
             Ok(names) => names
                 .into_iter()
@@ -507,7 +584,7 @@ impl Journal {
                     found.push(entry);
                 }
             } else if let Some(id) = name.strip_suffix(".data") {
-                if !names.contains(&format!("{id}.json")) {
+                if !names.contains(&format!("{id}.json")) && !unconverted.contains(id) {
                     self.remove_unheld_data(id);
                 }
             } else if name.ends_with(".json.tmp") || name.ends_with(".abort.tmp") {
@@ -527,6 +604,73 @@ impl Journal {
         found
     }
 
+    /// Turns the live entries of close-log segments that no live process holds into
+    /// ordinary entries (data file from the line's bytes, synced; record file, durable),
+    /// then deletes the segments. A segment whose entries cannot all be written (a full
+    /// disk) stays for the next scan: returns the ids it still holds, whose data files
+    /// must stay.
+    fn convert_close_logs(&self) -> HashSet<String> {
+        let mut unconverted = HashSet::new();
+        let names: Vec<String> = match self.dir.list() {
+            Ok(names) => names
+                .into_iter()
+                .filter_map(|n| n.into_string().ok())
+                .collect(),
+            Err(_) => return unconverted,
+        };
+        let dead = close_log::dead_segments(&self.dir, &names, true);
+        for (id, logged) in &dead.entries {
+            if let Err(e) = self.convert(id, logged, &names) {
+                log::warn!("journal entry {id} of a close log: {e}; tried again later");
+                unconverted.insert(id.clone());
+            }
+        }
+        if unconverted.is_empty() && !dead.segments.is_empty() {
+            for (name, _) in &dead.segments {
+                self.remove_name(name);
+            }
+            if let Err(e) = self.dir.sync() {
+                log::debug!("journal {}: {e}", self.dir.path().display());
+            }
+        } else {
+            // Every entry of a kept segment stays protected, converted or not.
+            unconverted.extend(dead.entries.into_keys());
+        }
+        unconverted
+    }
+
+    /// One entry of a dead close log made an ordinary entry (see `convert_close_logs`).
+    fn convert(
+        &self,
+        id: &str,
+        logged: &close_log::Logged,
+        names: &[String],
+    ) -> Result<(), UploadError> {
+        let name = format!("{id}.data");
+        if names.iter().any(|n| *n == format!("{id}.json")) {
+            return Ok(()); // converted by an earlier scan that stopped half way
+        }
+        let file = match self.dir.open(&name, libc::O_RDWR | libc::O_CLOEXEC) {
+            Ok(file) => file,
+            // Its name did not survive (a power loss): the line has the bytes. Or, with no
+            // bytes in the line, it was removed (uploaded) after it.
+            Err(e) if e.kind() == io::ErrorKind::NotFound && logged.data.is_some() => {
+                self.dir.create_new(&name).map_err(self.local_io(&name))?
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(self.local_io(&name)(e)),
+        };
+        if let Some(data) = &logged.data {
+            use std::os::unix::fs::FileExt;
+            file.write_all_at(data, 0)
+                .and_then(|()| file.set_len(data.len() as u64))
+                .and_then(|()| file.sync_data())
+                .map_err(self.local_io(&name))?;
+        }
+        drop(file);
+        self.save(id, &logged.record, true)
+    }
+
     /// Every record in the journal directory `dir`, whatever its origin, without taking
     /// any over (for `s3rolefs recover --dry-run`): id, record, and whether a live process
     /// holds it.
@@ -538,6 +682,14 @@ impl Journal {
             .filter_map(|n| n.into_string().ok())
             .collect();
         names.sort();
+        let logged = close_log::dead_segments(dir, &names, false);
+        for (id, entry) in logged.entries {
+            let json = format!("{id}.json");
+            if names.contains(&json) || !names.contains(&format!("{id}.data")) {
+                continue;
+            }
+            out.push((id, entry.record, entry.held));
+        }
         for name in names {
             let Some(id) = name.strip_suffix(".json") else {
                 continue;
@@ -606,6 +758,16 @@ impl Journal {
     }
 }
 
+/// `record` as this version writes it, stamped with the time.
+fn stamped(record: &Record) -> Record {
+    let mut record = record.clone();
+    record.version = RECORD_VERSION;
+    record.updated = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    record
+}
+
 /// The file name of the abort note of `upload_id` (ids hold characters no file name
 /// should).
 fn abort_name(upload_id: &str) -> String {
@@ -645,7 +807,7 @@ pub(crate) fn last_record(log: &[u8]) -> io::Result<Record> {
 
 /// `flock(LOCK_EX)`: held until the file is closed (or the process dies). `try_only`: fail
 /// at once when another holds it.
-fn lock(file: &File, try_only: bool) -> io::Result<()> {
+pub(super) fn lock(file: &File, try_only: bool) -> io::Result<()> {
     let mut op = libc::LOCK_EX;
     if try_only {
         op |= libc::LOCK_NB;
@@ -769,6 +931,70 @@ mod tests {
         );
         std::fs::write(&log, b"{\"version\":1,").unwrap();
         assert!(read_record(&private(&dir), &format!("{}.json", entry.id)).is_err());
+    }
+
+    /// A small file's close goes to the close log with its bytes; after its process dies
+    /// a scan makes it an ordinary entry again — its data file rewritten from the line
+    /// (torn here), or made (gone here) — while an entry removed after its line stays gone
+    /// and the dead segment is deleted. A live process's entries are left alone.
+    #[test]
+    fn a_dead_close_log_becomes_ordinary_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::new(private(&dir), origin("bkt"));
+        let mut ids = Vec::new();
+        let mut held = Vec::new();
+        for (i, key) in ["torn", "gone", "done"].iter().enumerate() {
+            let entry = journal.create().unwrap();
+            std::io::Write::write_all(&mut &entry.file, key.as_bytes()).unwrap();
+            let mut record = Record::new(origin("bkt"), (*key).into(), None, key.len() as u64);
+            record.complete = true;
+            journal
+                .save_closed(&entry.id, &record, key.as_bytes())
+                .unwrap();
+            assert!(journal.is_logged(&entry.id));
+            // A later save of a logged entry (a chmod after the close) stays in the log.
+            journal.save(&entry.id, &record, i == 0).unwrap();
+            ids.push(entry.id.clone());
+            held.push(entry);
+        }
+        assert!(!dir.path().join(format!("{}.json", ids[0])).exists());
+        journal.remove(&ids[2], false);
+        let other = Journal::new(private(&dir), origin("bkt"));
+        assert!(other.scan().is_empty(), "the log's process lives");
+
+        drop((journal, held)); // the process dies: its locks go
+        std::fs::write(dir.path().join(format!("{}.data", ids[0])), b"xx").unwrap();
+        std::fs::remove_file(dir.path().join(format!("{}.data", ids[1]))).unwrap();
+        let mut found = other.scan();
+        found.sort_by(|a, b| a.record.key.cmp(&b.record.key));
+        let keys: Vec<&str> = found.iter().map(|f| f.record.key.as_str()).collect();
+        assert_eq!(keys, ["gone", "torn"]);
+        for f in &found {
+            assert!(f.record.complete);
+            assert_eq!(
+                std::fs::read(&f.data.path).unwrap(),
+                f.record.key.as_bytes()
+            );
+        }
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert!(
+            !names.iter().any(|n| close_log::is_segment(n)),
+            "the dead segment is deleted: {names:?}"
+        );
+        for f in found {
+            let id = f.data.id.clone();
+            drop(f);
+            other.remove(&id, true);
+        }
+        let left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| !is_spare(n))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
     }
 
     /// A finished entry's files become spares, emptied, and the next entries are made of

@@ -16,7 +16,8 @@
 //! - `part`: [`PartBuf`](part::PartBuf), the aligned buffer a streaming file's next part
 //!   fills in.
 //! - `journal`: the crash-safe record of every local copy not yet in S3; `staging`:
-//!   [`StagingFile`], such a copy's data file.
+//!   [`StagingFile`], such a copy's data file; `close_log`: the one file where small
+//!   files' closes are made durable, each with its bytes, in a single sync.
 //! - `pending`: the background uploads of what the journal holds (a close that failed,
 //!   files left by a mount that died), and recovery at mount.
 //!
@@ -32,6 +33,7 @@
 
 mod budget;
 mod chunks;
+mod close_log;
 pub mod journal;
 mod mirror;
 mod multipart;

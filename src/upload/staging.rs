@@ -79,6 +79,37 @@ impl StagingFile {
         self.journal.save(&self.id, record, durable)
     }
 
+    /// Makes a small file's close durable with one sync: its complete `record` with its
+    /// whole content `data` (read back with [`StagingFile::read_whole`]) in the journal's
+    /// close log; the data file itself is not synced.
+    pub fn save_closed(&self, record: &Record, data: &[u8]) -> Result<(), UploadError> {
+        self.journal.save_closed(&self.id, record, data)
+    }
+
+    /// Moves the entry's records out of the close log into its own record file (see
+    /// [`Journal::unlog`]); the caller has synced the data.
+    pub fn unlog(&self, record: &Record) -> Result<(), UploadError> {
+        self.journal.unlog(&self.id, record)
+    }
+
+    /// True when the entry's records live in the journal's close log.
+    pub fn is_logged(&self) -> bool {
+        self.journal.is_logged(&self.id)
+    }
+
+    /// The file's first `len` bytes, read at once (a small file just written: from the
+    /// page cache).
+    pub fn read_whole(&self, len: u64) -> Result<Vec<u8>, UploadError> {
+        let mut data = vec![0; len as usize];
+        self.file
+            .read_exact_at(&mut data, 0)
+            .map_err(|source| UploadError::LocalIo {
+                path: self.path.clone(),
+                source,
+            })?;
+        Ok(data)
+    }
+
     /// Removes the entry's record: S3 has what the file holds; the file stays as a clean
     /// copy while the writer lives.
     pub fn forget(&self) {

@@ -45,6 +45,7 @@ use log::{debug, warn};
 use tokio::sync::Mutex;
 
 use super::budget::Reservation;
+use super::close_log::INLINE_MAX;
 use super::journal::Record;
 use super::mirror::{not_kept, Mirror};
 use super::part::{PartBuf, WHOLE_PART_FROM};
@@ -563,16 +564,30 @@ impl<C: ObjectClient> OpenWriter<C> {
         why: &str,
         resume: bool,
     ) -> Result<(), UploadError> {
+        if self.leave_streaming(state, why, resume).await? {
+            self.save_record(state, false);
+        }
+        Ok(())
+    }
+
+    /// [`OpenWriter::switch_to_staged`] without the record of the new state (for a caller
+    /// that writes it next): returns true when the writer was streaming.
+    async fn leave_streaming(
+        &self,
+        state: &mut State<C>,
+        why: &str,
+        resume: bool,
+    ) -> Result<bool, UploadError> {
         let key = self.key();
         let size = self.size();
         let Mode::Streaming(stream) = &mut state.mode else {
-            return Ok(());
+            return Ok(false);
         };
         debug!("{key:?}: {why}; switching from streaming to staging");
         stream.spill(&self.config.journal, &key, size).await?;
         let placeholder = Mode::Staged(Staged::local(None, 0, self.config.part_size));
         let Mode::Streaming(stream) = std::mem::replace(&mut state.mode, placeholder) else {
-            return Ok(());
+            return Ok(false);
         };
         let Stream {
             mut upload, mirror, ..
@@ -588,8 +603,7 @@ impl<C: ObjectClient> OpenWriter<C> {
             false => upload.abort().await,
         }
         state.mode = Mode::Staged(staged);
-        self.save_record(state, false);
-        Ok(())
+        Ok(true)
     }
 
     /// Up to `len` bytes at `offset`, as written so far (read-your-writes).
@@ -1026,15 +1040,35 @@ impl<C: ObjectClient> OpenWriter<C> {
             // close): its record already says what a crash needs.
             return;
         }
-        if let Err(e) = file.sync_data().await {
-            warn!(
-                "{}: {e}; its data may not survive a power loss",
-                file.path().display()
-            );
+        // A small file's bytes go into its record instead (see `close_log`).
+        if !self.closes_inline(state) {
+            if let Err(e) = file.sync_data().await {
+                warn!(
+                    "{}: {e}; its data may not survive a power loss",
+                    file.path().display()
+                );
+            }
         }
         state.record.complete = true;
         state.record.metadata = self.metadata();
         self.save_record(state, true);
+    }
+
+    /// True when a complete record of the file carries its bytes, so its data file needs
+    /// no sync of its own: a small local copy whose records live in the close log, or have
+    /// no place yet (see `close_log`).
+    fn closes_inline(&self, state: &State<C>) -> bool {
+        let Mode::Staged(staged) = &state.mode else {
+            return false;
+        };
+        let Some(file) = staged.file() else {
+            return false;
+        };
+        staged.size() <= INLINE_MAX
+            && staged.is_all_local()
+            && !self.is_unlinked()
+            && !self.config.local_only
+            && (!state.recorded || file.is_logged())
     }
 
     /// Writes the journal record of the file as the state describes it (when the file has
@@ -1055,6 +1089,7 @@ impl<C: ObjectClient> OpenWriter<C> {
         if self.is_unlinked() || self.config.local_only {
             return Ok(());
         }
+        let inline = durable && state.record.complete && self.closes_inline(state);
         let State {
             mode,
             record,
@@ -1082,7 +1117,13 @@ impl<C: ObjectClient> OpenWriter<C> {
         let Some(file) = file else {
             return Ok(());
         };
-        file.save(record, durable)?;
+        match inline {
+            true => {
+                let data = file.read_whole(record.size)?;
+                file.save_closed(record, &data)?;
+            }
+            false => file.save(record, durable)?,
+        }
         *recorded = true;
         *synced = durable;
         Ok(())
@@ -1120,16 +1161,18 @@ impl<C: ObjectClient> OpenWriter<C> {
                 false => self.try_save_record(&mut state, true),
             };
         }
-        self.switch_to_staged(&mut state, "write-back keeps it on disk", false)
+        // No record of the state between: the durable one comes next.
+        self.leave_streaming(&mut state, "write-back keeps it on disk", false)
             .await?;
         let Mode::Staged(staged) = &mut state.mode else {
             return Ok(());
         };
-        staged
-            .ensure_local(&self.ctx(&key))
-            .await?
-            .sync_data()
-            .await?;
+        staged.ensure_local(&self.ctx(&key)).await?;
+        if !self.closes_inline(&state) {
+            if let Some(file) = local_file(&state.mode) {
+                file.sync_data().await?;
+            }
+        }
         state.record.complete = true;
         state.record.metadata = self.metadata();
         self.try_save_record(&mut state, true)?;
@@ -1300,6 +1343,17 @@ impl<C: ObjectClient> OpenWriter<C> {
             return;
         }
         self.keep_complete(&mut state).await;
+        if let Some(file) = local_file(&state.mode).filter(|f| f.is_logged()) {
+            // Its data file is about to be let go: an entry of its own from here, so the
+            // background uploads (and a scan) find it.
+            let moved = match file.sync_data().await {
+                Ok(()) => file.unlog(&state.record),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = moved {
+                warn!("{key:?}: {e}; its data stays in the close log for the next mount");
+            }
+        }
         match local_file(&state.mode) {
             Some(file) => warn!(
                 "{key:?} was not uploaded; its data is kept in {} and will be uploaded in the \
