@@ -31,7 +31,8 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
+use std::os::unix::fs::FileExt;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
@@ -47,6 +48,12 @@ pub const INLINE_MAX: u64 = 128 << 10;
 
 /// A segment past this length is left for a new one.
 const SEGMENT_MAX: u64 = 16 << 20;
+
+/// A segment is written with zeros this far ahead of its lines, so the sync of a line
+/// only has the line's blocks to write: appending past the end made every sync write the
+/// inode too (its size), measured 0.22 ms a sync here against 0.15 ms. Zeros between the
+/// last line and the end are skipped by readers like a torn line.
+const ZEROED: u64 = 1 << 20;
 
 const PREFIX: &str = "closes-";
 const SUFFIX: &str = ".log";
@@ -73,7 +80,10 @@ struct Line {
 struct Segment {
     /// Open (and locked) while the segment lives.
     file: File,
+    /// Where the next line goes.
     len: u64,
+    /// Bytes written with zeros ahead of the lines (see [`ZEROED`]).
+    zeroed: u64,
     /// Entries whose last line is here.
     live: HashSet<String>,
     /// A directory sync made its name durable.
@@ -227,13 +237,27 @@ impl CloseLog {
             .segments
             .get_mut(&name)
             .ok_or_else(|| io::Error::other("close log segment vanished"))?;
-        if let Err(e) = (&segment.file).write_all(&text) {
+        let end = segment.len + text.len() as u64;
+        let written = match end > segment.zeroed {
+            true => {
+                // The zeros go with this line's sync (the size changes once per ZEROED).
+                let zeroed = end + ZEROED;
+                let zeros = vec![0; (zeroed - segment.zeroed) as usize];
+                segment
+                    .file
+                    .write_all_at(&zeros, segment.zeroed)
+                    .map(|()| segment.zeroed = zeroed)
+            }
+            false => Ok(()),
+        }
+        .and_then(|()| segment.file.write_all_at(&text, segment.len));
+        if let Err(e) = written {
             // A line half written (a full disk) is framed off by the next one's newline;
             // this segment takes no more.
             self.current = None;
             return Err(e);
         }
-        segment.len += text.len() as u64;
+        segment.len = end;
         Ok(name)
     }
 
@@ -250,7 +274,7 @@ impl CloseLog {
             );
             let file = match dir.open(
                 &name,
-                libc::O_RDWR | libc::O_CREAT | libc::O_EXCL | libc::O_APPEND | libc::O_CLOEXEC,
+                libc::O_RDWR | libc::O_CREAT | libc::O_EXCL | libc::O_CLOEXEC,
             ) {
                 Ok(file) => file,
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
@@ -262,6 +286,7 @@ impl CloseLog {
                 Segment {
                     file,
                     len: 0,
+                    zeroed: 0,
                     live: HashSet::new(),
                     named: false,
                 },
@@ -402,9 +427,10 @@ mod tests {
         assert!(log.holds("a") && !log.holds("b"));
         let name = log.current.clone().unwrap();
         // A write a crash cut short.
-        dir.open(&name, libc::O_WRONLY | libc::O_APPEND)
+        let end = log.segments[&name].len;
+        dir.open(&name, libc::O_WRONLY)
             .unwrap()
-            .write_all(b"\n{\"id\":\"a\",\"rec")
+            .write_all_at(b"\n{\"id\":\"a\",\"rec", end)
             .unwrap();
 
         let names: Vec<String> = vec![name.clone()];

@@ -42,9 +42,10 @@ pub struct StagingFile {
     path: PathBuf,
     journal: Arc<Journal>,
     file: Arc<File>,
-    /// The same file opened with `O_DIRECT`, for [`StagingFile::write_through`]; `None`
-    /// where the filesystem refuses it.
-    direct: Option<Arc<File>>,
+    /// The same file opened with `O_DIRECT`, for [`StagingFile::write_through`] (opened
+    /// on its first aligned write: most local copies are small files that never have
+    /// one); `None` where the filesystem refuses it.
+    direct: std::sync::OnceLock<Option<Arc<File>>>,
 }
 
 impl StagingFile {
@@ -55,13 +56,12 @@ impl StagingFile {
 
     /// The data file of an entry taken over from the journal (recovery).
     pub fn from_entry(journal: &Arc<Journal>, entry: EntryFile) -> StagingFile {
-        let direct = open_direct(journal, &entry.id, &entry.path).map(Arc::new);
         StagingFile {
             id: entry.id,
             path: entry.path,
             journal: Arc::clone(journal),
             file: Arc::new(entry.file),
-            direct,
+            direct: std::sync::OnceLock::new(),
         }
     }
 
@@ -157,10 +157,13 @@ impl StagingFile {
     /// server's too, when it is local) once the dirty limit nears.
     pub fn write_through(&self, offset: u64, data: Bytes) -> WriteThrough {
         let file = self.file.clone();
-        let direct = self
-            .direct
-            .clone()
-            .filter(|_| is_direct_aligned(offset, &data));
+        let direct = match is_direct_aligned(offset, &data) {
+            true => self
+                .direct
+                .get_or_init(|| open_direct(&self.journal, &self.id, &self.path).map(Arc::new))
+                .clone(),
+            false => None,
+        };
         #[cfg(test)]
         let done_at = tests::slow_disk::queue(&self.path);
         let task = tokio::task::spawn_blocking(move || {
@@ -256,7 +259,10 @@ impl StagingFile {
         // No I/O of it is still running (a write-through holds a clone): its descriptors
         // close here, its lock with them, and the file may serve the next entry.
         let reusable = Arc::strong_count(&file) == 1
-            && direct.as_ref().is_none_or(|d| Arc::strong_count(d) == 1);
+            && direct
+                .get()
+                .and_then(Option::as_ref)
+                .is_none_or(|d| Arc::strong_count(d) == 1);
         drop((file, direct));
         journal.remove(&id, reusable);
     }
@@ -403,16 +409,24 @@ pub(super) mod tests {
         let dir = tempfile::tempdir().unwrap();
         let journal = journal(&dir);
         let direct = StagingFile::create(&journal).unwrap();
-        assert!(direct.direct.is_some(), "the test directory takes O_DIRECT");
         let mut buffered = StagingFile::create(&journal).unwrap();
-        buffered.direct = None;
-        for file in [direct, buffered] {
+        buffered.direct = std::sync::OnceLock::from(None);
+        for (file, takes_direct) in [(direct, true), (buffered, false)] {
+            assert!(
+                file.direct.get().is_none() || !takes_direct,
+                "opened when needed"
+            );
             let mut part = PartBuf::new();
             part.fill(&[7u8; 8192], 8192);
             file.write_through(4096, part.freeze())
                 .finish()
                 .await
                 .unwrap();
+            assert_eq!(
+                file.direct.get().is_some_and(|d| d.is_some()),
+                takes_direct,
+                "the test directory takes O_DIRECT"
+            );
             file.write_through(3, Bytes::from_static(b"abc"))
                 .finish()
                 .await
