@@ -35,6 +35,38 @@ fn write_back_mount(server: &TestServer, cache: &Path, extra: &[&str]) -> Mount 
     Mount::start(server, "bkt", &args)
 }
 
+/// Each queued file holds its local copy open until its upload. Under a hard limit of 128
+/// descriptors (set on the running daemon), 400 files written at once all close — past
+/// the queue's share of descriptors a `close` waits for room instead of failing with
+/// `EMFILE` — and `sync` finds them all in S3.
+#[test]
+fn more_queued_files_than_descriptors_all_close_and_reach_s3() {
+    let server = server();
+    let cache = Tmpfs::mount("1g");
+    let m = write_back_mount(&server, cache.path(), &[]);
+    let pid = m.pid().expect("the daemon's pid").to_string();
+    let limited = std::process::Command::new("prlimit")
+        .args(["--nofile=128:128", "--pid", &pid])
+        .status()
+        .expect("prlimit (util-linux)");
+    assert!(limited.success());
+    for i in 0..400 {
+        let name = format!("f{i:03}.txt");
+        // `fsync` says what `close` would (which `fs::write` does not check).
+        let mut f = fs::File::create(m.path().join(&name)).unwrap();
+        f.write_all(format!("file {i}\n").as_bytes())
+            .and_then(|()| f.sync_all())
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+    let (ok, said) = s3rolefs(&[Path::new("sync"), m.path()]);
+    assert!(ok, "{said}");
+    assert_eq!(server.keys("bkt").len(), 400);
+    assert_eq!(
+        server.get("bkt", "f399.txt").unwrap().as_ref(),
+        b"file 399\n"
+    );
+}
+
 /// `s3rolefs ARGS…` run to its end: (success, stderr).
 fn s3rolefs(args: &[&Path]) -> (bool, String) {
     let home = tempfile::tempdir().unwrap();

@@ -235,16 +235,18 @@ impl WriteBack {
         self.queue().by_ino.contains_key(&ino)
     }
 
-    /// Waits until `size` more bytes fit under the bound (at once when the queue is empty,
-    /// whatever the size: one file always goes).
+    /// Waits until `size` more bytes fit under the bound, and one more file under
+    /// [`files_bound`] (at once when the queue is empty, whatever the size: one file
+    /// always goes).
     async fn room_for(&self, ino: u64, size: u64) {
         loop {
             let changed = self.changed.notified();
             {
                 let queue = self.queue();
-                if queue.bytes == 0
+                if queue.entries.is_empty()
                     || queue.by_ino.contains_key(&ino)
-                    || queue.bytes.saturating_add(size) <= self.max_bytes
+                    || (queue.bytes.saturating_add(size) <= self.max_bytes
+                        && queue.entries.len() < files_bound())
                     || self.closing.load(Ordering::Acquire)
                 {
                     return;
@@ -684,6 +686,25 @@ impl<C: ObjectClient> S3Filesystem<C> {
             }
         }
     }
+}
+
+/// How many files may wait in the queue: each holds its local copy open until its
+/// upload, so half the descriptors the process may open (the other half for the caches,
+/// connections and FUSE). With the usual limits (raised at start to the hard limit,
+/// 524,288 on most systems) the byte bound comes first; under a low hard limit a `close`
+/// waits for room instead of failing with `EMFILE`.
+fn files_bound() -> usize {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes the struct passed, nothing else.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return usize::MAX;
+    }
+    usize::try_from(limit.rlim_cur / 2)
+        .unwrap_or(usize::MAX)
+        .max(64)
 }
 
 /// The prefix of a failure that says S3 could not be reached at all.
