@@ -148,7 +148,7 @@ pub struct WriteBack {
 }
 
 /// How one upload went.
-enum Outcome {
+pub(super) enum Outcome {
     Done,
     /// Try again after a pause; `cannot`: it will not pass by itself.
     Failed {
@@ -174,7 +174,7 @@ impl WriteBack {
 
     /// Puts `ino` in the queue (at the end), or, already there, keeps its place and takes
     /// the new size.
-    fn enqueue(&self, ino: u64, key: String, size: u64) {
+    pub(super) fn enqueue(&self, ino: u64, key: String, size: u64) {
         let mut guard = self.queue();
         let queue = &mut *guard;
         if let Some(&seq) = queue.by_ino.get(&ino) {
@@ -228,6 +228,25 @@ impl WriteBack {
         {
             entry.file.key = key.to_string();
         }
+    }
+
+    /// `ino` needs no upload any more (a directory removed before its marker went up):
+    /// out of the queue at once, so `sync` does not wait for it. An upload under way keeps
+    /// its entry until it ends.
+    pub(super) fn forget(&self, ino: u64) {
+        let mut guard = self.queue();
+        let queue = &mut *guard;
+        let Some(&seq) = queue.by_ino.get(&ino) else {
+            return;
+        };
+        if let Some(entry) = queue.entries.get(&seq).filter(|e| !e.busy) {
+            queue.due.remove(&(entry.next_try, seq));
+            queue.bytes = queue.bytes.saturating_sub(entry.file.size);
+            queue.entries.remove(&seq);
+            queue.by_ino.remove(&ino);
+        }
+        drop(guard);
+        self.changed.notify_waiters();
     }
 
     /// True when `ino` waits in the queue.
@@ -602,8 +621,12 @@ impl<C: ObjectClient> S3Filesystem<C> {
         }
     }
 
-    /// One queued file's upload (see [`OpenWriter::upload_queued`]).
-    async fn upload_queued(&self, ino: u64) -> Outcome {
+    /// One queued file's upload (see [`OpenWriter::upload_queued`]), or directory marker's
+    /// (see `markers`).
+    pub(super) async fn upload_queued(&self, ino: u64) -> Outcome {
+        if let Some(marker) = self.marker_of(ino) {
+            return self.upload_marker(ino, marker).await;
+        }
         let Some((writer, handles)) = self
             .writers()
             .get(&ino)
@@ -682,6 +705,7 @@ impl<C: ObjectClient> S3Filesystem<C> {
                 writer.abandon().await;
             }
         }
+        self.abandon_markers().await;
     }
 }
 
@@ -689,7 +713,7 @@ impl<C: ObjectClient> S3Filesystem<C> {
 const UNREACHABLE: &str = "S3 unreachable";
 
 /// Whether a failed queued upload may pass by itself.
-fn classify(e: &UploadError) -> Outcome {
+pub(super) fn classify(e: &UploadError) -> Outcome {
     let (why, cannot) = match (e.passing(), e.s3_error()) {
         (Passing::Unreachable, Some(s3)) => (format!("{UNREACHABLE}: {s3}"), false),
         (Passing::Transient, Some(s3)) => (s3.to_string(), false),

@@ -1,0 +1,389 @@
+//! Write-back's directory markers: with `--write-back`, `mkdir` does not wait for S3. The
+//! new directory's marker `dir/` (zero bytes, its mode, owner and times as metadata,
+//! Content-Type `application/x-directory`) is made durable locally and queued, as `close`
+//! does for a file, and goes up from the write-back queue in the background.
+//!
+//! A queued marker is what it is: an [`OpenWriter`] of the zero-byte object `dir/`, new
+//! (`Origin::New`), persisted through the journal like a closed file, so a crash of the
+//! daemon keeps it and the next mount's recovery (`upload::pending`) uploads it. It lives
+//! in a table of its own, by the directory's inode, not in the writers' table: everything
+//! that finds a writer there takes the inode for a file being written (its size, its reads
+//! and opens, the names a listing adds, the open files a rename carries). The inode is
+//! pinned while its marker waits, so the kernel forgetting it cannot part a later `chmod`
+//! from the marker it must change.
+//!
+//! While the marker waits, the directory is what this mount says it is (S3 has nothing of
+//! it, or only the files already uploaded into it):
+//!
+//! - `chmod`, `chown`, `utimes` and xattrs change the queued marker (its journal record
+//!   too), no S3 call;
+//! - `rmdir` removes it locally and drops the marker, which never reaches S3;
+//! - `rename` of it (or of a directory above it) uploads the queued markers first, then
+//!   moves the directory in S3 like any other: a directory's rename is a copy of every key
+//!   under it, which must find the marker there.
+//!
+//! Lock order: the inode table before this table, as for the writers' table; never the
+//! other way round.
+
+use std::collections::HashMap;
+use std::sync::{Arc, MutexGuard};
+
+use super::writeback::{classify, Outcome};
+use super::{FsError, S3Filesystem};
+use crate::s3::{Metadata, ObjectClient};
+use crate::upload::{OpenWriter, Origin, Queued};
+
+/// The queued markers of a mount, by directory inode.
+pub(super) type MarkerTable<C> = HashMap<u64, Arc<OpenWriter<C>>>;
+
+impl<C: ObjectClient> S3Filesystem<C> {
+    pub(super) fn markers(&self) -> MutexGuard<'_, MarkerTable<C>> {
+        // A plain map consistent between statements: a panic elsewhere leaves it usable.
+        self.markers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The queued marker of directory `ino`, while it waits for its upload.
+    pub(super) fn marker_of(&self, ino: u64) -> Option<Arc<OpenWriter<C>>> {
+        self.markers().get(&ino).map(Arc::clone)
+    }
+
+    /// True when `ino` is more than S3 knows: a file being written or waiting for its
+    /// upload, or a directory whose marker waits. Its attributes are this mount's.
+    pub(super) fn is_local(&self, ino: u64) -> bool {
+        self.writer_of(ino).is_some() || self.markers().contains_key(&ino)
+    }
+
+    /// True when a file being written (or queued) or a queued marker lives below the
+    /// directory prefix `prefix`: the directory is not empty, whatever S3 lists.
+    pub(super) fn holds_local_entries(&self, prefix: &str) -> bool {
+        let below = |key: &str| key.len() > prefix.len() && key.starts_with(prefix);
+        let writing = self
+            .writers()
+            .values()
+            .any(|s| !s.writer.is_unlinked() && below(&s.writer.key()));
+        writing
+            || self
+                .markers()
+                .values()
+                .any(|m| !m.is_unlinked() && below(&m.key()))
+    }
+
+    /// The marker `key` with `metadata`, durable on the local disk under a complete
+    /// journal record (nothing asked of S3). Fails only when the local disk does.
+    pub(super) async fn persist_marker(
+        &self,
+        key: &str,
+        metadata: Metadata,
+    ) -> Result<Arc<OpenWriter<C>>, FsError> {
+        let marker = Arc::new(OpenWriter::new(
+            Arc::clone(&self.client),
+            key.to_string(),
+            Origin::New,
+            metadata,
+            Arc::clone(&self.config.writer),
+        ));
+        marker.persist().await.map_err(|e| {
+            log::error!("{e}");
+            FsError::Upload(e)
+        })?;
+        Ok(marker)
+    }
+
+    /// Directory `ino`'s persisted marker waits in the write-back queue from now on.
+    pub(super) fn queue_marker(&self, ino: u64, marker: Arc<OpenWriter<C>>) {
+        let Some(queue) = &self.write_back else {
+            return;
+        };
+        // Pinned before the table holds it (lock order: inodes, then markers).
+        self.inodes().pin(ino);
+        let key = marker.key();
+        if let Some(old) = self.markers().insert(ino, marker) {
+            // Cannot happen (one mkdir per inode); its pin is given back all the same.
+            log::debug!("{:?}: a second queued marker replaced the first", old.key());
+            self.inodes().unpin(ino);
+        }
+        queue.enqueue(ino, key, 0);
+    }
+
+    /// The queued marker is done with (uploaded, or its directory removed): out of the
+    /// table, its inode unpinned. Only if it is still `marker`.
+    fn retire_marker(&self, ino: u64, marker: &Arc<OpenWriter<C>>) {
+        let gone = {
+            let mut markers = self.markers();
+            let same = markers.get(&ino).is_some_and(|m| Arc::ptr_eq(m, marker));
+            if same {
+                markers.remove(&ino);
+            }
+            same
+        };
+        if gone {
+            self.inodes().unpin(ino);
+        }
+    }
+
+    /// The write-back queue's upload of directory `ino`'s marker. A marker already at the
+    /// key (another client made the same directory) is replaced by this one: a marker
+    /// holds no data to keep beside it, only the attributes this mount set last.
+    pub(super) async fn upload_marker(&self, ino: u64, marker: Arc<OpenWriter<C>>) -> Outcome {
+        match marker.upload_queued(|key| key.to_string()).await {
+            Ok(Queued::Renamed) => {
+                return Outcome::Failed {
+                    why: "renamed during the upload's check".into(),
+                    cannot: false,
+                }
+            }
+            Ok(Queued::Nothing | Queued::Uploaded(_) | Queued::Conflict(_)) => {}
+            Err(e) => {
+                let failed = classify(&e);
+                if let Outcome::Failed { why, .. } = &failed {
+                    log::debug!(
+                        "{:?}: marker upload failed, will retry: {why}",
+                        marker.key()
+                    );
+                }
+                return failed;
+            }
+        }
+        self.rewritten(&marker.key());
+        self.retire_marker(ino, &marker);
+        Outcome::Done
+    }
+
+    /// `rmdir` of directory `ino`, whose marker waits: the marker is dropped (its journal
+    /// record with it) and never reaches S3. Returns `false` when it reached S3 meanwhile
+    /// (an upload under way ended first): then S3's marker must be deleted too.
+    pub(super) async fn drop_marker(
+        &self,
+        ino: u64,
+        marker: &Arc<OpenWriter<C>>,
+    ) -> Result<bool, FsError> {
+        // Waits for an upload under way; from here nothing of it goes up.
+        marker.unlink().await?;
+        self.retire_marker(ino, marker);
+        if let Some(queue) = &self.write_back {
+            queue.forget(ino);
+        }
+        Ok(marker.replaces().is_none())
+    }
+
+    /// Uploads now every queued marker at or below the directory prefix `prefix` (a
+    /// rename of the directory copies what S3 holds under it, which must include them).
+    /// Fails, keeping them queued, when S3 does not take them.
+    pub(super) async fn upload_markers_under(&self, prefix: &str) -> Result<(), FsError> {
+        let mut under: Vec<(u64, Arc<OpenWriter<C>>)> = self
+            .markers()
+            .iter()
+            .filter(|(_, m)| !m.is_unlinked() && m.key().starts_with(prefix))
+            .map(|(ino, m)| (*ino, Arc::clone(m)))
+            .collect();
+        // Parents before children, as `mkdir -p` made them.
+        under.sort_by_key(|(_, m)| m.key());
+        for (ino, marker) in under {
+            marker.flush().await.map_err(|e| {
+                log::error!("{e}");
+                FsError::Upload(e)
+            })?;
+            self.rewritten(&marker.key());
+            self.retire_marker(ino, &marker);
+            if let Some(queue) = &self.write_back {
+                queue.forget(ino);
+            }
+        }
+        Ok(())
+    }
+
+    /// At unmount: the queued markers leave the table and stay in the journal, complete,
+    /// for the last background pass and the next mount.
+    pub(super) async fn abandon_markers(&self) {
+        let all: Vec<(u64, Arc<OpenWriter<C>>)> = self.markers().drain().collect();
+        for (ino, marker) in all {
+            self.inodes().unpin(ino);
+            marker.abandon().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::attrs::{Creator, SetAttr, DIRECTORY_CONTENT_TYPE};
+    use super::super::dir::EntryKind;
+    use super::super::writeback::Outcome;
+    use super::super::{FsConfig, FsError, S3Filesystem};
+    use crate::s3::memory::MemoryClient;
+    use crate::upload::pending::Pending;
+    use crate::upload::WriterConfig;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    const ROOT: u64 = 1;
+    const USER: Creator = Creator {
+        uid: 1000,
+        gid: 1000,
+        mode: 0o755,
+    };
+
+    /// A write-back mount of an empty bucket whose metadata TTL is `ttl`.
+    fn write_back_fs(ttl: Duration) -> (Arc<MemoryClient>, S3Filesystem<MemoryClient>) {
+        let client = Arc::new(MemoryClient::new());
+        let writer = WriterConfig {
+            write_back: true,
+            ..crate::upload::test_config()
+        };
+        let config = FsConfig {
+            prefix: String::new(),
+            uid: 0,
+            gid: 0,
+            file_mode: 0o644,
+            dir_mode: 0o755,
+            metadata_ttl: ttl,
+            read_only: false,
+            writer: Arc::new(writer),
+            cache_size: 64 << 20,
+            max_prefetch_memory: 64 << 20,
+            disk_cache: None,
+            disk_cache_size: 0,
+            posix_metadata: true,
+            content_type_default: "application/octet-stream".into(),
+            meta_cache: None,
+            write_back: Some(1 << 30),
+            exclude: Default::default(),
+            listing_store: None,
+        };
+        (Arc::clone(&client), S3Filesystem::new(client, config))
+    }
+
+    fn queued_keys(fs: &S3Filesystem<MemoryClient>) -> Vec<String> {
+        let queue = fs
+            .write_back
+            .as_ref()
+            .map(|q| q.status())
+            .unwrap_or_default();
+        queue.files.into_iter().map(|f| f.key).collect()
+    }
+
+    fn chmod(mode: u32) -> SetAttr {
+        SetAttr {
+            mode: Some(mode),
+            ..SetAttr::default()
+        }
+    }
+
+    /// mkdir and chmod of the new directory put nothing in S3: the marker waits in the
+    /// queue with the chmod in it, and its upload carries both (s3fs's decimal mode,
+    /// the directory Content-Type).
+    #[tokio::test]
+    async fn mkdir_queues_the_marker_and_chmod_changes_it() {
+        let (client, fs) = write_back_fs(Duration::from_secs(1));
+        let d = fs.mkdir(ROOT, "d", USER).await.unwrap();
+        // The root was never listed: S3 was asked whether `d` exists, nothing more.
+        let asked = client.counters();
+        assert_eq!((asked.put_object, asked.copy_object), (0, 0));
+        let e = fs.mkdir(d.ino, "e", USER).await.unwrap();
+        let e = fs.setattr(e.ino, chmod(0o700)).await.unwrap();
+        assert_eq!((e.kind, e.perm), (EntryKind::Directory, 0o700));
+        assert_eq!(
+            client.counters(),
+            asked,
+            "a new directory's names need no S3"
+        );
+        assert!(client.keys().is_empty());
+        assert_eq!(queued_keys(&fs), ["d/", "d/e/"]);
+        for ino in [d.ino, e.ino] {
+            assert!(matches!(fs.upload_queued(ino).await, Outcome::Done));
+        }
+        assert_eq!(client.keys(), ["d/", "d/e/"]);
+        let stored = client.metadata("d/e/").unwrap();
+        assert_eq!(stored.user["mode"], (libc::S_IFDIR | 0o700).to_string());
+        assert_eq!(stored.user["uid"], "1000");
+        assert_eq!(stored.content_type.as_deref(), Some(DIRECTORY_CONTENT_TYPE));
+        assert!(
+            fs.marker_of(e.ino).is_none(),
+            "uploaded: the table lets it go"
+        );
+    }
+
+    /// A directory whose marker waits stays a directory with its own attributes after
+    /// the TTL: lookups, getattr and the parent's listing answer without S3's word.
+    #[tokio::test]
+    async fn a_queued_directory_stays_what_this_mount_made() {
+        let (_, fs) = write_back_fs(Duration::from_millis(1));
+        let d = fs.mkdir(ROOT, "d", USER).await.unwrap();
+        fs.setattr(d.ino, chmod(0o711)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let found = fs.lookup(ROOT, "d").await.unwrap();
+        assert_eq!(
+            (found.ino, found.kind, found.perm),
+            (d.ino, EntryKind::Directory, 0o711)
+        );
+        assert_eq!(fs.getattr(d.ino).await.unwrap().perm, 0o711);
+        let fh = fs.opendir(ROOT).unwrap();
+        let mut listed = Vec::new();
+        fs.readdir(fh, 0, false, |e| {
+            listed.push((e.name.clone(), e.attr.kind));
+            true
+        })
+        .await
+        .unwrap();
+        assert!(
+            listed.contains(&("d".to_string(), EntryKind::Directory)),
+            "{listed:?}"
+        );
+        assert!(matches!(
+            fs.mkdir(ROOT, "d", USER).await,
+            Err(FsError::Exists)
+        ));
+    }
+
+    /// rmdir of a directory S3 never held sends nothing, drops the marker from the queue
+    /// and the journal; a queued child makes it ENOTEMPTY first.
+    #[tokio::test]
+    async fn rmdir_of_a_queued_directory_leaves_nothing() {
+        let (client, fs) = write_back_fs(Duration::from_secs(1));
+        let d = fs.mkdir(ROOT, "d", USER).await.unwrap();
+        fs.mkdir(d.ino, "e", USER).await.unwrap();
+        assert!(matches!(fs.rmdir(ROOT, "d").await, Err(FsError::NotEmpty)));
+        fs.rmdir(d.ino, "e").await.unwrap();
+        fs.rmdir(ROOT, "d").await.unwrap();
+        assert!(queued_keys(&fs).is_empty());
+        assert!(
+            fs.config.writer.journal.scan().is_empty(),
+            "no journal entry left"
+        );
+        assert!(client.keys().is_empty());
+        let counters = client.counters();
+        assert_eq!((counters.put_object, counters.delete_object), (0, 0));
+        assert!(matches!(fs.lookup(ROOT, "d").await, Err(FsError::NotFound)));
+    }
+
+    /// A marker queued when the daemon dies is in the journal, complete: the next mount's
+    /// recovery uploads it with its metadata.
+    #[tokio::test]
+    async fn a_queued_marker_survives_the_daemon() {
+        let (client, fs) = write_back_fs(Duration::from_secs(1));
+        let d = fs.mkdir(ROOT, "d", USER).await.unwrap();
+        fs.setattr(d.ino, chmod(0o750)).await.unwrap();
+        let writer = Arc::clone(&fs.config.writer);
+        drop(fs);
+        assert!(client.keys().is_empty());
+        let pending = Pending::new(Arc::clone(&client), writer, String::new());
+        assert_eq!(pending.pass().await, 0);
+        assert_eq!(client.keys(), ["d/"]);
+        let stored = client.metadata("d/").unwrap();
+        assert_eq!(stored.user["mode"], (libc::S_IFDIR | 0o750).to_string());
+        assert_eq!(stored.content_type.as_deref(), Some(DIRECTORY_CONTENT_TYPE));
+    }
+
+    /// A rename of a directory whose marker waits uploads the marker first, then moves
+    /// it like any directory.
+    #[tokio::test]
+    async fn rename_of_a_queued_directory_uploads_its_marker_first() {
+        let (client, fs) = write_back_fs(Duration::from_secs(1));
+        let d = fs.mkdir(ROOT, "d", USER).await.unwrap();
+        fs.mkdir(d.ino, "sub", USER).await.unwrap();
+        fs.rename(ROOT, "d", ROOT, "moved", false).await.unwrap();
+        assert_eq!(client.keys(), ["moved/", "moved/sub/"]);
+        assert!(queued_keys(&fs).is_empty());
+        let moved = fs.lookup(ROOT, "moved").await.unwrap();
+        assert_eq!((moved.ino, moved.kind), (d.ino, EntryKind::Directory));
+    }
+}
