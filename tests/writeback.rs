@@ -614,3 +614,28 @@ fn a_directory_removed_before_its_upload_never_reaches_s3() {
     assert!(ok, "{said}");
     assert_eq!(server.keys("bkt"), ["kept/"]);
 }
+
+/// `tar x` sets each directory's mode and times once the whole tree is out, after the
+/// markers went up: a directory this mount made lately takes them without S3 (here away),
+/// in a marker queued again, which `sync` then waits for.
+#[test]
+fn a_directory_made_lately_changes_offline_after_its_upload() {
+    use std::os::unix::fs::PermissionsExt;
+    let server = server();
+    let cache = Tmpfs::mount("1g");
+    let m = write_back_mount(&server, cache.path(), &[]);
+    fs::create_dir(m.path().join("t")).unwrap();
+    let (ok, said) = s3rolefs(&[Path::new("sync"), m.path()]);
+    assert!(ok, "{said}");
+    assert_eq!(server.keys("bkt"), ["t/"]);
+    server.refuse_connections(None);
+    fs::set_permissions(m.path().join("t"), fs::Permissions::from_mode(0o701)).unwrap();
+    let shown = fs::metadata(m.path().join("t")).unwrap();
+    assert_eq!(shown.permissions().mode() & 0o7777, 0o701);
+    server.end_outage();
+    let (ok, said) = s3rolefs(&[Path::new("sync"), m.path()]);
+    assert!(ok, "{said}");
+    let marker = server.object_info("bkt", "t/").unwrap();
+    assert_eq!(marker.metadata["mode"], dir_mode(0o701));
+    assert_eq!(marker.content_type, "application/x-directory");
+}

@@ -8,7 +8,8 @@
 //! takes the change into its writer: it rides with the upload. A directory's attributes
 //! live on its marker `dir/`, which a change writes if it is missing; a directory whose
 //! marker waits in the write-back queue (`markers`) takes the change into that marker,
-//! which carries it up: no S3 call.
+//! which carries it up: no S3 call; so does one whose marker this mount uploaded lately,
+//! through a new queued marker.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -153,6 +154,9 @@ impl<C: ObjectClient> S3Filesystem<C> {
             if let Some(marker) = self.marker_of(ino) {
                 return self.change_queued_marker(&inode, &marker, change).await;
             }
+            if let Some(made) = self.take_made_marker(&inode) {
+                return self.requeue_marker(&inode, made, change).await;
+            }
             return self.change_directory(&inode, change).await;
         }
         let current = match self.client.head_object(&inode.key).await {
@@ -253,7 +257,7 @@ impl<C: ObjectClient> S3Filesystem<C> {
 
     /// The attributes `metadata` holds, completed with what `inode` shows where it holds
     /// none (s3fs stores them all together), changed by `change`, `ctime` now.
-    fn changed(
+    pub(super) fn changed(
         &self,
         inode: &Inode,
         metadata: &Metadata,
@@ -598,7 +602,7 @@ impl<C: ObjectClient> S3Filesystem<C> {
 }
 
 /// Refuses metadata S3 would refuse (2 KiB of user metadata).
-fn check_size(metadata: &Metadata) -> Result<(), FsError> {
+pub(super) fn check_size(metadata: &Metadata) -> Result<(), FsError> {
     let size = metadata.user_size();
     if size > USER_METADATA_LIMIT {
         return Err(FsError::MetadataFull {

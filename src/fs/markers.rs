@@ -16,7 +16,13 @@
 //! it, or only the files already uploaded into it):
 //!
 //! - `chmod`, `chown`, `utimes` and xattrs change the queued marker (its journal record
-//!   too), no S3 call;
+//!   too), no S3 call. After its upload, for a while ([`MADE_TRUSTED`]), the mount still
+//!   knows every header the marker carries (it sent them): a change then queues a new
+//!   marker with them, based on the uploaded version, rather than HEAD and copy the marker
+//!   at once. That is what `tar x` does: it sets each directory's owner, mode and times
+//!   when the whole tree is out, long after the `mkdir`. A marker this mount did not make
+//!   (or made longer ago) is changed at once, by HEAD and copy: only the HEAD can say
+//!   which other headers it carries, and the copy must keep them;
 //! - `rmdir` removes it locally and drops the marker, which never reaches S3;
 //! - `rename` of it (or of a directory above it) uploads the queued markers first, then
 //!   moves the directory in S3 like any other: a directory's rename is a copy of every key
@@ -27,30 +33,75 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, MutexGuard};
+use std::time::{Duration, Instant};
 
-use super::writeback::{classify, Outcome};
+use super::inode::Inode;
+use super::posix::Posix;
+use super::writeback::{classify, Outcome, NEW_DIR_TTL};
 use super::{FsError, S3Filesystem};
 use crate::s3::{Metadata, ObjectClient};
 use crate::upload::{OpenWriter, Origin, Queued};
 
-/// The queued markers of a mount, by directory inode.
-pub(super) type MarkerTable<C> = HashMap<u64, Arc<OpenWriter<C>>>;
+/// How long after its upload a marker this mount made is taken to carry exactly what this
+/// mount sent (when the metadata TTL is shorter): as long as a new directory is taken to
+/// hold only what this mount put in it (`mkdir`), no other client knowing its name yet.
+pub const MADE_TRUSTED: Duration = NEW_DIR_TTL;
+
+/// Markers made lately kept before the expired ones are dropped.
+const MADE_KEPT: usize = 4096;
+
+/// The markers of a mount's write-back directories.
+pub(super) struct Markers<C: ObjectClient> {
+    /// Waiting for their upload, by directory inode.
+    queued: HashMap<u64, Arc<OpenWriter<C>>>,
+    /// Uploaded lately, by directory inode (see [`MADE_TRUSTED`]).
+    made: HashMap<u64, MadeMarker>,
+}
+
+impl<C: ObjectClient> Default for Markers<C> {
+    fn default() -> Self {
+        Markers {
+            queued: HashMap::new(),
+            made: HashMap::new(),
+        }
+    }
+}
+
+impl<C: ObjectClient> Markers<C> {
+    /// The directories whose marker waits (and was not dropped).
+    pub(super) fn waiting(&self) -> impl Iterator<Item = u64> + '_ {
+        self.queued
+            .iter()
+            .filter(|(_, marker)| !marker.is_unlinked())
+            .map(|(ino, _)| *ino)
+    }
+}
+
+/// A marker this mount uploaded: every header it carries, since this mount sent them.
+#[derive(Clone, Debug)]
+pub(super) struct MadeMarker {
+    /// Its key then: a rename moves the marker by a copy, whose ETag may differ.
+    key: String,
+    etag: String,
+    metadata: Metadata,
+    until: Instant,
+}
 
 impl<C: ObjectClient> S3Filesystem<C> {
-    pub(super) fn markers(&self) -> MutexGuard<'_, MarkerTable<C>> {
+    pub(super) fn markers(&self) -> MutexGuard<'_, Markers<C>> {
         // A plain map consistent between statements: a panic elsewhere leaves it usable.
         self.markers.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The queued marker of directory `ino`, while it waits for its upload.
     pub(super) fn marker_of(&self, ino: u64) -> Option<Arc<OpenWriter<C>>> {
-        self.markers().get(&ino).map(Arc::clone)
+        self.markers().queued.get(&ino).map(Arc::clone)
     }
 
     /// True when `ino` is more than S3 knows: a file being written or waiting for its
     /// upload, or a directory whose marker waits. Its attributes are this mount's.
     pub(super) fn is_local(&self, ino: u64) -> bool {
-        self.writer_of(ino).is_some() || self.markers().contains_key(&ino)
+        self.writer_of(ino).is_some() || self.markers().queued.contains_key(&ino)
     }
 
     /// True when a file being written (or queued) or a queued marker lives below the
@@ -64,16 +115,19 @@ impl<C: ObjectClient> S3Filesystem<C> {
         writing
             || self
                 .markers()
+                .queued
                 .values()
                 .any(|m| !m.is_unlinked() && below(&m.key()))
     }
 
     /// The marker `key` with `metadata`, durable on the local disk under a complete
-    /// journal record (nothing asked of S3). Fails only when the local disk does.
+    /// journal record (nothing asked of S3), replacing version `replaces` of it (`None`: a
+    /// new directory). Fails only when the local disk does.
     pub(super) async fn persist_marker(
         &self,
         key: &str,
         metadata: Metadata,
+        replaces: Option<String>,
     ) -> Result<Arc<OpenWriter<C>>, FsError> {
         let marker = Arc::new(OpenWriter::new(
             Arc::clone(&self.client),
@@ -82,6 +136,9 @@ impl<C: ObjectClient> S3Filesystem<C> {
             metadata,
             Arc::clone(&self.config.writer),
         ));
+        // Recorded as the version it replaces: a recovery after a crash then puts it over
+        // that version (and only that one).
+        marker.set_replaces(replaces);
         marker.persist().await.map_err(|e| {
             log::error!("{e}");
             FsError::Upload(e)
@@ -97,7 +154,7 @@ impl<C: ObjectClient> S3Filesystem<C> {
         // Pinned before the table holds it (lock order: inodes, then markers).
         self.inodes().pin(ino);
         let key = marker.key();
-        if let Some(old) = self.markers().insert(ino, marker) {
+        if let Some(old) = self.markers().queued.insert(ino, marker) {
             // Cannot happen (one mkdir per inode); its pin is given back all the same.
             log::debug!("{:?}: a second queued marker replaced the first", old.key());
             self.inodes().unpin(ino);
@@ -110,9 +167,12 @@ impl<C: ObjectClient> S3Filesystem<C> {
     fn retire_marker(&self, ino: u64, marker: &Arc<OpenWriter<C>>) {
         let gone = {
             let mut markers = self.markers();
-            let same = markers.get(&ino).is_some_and(|m| Arc::ptr_eq(m, marker));
+            let same = markers
+                .queued
+                .get(&ino)
+                .is_some_and(|m| Arc::ptr_eq(m, marker));
             if same {
-                markers.remove(&ino);
+                markers.queued.remove(&ino);
             }
             same
         };
@@ -132,7 +192,10 @@ impl<C: ObjectClient> S3Filesystem<C> {
                     cannot: false,
                 }
             }
-            Ok(Queued::Nothing | Queued::Uploaded(_) | Queued::Conflict(_)) => {}
+            Ok(Queued::Nothing) => {}
+            Ok(Queued::Uploaded(meta) | Queued::Conflict(meta)) => {
+                self.made_marker(ino, &marker, meta.etag)
+            }
             Err(e) => {
                 let failed = classify(&e);
                 if let Outcome::Failed { why, .. } = &failed {
@@ -147,6 +210,65 @@ impl<C: ObjectClient> S3Filesystem<C> {
         self.rewritten(&marker.key());
         self.retire_marker(ino, &marker);
         Outcome::Done
+    }
+
+    /// The marker of directory `ino` went up as `etag`: what it carries is known for a
+    /// while (see [`MADE_TRUSTED`]).
+    fn made_marker(&self, ino: u64, marker: &OpenWriter<C>, etag: String) {
+        let now = Instant::now();
+        let made = MadeMarker {
+            key: marker.key(),
+            etag,
+            metadata: marker.metadata_as_set(),
+            until: now + self.config.metadata_ttl.max(MADE_TRUSTED),
+        };
+        let mut markers = self.markers();
+        if markers.made.len() >= MADE_KEPT {
+            markers.made.retain(|_, m| m.until > now);
+        }
+        markers.made.insert(ino, made);
+    }
+
+    /// Directory `ino` (`inode`) is removed or changed some other way: what was known of
+    /// its marker is no more.
+    pub(super) fn forget_made_marker(&self, ino: u64) {
+        self.markers().made.remove(&ino);
+    }
+
+    /// What this mount knows of directory `inode`'s marker, which it uploaded lately (see
+    /// [`MADE_TRUSTED`]), taken for a change of its attributes (`None` for any other
+    /// directory). Taken out: the marker queued with the change supersedes it.
+    pub(super) fn take_made_marker(&self, inode: &Inode) -> Option<MadeMarker> {
+        let mut markers = self.markers();
+        let fresh = markers
+            .made
+            .get(&inode.ino)
+            .is_some_and(|m| m.key == inode.key && m.until > Instant::now());
+        match fresh {
+            true => markers.made.remove(&inode.ino),
+            false => None,
+        }
+    }
+
+    /// A change of the attributes of directory `inode`, whose marker this mount uploaded
+    /// lately (`made`): a new marker carrying every header of the uploaded one with the
+    /// change made is queued, as `mkdir` queues one, and S3 is not asked.
+    pub(super) async fn requeue_marker(
+        &self,
+        inode: &Inode,
+        made: MadeMarker,
+        change: impl FnOnce(&mut Posix) -> Result<(), FsError>,
+    ) -> Result<(), FsError> {
+        let mut metadata = made.metadata;
+        let posix = self.changed(inode, &metadata, change)?;
+        posix.store(&mut metadata);
+        super::attrs::check_size(&metadata)?;
+        let marker = self
+            .persist_marker(&inode.key, metadata, Some(made.etag))
+            .await?;
+        self.queue_marker(inode.ino, marker);
+        self.inodes().set_posix(inode.ino, posix);
+        Ok(())
     }
 
     /// `rmdir` of directory `ino`, whose marker waits: the marker is dropped (its journal
@@ -172,6 +294,7 @@ impl<C: ObjectClient> S3Filesystem<C> {
     pub(super) async fn upload_markers_under(&self, prefix: &str) -> Result<(), FsError> {
         let mut under: Vec<(u64, Arc<OpenWriter<C>>)> = self
             .markers()
+            .queued
             .iter()
             .filter(|(_, m)| !m.is_unlinked() && m.key().starts_with(prefix))
             .map(|(ino, m)| (*ino, Arc::clone(m)))
@@ -195,7 +318,7 @@ impl<C: ObjectClient> S3Filesystem<C> {
     /// At unmount: the queued markers leave the table and stay in the journal, complete,
     /// for the last background pass and the next mount.
     pub(super) async fn abandon_markers(&self) {
-        let all: Vec<(u64, Arc<OpenWriter<C>>)> = self.markers().drain().collect();
+        let all: Vec<(u64, Arc<OpenWriter<C>>)> = self.markers().queued.drain().collect();
         for (ino, marker) in all {
             self.inodes().unpin(ino);
             marker.abandon().await;
@@ -385,5 +508,29 @@ mod tests {
         assert!(queued_keys(&fs).is_empty());
         let moved = fs.lookup(ROOT, "moved").await.unwrap();
         assert_eq!((moved.ino, moved.kind), (d.ino, EntryKind::Directory));
+    }
+
+    /// After its marker went up, a change of the directory's attributes (what `tar x`
+    /// does once the tree is out) queues a new marker with every header of the uploaded
+    /// one: no HEAD, no copy. A directory this mount did not make is changed at once.
+    #[tokio::test]
+    async fn a_change_after_the_upload_queues_the_marker_again() {
+        let (client, fs) = write_back_fs(Duration::from_secs(1));
+        let d = fs.mkdir(ROOT, "d", USER).await.unwrap();
+        assert!(matches!(fs.upload_queued(d.ino).await, Outcome::Done));
+        let uploaded = client.counters();
+        fs.setattr(d.ino, chmod(0o700)).await.unwrap();
+        assert_eq!(client.counters(), uploaded, "nothing asked of S3");
+        assert_eq!(queued_keys(&fs), ["d/"]);
+        assert!(matches!(fs.upload_queued(d.ino).await, Outcome::Done));
+        let stored = client.metadata("d/").unwrap();
+        assert_eq!(stored.user["mode"], (libc::S_IFDIR | 0o700).to_string());
+        assert_eq!(stored.content_type.as_deref(), Some(DIRECTORY_CONTENT_TYPE));
+
+        client.insert("theirs/", Vec::new());
+        let theirs = fs.lookup(ROOT, "theirs").await.unwrap();
+        fs.setattr(theirs.ino, chmod(0o700)).await.unwrap();
+        assert_eq!(client.counters().copy_object, 1, "HEAD and copy, as before");
+        assert!(!queued_keys(&fs).contains(&"theirs/".to_string()));
     }
 }

@@ -149,7 +149,7 @@ pub struct S3Filesystem<C: ObjectClient> {
     writers: Mutex<HashMap<u64, WriterSlot<C>>>,
     /// The marker of every directory whose `mkdir` waits in the write-back queue (see
     /// `markers`).
-    markers: Mutex<markers::MarkerTable<C>>,
+    markers: Mutex<markers::Markers<C>>,
     /// The background uploads of what the journal holds (failed closes, recovery).
     pending: Arc<Pending<C>>,
     /// HEADs of listed entries asked ahead (`ls -l`).
@@ -185,7 +185,7 @@ impl<C: ObjectClient> S3Filesystem<C> {
             handles: Mutex::new(HandleTable::default()),
             listings: Mutex::new(ListingCache::default()),
             writers: Mutex::new(HashMap::new()),
-            markers: Mutex::new(HashMap::new()),
+            markers: Mutex::new(markers::Markers::default()),
             write_back: config.write_back.map(writeback::WriteBack::new),
             local_writer: Arc::new(crate::upload::WriterConfig {
                 local_only: true,
@@ -871,10 +871,7 @@ impl<C: ObjectClient> S3Filesystem<C> {
                 .iter()
                 .filter(|(_, slot)| !slot.writer.is_unlinked())
                 .map(|(ino, _)| (*ino, EntryKind::File));
-            let dirs = markers
-                .iter()
-                .filter(|(_, marker)| !marker.is_unlinked())
-                .map(|(ino, _)| (*ino, EntryKind::Directory));
+            let dirs = markers.waiting().map(|ino| (ino, EntryKind::Directory));
             files
                 .chain(dirs)
                 .filter_map(|(child, kind)| table.get(child).map(|i| (i, kind)))

@@ -143,7 +143,7 @@ impl<C: ObjectClient> S3Filesystem<C> {
         let (metadata, posix) = self.new_entry(name, EntryKind::Directory, creator);
         let key = format!("{parent_key}{name}/");
         let marker = match self.write_back {
-            Some(_) => Some(self.persist_marker(&key, metadata).await?),
+            Some(_) => Some(self.persist_marker(&key, metadata, None).await?),
             None => {
                 self.client
                     .put_object(PutObjectParams {
@@ -230,6 +230,9 @@ impl<C: ObjectClient> S3Filesystem<C> {
         self.client.delete_object(&prefix).await?;
         self.rewritten(&prefix);
         self.names_changed(parent);
+        if let Some(ino) = self.inodes().child(parent, name).map(|i| i.ino) {
+            self.forget_made_marker(ino);
+        }
         self.inodes().unlink_name(parent, name);
         Ok(())
     }
