@@ -275,6 +275,7 @@ impl WriteBack {
 
     /// The entry whose turn came first (of those due at once, the one closed first),
     /// marked busy.
+    #[cfg(test)]
     fn take(&self) -> Option<(u64, u64)> {
         self.take_or_wait().ok()
     }
