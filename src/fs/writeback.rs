@@ -19,6 +19,9 @@
 //! The queue is bounded in bytes (`--write-back-max-size`): past the bound a `close` waits
 //! for room rather than failing.
 //!
+//! Directories (`mkdir`) queue too: their marker `dir/` is an entry like a file's, whose
+//! writer lives in the markers' table rather than the writers' (see `markers`).
+//!
 //! Offline: when S3 stops answering, lookups, attributes, listings and opens are answered
 //! from what this mount saw — and, for a directory it has not listed, from the listing an
 //! earlier mount kept (`cache::listings`, written every minute and at unmount).
