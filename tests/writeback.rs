@@ -641,8 +641,9 @@ fn a_directory_made_lately_changes_offline_after_its_upload() {
 }
 
 /// What `tar x` does to each directory — mkdir, then chown, chmod and the times once the
-/// tree is out — for 126 directories through a 5 ms round trip: no request waits, and
-/// `sync` then finds every marker in S3 with its mode.
+/// tree is out — for 126 directories through a 5 ms round trip: no request waits (0.16 s;
+/// 8.0 s when each step waited for S3), and `sync` then finds every marker in S3 with its
+/// mode.
 #[test]
 fn directories_cost_no_round_trip_through_a_slow_link() {
     use std::os::unix::fs::PermissionsExt;

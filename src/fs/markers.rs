@@ -154,8 +154,12 @@ impl<C: ObjectClient> S3Filesystem<C> {
         // Pinned before the table holds it (lock order: inodes, then markers).
         self.inodes().pin(ino);
         let key = marker.key();
-        if let Some(old) = self.markers().queued.insert(ino, marker) {
-            // Cannot happen (one mkdir per inode); its pin is given back all the same.
+        // Bound first: the table's lock goes before the inode table's is taken.
+        let replaced = self.markers().queued.insert(ino, marker);
+        if let Some(old) = replaced {
+            // Not expected: `mkdir` makes a new inode, and a change queues a marker only
+            // when none waits (the kernel holds the directory's lock through a setattr).
+            // The older one's journal entry goes up from the background pass.
             log::debug!("{:?}: a second queued marker replaced the first", old.key());
             self.inodes().unpin(ino);
         }
