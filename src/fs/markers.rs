@@ -500,16 +500,25 @@ mod tests {
         assert_eq!(stored.content_type.as_deref(), Some(DIRECTORY_CONTENT_TYPE));
     }
 
-    /// A rename of a directory whose marker waits uploads the marker first, then moves
-    /// it like any directory.
+    /// A rename of a directory whose marker waits uploads the marker first, and the
+    /// files queued in it, then moves it like any directory.
     #[tokio::test]
     async fn rename_of_a_queued_directory_uploads_its_marker_first() {
         let (client, fs) = write_back_fs(Duration::from_secs(1));
         let d = fs.mkdir(ROOT, "d", USER).await.unwrap();
         fs.mkdir(d.ino, "sub", USER).await.unwrap();
+        let (f, opened) = fs.create(d.ino, "f", false, false, USER).await.unwrap();
+        fs.write(opened.fh, 0, bytes::Bytes::from_static(b"hello"))
+            .await
+            .unwrap();
+        fs.flush(f.ino).await.unwrap();
+        fs.release(opened.fh).await;
+        assert!(client.keys().is_empty(), "all queued");
         fs.rename(ROOT, "d", ROOT, "moved", false).await.unwrap();
-        assert_eq!(client.keys(), ["moved/", "moved/sub/"]);
-        assert!(queued_keys(&fs).is_empty());
+        assert_eq!(client.keys(), ["moved/", "moved/f", "moved/sub/"]);
+        assert_eq!(client.get("moved/f").unwrap().as_ref(), b"hello");
+        // The file's entry waits for a worker to find it uploaded, under its new name.
+        assert_eq!(queued_keys(&fs), ["moved/f"]);
         let moved = fs.lookup(ROOT, "moved").await.unwrap();
         assert_eq!((moved.ino, moved.kind), (d.ino, EntryKind::Directory));
     }

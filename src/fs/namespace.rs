@@ -550,14 +550,22 @@ impl<C: ObjectClient> S3Filesystem<C> {
             .filter(|(_, slot)| slot.writer.key().starts_with(from) && !slot.writer.is_unlinked())
             .map(|(ino, slot)| (*ino, Arc::clone(&slot.writer)))
             .collect();
-        for (ino, _) in &open {
-            self.flush(*ino).await?;
+        for (ino, writer) in &open {
+            // Uploaded now, write-back or not: the move copies what S3 holds under `from`,
+            // and a file only queued would be left behind (its later upload, to the old
+            // key, then finding nothing at the new one).
+            if !writer.is_local_only() {
+                self.upload(*ino, writer).await?;
+            }
         }
         moving.await?;
-        for (_, writer) in &open {
+        for (ino, writer) in &open {
             let key = writer.key();
             if let Some(rest) = key.strip_prefix(from) {
                 let new_key = format!("{to}{rest}");
+                if let Some(queue) = &self.write_back {
+                    queue.renamed(*ino, &new_key);
+                }
                 // The moved object is the writer's base now: its ETag, from S3.
                 writer
                     .rename(new_key.clone(), |_| async {
