@@ -24,9 +24,9 @@
 //!   (or made longer ago) is changed at once, by HEAD and copy: only the HEAD can say
 //!   which other headers it carries, and the copy must keep them;
 //! - `rmdir` removes it locally and drops the marker, which never reaches S3;
-//! - `rename` of it (or of a directory above it) uploads the queued markers first, then
-//!   moves the directory in S3 like any other: a directory's rename is a copy of every key
-//!   under it, which must find the marker there.
+//! - `rename` of it (or of a directory above it) uploads the queued markers first (and
+//!   `namespace` the files queued in it), then moves the directory in S3 like any other:
+//!   a directory's rename is a copy of every key under it, which must find them there.
 //!
 //! Lock order: the inode table before this table, as for the writers' table; never the
 //! other way round.

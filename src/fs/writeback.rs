@@ -853,4 +853,21 @@ mod tests {
         assert!(!q.is_queued(7));
         assert_eq!(q.status().bytes, 0);
     }
+
+    /// An entry no longer needed (a directory removed before its marker went up) leaves
+    /// the queue at once; one whose upload is under way stays until that upload ends.
+    #[test]
+    fn a_forgotten_entry_leaves_the_queue_unless_it_is_uploading() {
+        let q = WriteBack::new(1 << 20);
+        q.enqueue(7, "d/".into(), 0);
+        q.enqueue(8, "e/".into(), 0);
+        q.forget(7);
+        assert!(!q.is_queued(7));
+        due(&q);
+        assert_eq!(q.take(), Some((2, 8)));
+        q.forget(8);
+        assert!(q.is_queued(8), "busy: its upload's end decides");
+        q.finish(2, Outcome::Done);
+        assert!(q.status().files.is_empty());
+    }
 }
