@@ -12,6 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::when::{rfc3339, span};
 use crate::fs::status::UploadStatus;
+use crate::fs::writeback::QueuedFile;
 use crate::mount::control::{self, CredentialsStatus, MountStatus};
 use crate::mount::preflight;
 
@@ -258,7 +259,7 @@ fn format_mount(s: &MountStatus, now: SystemTime, mounted_here: bool) -> String 
             } else {
                 format!(
                     "{} ({} of {}) closed and waiting for S3",
-                    count(queue.files.len() as u64, "file", "files"),
+                    queued_count(&queue.files),
                     format_bytes(queue.bytes),
                     format_bytes(queue.max_bytes)
                 )
@@ -360,6 +361,22 @@ fn format_credentials(c: &CredentialsStatus, now: SystemTime) -> String {
 }
 
 /// `1 hit`, `2 hits`.
+/// `3 files`, `2 directories`, `3 files and 2 directories`: what the write-back queue
+/// holds (a directory is its marker `dir/`, queued by `mkdir`).
+fn queued_count(queued: &[QueuedFile]) -> String {
+    let dirs = queued.iter().filter(|q| q.key.ends_with('/')).count() as u64;
+    let files = queued.len() as u64 - dirs;
+    match (files, dirs) {
+        (_, 0) => count(files, "file", "files"),
+        (0, _) => count(dirs, "directory", "directories"),
+        _ => format!(
+            "{} and {}",
+            count(files, "file", "files"),
+            count(dirs, "directory", "directories")
+        ),
+    }
+}
+
 fn count(n: u64, one: &str, many: &str) -> String {
     if n == 1 {
         format!("1 {one}")
@@ -409,6 +426,25 @@ mod tests {
         assert_eq!(count(1, "miss", "misses"), "1 miss");
         assert_eq!(count(0, "miss", "misses"), "0 misses");
         assert_eq!(count(2, "hit", "hits"), "2 hits");
+    }
+
+    /// The queue's count names directories (their markers, `dir/`) apart from files.
+    #[test]
+    fn queued_directories_are_counted_apart() {
+        let queued = |key: &str| QueuedFile {
+            seq: 1,
+            key: key.into(),
+            size: 0,
+            state: "queued".into(),
+            since: 0,
+            attempts: 0,
+        };
+        assert_eq!(queued_count(&[queued("a"), queued("b")]), "2 files");
+        assert_eq!(queued_count(&[queued("d/")]), "1 directory");
+        assert_eq!(
+            queued_count(&[queued("d/"), queued("d/x"), queued("e/")]),
+            "1 file and 2 directories"
+        );
     }
 
     fn sample(now: SystemTime) -> MountStatus {

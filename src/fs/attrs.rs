@@ -6,7 +6,10 @@
 //! carrying the whole metadata a HEAD just showed with the change made to it (every other
 //! header survives; UploadPartCopy above the single-copy limit). A file open for writing
 //! takes the change into its writer: it rides with the upload. A directory's attributes
-//! live on its marker `dir/`, which a change writes if it is missing.
+//! live on its marker `dir/`, which a change writes if it is missing; a directory whose
+//! marker waits in the write-back queue (`markers`) takes the change into that marker,
+//! which carries it up: no S3 call; so does one whose marker this mount uploaded lately,
+//! through a new queued marker.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -21,6 +24,7 @@ use super::xattr::{self, Namespace};
 use super::{Attr, FsError, S3Filesystem};
 use crate::s3::metadata::USER_METADATA_LIMIT;
 use crate::s3::{GetObjectParams, Metadata, ObjectClient, PutObjectParams, S3Error};
+use crate::upload::OpenWriter;
 
 /// The Content-Type of directory markers, as s3fs writes them.
 pub const DIRECTORY_CONTENT_TYPE: &str = "application/x-directory";
@@ -147,6 +151,12 @@ impl<C: ObjectClient> S3Filesystem<C> {
             return Ok(());
         }
         if inode.kind == EntryKind::Directory {
+            if let Some(marker) = self.marker_of(ino) {
+                return self.change_queued_marker(&inode, &marker, change).await;
+            }
+            if let Some(made) = self.take_made_marker(&inode) {
+                return self.requeue_marker(&inode, made, change).await;
+            }
             return self.change_directory(&inode, change).await;
         }
         let current = match self.client.head_object(&inode.key).await {
@@ -174,6 +184,27 @@ impl<C: ObjectClient> S3Filesystem<C> {
         let mut table = self.inodes();
         table.refresh(ino, facts, self.valid_until());
         table.set_posix(ino, posix);
+        Ok(())
+    }
+
+    /// [`S3Filesystem::change_metadata`] of a directory whose marker waits in the
+    /// write-back queue: the queued marker (and its journal record) takes the change. If
+    /// its upload ended first, the writer copies the marker onto itself with it instead.
+    async fn change_queued_marker(
+        &self,
+        inode: &Inode,
+        marker: &OpenWriter<C>,
+        change: impl FnOnce(&mut Posix) -> Result<(), FsError>,
+    ) -> Result<(), FsError> {
+        let mut metadata = marker.metadata_as_set();
+        let posix = self.changed(inode, &metadata, change)?;
+        posix.store(&mut metadata);
+        check_size(&metadata)?;
+        // A marker is never written to: its times are always the ones set.
+        if marker.set_metadata(metadata, Some(true)).await?.is_some() {
+            self.rewritten(&inode.key);
+        }
+        self.inodes().set_posix(inode.ino, posix);
         Ok(())
     }
 
@@ -226,7 +257,7 @@ impl<C: ObjectClient> S3Filesystem<C> {
 
     /// The attributes `metadata` holds, completed with what `inode` shows where it holds
     /// none (s3fs stores them all together), changed by `change`, `ctime` now.
-    fn changed(
+    pub(super) fn changed(
         &self,
         inode: &Inode,
         metadata: &Metadata,
@@ -571,7 +602,7 @@ impl<C: ObjectClient> S3Filesystem<C> {
 }
 
 /// Refuses metadata S3 would refuse (2 KiB of user metadata).
-fn check_size(metadata: &Metadata) -> Result<(), FsError> {
+pub(super) fn check_size(metadata: &Metadata) -> Result<(), FsError> {
     let size = metadata.user_size();
     if size > USER_METADATA_LIMIT {
         return Err(FsError::MetadataFull {

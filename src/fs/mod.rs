@@ -14,6 +14,7 @@
 //! - `namespace`: mkdir, rmdir, unlink, rename.
 //! - `write`: create, write, flush/fsync, truncation through the upload engine.
 //! - `writeback`: `--write-back`'s queue of files closed and not yet uploaded.
+//! - `markers`: write-back's directory markers, made durable locally by `mkdir` and queued.
 //! - `status`: a snapshot of caches, open files and uploads for `s3rolefs status`.
 //! - `fuse`: the `fuser::Filesystem` adapter.
 
@@ -25,6 +26,7 @@ pub mod fuse;
 pub mod handle;
 mod heads;
 pub mod inode;
+mod markers;
 mod namespace;
 pub mod posix;
 pub mod status;
@@ -145,6 +147,9 @@ pub struct S3Filesystem<C: ObjectClient> {
     listings: Mutex<ListingCache>,
     /// The writer of every inode some handle writes (see `write`).
     writers: Mutex<HashMap<u64, WriterSlot<C>>>,
+    /// The marker of every directory whose `mkdir` waits in the write-back queue (see
+    /// `markers`).
+    markers: Mutex<markers::Markers<C>>,
     /// The background uploads of what the journal holds (failed closes, recovery).
     pending: Arc<Pending<C>>,
     /// HEADs of listed entries asked ahead (`ls -l`).
@@ -180,6 +185,7 @@ impl<C: ObjectClient> S3Filesystem<C> {
             handles: Mutex::new(HandleTable::default()),
             listings: Mutex::new(ListingCache::default()),
             writers: Mutex::new(HashMap::new()),
+            markers: Mutex::new(markers::Markers::default()),
             write_back: config.write_back.map(writeback::WriteBack::new),
             local_writer: Arc::new(crate::upload::WriterConfig {
                 local_only: true,
@@ -351,8 +357,9 @@ impl<C: ObjectClient> S3Filesystem<C> {
             }
             if let Some(child) = table.child(parent, name) {
                 let fresh = child.valid_until > Instant::now() && self.metadata_known(child);
-                // A file being written is what its writer says, whatever S3 holds.
-                if !fresh && self.writer_of(child.ino).is_none() {
+                // A file being written is what its writer says, whatever S3 holds; a
+                // directory whose marker waits is what this mount made.
+                if !fresh && !self.is_local(child.ino) {
                     return None;
                 }
                 let attr = self.attr_of(child);
@@ -543,7 +550,7 @@ impl<C: ObjectClient> S3Filesystem<C> {
         let inode = table.get(ino)?;
         let fresh = (inode.kind == EntryKind::Directory || inode.valid_until > Instant::now())
             && self.metadata_known(inode);
-        (fresh || self.writer_of(ino).is_some()).then(|| self.attr_of(inode))
+        (fresh || self.is_local(ino)).then(|| self.attr_of(inode))
     }
 
     /// `getattr`: fresh attributes, asking S3 (HEAD; of the marker, for a directory) when
@@ -854,23 +861,29 @@ impl<C: ObjectClient> S3Filesystem<C> {
         )
         .await?;
         let mut entries = dir::entries_from_listing(&inode.key, listing);
-        // Files being written that S3 does not hold yet show as they are now.
-        let pending: Vec<String> = {
+        // Files being written and directories whose marker waits, which S3 does not hold
+        // yet, show as they are now.
+        let pending: Vec<(String, EntryKind)> = {
             let table = self.inodes();
             let writers = self.writers();
-            writers
+            let markers = self.markers();
+            let files = writers
                 .iter()
                 .filter(|(_, slot)| !slot.writer.is_unlinked())
-                .filter_map(|(ino, _)| table.get(*ino))
-                .filter(|i| i.parent == ino)
-                .map(|i| i.name.clone())
+                .map(|(ino, _)| (*ino, EntryKind::File));
+            let dirs = markers.waiting().map(|ino| (ino, EntryKind::Directory));
+            files
+                .chain(dirs)
+                .filter_map(|(child, kind)| table.get(child).map(|i| (i, kind)))
+                .filter(|(i, _)| i.parent == ino && !i.unlinked)
+                .map(|(i, kind)| (i.name.clone(), kind))
                 .collect()
         };
-        for name in pending {
+        for (name, kind) in pending {
             if !entries.iter().any(|e| e.name == name) {
                 entries.push(ListedEntry {
                     name,
-                    kind: EntryKind::File,
+                    kind,
                     object: None,
                 });
             }

@@ -1,9 +1,12 @@
 //! Changing the namespace: `mkdir`, `rmdir`, `unlink`, `rename` — each turned into the S3
 //! calls that do it (DESIGN "S3 ↔ POSIX semantics").
 //!
-//! - `mkdir` writes the zero-byte marker `dir/`.
-//! - `rmdir` fails with `ENOTEMPTY` while any key remains under the directory, then removes
-//!   its marker (a directory that only existed through its keys is gone with them).
+//! - `mkdir` writes the zero-byte marker `dir/` (with write-back: makes it durable
+//!   locally and queues it, see `markers`).
+//! - `rmdir` fails with `ENOTEMPTY` while any key remains under the directory (or a file
+//!   or marker of this mount waits to go there), then removes its marker (a directory that
+//!   only existed through its keys is gone with them; one whose marker only waits in the
+//!   write-back queue is removed locally, and nothing reaches S3).
 //! - `rename` of a file is a copy then DeleteObject; of a directory, every key below it
 //!   is copied (bounded concurrency) and then deleted — not atomic: a crash half way leaves
 //!   keys in both places, never none. `RENAME_NOREPLACE` is honoured. A copy is one
@@ -58,8 +61,10 @@ impl<C: ObjectClient> S3Filesystem<C> {
     }
 
     /// [`S3Filesystem::existing`] answered from what this mount knows while it is fresh
-    /// (the metadata TTL): a file's inode with its ETag, or the parent's listing without
-    /// the name. Else S3 is asked.
+    /// (the metadata TTL): a file's inode with its ETag, a file or directory S3 does not
+    /// hold yet (being written, or queued), or the parent's listing without the name.
+    /// Else S3 is asked — or, when it cannot be reached with write-back, the last listing
+    /// of the parent this mount saw answers, as for an offline lookup.
     pub(super) async fn existing_known(
         &self,
         parent: u64,
@@ -67,10 +72,12 @@ impl<C: ObjectClient> S3Filesystem<C> {
         name: &str,
     ) -> Result<Option<ChildFacts>, FsError> {
         let now = Instant::now();
+        let child = self.inodes().child(parent, name).map(|i| i.ino);
+        let local = child.is_some_and(|ino| self.is_local(ino));
         let known = self
             .inodes()
             .child(parent, name)
-            .filter(|i| i.valid_until > now && !i.unlinked)
+            .filter(|i| (i.valid_until > now || local) && !i.unlinked)
             .map(|i| ChildFacts {
                 kind: i.kind,
                 size: i.size,
@@ -81,7 +88,7 @@ impl<C: ObjectClient> S3Filesystem<C> {
                 posix: i.posix.clone(),
             });
         match known {
-            Some(facts) if facts.kind != EntryKind::File || facts.etag.is_some() => {
+            Some(facts) if facts.kind != EntryKind::File || facts.etag.is_some() || local => {
                 return Ok(Some(facts))
             }
             Some(_) => {}
@@ -96,10 +103,32 @@ impl<C: ObjectClient> S3Filesystem<C> {
                 }
             }
         }
-        self.existing(parent_key, name).await
+        match self.existing(parent_key, name).await {
+            Err(FsError::S3(e)) if self.offline() => self.existing_offline(parent, name, e),
+            asked => asked,
+        }
     }
 
-    /// `mkdir`: writes the marker `name/`, with the new directory's mode, owner and times.
+    /// [`S3Filesystem::existing`] while S3 cannot be reached (write-back): the last
+    /// listing of `parent` this mount saw (or an earlier one kept) answers; without one,
+    /// `failed`, S3's error.
+    fn existing_offline(
+        &self,
+        parent: u64,
+        name: &str,
+        failed: S3Error,
+    ) -> Result<Option<ChildFacts>, FsError> {
+        let Some(snapshot) = self.stale_listing(parent) else {
+            return Err(FsError::S3(failed));
+        };
+        Ok(snapshot
+            .binary_search_by(|e| e.name.as_str().cmp(name))
+            .ok()
+            .map(|at| snapshot[at].facts.clone()))
+    }
+
+    /// `mkdir`: writes the marker `name/`, with the new directory's mode, owner and times;
+    /// with write-back, makes it durable locally and queues it (see `markers`).
     pub async fn mkdir(&self, parent: u64, name: &str, creator: Creator) -> Result<Attr, FsError> {
         let parent_key = self.writable_dir(parent)?;
         Self::checked_name(&parent_key, name)?;
@@ -112,16 +141,35 @@ impl<C: ObjectClient> S3Filesystem<C> {
         }
         let creator = self.creator_in(parent, creator, EntryKind::Directory);
         let (metadata, posix) = self.new_entry(name, EntryKind::Directory, creator);
-        self.client
-            .put_object(PutObjectParams {
-                key: format!("{parent_key}{name}/"),
-                body: bytes::Bytes::new(),
-                metadata,
-            })
-            .await?;
-        self.rewritten(&format!("{parent_key}{name}/"));
+        let key = format!("{parent_key}{name}/");
+        let marker = match self.write_back {
+            Some(_) => Some(self.persist_marker(&key, metadata, None).await?),
+            None => {
+                self.client
+                    .put_object(PutObjectParams {
+                        key: key.clone(),
+                        body: bytes::Bytes::new(),
+                        metadata,
+                    })
+                    .await?;
+                None
+            }
+        };
+        self.rewritten(&key);
         let facts = ChildFacts::directory(self.mount_time, Some(posix.unwrap_or_default()));
-        let ino = self.add_child(parent, name, facts)?;
+        let ino = match self.add_child(parent, name, facts) {
+            Ok(ino) => ino,
+            Err(e) => {
+                if let Some(marker) = marker {
+                    // The parent went meanwhile: the marker must not reach S3 alone.
+                    let _ = marker.unlink().await;
+                }
+                return Err(e);
+            }
+        };
+        if let Some(marker) = marker {
+            self.queue_marker(ino, marker);
+        }
         // The new directory is known empty (nothing was below its name a moment ago):
         // files made in it next need no listing. With write-back it stays this mount's
         // own for longer than the TTL (no other client knows its name yet): what `tar x`
@@ -140,6 +188,20 @@ impl<C: ObjectClient> S3Filesystem<C> {
     pub async fn rmdir(&self, parent: u64, name: &str) -> Result<(), FsError> {
         let parent_key = self.writable_dir(parent)?;
         let prefix = format!("{parent_key}{name}/");
+        if self.holds_local_entries(&prefix) {
+            // Files or directories of this mount wait to go there.
+            return Err(FsError::NotEmpty);
+        }
+        let queued = self
+            .inodes()
+            .child(parent, name)
+            .map(|i| i.ino)
+            .and_then(|ino| Some((ino, self.marker_of(ino)?)));
+        if let Some((ino, marker)) = queued {
+            if self.rmdir_queued(parent, name, ino, &marker).await? {
+                return Ok(());
+            }
+        }
         let page = self
             .client
             .list_objects_page(
@@ -168,8 +230,68 @@ impl<C: ObjectClient> S3Filesystem<C> {
         self.client.delete_object(&prefix).await?;
         self.rewritten(&prefix);
         self.names_changed(parent);
+        if let Some(ino) = self.inodes().child(parent, name).map(|i| i.ino) {
+            self.forget_made_marker(ino);
+        }
         self.inodes().unlink_name(parent, name);
         Ok(())
+    }
+
+    /// `rmdir` of directory `ino` (`parent/name`), whose marker waits in the write-back
+    /// queue: `ENOTEMPTY` as S3 would say it (what this mount knows of the directory's
+    /// names, S3 asked only when that is not fresh), then the marker is dropped and the
+    /// name goes locally. Returns `false` when the marker reached S3 meanwhile: the rest
+    /// of `rmdir` then removes it there.
+    async fn rmdir_queued(
+        &self,
+        parent: u64,
+        name: &str,
+        ino: u64,
+        marker: &Arc<OpenWriter<C>>,
+    ) -> Result<bool, FsError> {
+        if !self.known_empty(ino, &marker.key()).await? {
+            return Err(FsError::NotEmpty);
+        }
+        if !self.drop_marker(ino, marker).await? {
+            return Ok(false);
+        }
+        // Only this name went: the parent's listing stays, without it (offline too).
+        self.listings().remove(parent, name);
+        self.heads.forget_walk(parent);
+        self.inodes().touch_directory(parent);
+        self.inodes().unlink_name(parent, name);
+        Ok(true)
+    }
+
+    /// True when directory `ino` (key prefix `prefix`) has no entry: its fresh listing
+    /// (a directory this mount made stays fresh for a while, with what it put there), else
+    /// S3's, else, S3 being away, the last listing seen.
+    async fn known_empty(&self, ino: u64, prefix: &str) -> Result<bool, FsError> {
+        if let Some((_, snapshot)) = self.listings().get(ino) {
+            return Ok(snapshot.is_empty());
+        }
+        let page = self
+            .client
+            .list_objects_page(
+                &ListObjectsParams {
+                    prefix: prefix.to_string(),
+                    delimiter: Some("/".into()),
+                    start_after: None,
+                    max_keys: Some(2),
+                },
+                None,
+            )
+            .await;
+        match page {
+            Ok(page) => {
+                Ok(page.common_prefixes.is_empty() && page.objects.iter().all(|o| o.key == prefix))
+            }
+            Err(e) if self.offline() => match self.listings().stale(ino) {
+                Some(snapshot) => Ok(snapshot.is_empty()),
+                None => Err(e.into()),
+            },
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// The writer of `parent/name` when a handle has it open for writing.
@@ -226,6 +348,13 @@ impl<C: ObjectClient> S3Filesystem<C> {
         let from_dir = self.writable_dir(parent)?;
         let to_dir = self.writable_dir(new_parent)?;
         Self::checked_name(&to_dir, new_name)?;
+        // A directory is moved (or replaced) by copying what S3 holds under it: the
+        // markers queued there go up first. Nothing to do for a file (no marker's key
+        // starts with its name and a `/`).
+        self.upload_markers_under(&format!("{from_dir}{name}/"))
+            .await?;
+        self.upload_markers_under(&format!("{to_dir}{new_name}/"))
+            .await?;
         let open_source = self.open_child(parent, name);
         let open_target = self.open_child(new_parent, new_name);
         let (source, target) = tokio::join!(
@@ -421,14 +550,22 @@ impl<C: ObjectClient> S3Filesystem<C> {
             .filter(|(_, slot)| slot.writer.key().starts_with(from) && !slot.writer.is_unlinked())
             .map(|(ino, slot)| (*ino, Arc::clone(&slot.writer)))
             .collect();
-        for (ino, _) in &open {
-            self.flush(*ino).await?;
+        for (ino, writer) in &open {
+            // Uploaded now, write-back or not: the move copies what S3 holds under `from`,
+            // and a file only queued would be left behind (its later upload, to the old
+            // key, then finding nothing at the new one).
+            if !writer.is_local_only() {
+                self.upload(*ino, writer).await?;
+            }
         }
         moving.await?;
-        for (_, writer) in &open {
+        for (ino, writer) in &open {
             let key = writer.key();
             if let Some(rest) = key.strip_prefix(from) {
                 let new_key = format!("{to}{rest}");
+                if let Some(queue) = &self.write_back {
+                    queue.renamed(*ino, &new_key);
+                }
                 // The moved object is the writer's base now: its ETag, from S3.
                 writer
                     .rename(new_key.clone(), |_| async {

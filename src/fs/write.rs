@@ -345,7 +345,9 @@ impl<C: ObjectClient> S3Filesystem<C> {
         reads_only || self.writer_of(ino).is_none()
     }
 
-    async fn upload(&self, ino: u64, writer: &OpenWriter<C>) -> Result<(), FsError> {
+    /// Uploads what the writer of `ino` holds now, write-back or not (a close without
+    /// write-back; a rename that must find the file in S3).
+    pub(super) async fn upload(&self, ino: u64, writer: &OpenWriter<C>) -> Result<(), FsError> {
         match writer.flush().await {
             Ok(Some(meta)) => {
                 self.rewritten(&meta.key);

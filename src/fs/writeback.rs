@@ -19,6 +19,9 @@
 //! The queue is bounded in bytes (`--write-back-max-size`): past the bound a `close` waits
 //! for room rather than failing.
 //!
+//! Directories (`mkdir`) queue too: their marker `dir/` is an entry like a file's, whose
+//! writer lives in the markers' table rather than the writers' (see `markers`).
+//!
 //! Offline: when S3 stops answering, lookups, attributes, listings and opens are answered
 //! from what this mount saw — and, for a directory it has not listed, from the listing an
 //! earlier mount kept (`cache::listings`, written every minute and at unmount).
@@ -148,7 +151,7 @@ pub struct WriteBack {
 }
 
 /// How one upload went.
-enum Outcome {
+pub(super) enum Outcome {
     Done,
     /// Try again after a pause; `cannot`: it will not pass by itself.
     Failed {
@@ -174,7 +177,7 @@ impl WriteBack {
 
     /// Puts `ino` in the queue (at the end), or, already there, keeps its place and takes
     /// the new size.
-    fn enqueue(&self, ino: u64, key: String, size: u64) {
+    pub(super) fn enqueue(&self, ino: u64, key: String, size: u64) {
         let mut guard = self.queue();
         let queue = &mut *guard;
         if let Some(&seq) = queue.by_ino.get(&ino) {
@@ -228,6 +231,25 @@ impl WriteBack {
         {
             entry.file.key = key.to_string();
         }
+    }
+
+    /// `ino` needs no upload any more (a directory removed before its marker went up):
+    /// out of the queue at once, so `sync` does not wait for it. An upload under way keeps
+    /// its entry until it ends.
+    pub(super) fn forget(&self, ino: u64) {
+        let mut guard = self.queue();
+        let queue = &mut *guard;
+        let Some(&seq) = queue.by_ino.get(&ino) else {
+            return;
+        };
+        if let Some(entry) = queue.entries.get(&seq).filter(|e| !e.busy) {
+            queue.due.remove(&(entry.next_try, seq));
+            queue.bytes = queue.bytes.saturating_sub(entry.file.size);
+            queue.entries.remove(&seq);
+            queue.by_ino.remove(&ino);
+        }
+        drop(guard);
+        self.changed.notify_waiters();
     }
 
     /// True when `ino` waits in the queue.
@@ -605,8 +627,12 @@ impl<C: ObjectClient> S3Filesystem<C> {
         }
     }
 
-    /// One queued file's upload (see [`OpenWriter::upload_queued`]).
-    async fn upload_queued(&self, ino: u64) -> Outcome {
+    /// One queued file's upload (see [`OpenWriter::upload_queued`]), or directory marker's
+    /// (see `markers`).
+    pub(super) async fn upload_queued(&self, ino: u64) -> Outcome {
+        if let Some(marker) = self.marker_of(ino) {
+            return self.upload_marker(ino, marker).await;
+        }
         let Some((writer, handles)) = self
             .writers()
             .get(&ino)
@@ -685,6 +711,7 @@ impl<C: ObjectClient> S3Filesystem<C> {
                 writer.abandon().await;
             }
         }
+        self.abandon_markers().await;
     }
 }
 
@@ -711,7 +738,7 @@ fn files_bound() -> usize {
 const UNREACHABLE: &str = "S3 unreachable";
 
 /// Whether a failed queued upload may pass by itself.
-fn classify(e: &UploadError) -> Outcome {
+pub(super) fn classify(e: &UploadError) -> Outcome {
     let (why, cannot) = match (e.passing(), e.s3_error()) {
         (Passing::Unreachable, Some(s3)) => (format!("{UNREACHABLE}: {s3}"), false),
         (Passing::Transient, Some(s3)) => (s3.to_string(), false),
@@ -846,5 +873,22 @@ mod tests {
         q.finish(1, Outcome::Done);
         assert!(!q.is_queued(7));
         assert_eq!(q.status().bytes, 0);
+    }
+
+    /// An entry no longer needed (a directory removed before its marker went up) leaves
+    /// the queue at once; one whose upload is under way stays until that upload ends.
+    #[test]
+    fn a_forgotten_entry_leaves_the_queue_unless_it_is_uploading() {
+        let q = WriteBack::new(1 << 20);
+        q.enqueue(7, "d/".into(), 0);
+        q.enqueue(8, "e/".into(), 0);
+        q.forget(7);
+        assert!(!q.is_queued(7));
+        due(&q);
+        assert_eq!(q.take(), Some((2, 8)));
+        q.forget(8);
+        assert!(q.is_queued(8), "busy: its upload's end decides");
+        q.finish(2, Outcome::Done);
+        assert!(q.status().files.is_empty());
     }
 }
