@@ -1444,6 +1444,21 @@ impl<C: ObjectClient> Drop for OpenWriter<C> {
         };
         match file {
             Some(file) if dirty => {
+                if file.is_logged() {
+                    // Let go of without `abandon` (which does this): an entry of its own, so
+                    // this mount's background uploads find it, not only the next mount.
+                    let moved = file
+                        .shared()
+                        .sync_data()
+                        .map_err(|source| UploadError::LocalIo {
+                            path: file.path().to_path_buf(),
+                            source,
+                        })
+                        .and_then(|()| file.unlog(&state.record));
+                    if let Err(e) = moved {
+                        warn!("{key:?}: {e}; its data stays in the close log for the next mount");
+                    }
+                }
                 debug!("{key:?}: left in the journal as {}", file.path().display())
             }
             Some(file) => file.remove(),
