@@ -41,6 +41,38 @@ pub struct SetAttr {
     pub mtime: Option<SystemTime>,
 }
 
+impl SetAttr {
+    /// True when it sets file times.
+    fn sets_times(&self) -> bool {
+        self.atime.is_some() || self.mtime.is_some()
+    }
+
+    /// True when it sets the mode or an owner.
+    fn sets_owners_or_mode(&self) -> bool {
+        self.mode.is_some() || self.uid.is_some() || self.gid.is_some()
+    }
+
+    /// Its modes, owners and times set in `posix`.
+    fn apply_to(&self, posix: &mut Posix) {
+        if let Some(mode) = self.mode {
+            let kind = posix.mode.unwrap_or(0) & !PERM_BITS;
+            posix.mode = Some(kind | (mode & PERM_BITS));
+        }
+        if self.uid.is_some() {
+            posix.uid = self.uid;
+        }
+        if self.gid.is_some() {
+            posix.gid = self.gid;
+        }
+        if self.mtime.is_some() {
+            posix.mtime = self.mtime;
+        }
+        if self.atime.is_some() {
+            posix.atime = self.atime;
+        }
+    }
+}
+
 /// Who creates a file, and with which mode (permission bits, umask applied).
 #[derive(Clone, Copy, Debug)]
 pub struct Creator {
@@ -70,8 +102,8 @@ impl<C: ObjectClient> S3Filesystem<C> {
         if let Some(size) = change.size {
             self.set_size(ino, size).await?;
         }
-        let times_set = change.atime.is_some() || change.mtime.is_some();
-        let attrs_set = change.mode.is_some() || change.uid.is_some() || change.gid.is_some();
+        let times_set = change.sets_times();
+        let attrs_set = change.sets_owners_or_mode();
         if !times_set && !attrs_set {
             return self.getattr(ino).await;
         }
@@ -87,26 +119,47 @@ impl<C: ObjectClient> S3Filesystem<C> {
             return self.getattr(ino).await;
         }
         self.change_metadata(ino, times_set.then_some(true), |posix| {
-            if let Some(mode) = change.mode {
-                let kind = posix.mode.unwrap_or(0) & !PERM_BITS;
-                posix.mode = Some(kind | (mode & PERM_BITS));
-            }
-            if change.uid.is_some() {
-                posix.uid = change.uid;
-            }
-            if change.gid.is_some() {
-                posix.gid = change.gid;
-            }
-            if change.mtime.is_some() {
-                posix.mtime = change.mtime;
-            }
-            if change.atime.is_some() {
-                posix.atime = change.atime;
-            }
+            change.apply_to(posix);
             Ok(())
         })
         .await?;
         self.getattr(ino).await
+    }
+
+    /// [`S3Filesystem::setattr`] answered in the request loop when it needs only memory
+    /// (and a journal line, not synced): the modes, owners and times of a file being
+    /// written or waiting for its upload — `tar x` sets all three on every file it makes.
+    /// `None`: `setattr` must do it.
+    pub fn setattr_now(&self, ino: u64, change: &SetAttr) -> Option<Result<Attr, FsError>> {
+        let simple = change.size.is_none()
+            && (change.sets_times() || change.sets_owners_or_mode())
+            && self.config.posix_metadata
+            && !self.config.read_only;
+        if !simple {
+            return None;
+        }
+        let inode = self.inode(ino).ok()?;
+        if inode.kind != EntryKind::File {
+            return None;
+        }
+        let writer = self.writer_of(ino)?;
+        let mut metadata = writer.metadata_as_set();
+        let posix = match self.changed(&inode, &metadata, |posix| {
+            change.apply_to(posix);
+            Ok(())
+        }) {
+            Ok(posix) => posix,
+            Err(e) => return Some(Err(e)),
+        };
+        posix.store(&mut metadata);
+        if let Err(e) = check_size(&metadata) {
+            return Some(Err(e));
+        }
+        if !writer.set_metadata_now(metadata, change.sets_times().then_some(true)) {
+            return None;
+        }
+        self.inodes().set_posix(ino, posix);
+        Some(self.getattr_cached(ino).ok_or(FsError::UnknownInode(ino)))
     }
 
     /// Changes the attributes stored with `ino` by `change` (given them complete: every

@@ -593,8 +593,15 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
             atime: atime.map(time),
             mtime: mtime.map(time),
         };
-        let fs = Arc::clone(&self.fs);
         let ttl = self.ttl();
+        // A file being written or queued: memory only, answered here.
+        if let Some(done) = self.fs.setattr_now(ino.0, &change) {
+            return match done {
+                Ok(attr) => reply.attr(&ttl, &to_file_attr(&attr)),
+                Err(e) => reply.error(errno(&e, "setattr")),
+            };
+        }
+        let fs = Arc::clone(&self.fs);
         self.runtime.spawn(async move {
             match fs.setattr(ino.0, change).await {
                 Ok(attr) => reply.attr(&ttl, &to_file_attr(&attr)),

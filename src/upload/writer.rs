@@ -246,6 +246,45 @@ impl<C: ObjectClient> OpenWriter<C> {
         times_set: Option<bool>,
     ) -> Result<Option<(String, u64)>, UploadError> {
         let mut state = self.state.lock().await;
+        self.apply_metadata(&mut state, metadata, times_set);
+        if self.holds_changes() {
+            return Ok(None);
+        }
+        let key = self.key();
+        let size = self.size();
+        let wanted = self.metadata_as_set();
+        let copied = self
+            .copy_onto_itself(&mut state, &key, size, &wanted)
+            .await?;
+        Ok(Some((copied, size)))
+    }
+
+    /// [`OpenWriter::set_metadata`] without waiting, for the request loop: `false` when it
+    /// cannot be done at once (the writer is busy, or the file is as S3 holds it, so the
+    /// change is a copy in S3), and nothing changed.
+    pub fn set_metadata_now(&self, metadata: Metadata, times_set: Option<bool>) -> bool {
+        if !self.holds_changes() {
+            return false;
+        }
+        let Ok(mut state) = self.state.try_lock() else {
+            return false;
+        };
+        if !self.holds_changes() {
+            return false; // uploaded meanwhile
+        }
+        self.apply_metadata(&mut state, metadata, times_set);
+        true
+    }
+
+    /// True when a change of the metadata goes with the file's next upload (or nowhere),
+    /// not to S3 at once.
+    fn holds_changes(&self) -> bool {
+        self.is_dirty() || self.is_unlinked() || self.config.local_only
+    }
+
+    /// The metadata of [`OpenWriter::set_metadata`] taken: for the next upload, and into
+    /// the journal's record of a closed file.
+    fn apply_metadata(&self, state: &mut State<C>, metadata: Metadata, times_set: Option<bool>) {
         let times_set = times_set.unwrap_or(self.meta_slot().times_set);
         let meta = WriteMeta {
             metadata,
@@ -265,18 +304,8 @@ impl<C: ObjectClient> OpenWriter<C> {
             // and a power loss costs only this change, never the data its close made
             // durable.
             state.record.metadata = self.metadata();
-            self.save_record(&mut state, false);
+            self.save_record(state, false);
         }
-        if self.is_dirty() || self.is_unlinked() || self.config.local_only {
-            return Ok(None);
-        }
-        let key = self.key();
-        let size = self.size();
-        let wanted = self.metadata_as_set();
-        let copied = self
-            .copy_onto_itself(&mut state, &key, size, &wanted)
-            .await?;
-        Ok(Some((copied, size)))
     }
 
     /// The metadata the next upload sends (its file times as they would be now).
