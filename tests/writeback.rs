@@ -68,6 +68,52 @@ fn more_queued_files_than_descriptors_all_close_and_reach_s3() {
     );
 }
 
+/// The journal's disk fills up while S3 is away: small files (each closed into the close
+/// log with its bytes) and larger ones (a local copy each) are written until a `close`
+/// fails. It fails with `ENOSPC`, at once, never a hang or another error; every file whose
+/// `close` succeeded reaches S3 once it is back, byte for byte, and the one that failed
+/// was said to fail.
+#[test]
+fn a_full_journal_disk_fails_the_close_and_keeps_every_file_closed_before() {
+    let server = server();
+    let cache = Tmpfs::mount("24m");
+    // A queue bound past the disk's size: the disk fills before the bound makes a close
+    // wait for room (which, S3 away, it would do for as long as the outage lasts).
+    let m = write_back_mount(&server, cache.path(), &["--write-back-max-size", "1G"]);
+    fs::read_dir(m.path()).unwrap().for_each(drop);
+    server.refuse_connections(None);
+    let mut closed = Vec::new();
+    let mut refused = None;
+    for i in 0..400 {
+        let name = format!("f{i:03}.bin");
+        // Mostly small files, every fifth a local copy of its own.
+        let size = if i % 5 == 4 { 700_000 } else { 20_000 + i * 10 };
+        let data = pattern(size, i as u8);
+        let mut f = fs::File::create(m.path().join(&name)).unwrap();
+        let written = f.write_all(&data).and_then(|()| f.sync_all());
+        match written {
+            Ok(()) => closed.push((name, data)),
+            Err(e) => {
+                refused = Some(e);
+                break;
+            }
+        }
+    }
+    let err = refused.expect("the 24 MiB disk filled up");
+    assert_eq!(err.raw_os_error(), Some(libc::ENOSPC), "{err}");
+    assert!(closed.len() >= 20, "{} files closed", closed.len());
+    server.end_outage();
+    let (ok, said) = s3rolefs(&[Path::new("sync"), m.path()]);
+    assert!(ok, "{said}");
+    for (name, data) in &closed {
+        assert_eq!(
+            sha256_hex(&server.get("bkt", name).unwrap()),
+            sha256_hex(data),
+            "{name}"
+        );
+    }
+}
+
 /// `s3rolefs ARGS…` run to its end: (success, stderr).
 fn s3rolefs(args: &[&Path]) -> (bool, String) {
     let home = tempfile::tempdir().unwrap();
