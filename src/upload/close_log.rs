@@ -134,6 +134,13 @@ impl CloseLog {
             data: data.map(|d| base64::engine::general_purpose::STANDARD.encode(d)),
         };
         let name = self.write_line(dir, &line, true)?;
+        // Live in its new segment before it leaves the old one: the old one's going must
+        // not take the new one with it as empty.
+        self.segments
+            .get_mut(&name)
+            .ok_or_else(|| io::Error::other("close log segment vanished"))?
+            .live
+            .insert(id.to_string());
         if let Some(old) = self.of.insert(id.to_string(), name.clone()) {
             if old != name {
                 self.leave(dir, &old, id);
@@ -143,7 +150,6 @@ impl CloseLog {
             .segments
             .get_mut(&name)
             .ok_or_else(|| io::Error::other("close log segment vanished"))?;
-        segment.live.insert(id.to_string());
         let new_name = !segment.named;
         segment.named = true;
         Ok(Appended {
@@ -447,6 +453,22 @@ mod tests {
         assert_eq!(dead.entries["a"].data.as_deref(), Some(&b"v2"[..]));
         assert_eq!(dead.entries["c"].record.key, "k/c");
         assert_eq!(dead.entries["c"].data, None);
+
+        // An entry that moves to the next segment (the first one full) leaves an empty
+        // first segment behind: that one goes, the one it moved to stays.
+        let mut log = CloseLog::default();
+        let big = vec![7u8; (SEGMENT_MAX / 2) as usize];
+        log.append(&dir, "m", &record("m", 1), Some(&big)).unwrap();
+        let first = log.current.clone().unwrap();
+        log.append(&dir, "m", &record("m", 1), Some(&big)).unwrap();
+        log.append(&dir, "m", &record("m", 1), Some(b"m")).unwrap();
+        let second = log.current.clone().unwrap();
+        assert_ne!(first, second, "rotated");
+        assert!(!tmp.path().join(&first).exists());
+        assert!(tmp.path().join(&second).exists());
+        assert!(log.holds("m"));
+        log.forget(&dir, "m");
+        assert!(!tmp.path().join(&second).exists());
 
         // A live log: its segment goes with its last live entry.
         let mut log = CloseLog::default();
