@@ -30,6 +30,12 @@ use std::time::Instant;
 /// per-request latency, few enough not to trip request-rate limits on one prefix.
 pub const RENAME_CONCURRENCY: usize = 16;
 
+/// See [`S3Filesystem::held_below`].
+struct HeldBelow {
+    marker: bool,
+    others: bool,
+}
+
 impl<C: ObjectClient> S3Filesystem<C> {
     pub(super) fn writable_dir(&self, ino: u64) -> Result<String, FsError> {
         if self.config.read_only {
@@ -202,24 +208,11 @@ impl<C: ObjectClient> S3Filesystem<C> {
                 return Ok(());
             }
         }
-        let page = self
-            .client
-            .list_objects_page(
-                &ListObjectsParams {
-                    prefix: prefix.clone(),
-                    delimiter: Some("/".into()),
-                    start_after: None,
-                    max_keys: Some(2),
-                },
-                None,
-            )
-            .await?;
-        let has_marker = page.objects.iter().any(|o| o.key == prefix);
-        let others =
-            page.objects.iter().filter(|o| o.key != prefix).count() + page.common_prefixes.len();
-        if others > 0 {
+        let below = self.held_below(&prefix).await?;
+        if below.others {
             return Err(FsError::NotEmpty);
         }
+        let has_marker = below.marker;
         if !has_marker {
             // Nothing below and no marker: a file of that name, or nothing at all.
             return match self.existing(&parent_key, name).await? {
@@ -270,6 +263,19 @@ impl<C: ObjectClient> S3Filesystem<C> {
         if let Some((_, snapshot)) = self.listings().get(ino) {
             return Ok(snapshot.is_empty());
         }
+        match self.held_below(prefix).await {
+            Ok(below) => Ok(!below.others),
+            Err(e) if self.offline() => match self.listings().stale(ino) {
+                Some(snapshot) => Ok(snapshot.is_empty()),
+                None => Err(e.into()),
+            },
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// What S3 holds under the directory prefix `prefix`: its marker, and whether
+    /// anything else (one page of two keys says both).
+    async fn held_below(&self, prefix: &str) -> Result<HeldBelow, S3Error> {
         let page = self
             .client
             .list_objects_page(
@@ -281,17 +287,12 @@ impl<C: ObjectClient> S3Filesystem<C> {
                 },
                 None,
             )
-            .await;
-        match page {
-            Ok(page) => {
-                Ok(page.common_prefixes.is_empty() && page.objects.iter().all(|o| o.key == prefix))
-            }
-            Err(e) if self.offline() => match self.listings().stale(ino) {
-                Some(snapshot) => Ok(snapshot.is_empty()),
-                None => Err(e.into()),
-            },
-            Err(e) => Err(e.into()),
-        }
+            .await?;
+        Ok(HeldBelow {
+            marker: page.objects.iter().any(|o| o.key == prefix),
+            others: !page.common_prefixes.is_empty()
+                || page.objects.iter().any(|o| o.key != prefix),
+        })
     }
 
     /// The writer of `parent/name` when a handle has it open for writing.
