@@ -34,6 +34,11 @@
 //! - The complete record of a small file, with its bytes, goes to the close log shared by
 //!   many entries instead (`close_log`): one sync per `close`.
 //!
+//! - An entry whose complete record and bytes are in the close log needs no data file
+//!   until something changes it: a small file closed with write-back keeps its bytes in
+//!   memory (`StagingFile::in_memory`) and its data file is made only when needed. The
+//!   journal counts those bytes ([`Journal::hold_memory`], at most [`MEMORY_MAX`]).
+//!
 //! What the journal never does: decide what a record means for S3 (`pending` does), or
 //! hold data in memory.
 
@@ -68,6 +73,11 @@ pub fn is_spare(name: &str) -> bool {
 
 /// Spares kept at most, per journal.
 const SPARES_MAX: usize = 256;
+
+/// The most bytes of entries' contents kept in memory instead of in data files, per
+/// journal: small files closed with write-back, whose close log line holds their bytes
+/// durably (see `StagingFile::in_memory`). 5,000 source files of 8.5 KiB take 43 MiB.
+pub const MEMORY_MAX: u64 = 64 << 20;
 
 /// A record log longer than this is rewritten as its last record alone on its next save.
 const RECORD_LOG_MAX: u64 = 16 * 1024;
@@ -172,6 +182,16 @@ pub struct Journal {
     /// Names of emptied files to use again (see the module doc).
     spares: Mutex<Vec<String>>,
     close_log: Mutex<CloseLog>,
+    /// Bytes of entries' contents kept in memory, not in data files (see
+    /// [`Journal::hold_memory`]).
+    memory: AtomicU64,
+}
+
+/// Why [`Journal::create_data`] made no file.
+enum CreateData {
+    /// The name is someone else's (a file of that name exists, or the spare is held).
+    Taken,
+    Failed(UploadError),
 }
 
 /// A journal entry's data file, held (locked) by this process.
@@ -198,6 +218,7 @@ impl Journal {
             named: Mutex::new(HashSet::new()),
             spares: Mutex::new(Vec::new()),
             close_log: Mutex::new(CloseLog::default()),
+            memory: AtomicU64::new(0),
         })
     }
 
@@ -216,39 +237,89 @@ impl Journal {
 
     /// A new, empty, locked data file.
     pub fn create(&self) -> Result<EntryFile, UploadError> {
-        let now_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis());
         for _ in 0..100 {
-            let id = format!(
-                "{now_ms}-{}-{}",
-                std::process::id(),
-                NEXT_ID.fetch_add(1, Ordering::Relaxed)
-            );
-            let name = format!("{id}.data");
-            if let Some(file) = self.take_spare(&name) {
-                if lock(&file, true).is_ok() {
-                    let path = self.dir.path().join(&name);
-                    return Ok(EntryFile { id, file, path });
-                }
-                // Still held by the process that gave it up: of no use.
-                self.remove_name(&name);
-                continue;
-            }
-            match self.dir.create_new(&name) {
+            let id = self.new_id();
+            match self.create_data(&id) {
                 Ok(file) => {
-                    lock(&file, false).map_err(self.local_io(&name))?;
-                    let path = self.dir.path().join(&name);
+                    let path = self.dir.path().join(format!("{id}.data"));
                     return Ok(EntryFile { id, file, path });
                 }
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(self.local_io(&name)(e)),
+                Err(CreateData::Taken) => continue,
+                Err(CreateData::Failed(e)) => return Err(e),
             }
         }
         Err(UploadError::LocalIo {
             path: self.dir.path().to_path_buf(),
             source: io::Error::other("no free journal entry name"),
         })
+    }
+
+    /// A name for a new entry (`<ms>-<pid>-<n>`), with no file yet.
+    pub fn new_id(&self) -> String {
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        format!(
+            "{now_ms}-{}-{}",
+            std::process::id(),
+            NEXT_ID.fetch_add(1, Ordering::Relaxed)
+        )
+    }
+
+    /// The empty, locked data file of entry `id`, made now (a spare renamed into place,
+    /// or a new file): for [`Journal::create`], and for an entry kept in memory until it
+    /// needs one (see [`Journal::hold_memory`]).
+    pub fn create_data_file(&self, id: &str) -> Result<File, UploadError> {
+        // A spare another mount still held was removed on the way: try again.
+        for _ in 0..3 {
+            match self.create_data(id) {
+                Ok(file) => return Ok(file),
+                Err(CreateData::Taken) => continue,
+                Err(CreateData::Failed(e)) => return Err(e),
+            }
+        }
+        Err(self.local_io(&format!("{id}.data"))(io::Error::from(
+            io::ErrorKind::AlreadyExists,
+        )))
+    }
+
+    fn create_data(&self, id: &str) -> Result<File, CreateData> {
+        let name = format!("{id}.data");
+        if let Some(file) = self.take_spare(&name) {
+            if lock(&file, true).is_ok() {
+                return Ok(file);
+            }
+            // Still held by the process that gave it up: of no use.
+            self.remove_name(&name);
+            return Err(CreateData::Taken);
+        }
+        match self.dir.create_new(&name) {
+            Ok(file) => {
+                lock(&file, false).map_err(|e| CreateData::Failed(self.local_io(&name)(e)))?;
+                Ok(file)
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(CreateData::Taken),
+            Err(e) => Err(CreateData::Failed(self.local_io(&name)(e))),
+        }
+    }
+
+    /// Takes `len` bytes of the room for entries' contents kept in memory instead of a
+    /// data file ([`MEMORY_MAX`]); `false`, taking nothing, when they do not fit.
+    pub fn hold_memory(&self, len: u64) -> bool {
+        self.memory
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+                held.checked_add(len).filter(|&n| n <= MEMORY_MAX)
+            })
+            .is_ok()
+    }
+
+    /// Gives back what [`Journal::hold_memory`] took.
+    pub fn release_memory(&self, len: u64) {
+        let _ = self
+            .memory
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+                Some(held.saturating_sub(len))
+            });
     }
 
     /// The entry's data file opened again (for `O_DIRECT` writes, say); `flags` are
@@ -477,6 +548,11 @@ impl Journal {
         }
     }
 
+    /// Removes entry `id`'s data file only (one made half way), not its record.
+    pub fn remove_data(&self, id: &str) {
+        self.remove_name(&format!("{id}.data"));
+    }
+
     /// The file `name` is done with: emptied and kept as a spare, or removed.
     fn retire(&self, name: &str) {
         let spare = {
@@ -685,7 +761,9 @@ impl Journal {
         let logged = close_log::dead_segments(dir, &names, false);
         for (id, entry) in logged.entries {
             let json = format!("{id}.json");
-            if names.contains(&json) || !names.contains(&format!("{id}.data")) {
+            // Uploaded (its data file gone, no bytes in the line), or converted.
+            let no_data = !names.contains(&format!("{id}.data")) && entry.data.is_none();
+            if names.contains(&json) || no_data {
                 continue;
             }
             out.push((id, entry.record, entry.held));

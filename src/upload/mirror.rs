@@ -154,7 +154,7 @@ impl Mirror {
             return Ok(());
         };
         file.check_room(data.len() as u64)?;
-        let write = file.write_through(start + skip, data.clone());
+        let write = file.write_through(start + skip, data.clone())?;
         self.pending.push_back(PendingWrite {
             offset: start + skip,
             data,

@@ -7,6 +7,13 @@
 //! (`pread`/`pwrite`) and run on tokio's blocking pool, so a slow or full disk never
 //! stalls the async threads.
 //!
+//! A small file closed with write-back needs no data file at all: its close put its bytes
+//! in the journal's close log, durably, and the copy keeps them in memory
+//! ([`StagingFile::in_memory`], within the journal's [`MEMORY_MAX`](super::journal::MEMORY_MAX)).
+//! The data file is made the first time something needs one — a write, a truncate, a sync
+//! — with those bytes in it. Reads and the upload take them from memory: `tar x` of 5,000
+//! small files creates, writes, reads back and deletes no data file at all.
+//!
 //! The mirror of a streaming file ([`StagingFile::write_through`]) writes whole parts with
 //! `O_DIRECT` through a second descriptor when the filesystem allows it (tmpfs does not):
 //! the disk reads them from the part buffer itself.
@@ -15,7 +22,7 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use bytes::Bytes;
 
@@ -41,11 +48,35 @@ pub struct StagingFile {
     id: String,
     path: PathBuf,
     journal: Arc<Journal>,
-    file: Arc<File>,
+    /// The data file; unset while the content is only in `memory`.
+    file: OnceLock<Arc<File>>,
+    /// The whole content, while there is no data file (see [`StagingFile::in_memory`]).
+    memory: Mutex<Option<Held>>,
     /// The same file opened with `O_DIRECT`, for [`StagingFile::write_through`] (opened
     /// on its first aligned write: most local copies are small files that never have
     /// one); `None` where the filesystem refuses it.
-    direct: std::sync::OnceLock<Option<Arc<File>>>,
+    direct: OnceLock<Option<Arc<File>>>,
+}
+
+/// Bytes kept in memory, counted in their journal's room for them while they live.
+#[derive(Debug)]
+struct Held {
+    bytes: Bytes,
+    journal: Arc<Journal>,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.journal.release_memory(self.bytes.len() as u64);
+    }
+}
+
+/// What a reader that must not wait for the copy's owner reads (see
+/// [`StagingFile::snapshot`]).
+#[derive(Clone, Debug)]
+pub enum Snapshot {
+    File(Arc<File>),
+    Memory(Bytes),
 }
 
 impl StagingFile {
@@ -54,15 +85,79 @@ impl StagingFile {
         Ok(StagingFile::from_entry(journal, journal.create()?))
     }
 
+    /// A new entry whose whole content is `bytes`, kept in memory with no data file, when
+    /// the journal has room for them (`None` otherwise). For a file about to be closed
+    /// inline ([`StagingFile::save_closed`]): the close log is then the only place on disk
+    /// that holds them, until something needs the data file.
+    pub fn in_memory(journal: &Arc<Journal>, bytes: Bytes) -> Option<StagingFile> {
+        if !journal.hold_memory(bytes.len() as u64) {
+            return None;
+        }
+        let id = journal.new_id();
+        Some(StagingFile {
+            path: journal.dir().join(format!("{id}.data")),
+            id,
+            journal: Arc::clone(journal),
+            file: OnceLock::new(),
+            memory: Mutex::new(Some(Held {
+                bytes,
+                journal: Arc::clone(journal),
+            })),
+            direct: OnceLock::new(),
+        })
+    }
+
     /// The data file of an entry taken over from the journal (recovery).
     pub fn from_entry(journal: &Arc<Journal>, entry: EntryFile) -> StagingFile {
         StagingFile {
             id: entry.id,
             path: entry.path,
             journal: Arc::clone(journal),
-            file: Arc::new(entry.file),
-            direct: std::sync::OnceLock::new(),
+            file: OnceLock::from(Arc::new(entry.file)),
+            memory: Mutex::new(None),
+            direct: OnceLock::new(),
         }
+    }
+
+    fn memory(&self) -> MutexGuard<'_, Option<Held>> {
+        // Holds a plain value; a panic elsewhere cannot leave it inconsistent.
+        self.memory.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The content, when it is in memory.
+    fn in_memory_bytes(&self) -> Option<Bytes> {
+        self.memory().as_ref().map(|held| held.bytes.clone())
+    }
+
+    /// The data file, made now (with the bytes kept in memory, which then go) if there
+    /// was none.
+    fn file(&self) -> Result<Arc<File>, UploadError> {
+        if let Some(file) = self.file.get() {
+            return Ok(Arc::clone(file));
+        }
+        let mut memory = self.memory();
+        if let Some(file) = self.file.get() {
+            return Ok(Arc::clone(file));
+        }
+        let file = self.journal.create_data_file(&self.id)?;
+        if let Some(held) = memory.as_ref() {
+            let written =
+                file.write_all_at(&held.bytes, 0)
+                    .map_err(|source| UploadError::LocalIo {
+                        path: self.path.clone(),
+                        source,
+                    });
+            if let Err(e) = written {
+                // The record (in the close log, with the bytes) stays; the file goes, for
+                // the next try to make it again.
+                drop(file);
+                self.journal.remove_data(&self.id);
+                return Err(e);
+            }
+        }
+        let file = Arc::clone(self.file.get_or_init(|| Arc::new(file)));
+        *memory = None;
+        Ok(file)
     }
 
     pub fn path(&self) -> &Path {
@@ -97,17 +192,20 @@ impl StagingFile {
         self.journal.is_logged(&self.id)
     }
 
-    /// The file's first `len` bytes, read at once (a small file just written: from the
-    /// page cache).
-    pub fn read_whole(&self, len: u64) -> Result<Vec<u8>, UploadError> {
+    /// The file's first `len` bytes, read at once (a small file just written: from memory
+    /// or the page cache).
+    pub fn read_whole(&self, len: u64) -> Result<Bytes, UploadError> {
+        if let Some(bytes) = self.in_memory_bytes() {
+            return Ok(bytes.slice(..(len as usize).min(bytes.len())));
+        }
         let mut data = vec![0; len as usize];
-        self.file
+        self.file()?
             .read_exact_at(&mut data, 0)
             .map_err(|source| UploadError::LocalIo {
                 path: self.path.clone(),
                 source,
             })?;
-        Ok(data)
+        Ok(Bytes::from(data))
     }
 
     /// Removes the entry's record: S3 has what the file holds; the file stays as a clean
@@ -116,21 +214,37 @@ impl StagingFile {
         self.journal.forget(&self.id);
     }
 
-    /// The file itself, for reads that must not wait for its owner (see
-    /// `OpenWriter::read`).
-    pub fn shared(&self) -> Arc<File> {
-        Arc::clone(&self.file)
+    /// What the copy holds now, for reads that must not wait for its owner (see
+    /// `OpenWriter::read`): its bytes while they are in memory, else the file.
+    pub fn snapshot(&self) -> Result<Snapshot, UploadError> {
+        match self.in_memory_bytes() {
+            Some(bytes) => Ok(Snapshot::Memory(bytes)),
+            None => self.file().map(Snapshot::File),
+        }
     }
 
     /// Makes the data written so far survive a power loss.
     pub async fn sync_data(&self) -> Result<(), UploadError> {
-        let file = self.file.clone();
+        let file = self.file()?;
         self.blocking(move || file.sync_data()).await
     }
 
-    /// The file's length on disk.
+    /// [`StagingFile::sync_data`] on the calling thread (a writer's `Drop`).
+    pub fn sync_data_now(&self) -> Result<(), UploadError> {
+        self.file()?
+            .sync_data()
+            .map_err(|source| UploadError::LocalIo {
+                path: self.path.clone(),
+                source,
+            })
+    }
+
+    /// The content's length (the data file's on disk).
     pub fn length(&self) -> Result<u64, UploadError> {
-        self.file
+        if let Some(bytes) = self.in_memory_bytes() {
+            return Ok(bytes.len() as u64);
+        }
+        self.file()?
             .metadata()
             .map(|m| m.len())
             .map_err(|source| UploadError::LocalIo {
@@ -141,7 +255,7 @@ impl StagingFile {
 
     /// Writes all of `data` at `offset`, extending the file as needed.
     pub async fn write_at(&self, offset: u64, data: Bytes) -> Result<(), UploadError> {
-        let file = self.file.clone();
+        let file = self.file()?;
         self.blocking(move || file.write_all_at(&data, offset))
             .await
     }
@@ -155,8 +269,8 @@ impl StagingFile {
     /// file being streamed keeps no more than a part or two dirty in memory. Left dirty, a
     /// gigabyte of mirror makes the kernel throttle every writer on the machine (the S3
     /// server's too, when it is local) once the dirty limit nears.
-    pub fn write_through(&self, offset: u64, data: Bytes) -> WriteThrough {
-        let file = self.file.clone();
+    pub fn write_through(&self, offset: u64, data: Bytes) -> Result<WriteThrough, UploadError> {
+        let file = self.file()?;
         let direct = match is_direct_aligned(offset, &data) {
             true => self
                 .direct
@@ -182,10 +296,10 @@ impl StagingFile {
             release_pages(&file, offset, data.len() as u64);
             Ok(())
         });
-        WriteThrough {
+        Ok(WriteThrough {
             path: self.path.clone(),
             task,
-        }
+        })
     }
 
     /// `Ok` when the filesystem can take `len` more bytes and still have a tenth of its
@@ -194,10 +308,11 @@ impl StagingFile {
     /// the same margin, its `free_space_ratio`). A filesystem that cannot tell passes.
     pub fn check_room(&self, len: u64) -> Result<(), UploadError> {
         use std::os::fd::AsRawFd;
+        let file = self.file()?;
         let mut fs = std::mem::MaybeUninit::<libc::statvfs>::uninit();
         // SAFETY: fstatvfs fills the struct on success, and only then is it read.
         let fs = unsafe {
-            if libc::fstatvfs(self.file.as_raw_fd(), fs.as_mut_ptr()) != 0 {
+            if libc::fstatvfs(file.as_raw_fd(), fs.as_mut_ptr()) != 0 {
                 return Ok(());
             }
             fs.assume_init()
@@ -223,7 +338,12 @@ impl StagingFile {
 
     /// Up to `len` bytes at `offset`; fewer only at the end of the file.
     pub async fn read_at(&self, offset: u64, len: usize) -> Result<Bytes, UploadError> {
-        let file = self.file.clone();
+        if let Some(bytes) = self.in_memory_bytes() {
+            let start = (offset as usize).min(bytes.len());
+            let end = start.saturating_add(len).min(bytes.len());
+            return Ok(bytes.slice(start..end));
+        }
+        let file = self.file()?;
         self.blocking(move || {
             let mut buf = vec![0u8; len];
             let mut filled = 0;
@@ -243,7 +363,7 @@ impl StagingFile {
 
     /// Truncates or extends (with zeros) the file to `len` bytes.
     pub async fn set_len(&self, len: u64) -> Result<(), UploadError> {
-        let file = self.file.clone();
+        let file = self.file()?;
         self.blocking(move || file.set_len(len)).await
     }
 
@@ -253,9 +373,16 @@ impl StagingFile {
             id,
             journal,
             file,
+            memory,
             direct,
             ..
         } = self;
+        drop(memory);
+        let Some(file) = file.into_inner() else {
+            // It never had a data file: only its record goes.
+            journal.forget(&id);
+            return;
+        };
         // No I/O of it is still running (a write-through holds a clone): its descriptors
         // close here, its lock with them, and the file may serve the next entry.
         let reusable = Arc::strong_count(&file) == 1
@@ -343,6 +470,7 @@ fn release_pages(file: &File, offset: u64, len: u64) {
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
+    use crate::upload::journal::MEMORY_MAX;
 
     /// A journal in `dir` for a test bucket.
     pub fn journal(dir: &tempfile::TempDir) -> Arc<Journal> {
@@ -419,6 +547,7 @@ pub(super) mod tests {
             let mut part = PartBuf::new();
             part.fill(&[7u8; 8192], 8192);
             file.write_through(4096, part.freeze())
+                .unwrap()
                 .finish()
                 .await
                 .unwrap();
@@ -428,6 +557,7 @@ pub(super) mod tests {
                 "the test directory takes O_DIRECT"
             );
             file.write_through(3, Bytes::from_static(b"abc"))
+                .unwrap()
                 .finish()
                 .await
                 .unwrap();
@@ -436,6 +566,44 @@ pub(super) mod tests {
             assert!(back[4096..].iter().all(|&b| b == 7));
             file.remove();
         }
+    }
+
+    /// A copy kept in memory has no data file until something changes it: reads, its
+    /// length and its snapshot come from memory; a write makes the file (0600) with the
+    /// bytes in it first. The journal's room is taken while the bytes are held, and given
+    /// back when they go (to the file, or with the copy); past the room, no copy is kept.
+    #[tokio::test]
+    async fn a_copy_in_memory_makes_its_file_only_when_changed() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let journal = journal(&dir);
+        let files = || std::fs::read_dir(dir.path()).unwrap().count();
+        let kept = StagingFile::in_memory(&journal, Bytes::from_static(b"hello")).unwrap();
+        let gone = StagingFile::in_memory(&journal, Bytes::from_static(b"bye")).unwrap();
+        assert_eq!(files(), 0, "no data file");
+        assert_eq!(&kept.read_at(1, 3).await.unwrap()[..], b"ell");
+        assert_eq!(&kept.read_at(4, 10).await.unwrap()[..], b"o");
+        assert!(kept.read_at(9, 1).await.unwrap().is_empty());
+        assert_eq!(&kept.read_whole(5).unwrap()[..], b"hello");
+        assert_eq!(kept.length().unwrap(), 5);
+        assert!(matches!(kept.snapshot().unwrap(), Snapshot::Memory(b) if &b[..] == b"hello"));
+        assert!(!journal.hold_memory(MEMORY_MAX - 7), "8 bytes are held");
+        gone.remove();
+        assert_eq!(files(), 0);
+
+        kept.write_at(5, Bytes::from_static(b", world"))
+            .await
+            .unwrap();
+        assert_eq!(std::fs::read(kept.path()).unwrap(), b"hello, world");
+        let mode = std::fs::metadata(kept.path()).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert!(matches!(kept.snapshot().unwrap(), Snapshot::File(_)));
+        assert!(journal.hold_memory(MEMORY_MAX), "all given back");
+        assert!(StagingFile::in_memory(&journal, Bytes::from_static(b"x")).is_none());
+        journal.release_memory(MEMORY_MAX);
+        let path = kept.path().to_path_buf();
+        kept.remove();
+        assert!(!path.exists());
     }
 
     /// The staging file is private to its owner and never reuses an existing path.

@@ -50,6 +50,7 @@ use super::journal::Record;
 use super::mirror::{not_kept, Mirror};
 use super::part::{PartBuf, WHOLE_PART_FROM};
 use super::staged::{too_large, Base, Ctx, Staged};
+use super::staging::{Snapshot, StagingFile};
 use super::{stamp_times, MultipartUpload, Origin, UploadError, WriterConfig};
 use crate::s3::{Metadata, ObjectClient, ObjectMeta, PutObjectParams, S3Error};
 
@@ -80,7 +81,7 @@ pub struct OpenWriter<C: ObjectClient> {
 /// A closed file's whole local copy, readable without the writer (see `OpenWriter::view`).
 #[derive(Clone, Debug)]
 struct LocalView {
-    file: Arc<std::fs::File>,
+    copy: Snapshot,
     path: PathBuf,
     size: u64,
 }
@@ -633,6 +634,36 @@ impl<C: ObjectClient> OpenWriter<C> {
         }
         state.mode = Mode::Staged(staged);
         Ok(true)
+    }
+
+    /// Write-back's `close` of a small new file whose bytes are all still in the part
+    /// buffer (no part sent, nothing mirrored): a staged copy that keeps them in memory
+    /// ([`StagingFile::in_memory`]), for [`OpenWriter::persist`] to close inline. No data
+    /// file is made, written or read back: the close log line is the copy on disk.
+    /// `false`, changing nothing, for any other file, or when the journal's room for such
+    /// copies is full.
+    async fn stage_in_memory(&self, state: &mut State<C>) -> bool {
+        let size = self.size();
+        let Mode::Streaming(stream) = &state.mode else {
+            return false;
+        };
+        let all_in_buffer = stream.tail_start(size) == 0
+            && !stream.upload.is_started()
+            && stream.mirror.file().is_none()
+            && stream.mirror.unkept().is_none();
+        if !all_in_buffer || size > INLINE_MAX || self.is_unlinked() || self.config.local_only {
+            return false;
+        }
+        let bytes = Bytes::copy_from_slice(stream.part.as_slice());
+        let Some(file) = StagingFile::in_memory(&self.config.journal, bytes) else {
+            return false;
+        };
+        let staged = Mode::Staged(Staged::local(Some(file), size, self.config.part_size));
+        if let Mode::Streaming(mut stream) = std::mem::replace(&mut state.mode, staged) {
+            // Never started: no request is made.
+            stream.upload.abort().await;
+        }
+        true
     }
 
     /// Up to `len` bytes at `offset`, as written so far (read-your-writes).
@@ -1191,8 +1222,10 @@ impl<C: ObjectClient> OpenWriter<C> {
             };
         }
         // No record of the state between: the durable one comes next.
-        self.leave_streaming(&mut state, "write-back keeps it on disk", false)
-            .await?;
+        if !self.stage_in_memory(&mut state).await {
+            self.leave_streaming(&mut state, "write-back keeps it on disk", false)
+                .await?;
+        }
         let Mode::Staged(staged) = &mut state.mode else {
             return Ok(());
         };
@@ -1208,7 +1241,7 @@ impl<C: ObjectClient> OpenWriter<C> {
         if let Mode::Staged(staged) = &state.mode {
             if let (true, Some(file)) = (staged.is_all_local(), staged.file()) {
                 *self.view_slot() = Some(LocalView {
-                    file: file.shared(),
+                    copy: file.snapshot()?,
                     path: file.path().to_path_buf(),
                     size: self.size(),
                 });
@@ -1434,7 +1467,13 @@ impl LocalView {
             return Ok(Bytes::new());
         }
         let len = (self.size - offset).min(u64::from(len)) as usize;
-        let file = self.file;
+        let file = match self.copy {
+            Snapshot::Memory(bytes) => {
+                let start = (offset as usize).min(bytes.len());
+                return Ok(bytes.slice(start..(start + len).min(bytes.len())));
+            }
+            Snapshot::File(file) => file,
+        };
         let read = tokio::task::spawn_blocking(move || {
             use std::os::unix::fs::FileExt;
             let mut buf = vec![0; len];
@@ -1477,12 +1516,7 @@ impl<C: ObjectClient> Drop for OpenWriter<C> {
                     // Let go of without `abandon` (which does this): an entry of its own, so
                     // this mount's background uploads find it, not only the next mount.
                     let moved = file
-                        .shared()
-                        .sync_data()
-                        .map_err(|source| UploadError::LocalIo {
-                            path: file.path().to_path_buf(),
-                            source,
-                        })
+                        .sync_data_now()
                         .and_then(|()| file.unlog(&state.record));
                     if let Err(e) = moved {
                         warn!("{key:?}: {e}; its data stays in the close log for the next mount");
