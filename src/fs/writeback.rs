@@ -7,7 +7,8 @@
 //! changed again while it waits joins that writer and goes up once, in its latest version.
 //! [`WriteBack`] is the queue: one entry per file, kept at the place of its first close
 //! not yet uploaded; [`WRITE_BACK_WORKERS`] tasks take the entry whose turn came first
-//! (its close plus [`SETTLE`], or its next retry; ties in queue order). A failure
+//! (a second after the last close of any file, [`QUIET`], but at most [`SETTLE`] after its
+//! own; or its next retry; ties in queue order). A failure
 //! for a passing reason (network down, throttling, credentials expired, the local disk
 //! full) is retried with growing pauses for as long as the mount lives; one that cannot
 //! pass (access denied, say) is tried again only now and then, and shown. An upload that
@@ -63,12 +64,17 @@ pub const NEW_DIR_TTL: Duration = Duration::from_secs(60);
 /// at unmount).
 const KEEP_LISTINGS_EVERY: Duration = Duration::from_secs(60);
 
-/// How long a closed file waits before its upload starts, from its last close: what
-/// programs do right after a close (`tar` and `cp -p` set times and modes, editors rename,
-/// a build rewrites) then rides with the one upload instead of costing another (a copy of
-/// the object onto itself), and a file closed again meanwhile goes up once. rclone's
-/// `--vfs-write-back` waits 5 s by default.
-pub const SETTLE: Duration = Duration::from_secs(2);
+/// How long a closed file waits before its upload starts, from its last close, at most:
+/// what programs do right after a close (`tar` and `cp -p` set times and modes, editors
+/// rename, a build rewrites) then rides with the one upload instead of costing another (a
+/// copy of the object onto itself), and a file closed again meanwhile goes up once.
+/// rclone's `--vfs-write-back` waits 5 s by default.
+pub const SETTLE: Duration = Duration::from_secs(5);
+
+/// ...but once no file was closed for this long, the files settling go at once: a save
+/// goes up a second after it, and a burst of closes (`tar x`, a build, a copy) has the
+/// disk and the processors to itself until it pauses or has waited [`SETTLE`].
+pub const QUIET: Duration = Duration::from_secs(1);
 
 /// The first and the longest pause before a failed upload is tried again.
 const FIRST_RETRY: Duration = Duration::from_secs(1);
@@ -125,9 +131,34 @@ struct Queue {
     /// files, and every upload that ends wakes every worker).
     due: BTreeSet<(Instant, u64)>,
     bytes: u64,
+    /// Entries waiting out their [`SETTLE`] after a close (not a retry's pause).
+    settling: BTreeSet<u64>,
+    /// The last close queued.
+    last_close: Option<Instant>,
 }
 
 impl Queue {
+    /// When the settling entries go if no file is closed meanwhile ([`QUIET`]).
+    fn quiet_at(&self) -> Option<Instant> {
+        match self.settling.is_empty() {
+            true => None,
+            false => self.last_close.map(|at| at + QUIET),
+        }
+    }
+
+    /// The mount is quiet: every settling entry is due now.
+    fn release_settling(&mut self, now: Instant) {
+        for seq in std::mem::take(&mut self.settling) {
+            let settling = self
+                .entries
+                .get(&seq)
+                .is_some_and(|e| e.next_try > now && e.file.state == "queued");
+            if settling {
+                self.set_due(seq, now);
+            }
+        }
+    }
+
     /// Entry `seq` (not busy) is next tried at `at`.
     fn set_due(&mut self, seq: u64, at: Instant) {
         if let Some(entry) = self.entries.get_mut(&seq) {
@@ -180,7 +211,11 @@ impl WriteBack {
     pub(super) fn enqueue(&self, ino: u64, key: String, size: u64) {
         let mut guard = self.queue();
         let queue = &mut *guard;
+        let now = Instant::now();
+        queue.last_close = Some(now);
+        let was_empty = queue.entries.is_empty();
         if let Some(&seq) = queue.by_ino.get(&ino) {
+            queue.settling.insert(seq);
             let Some(entry) = queue.entries.get_mut(&seq) else {
                 return;
             };
@@ -188,15 +223,16 @@ impl WriteBack {
             entry.file.size = size;
             entry.file.key = key;
             entry.again |= entry.busy;
-            let at = entry.next_try.max(Instant::now() + SETTLE);
+            let at = entry.next_try.max(now + SETTLE);
             queue.set_due(seq, at);
         } else {
             queue.last_seq += 1;
             let seq = queue.last_seq;
             queue.by_ino.insert(ino, seq);
             queue.bytes += size;
-            let at = Instant::now() + SETTLE;
+            let at = now + SETTLE;
             queue.due.insert((at, seq));
+            queue.settling.insert(seq);
             queue.entries.insert(
                 seq,
                 Entry {
@@ -217,7 +253,11 @@ impl WriteBack {
             );
         }
         drop(guard);
-        self.changed.notify_waiters();
+        // Workers wait at most until the next entry is due or the mount is quiet: only a
+        // queue that was empty has them waiting for news.
+        if was_empty {
+            self.changed.notify_waiters();
+        }
     }
 
     /// A queued file was renamed: `status` shows its new name.
@@ -244,6 +284,7 @@ impl WriteBack {
         };
         if let Some(entry) = queue.entries.get(&seq).filter(|e| !e.busy) {
             queue.due.remove(&(entry.next_try, seq));
+            queue.settling.remove(&seq);
             queue.bytes = queue.bytes.saturating_sub(entry.file.size);
             queue.entries.remove(&seq);
             queue.by_ino.remove(&ino);
@@ -290,11 +331,16 @@ impl WriteBack {
         let now = Instant::now();
         let mut guard = self.queue();
         let queue = &mut *guard;
+        if queue.quiet_at().is_some_and(|quiet| quiet <= now) {
+            queue.release_settling(now);
+        }
         let &(at, seq) = queue.due.first().ok_or(None)?;
         if at > now {
-            return Err(Some(at));
+            let wake = queue.quiet_at().map_or(at, |quiet| quiet.min(at));
+            return Err(Some(wake));
         }
         queue.due.remove(&(at, seq));
+        queue.settling.remove(&seq);
         let entry = queue.entries.get_mut(&seq).ok_or(None)?;
         entry.busy = true;
         entry.file.state = "uploading".into();
@@ -825,6 +871,33 @@ mod tests {
         assert_eq!(q.take(), None, "closed again: it settles again");
         due(&q);
         assert_eq!(q.take(), Some((1, 7)));
+    }
+
+    /// Once no file was closed for [`QUIET`], the files settling go at once, in queue
+    /// order; a file waiting out a retry's pause keeps waiting.
+    #[test]
+    fn a_quiet_mount_lets_the_settling_files_go() {
+        let q = WriteBack::new(1 << 20);
+        q.enqueue(7, "a".into(), 10);
+        q.enqueue(8, "b".into(), 10);
+        q.enqueue(9, "c".into(), 10);
+        due(&q);
+        assert_eq!(q.take(), Some((1, 7)));
+        q.finish(
+            1,
+            Outcome::Failed {
+                why: "slow down".into(),
+                cannot: false,
+            },
+        );
+        q.enqueue(7, "a".into(), 10);
+        q.enqueue(10, "d".into(), 10);
+        assert_eq!(q.take(), Some((2, 8)), "made due before the new closes");
+        assert_eq!(q.take(), Some((3, 9)));
+        assert_eq!(q.take(), None, "closes a moment ago: still settling");
+        q.queue().last_close = Some(Instant::now() - QUIET);
+        assert_eq!(q.take(), Some((4, 10)), "quiet: it goes");
+        assert_eq!(q.take(), None, "the retry's pause still runs");
     }
 
     /// A file closed twice keeps its first place; the bytes follow its size.
