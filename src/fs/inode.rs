@@ -49,6 +49,10 @@ pub struct Inode {
     pub link: Option<Arc<str>>,
     /// Its name is gone (unlinked, or renamed over) while the kernel still holds it.
     pub unlinked: bool,
+    /// A directory's subdirectories, when this mount knows them: counted by its last
+    /// listing (or 0 for one it made), then kept by its `mkdir`, `rmdir` and `rename`.
+    /// Its link count is 2 more (`None`: 2).
+    pub subdirs: Option<u32>,
     /// Until when `size`/`mtime`/`etag` may be served without asking S3.
     pub valid_until: Instant,
     /// The ETag pinned by the last `open`: the kernel's page cache holds that version, so
@@ -211,6 +215,7 @@ impl InodeTable {
             posix: None,
             link: None,
             unlinked: false,
+            subdirs: None,
             valid_until: far_future(),
             cached_etag: None,
             // The root is never forgotten.
@@ -285,6 +290,7 @@ impl InodeTable {
                 posix: facts.posix,
                 link: None,
                 unlinked: false,
+                subdirs: None,
                 valid_until,
                 cached_etag: None,
                 lookups: 0,
@@ -400,6 +406,24 @@ impl InodeTable {
                     }
                 }
             }
+        }
+    }
+
+    /// Directory `ino` has `n` subdirectories (its listing says so, or it was just made).
+    pub fn set_subdirs(&mut self, ino: u64, n: usize) {
+        if let Some(inode) = self.inodes.get_mut(&ino) {
+            inode.subdirs = Some(u32::try_from(n).unwrap_or(u32::MAX));
+        }
+    }
+
+    /// Directory `ino` gained (`true`) or lost a subdirectory through this mount: its
+    /// count follows, when it is known.
+    pub fn count_subdir(&mut self, ino: u64, gained: bool) {
+        if let Some(n) = self.inodes.get_mut(&ino).and_then(|i| i.subdirs.as_mut()) {
+            *n = match gained {
+                true => n.saturating_add(1),
+                false => n.saturating_sub(1),
+            };
         }
     }
 

@@ -262,6 +262,9 @@ impl<C: ObjectClient> S3Filesystem<C> {
                 .ok_or(FsError::UnknownInode(parent))?;
             table.remember(ino);
             table.touch_directory(parent);
+            if facts.kind == EntryKind::Directory {
+                table.count_subdir(parent, true);
+            }
             ino
         };
         self.heads.forget_walk(parent);
@@ -316,7 +319,7 @@ impl<C: ObjectClient> S3Filesystem<C> {
             gid: posix.and_then(|p| p.gid).unwrap_or(self.config.gid),
             nlink: match inode.kind {
                 _ if inode.unlinked => 0,
-                EntryKind::Directory => 2,
+                EntryKind::Directory => inode.subdirs.unwrap_or(0).saturating_add(2),
                 EntryKind::File | EntryKind::Symlink => 1,
             },
             exact: self.metadata_known(inode),
@@ -781,7 +784,15 @@ impl<C: ObjectClient> S3Filesystem<C> {
                     let until = self.valid_until();
                     // Listed: it exists. A listing longer than the TTL must not make the
                     // next `stat` of the directory ask S3 again.
-                    self.inodes().confirm_directory(handle.ino, until);
+                    let subdirs = fresh
+                        .iter()
+                        .filter(|e| e.facts.kind == EntryKind::Directory)
+                        .count();
+                    {
+                        let mut table = self.inodes();
+                        table.confirm_directory(handle.ino, until);
+                        table.set_subdirs(handle.ino, subdirs);
+                    }
                     self.listings()
                         .insert(handle.ino, until, Arc::clone(&fresh));
                     self.heads.forget_walk(handle.ino);

@@ -185,7 +185,8 @@ impl<C: ObjectClient> S3Filesystem<C> {
             None => self.valid_until(),
         };
         self.listings().insert(ino, until, Arc::new(Vec::new()));
-        let table = self.inodes();
+        let mut table = self.inodes();
+        table.set_subdirs(ino, 0);
         let inode = table.get(ino).ok_or(FsError::UnknownInode(ino))?;
         Ok(self.attr_of(inode))
     }
@@ -226,7 +227,9 @@ impl<C: ObjectClient> S3Filesystem<C> {
         if let Some(ino) = self.inodes().child(parent, name).map(|i| i.ino) {
             self.forget_made_marker(ino);
         }
-        self.inodes().unlink_name(parent, name);
+        let mut table = self.inodes();
+        table.unlink_name(parent, name);
+        table.count_subdir(parent, false);
         Ok(())
     }
 
@@ -251,8 +254,10 @@ impl<C: ObjectClient> S3Filesystem<C> {
         // Only this name went: the parent's listing stays, without it (offline too).
         self.listings().remove(parent, name);
         self.heads.forget_walk(parent);
-        self.inodes().touch_directory(parent);
-        self.inodes().unlink_name(parent, name);
+        let mut table = self.inodes();
+        table.touch_directory(parent);
+        table.unlink_name(parent, name);
+        table.count_subdir(parent, false);
         Ok(true)
     }
 
@@ -469,6 +474,16 @@ impl<C: ObjectClient> S3Filesystem<C> {
         }
         let mut table = self.inodes();
         table.rename(parent, name, new_parent, new_name);
+        if source.kind == EntryKind::Directory {
+            table.count_subdir(parent, false);
+            table.count_subdir(new_parent, true);
+        }
+        if target
+            .as_ref()
+            .is_some_and(|t| t.kind == EntryKind::Directory)
+        {
+            table.count_subdir(new_parent, false);
+        }
         match (table.child(new_parent, new_name).map(|i| i.ino), moved_file) {
             (Some(ino), Some((etag, size))) => {
                 // The copy is a new version (a multipart object gets a new ETag): take S3's
