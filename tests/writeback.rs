@@ -12,7 +12,7 @@ use std::fs;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use s3rolefs::sigv4::sha256_hex;
 use support::data::{pattern, Tmpfs};
@@ -189,6 +189,54 @@ fn writes_in_an_outage_close_at_once_and_sync_waits_for_s3() {
             "{name}"
         );
     }
+}
+
+/// A file's mtime is the time of its last write: shown so while it is written and while it
+/// waits in the queue, and stored so by its upload, however long that waited (here behind a
+/// 10 s outage) — not the time of the upload.
+#[test]
+fn a_queued_file_keeps_the_time_of_its_last_write() {
+    let server = server();
+    let cache = Tmpfs::mount("1g");
+    let m = write_back_mount(&server, cache.path(), &[]);
+    fs::read_dir(m.path()).unwrap().for_each(drop);
+    let path = m.path().join("notes.txt");
+    let mut f = fs::File::create(&path).unwrap();
+    std::thread::sleep(Duration::from_millis(1200));
+    let before = SystemTime::now();
+    f.write_all(b"written at last").unwrap();
+    let after = SystemTime::now();
+    let written = |t: SystemTime| t >= before && t <= after;
+    let shown = fs::metadata(&path).unwrap().modified().unwrap();
+    assert!(
+        written(shown),
+        "while written: {shown:?}, not in {before:?}..{after:?}"
+    );
+    server.refuse_connections(Some(Duration::from_secs(10)));
+    std::thread::sleep(Duration::from_millis(1200));
+    drop(f);
+    let shown = fs::metadata(&path).unwrap().modified().unwrap();
+    assert!(
+        written(shown),
+        "queued: {shown:?}, not in {before:?}..{after:?}"
+    );
+    let (ok, said) = s3rolefs(&[Path::new("sync"), m.path()]);
+    assert!(ok, "{said}");
+    let stored: f64 = server.object_info("bkt", "notes.txt").unwrap().metadata["mtime"]
+        .parse()
+        .unwrap();
+    let secs = |t: SystemTime| t.duration_since(UNIX_EPOCH).unwrap().as_secs_f64();
+    assert!(
+        stored >= secs(before) - 1e-3 && stored <= secs(after) + 1e-3,
+        "stored {stored}, written in {}..{}",
+        secs(before),
+        secs(after)
+    );
+    let shown = fs::metadata(&path).unwrap().modified().unwrap();
+    assert!(
+        written(shown),
+        "uploaded: {shown:?}, not in {before:?}..{after:?}"
+    );
 }
 
 /// `kill -9` with 100 files closed and queued (S3 away): the next mount uploads all 100.

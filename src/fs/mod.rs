@@ -301,19 +301,27 @@ impl<C: ObjectClient> S3Filesystem<C> {
             EntryKind::File => self.config.file_mode,
             EntryKind::Symlink => 0o777,
         };
-        // A file being written has the size its writer holds, uploaded or not.
+        // A file being written has the size its writer holds, uploaded or not, and the
+        // time of its last write.
+        let writer = match inode.kind {
+            EntryKind::File => self.writer_of(inode.ino),
+            EntryKind::Directory | EntryKind::Symlink => None,
+        };
         let size = match inode.kind {
-            EntryKind::File => self.writer_of(inode.ino).map_or(inode.size, |w| w.size()),
+            EntryKind::File => writer.as_ref().map_or(inode.size, |w| w.size()),
             EntryKind::Directory => 0,
             EntryKind::Symlink => inode.size,
         };
+        let written = writer.and_then(|w| w.modified_at());
+        let mtime = written.map_or(inode.mtime, |t| t.max(inode.mtime));
+        let ctime = written.map_or(inode.ctime, |t| t.max(inode.ctime));
         Attr {
             ino: inode.ino,
             kind: inode.kind,
             size,
-            atime: posix.and_then(|p| p.atime).unwrap_or(inode.mtime),
-            mtime: inode.mtime,
-            ctime: inode.ctime,
+            atime: posix.and_then(|p| p.atime).unwrap_or(mtime),
+            mtime,
+            ctime,
             perm: posix.and_then(Posix::perm).unwrap_or(default_perm),
             uid: posix.and_then(|p| p.uid).unwrap_or(self.config.uid),
             gid: posix.and_then(|p| p.gid).unwrap_or(self.config.gid),

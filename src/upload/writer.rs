@@ -94,6 +94,9 @@ struct WriteMeta {
     /// they are stored as they are. After a write, an upload moves them to its own time
     /// ([`stamp_times`]).
     times_set: bool,
+    /// When the content last changed through this writer (a write, a truncate): the
+    /// file's mtime, shown and stored, unless times were set after it.
+    written_at: Option<SystemTime>,
     /// What the object S3 holds of this file carries (as opened, uploaded or copied):
     /// an append (`--incremental-upload`) cannot change it, so one is made only when the
     /// upload would send exactly this.
@@ -101,11 +104,15 @@ struct WriteMeta {
 }
 
 impl WriteMeta {
-    /// What an upload starting now sends.
+    /// What an upload starting now sends: the file times as set, or those of the last
+    /// change (however long the upload waited: write-back, an outage).
     fn to_send(&self) -> Metadata {
         let mut metadata = self.metadata.clone();
         if !self.times_set {
-            stamp_times(&mut metadata, SystemTime::now());
+            stamp_times(
+                &mut metadata,
+                self.written_at.unwrap_or_else(SystemTime::now),
+            );
         }
         metadata
     }
@@ -228,6 +235,7 @@ impl<C: ObjectClient> OpenWriter<C> {
                 stored: metadata.clone(),
                 metadata,
                 times_set: true,
+                written_at: None,
             }),
             view: std::sync::Mutex::new(None),
         }
@@ -286,11 +294,19 @@ impl<C: ObjectClient> OpenWriter<C> {
     /// The metadata of [`OpenWriter::set_metadata`] taken: for the next upload, and into
     /// the journal's record of a closed file.
     fn apply_metadata(&self, state: &mut State<C>, metadata: Metadata, times_set: Option<bool>) {
-        let times_set = times_set.unwrap_or(self.meta_slot().times_set);
+        let (times_set, written_at, stored) = {
+            let old = self.meta_slot();
+            (
+                times_set.unwrap_or(old.times_set),
+                old.written_at,
+                old.stored.clone(),
+            )
+        };
         let meta = WriteMeta {
             metadata,
             times_set,
-            stored: self.meta_slot().stored.clone(),
+            written_at,
+            stored,
         };
         if let Mode::Streaming(stream) = &mut state.mode {
             stream
@@ -324,11 +340,19 @@ impl<C: ObjectClient> OpenWriter<C> {
         self.meta.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A write came: the file times are the upload's again. Returns whether they were
+    /// A write came: the file times are the write's again. Returns whether they were
     /// not yet (a streaming upload must be told).
     fn written(&self) -> bool {
         let mut meta = self.meta_slot();
+        meta.written_at = Some(SystemTime::now());
         std::mem::replace(&mut meta.times_set, false)
+    }
+
+    /// The file's mtime as its content makes it: when it last changed through this
+    /// writer, unless times were set since (`utimes`: then the inode's are right).
+    pub fn modified_at(&self) -> Option<SystemTime> {
+        let meta = self.meta_slot();
+        meta.written_at.filter(|_| !meta.times_set)
     }
 
     /// The content changed without a write (`O_TRUNC` of an existing file): the upload
