@@ -91,8 +91,8 @@ struct LocalView {
 struct WriteMeta {
     metadata: Metadata,
     /// No write came since the file times in `metadata` were set (at open, by `utimes`):
-    /// they are stored as they are. After a write, an upload moves them to its own time
-    /// ([`stamp_times`]).
+    /// they are stored as they are. After a write, an upload moves them to the time of
+    /// the last change, `written_at` ([`stamp_times`]).
     times_set: bool,
     /// When the content last changed through this writer (a write, a truncate): the
     /// file's mtime, shown and stored, unless times were set after it.
@@ -356,7 +356,7 @@ impl<C: ObjectClient> OpenWriter<C> {
     }
 
     /// The content changed without a write (`O_TRUNC` of an existing file): the upload
-    /// stores its own time as the file's.
+    /// stores the time of that change as the file's.
     pub async fn touch(&self) {
         let mut state = self.state.lock().await;
         if self.written() {
